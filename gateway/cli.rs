@@ -1,0 +1,299 @@
+//! The `doelpoort` command line: one subcommand per task a user has.
+//!
+//! Exit codes: 0 success, 1 the input was checked and has errors, 2 usage errors (clap's
+//! default) or the command could not run at all.
+
+use crate::config::Config;
+use crate::demo::{self, DemoOptions};
+use crate::diagnostic::Diagnostic;
+use crate::pki::{self, ExamplePki};
+use crate::server;
+use crate::tls;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "doelpoort",
+    version,
+    about = "Purpose-bound mTLS gateway between municipalities and chain partners"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing syntax), e.g. `info` or `doelpoort=debug`. DOELPOORT_LOG overrides.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Start the gateway with the example PKI and built-in mock partners, all on loopback.
+    Demo {
+        /// Data listener.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Admin listener (/healthz, /readyz, /metrics).
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin_listen: SocketAddr,
+        /// Where the demo keeps its audit log (DIR/audit).
+        #[arg(long, default_value = "./demo-data")]
+        data_dir: PathBuf,
+        /// Repository root holding certs-example/, policies/ and schemas/.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+    /// Run the gateway.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and everything it refers to; warn on certificates expiring
+    /// within 30 days.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Certificate tools.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// (Re)generate a complete example PKI like certs-example/ (never for production).
+    Generate {
+        dir: PathBuf,
+        /// Validity of the leaf certificates in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+}
+
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = std::env::var("DOELPOORT_LOG").unwrap_or_else(|_| level.to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format, &cli.log_level);
+    let result = match cli.command {
+        Command::Demo {
+            listen,
+            admin_listen,
+            data_dir,
+            root,
+        } => runtime().and_then(|rt| {
+            rt.block_on(run_demo(DemoOptions {
+                root,
+                listen,
+                admin_listen,
+                data_dir,
+            }))
+        }),
+        Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))),
+        Command::Check { config } => return check(&config),
+        Command::Certs {
+            command: CertsCommand::Generate { dir, days },
+        } => generate_certs(&dir, days),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("doelpoort: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn run(path: &Path) -> Result<()> {
+    let config = Config::load(path).map_err(|d| anyhow::anyhow!("invalid configuration:\n{d}"))?;
+    let gateway = server::start(&config).await?;
+    termination().await;
+    tracing::info!("termination signal received");
+    gateway.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn run_demo(options: DemoOptions) -> Result<()> {
+    let demo = demo::start(&options).await?;
+    let addr = demo.gateway.local_addr;
+    println!("Doelpoort demo is running.");
+    println!(
+        "  data listener:  https://{addr} (mTLS; certificates in {}/certs-example)",
+        options.root.display()
+    );
+    if let Some(admin) = demo.gateway.admin_addr {
+        println!("  admin listener: http://{admin}  (/healthz /readyz /metrics)");
+    }
+    for p in &demo.partners {
+        println!("  mock partner:   https://{}", p.addr);
+    }
+    println!(
+        "  audit log dir:  {}",
+        options.data_dir.join("audit").display()
+    );
+    println!();
+    println!("Try these calls (from {}):", options.root.display());
+    println!();
+    println!("{}", demo::example_calls(&options.root, addr));
+    println!("Press Ctrl-C to stop.");
+    termination().await;
+    println!("stopping…");
+    demo.gateway.shutdown().await;
+    Ok(())
+}
+
+fn generate_certs(dir: &Path, days: u32) -> Result<()> {
+    let cat = demo::catalog();
+    let earliest = pki::generate_example(
+        dir,
+        &ExamplePki {
+            gateway: &cat.gateway,
+            consumers: &cat.consumers,
+            partners: &cat.partners,
+            days,
+        },
+    )?;
+    let expires = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(earliest.max(0) as u64),
+    );
+    println!(
+        "wrote an example PKI to {} (leaf certificates valid until {expires})",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Days before expiry at which `check` starts to warn.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+fn check(path: &Path) -> ExitCode {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    match Config::load(path) {
+        Err(errors) => diagnostics.extend(errors.0),
+        Ok(config) => check_material(&config, path, &mut diagnostics),
+    }
+    for d in &diagnostics {
+        println!("{d}");
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    if errors > 0 {
+        println!(
+            "{}: {errors} error(s), {warnings} warning(s)",
+            path.display()
+        );
+        ExitCode::from(1)
+    } else {
+        println!("{}: ok ({warnings} warning(s))", path.display());
+        ExitCode::SUCCESS
+    }
+}
+
+/// Loads every certificate and key the configuration names, as the gateway would at start.
+fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
+    if let Err(e) = tls::server_config(config) {
+        out.push(Diagnostic::error(
+            source,
+            0,
+            0,
+            format!("listener TLS: {e:#}"),
+        ));
+    }
+    for partner in &config.partners {
+        if let Err(e) = tls::partner_client_config(partner) {
+            out.push(Diagnostic::error(
+                source,
+                0,
+                0,
+                format!("partner '{}' TLS: {e:#}", partner.id),
+            ));
+        }
+    }
+    let now = server::unix_now();
+    let mut files = vec![&config.tls.certificate];
+    files.extend(&config.tls.client_ca);
+    for p in &config.partners {
+        files.push(&p.client_certificate);
+        files.extend(&p.trust);
+    }
+    files.sort();
+    files.dedup();
+    for file in files {
+        let Ok(validity) = tls::certificate_validity(file) else {
+            continue; // already reported above
+        };
+        for v in validity {
+            let days_left = (v.not_after - now) / 86_400;
+            if v.not_after <= now {
+                out.push(Diagnostic::error(
+                    file,
+                    0,
+                    0,
+                    format!("certificate '{}' has expired", v.subject),
+                ));
+            } else if v.not_before > now {
+                out.push(Diagnostic::error(
+                    file,
+                    0,
+                    0,
+                    format!("certificate '{}' is not valid yet", v.subject),
+                ));
+            } else if days_left < EXPIRY_WARNING_DAYS {
+                out.push(Diagnostic::warning(
+                    file,
+                    0,
+                    0,
+                    format!("certificate '{}' expires in {days_left} day(s)", v.subject),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,676 @@
+//! The operator's configuration file: listeners, TLS material, limits, consumers, partners and
+//! where policies, schemas and the audit log live.
+//!
+//! Loading has two steps. [`Config::load`] parses the YAML into span-carrying raw structs and
+//! validates every value, collecting *all* problems as `file:line:col` diagnostics. The
+//! result is a plain [`Config`] whose paths are resolved against the config file's directory,
+//! so a config can be moved together with its certificates. Building TLS contexts from the
+//! files happens later (`tls`, `upstream`); `doelpoort check` runs both steps.
+//!
+//! Operators own this file (addresses, certificates, timeouts); privacy officers own
+//! `policies/` (who may see what, and why). Keeping them apart lets each change their part
+//! without touching the other's.
+
+use crate::diagnostic::{from_yaml_error, Diagnostic, Diagnostics};
+use crate::identity::{Fingerprint, Oin};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default base URI of problem `type`s (SPEC §2).
+pub const DEFAULT_PROBLEM_BASE: &str = "https://doelpoort.example/problems";
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages), if any.
+    pub source: Option<PathBuf>,
+    /// Identifies this gateway instance (replicas each keep their own audit chain).
+    pub instance: String,
+    /// The gateway's own organisation: it signs assertions and calls partners as this OIN.
+    pub gateway_oin: Option<Oin>,
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub tls: ListenerTls,
+    pub limits: Limits,
+    pub problem_base: String,
+    pub consumers: Vec<ConsumerConfig>,
+    pub partners: Vec<PartnerConfig>,
+    pub policies: Option<PathBuf>,
+    pub schemas: Option<PathBuf>,
+    pub audit_dir: Option<PathBuf>,
+}
+
+/// TLS material of the data listener.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    /// Trust anchors for client certificates: a consumer's chain must end in one of these.
+    pub client_ca: Vec<PathBuf>,
+    /// Certificate revocation lists checked for every client certificate in the chain.
+    pub crls: Vec<PathBuf>,
+}
+
+/// Resource bounds. Every one of them protects the gateway from a slow or hostile peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_request_body_bytes: usize,
+    pub max_response_body_bytes: usize,
+    pub max_concurrent_streams: u32,
+    pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_request_body_bytes: 1024 * 1024,
+            max_response_body_bytes: 8 * 1024 * 1024,
+            max_concurrent_streams: 128,
+            handshake_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub id: String,
+    pub name: String,
+    pub oin: Option<Oin>,
+    pub fingerprints: Vec<Fingerprint>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartnerConfig {
+    pub id: String,
+    pub name: String,
+    pub oin: Option<Oin>,
+    /// `https://host:port[/base]`; the caller's path after `/<partner id>` is appended.
+    pub url: http::Uri,
+    pub client_certificate: PathBuf,
+    pub client_key: PathBuf,
+    /// Trust anchors for the partner's server certificate: the gateway verifies partners too.
+    pub trust: Vec<PathBuf>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub max_idle_connections: usize,
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::error(
+                path,
+                0,
+                0,
+                format!("cannot read the configuration file: {e}"),
+            )])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_yaml(&text, path, base)
+    }
+
+    /// Parses and validates configuration text; relative paths resolve against `base_dir`.
+    pub fn from_yaml(text: &str, file: &Path, base_dir: &Path) -> Result<Config, Diagnostics> {
+        let raw: RawConfig = serde_saphyr::from_str(text)
+            .map_err(|e| Diagnostics(vec![from_yaml_error(file, &e)]))?;
+        let mut v = Validator {
+            file,
+            base_dir,
+            diagnostics: Vec::new(),
+        };
+        let config = v.config(raw);
+        if v.diagnostics.iter().any(Diagnostic::is_error) {
+            Err(Diagnostics(v.diagnostics))
+        } else {
+            Ok(config)
+        }
+    }
+
+    pub fn consumer(&self, id: &str) -> Option<&ConsumerConfig> {
+        self.consumers.iter().find(|c| c.id == id)
+    }
+
+    pub fn partner(&self, id: &str) -> Option<&PartnerConfig> {
+        self.partners.iter().find(|p| p.id == id)
+    }
+}
+
+// ---- raw, span-carrying form as written in the file ------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    instance: Option<Spanned<String>>,
+    #[serde(default)]
+    gateway_oin: Option<Spanned<String>>,
+    listen: Spanned<String>,
+    #[serde(default)]
+    admin_listen: Option<Spanned<String>>,
+    tls: RawListenerTls,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    problem_base: Option<Spanned<String>>,
+    #[serde(default)]
+    consumers: Vec<RawConsumer>,
+    #[serde(default)]
+    partners: Vec<RawPartner>,
+    #[serde(default)]
+    policies: Option<Spanned<String>>,
+    #[serde(default)]
+    schemas: Option<Spanned<String>>,
+    #[serde(default)]
+    audit: Option<RawAudit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListenerTls {
+    certificate: Spanned<String>,
+    key: Spanned<String>,
+    client_ca: Vec<Spanned<String>>,
+    #[serde(default)]
+    crls: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<Spanned<u64>>,
+    max_header_bytes: Option<Spanned<u64>>,
+    max_headers: Option<Spanned<u64>>,
+    max_request_body_bytes: Option<Spanned<u64>>,
+    max_response_body_bytes: Option<Spanned<u64>>,
+    max_concurrent_streams: Option<Spanned<u64>>,
+    handshake_timeout: Option<Spanned<String>>,
+    header_timeout: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    shutdown_grace: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsumer {
+    id: Spanned<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    oin: Option<Spanned<String>>,
+    #[serde(default)]
+    fingerprints: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartner {
+    id: Spanned<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    oin: Option<Spanned<String>>,
+    url: Spanned<String>,
+    client_certificate: Spanned<String>,
+    client_key: Spanned<String>,
+    trust: Vec<Spanned<String>>,
+    #[serde(default)]
+    connect_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    response_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    max_idle_connections: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    dir: Spanned<String>,
+}
+
+// ---- validation ------------------------------------------------------------------------------
+
+struct Validator<'a> {
+    file: &'a Path,
+    base_dir: &'a Path,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Ids appear in URLs (`/<partner>/…`), metric labels and audit records: keep them boring.
+fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+impl Validator<'_> {
+    fn error(&mut self, at: &serde_saphyr::Location, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::at(self.file, at, message.into()));
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let defaults = Limits::default();
+        let listen = self
+            .socket_addr(&raw.listen)
+            .unwrap_or(([127, 0, 0, 1], 8443).into());
+        let admin_listen = raw.admin_listen.as_ref().and_then(|a| self.socket_addr(a));
+        let tls = ListenerTls {
+            certificate: self.existing_file(&raw.tls.certificate),
+            key: self.existing_file(&raw.tls.key),
+            client_ca: self.file_list(&raw.tls.client_ca, "client_ca"),
+            crls: raw.tls.crls.iter().map(|p| self.existing_file(p)).collect(),
+        };
+        let l = &raw.limits;
+        let limits = Limits {
+            max_connections: self.count(&l.max_connections, defaults.max_connections, 1, 1_000_000),
+            max_header_bytes: self.count(
+                &l.max_header_bytes,
+                defaults.max_header_bytes,
+                8192,
+                1 << 20,
+            ),
+            max_headers: self.count(&l.max_headers, defaults.max_headers, 8, 1024),
+            max_request_body_bytes: self.count(
+                &l.max_request_body_bytes,
+                defaults.max_request_body_bytes,
+                0,
+                256 << 20,
+            ),
+            max_response_body_bytes: self.count(
+                &l.max_response_body_bytes,
+                defaults.max_response_body_bytes,
+                1024,
+                256 << 20,
+            ),
+            max_concurrent_streams: self.count(
+                &l.max_concurrent_streams,
+                defaults.max_concurrent_streams as usize,
+                1,
+                10_000,
+            ) as u32,
+            handshake_timeout: self.duration(&l.handshake_timeout, defaults.handshake_timeout),
+            header_timeout: self.duration(&l.header_timeout, defaults.header_timeout),
+            request_timeout: self.duration(&l.request_timeout, defaults.request_timeout),
+            idle_timeout: self.duration(&l.idle_timeout, defaults.idle_timeout),
+            shutdown_grace: self.duration(&l.shutdown_grace, defaults.shutdown_grace),
+        };
+        let problem_base = match &raw.problem_base {
+            Some(base)
+                if base.value.starts_with("https://") || base.value.starts_with("http://") =>
+            {
+                base.value.trim_end_matches('/').to_string()
+            }
+            Some(base) => {
+                self.error(&base.referenced, "problem_base must be an http(s) URL");
+                DEFAULT_PROBLEM_BASE.to_string()
+            }
+            None => DEFAULT_PROBLEM_BASE.to_string(),
+        };
+        let gateway_oin = raw.gateway_oin.as_ref().and_then(|o| self.oin(o));
+
+        let mut consumer_ids = HashSet::new();
+        let mut oins = HashSet::new();
+        let mut fingerprints = HashSet::new();
+        let mut consumers = Vec::new();
+        for c in &raw.consumers {
+            if !is_valid_id(&c.id.value) {
+                self.error(
+                    &c.id.referenced,
+                    "a consumer id is lowercase letters, digits and '-' (at most 64)",
+                );
+            } else if !consumer_ids.insert(c.id.value.clone()) {
+                self.error(
+                    &c.id.referenced,
+                    format!("consumer '{}' is defined twice", c.id.value),
+                );
+            }
+            let oin = c.oin.as_ref().and_then(|o| self.oin(o));
+            if let (Some(oin), Some(at)) = (&oin, &c.oin) {
+                if !oins.insert(oin.clone()) {
+                    self.error(
+                        &at.referenced,
+                        "this OIN is already used by another consumer",
+                    );
+                }
+            }
+            let mut fps = Vec::new();
+            for f in &c.fingerprints {
+                match Fingerprint::parse_hex(&f.value) {
+                    Ok(fp) if fingerprints.insert(fp) => fps.push(fp),
+                    Ok(_) => self.error(
+                        &f.referenced,
+                        "this fingerprint is already used by another consumer",
+                    ),
+                    Err(e) => self.error(&f.referenced, e),
+                }
+            }
+            if oin.is_none() && fps.is_empty() && c.oin.is_none() && c.fingerprints.is_empty() {
+                self.error(
+                    &c.id.referenced,
+                    format!("consumer '{}' needs an 'oin' or at least one 'fingerprints' entry to be recognised", c.id.value),
+                );
+            }
+            consumers.push(ConsumerConfig {
+                id: c.id.value.clone(),
+                name: c.name.clone().unwrap_or_else(|| c.id.value.clone()),
+                oin,
+                fingerprints: fps,
+            });
+        }
+
+        let mut partner_ids = HashSet::new();
+        let mut partners = Vec::new();
+        for p in &raw.partners {
+            if !is_valid_id(&p.id.value) {
+                self.error(
+                    &p.id.referenced,
+                    "a partner id is lowercase letters, digits and '-' (at most 64)",
+                );
+            } else if !partner_ids.insert(p.id.value.clone()) {
+                self.error(
+                    &p.id.referenced,
+                    format!("partner '{}' is defined twice", p.id.value),
+                );
+            } else if p.id.value == ".well-known" {
+                self.error(&p.id.referenced, "'.well-known' is reserved");
+            }
+            let url = self.partner_url(&p.url);
+            partners.push(PartnerConfig {
+                id: p.id.value.clone(),
+                name: p.name.clone().unwrap_or_else(|| p.id.value.clone()),
+                oin: p.oin.as_ref().and_then(|o| self.oin(o)),
+                url,
+                client_certificate: self.existing_file(&p.client_certificate),
+                client_key: self.existing_file(&p.client_key),
+                trust: self.file_list(&p.trust, "trust"),
+                connect_timeout: self.duration(&p.connect_timeout, Duration::from_secs(2)),
+                response_timeout: self.duration(&p.response_timeout, Duration::from_secs(10)),
+                max_idle_connections: self.count(&p.max_idle_connections, 64, 0, 100_000),
+            });
+        }
+
+        Config {
+            source: Some(self.file.to_path_buf()),
+            instance: raw
+                .instance
+                .map(|i| i.value)
+                .unwrap_or_else(|| "doelpoort".to_string()),
+            gateway_oin,
+            listen,
+            admin_listen,
+            tls,
+            limits,
+            problem_base,
+            consumers,
+            partners,
+            policies: raw.policies.as_ref().map(|p| self.existing_dir(p)),
+            schemas: raw.schemas.as_ref().map(|p| self.existing_dir(p)),
+            audit_dir: raw.audit.as_ref().map(|a| self.resolve(&a.dir.value)),
+        }
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    fn existing_file(&mut self, p: &Spanned<String>) -> PathBuf {
+        let path = self.resolve(&p.value);
+        if !path.is_file() {
+            self.error(
+                &p.referenced,
+                format!("file '{}' does not exist or is not a file", path.display()),
+            );
+        }
+        path
+    }
+
+    fn existing_dir(&mut self, p: &Spanned<String>) -> PathBuf {
+        let path = self.resolve(&p.value);
+        if !path.is_dir() {
+            self.error(
+                &p.referenced,
+                format!("directory '{}' does not exist", path.display()),
+            );
+        }
+        path
+    }
+
+    fn file_list(&mut self, list: &[Spanned<String>], what: &str) -> Vec<PathBuf> {
+        if list.is_empty() {
+            // No position for an empty list; point at the file so the message is still useful.
+            self.diagnostics.push(Diagnostic::error(
+                self.file,
+                0,
+                0,
+                format!("'{what}' needs at least one CA certificate file"),
+            ));
+        }
+        list.iter().map(|p| self.existing_file(p)).collect()
+    }
+
+    fn socket_addr(&mut self, s: &Spanned<String>) -> Option<SocketAddr> {
+        match s.value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(
+                    &s.referenced,
+                    format!(
+                        "'{}' is not a socket address; expected IP:PORT such as 127.0.0.1:8443 or [::1]:8443",
+                        s.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn oin(&mut self, s: &Spanned<String>) -> Option<Oin> {
+        match Oin::parse(&s.value) {
+            Ok(oin) => Some(oin),
+            Err(e) => {
+                self.error(&s.referenced, format!("{e} (quote it: \"000000...\")"));
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, v: &Option<Spanned<u64>>, default: usize, min: u64, max: u64) -> usize {
+        match v {
+            None => default,
+            Some(v) if (min..=max).contains(&v.value) => v.value as usize,
+            Some(v) => {
+                self.error(
+                    &v.referenced,
+                    format!("expected a number from {min} to {max}"),
+                );
+                default
+            }
+        }
+    }
+
+    fn duration(&mut self, v: &Option<Spanned<String>>, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(v) => match humantime::parse_duration(&v.value) {
+                Ok(d) if !d.is_zero() && d <= Duration::from_secs(3600) => d,
+                Ok(_) => {
+                    self.error(&v.referenced, "expected a duration above 0 and at most 1h");
+                    default
+                }
+                Err(_) => {
+                    self.error(
+                        &v.referenced,
+                        format!(
+                            "'{}' is not a duration; expected e.g. 500ms, 5s, 2m",
+                            v.value
+                        ),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn partner_url(&mut self, s: &Spanned<String>) -> http::Uri {
+        let fallback = http::Uri::from_static("https://invalid.invalid");
+        let uri: http::Uri = match s.value.parse() {
+            Ok(u) => u,
+            Err(_) => {
+                self.error(&s.referenced, format!("'{}' is not a URL", s.value));
+                return fallback;
+            }
+        };
+        if uri.scheme_str() != Some("https") {
+            self.error(
+                &s.referenced,
+                "a partner URL must start with https:// (partners are reached over mTLS only)",
+            );
+            return fallback;
+        }
+        if uri.authority().is_none() {
+            self.error(&s.referenced, "a partner URL needs a host");
+            return fallback;
+        }
+        if uri.query().is_some() {
+            self.error(&s.referenced, "a partner URL has no query string");
+            return fallback;
+        }
+        uri
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str) -> String {
+        std::fs::write(dir.join(name), "x").unwrap();
+        name.to_string()
+    }
+
+    fn sample(dir: &Path) -> String {
+        for f in ["gw.crt", "gw.key", "ca.crt", "c.crt", "c.key"] {
+            write(dir, f);
+        }
+        r#"
+listen: 127.0.0.1:8443
+admin_listen: 127.0.0.1:9901
+tls:
+  certificate: gw.crt
+  key: gw.key
+  client_ca: [ca.crt]
+limits:
+  request_timeout: 5s
+consumers:
+  - id: wijkteam-rotterdam
+    oin: "00000001999990001000"
+partners:
+  - id: uwv
+    url: https://127.0.0.1:9441
+    client_certificate: c.crt
+    client_key: c.key
+    trust: [ca.crt]
+"#
+        .to_string()
+    }
+
+    #[test]
+    fn loads_a_valid_config_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::from_yaml(&sample(dir.path()), Path::new("gw.yaml"), dir.path()).unwrap();
+        assert_eq!(cfg.listen.port(), 8443);
+        assert_eq!(cfg.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.limits.max_headers, Limits::default().max_headers);
+        assert_eq!(cfg.partners[0].url.port_u16(), Some(9441));
+        assert_eq!(cfg.tls.certificate, dir.path().join("gw.crt"));
+        assert_eq!(cfg.problem_base, DEFAULT_PROBLEM_BASE);
+    }
+
+    #[test]
+    fn reports_every_error_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = sample(dir.path())
+            .replace("127.0.0.1:8443", "localhost")
+            .replace("\"00000001999990001000\"", "\"123\"")
+            .replace("https://127.0.0.1:9441", "http://127.0.0.1:9441")
+            .replace("5s", "five seconds");
+        let err = Config::from_yaml(&text, Path::new("gw.yaml"), dir.path()).unwrap_err();
+        let lines: Vec<String> = err.0.iter().map(|d| d.to_string()).collect();
+        assert_eq!(err.0.len(), 4, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("gw.yaml:2:9: error: 'localhost' is not a socket address"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("gw.yaml:9:20:") && l.contains("duration")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("gw.yaml:12:10:") && l.contains("20 digits")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("gw.yaml:15:10:") && l.contains("https://")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = sample(dir.path()).replace("admin_listen:", "admin_lsten:");
+        let err = Config::from_yaml(&text, Path::new("gw.yaml"), dir.path()).unwrap_err();
+        let d = &err.0[0];
+        assert_eq!(d.line, 3, "{d}");
+        assert!(d.message.contains("admin_lsten"), "{d}");
+    }
+
+    #[test]
+    fn missing_file_and_duplicate_consumer() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = sample(dir.path())
+            .replace("key: gw.key", "key: missing.key")
+            .replace(
+                "partners:",
+                "  - id: wijkteam-rotterdam\n    oin: \"00000001999990002000\"\npartners:",
+            );
+        let err = Config::from_yaml(&text, Path::new("gw.yaml"), dir.path()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("gw.yaml:6:8: error: file"), "{text}");
+        assert!(text.contains("defined twice"), "{text}");
+    }
+}

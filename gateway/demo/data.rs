@@ -1,0 +1,795 @@
+//! Synthetic data served by the demo's built-in mock chain partners.
+//!
+//! Everything in this module is obviously fake: persons are identified by
+//! BSNs from the test range `9999xxxxx` (all passing the elfproef), names are
+//! variations on "Voorbeeld"/"Testpersoon", companies are "Voorbeeld ... BV"
+//! and addresses are in the "Teststraat". Field names are Dutch, because the
+//! partners being imitated are Dutch organisations.
+//!
+//! The mock partners deliberately return *more* than a municipality may see
+//! (medical reasons at UWV, offence details at CJIB, care content at
+//! Jeugdhulp): withholding those fields is the gateway's job, not the
+//! partner's. Likewise the CJIB mock registers any well-formed time-out
+//! (opschorting) request; the 4-months rule and the category rule are
+//! enforced by the gateway.
+//!
+//! Demo contract:
+//! - `999990019` is known at every partner;
+//! - `999990020` is known at UWV only (404 elsewhere).
+//!
+//! Status codes: unknown partner or path → 404; wrong method → 405; person
+//! not known at the partner → 404 `{"fout": "persoon niet bekend"}`;
+//! malformed POST body (no JSON, missing/mistyped fields, unparseable
+//! `einddatum`) → 400; well-formed but unacceptable request (empty, duplicate
+//! or foreign `vordering_ids`, empty `reden`) → 422.
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// The answer of a mock partner: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockAnswer {
+    /// HTTP status code of the answer.
+    pub status: StatusCode,
+    /// JSON body of the answer.
+    pub body: serde_json::Value,
+}
+
+/// Answers a request to one of the mock partners.
+///
+/// `partner` is one of `"uwv"`, `"svb"`, `"cjib"`, `"jeugdhulp"`; `path` is
+/// the partner-side path (e.g. `"/v1/personen/999990019/inkomen"`, no query);
+/// `body` the request body bytes.
+pub fn answer(partner: &str, method: &Method, path: &str, body: &[u8]) -> MockAnswer {
+    // Be lenient towards a query string or fragment that slipped through.
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let Some(rest) = path.strip_prefix('/') else {
+        return onbekend_pad(partner);
+    };
+    let segmenten: Vec<&str> = rest.split('/').collect();
+
+    match (partner, segmenten.as_slice()) {
+        ("uwv", ["v1", "personen", bsn, "inkomen"]) => lees_persoon(method, uwv_inkomen(), bsn),
+        ("svb", ["v1", "personen", bsn, "kinderbijslag"]) => {
+            lees_persoon(method, svb_kinderbijslag(), bsn)
+        }
+        ("cjib", ["v1", "personen", bsn, "vorderingen"]) => {
+            lees_persoon(method, cjib_vorderingen(), bsn)
+        }
+        ("cjib", ["v1", "opschortingen"]) => {
+            if *method == Method::POST {
+                registreer_opschorting(body)
+            } else {
+                methode_niet_toegestaan()
+            }
+        }
+        ("jeugdhulp", ["v1", "jeugdigen", bsn, "trajecten"]) => {
+            lees_persoon(method, jeugdhulp_trajecten(), bsn)
+        }
+        _ => onbekend_pad(partner),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Data, one `json!` literal per person.
+// ---------------------------------------------------------------------------
+
+/// UWV: income from employment and benefits.
+fn uwv_inkomen() -> Vec<Value> {
+    vec![
+        json!({
+            "bsn": "999990019",
+            "inkomsten": [
+                {
+                    "soort": "loon",
+                    "werkgever": "Voorbeeld Schoonmaak BV",
+                    "werkgever_adres": "Teststraat 12, 9999 XX Voorbeeldstad",
+                    "bedrag_per_maand": 1245.5,
+                    "sinds": "2023-03-01"
+                }
+            ],
+            "uitkeringen": [
+                {
+                    "soort": "WIA",
+                    "bedrag_per_maand": 987.25,
+                    "ingangsdatum": "2024-06-01",
+                    "arbeidsongeschiktheidspercentage": 55,
+                    "medische_reden": "Fictieve testdiagnose: chronische rugklachten na hernia-operatie, beperkt belastbaar (synthetische gegevens)"
+                }
+            ]
+        }),
+        json!({
+            "bsn": "999990020",
+            "inkomsten": [],
+            "uitkeringen": [
+                {
+                    "soort": "WW",
+                    "bedrag_per_maand": 1412.75,
+                    "ingangsdatum": "2026-01-15",
+                    "einddatum": "2026-10-14"
+                }
+            ]
+        }),
+    ]
+}
+
+/// SVB: child benefit (kinderbijslag).
+fn svb_kinderbijslag() -> Vec<Value> {
+    vec![json!({
+        "bsn": "999990019",
+        "recht_op_kinderbijslag": true,
+        "aantal_kinderen": 2,
+        "kinderen": [
+            {
+                "bsn": "999900006",
+                "geboortejaar": 2016,
+                "bedrag_per_kwartaal": 299.72
+            },
+            {
+                "bsn": "999900018",
+                "geboortejaar": 2019,
+                "bedrag_per_kwartaal": 299.72
+            }
+        ],
+        "volgende_betaling": "2026-07-01"
+    })]
+}
+
+/// CJIB: outstanding claims (vorderingen), one of each category.
+fn cjib_vorderingen() -> Vec<Value> {
+    vec![json!({
+        "bsn": "999990019",
+        "vorderingen": [
+            {
+                "vordering_id": "CJIB-2026-000123",
+                "categorie": "verkeersboete",
+                "omschrijving": "Snelheidsovertreding binnen de bebouwde kom, Teststraat Voorbeeldstad",
+                "oorspronkelijk_bedrag": 139.0,
+                "openstaand_bedrag": 139.0,
+                "status": "openstaand"
+            },
+            {
+                "vordering_id": "CJIB-2025-004711",
+                "categorie": "administratief",
+                "omschrijving": "Administratiekosten en verhoging wegens te late betaling",
+                "oorspronkelijk_bedrag": 412.0,
+                "openstaand_bedrag": 250.0,
+                "status": "betalingsregeling"
+            },
+            {
+                "vordering_id": "CJIB-2024-018842",
+                "categorie": "strafrechtelijk",
+                "omschrijving": "Geldboete opgelegd bij strafvonnis",
+                "oorspronkelijk_bedrag": 1000.0,
+                "openstaand_bedrag": 850.0,
+                "status": "openstaand",
+                "delict_omschrijving": "Fictief testdelict: winkeldiefstal in vereniging bij Voorbeeld Supermarkt BV, Teststraat 1 (synthetische gegevens)",
+                "vonnisdatum": "2024-11-14"
+            }
+        ]
+    })]
+}
+
+/// Jeugdhulp: care trajectories of a young person.
+fn jeugdhulp_trajecten() -> Vec<Value> {
+    vec![json!({
+        "bsn": "999990019",
+        "trajecten": [
+            {
+                "aanbieder": "Voorbeeld Jeugdzorg BV",
+                "soort_hulp": "ambulante jeugdhulp",
+                "startdatum": "2025-09-01",
+                "einddatum": null,
+                "zorginhoud": "Fictieve testdiagnose: angststoornis; behandeling: wekelijkse cognitieve gedragstherapie (synthetische gegevens)",
+                "behandelaar": "drs. T. Testpersoon"
+            },
+            {
+                "aanbieder": "Stichting Testzorg Jeugd",
+                "soort_hulp": "opvoedondersteuning",
+                "startdatum": "2024-02-01",
+                "einddatum": "2024-12-31",
+                "zorginhoud": "Fictief: gezinsbegeleiding bij opvoedvragen, tien huisbezoeken aan de Teststraat (synthetische gegevens)",
+                "behandelaar": "J. Voorbeeld-de Proef"
+            }
+        ]
+    })]
+}
+
+// ---------------------------------------------------------------------------
+// Request handling.
+// ---------------------------------------------------------------------------
+
+fn fout(status: StatusCode, melding: impl Into<String>) -> MockAnswer {
+    MockAnswer {
+        status,
+        body: json!({ "fout": melding.into() }),
+    }
+}
+
+fn onbekend_pad(partner: &str) -> MockAnswer {
+    match partner {
+        "uwv" | "svb" | "cjib" | "jeugdhulp" => fout(StatusCode::NOT_FOUND, "onbekend pad"),
+        _ => fout(StatusCode::NOT_FOUND, "onbekende partner"),
+    }
+}
+
+fn methode_niet_toegestaan() -> MockAnswer {
+    fout(StatusCode::METHOD_NOT_ALLOWED, "methode niet toegestaan")
+}
+
+fn persoon_niet_bekend() -> MockAnswer {
+    fout(StatusCode::NOT_FOUND, "persoon niet bekend")
+}
+
+fn zoek_persoon(personen: Vec<Value>, bsn: &str) -> Option<Value> {
+    personen
+        .into_iter()
+        .find(|p| p.get("bsn").and_then(Value::as_str) == Some(bsn))
+}
+
+fn lees_persoon(method: &Method, personen: Vec<Value>, bsn: &str) -> MockAnswer {
+    if *method != Method::GET {
+        return methode_niet_toegestaan();
+    }
+    match zoek_persoon(personen, bsn) {
+        Some(body) => MockAnswer {
+            status: StatusCode::OK,
+            body,
+        },
+        None => persoon_niet_bekend(),
+    }
+}
+
+/// CJIB `POST /v1/opschortingen`: register a time-out for some claims.
+fn registreer_opschorting(body: &[u8]) -> MockAnswer {
+    let bad = |melding: &str| fout(StatusCode::BAD_REQUEST, melding);
+    let onverwerkbaar = |melding: String| fout(StatusCode::UNPROCESSABLE_ENTITY, melding);
+
+    let Ok(verzoek) = serde_json::from_slice::<Value>(body) else {
+        return bad("verzoek is geen geldige JSON");
+    };
+    let Some(velden) = verzoek.as_object() else {
+        return bad("verzoek moet een JSON-object zijn");
+    };
+    let Some(bsn) = velden.get("bsn").and_then(Value::as_str) else {
+        return bad("veld 'bsn' ontbreekt of is geen tekst");
+    };
+    let Some(ids) = velden
+        .get("vordering_ids")
+        .and_then(Value::as_array)
+        .and_then(|lijst| {
+            lijst
+                .iter()
+                .map(Value::as_str)
+                .collect::<Option<Vec<&str>>>()
+        })
+    else {
+        return bad("veld 'vordering_ids' ontbreekt of is geen lijst met teksten");
+    };
+    let Some(einddatum) = velden.get("einddatum").and_then(Value::as_str) else {
+        return bad("veld 'einddatum' ontbreekt of is geen tekst");
+    };
+    let Some(reden) = velden.get("reden").and_then(Value::as_str) else {
+        return bad("veld 'reden' ontbreekt of is geen tekst");
+    };
+    if !is_geldige_datum(einddatum) {
+        return bad("veld 'einddatum' is geen geldige datum (JJJJ-MM-DD)");
+    }
+
+    let Some(persoon) = zoek_persoon(cjib_vorderingen(), bsn) else {
+        return persoon_niet_bekend();
+    };
+    let eigen_ids: Vec<&str> = persoon
+        .get("vorderingen")
+        .and_then(Value::as_array)
+        .map(|lijst| {
+            lijst
+                .iter()
+                .filter_map(|v| v.get("vordering_id").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    if ids.is_empty() {
+        return onverwerkbaar("veld 'vordering_ids' mag niet leeg zijn".to_owned());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return onverwerkbaar(format!("vordering {id} komt dubbel voor"));
+        }
+        if !eigen_ids.contains(id) {
+            return onverwerkbaar(format!("vordering {id} hoort niet bij deze persoon"));
+        }
+    }
+    if reden.trim().is_empty() {
+        return onverwerkbaar("veld 'reden' mag niet leeg zijn".to_owned());
+    }
+
+    MockAnswer {
+        status: StatusCode::CREATED,
+        body: json!({
+            "opschorting_id": opschorting_id(bsn, &ids, einddatum, reden),
+            "status": "geregistreerd",
+            "bsn": bsn,
+            "vordering_ids": ids,
+            "einddatum": einddatum,
+            "reden": reden
+        }),
+    }
+}
+
+/// Deterministic id derived from the request (64-bit FNV-1a, 12 hex digits).
+fn opschorting_id(bsn: &str, ids: &[&str], einddatum: &str, reden: &str) -> String {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = FNV_OFFSET;
+    let mut voeg_toe = |deel: &str| {
+        // The 0x1f separator keeps ("ab","c") and ("a","bc") apart.
+        for byte in deel.bytes().chain(std::iter::once(0x1f)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(FNV_PRIME);
+        }
+    };
+    voeg_toe(bsn);
+    for id in ids {
+        voeg_toe(id);
+    }
+    voeg_toe(einddatum);
+    voeg_toe(reden);
+    format!("OPS-{:012X}", hash >> 16)
+}
+
+/// Tiny calendar check for `YYYY-MM-DD` (Gregorian, leap years included).
+fn is_geldige_datum(tekst: &str) -> bool {
+    let bytes = tekst.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return false;
+    }
+    let getal = |deel: &[u8]| -> Option<u32> {
+        deel.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (Some(jaar), Some(maand), Some(dag)) = (
+        getal(&bytes[0..4]),
+        getal(&bytes[5..7]),
+        getal(&bytes[8..10]),
+    ) else {
+        return false;
+    };
+    let schrikkeljaar = (jaar % 4 == 0 && jaar % 100 != 0) || jaar % 400 == 0;
+    let dagen_in_maand = match maand {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if schrikkeljaar => 29,
+        2 => 28,
+        _ => return false,
+    };
+    jaar >= 1 && (1..=dagen_in_maand).contains(&dag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARTNERS: [&str; 4] = ["uwv", "svb", "cjib", "jeugdhulp"];
+
+    fn elfproef(bsn: &str) -> bool {
+        let cijfers: Vec<i64> = bsn
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .map(|c| i64::from(c - b'0'))
+            .collect();
+        if bsn.len() != 9 || cijfers.len() != 9 {
+            return false;
+        }
+        let som: i64 = cijfers
+            .iter()
+            .zip([9, 8, 7, 6, 5, 4, 3, 2, -1])
+            .map(|(c, w)| c * w)
+            .sum();
+        som % 11 == 0
+    }
+
+    fn get(partner: &str, path: &str) -> MockAnswer {
+        answer(partner, &Method::GET, path, b"")
+    }
+
+    fn lees_pad(partner: &str, bsn: &str) -> String {
+        match partner {
+            "uwv" => format!("/v1/personen/{bsn}/inkomen"),
+            "svb" => format!("/v1/personen/{bsn}/kinderbijslag"),
+            "cjib" => format!("/v1/personen/{bsn}/vorderingen"),
+            "jeugdhulp" => format!("/v1/jeugdigen/{bsn}/trajecten"),
+            other => panic!("onbekende partner {other}"),
+        }
+    }
+
+    fn post_opschorting(verzoek: &Value) -> MockAnswer {
+        let body = serde_json::to_vec(verzoek).expect("serialiseerbaar");
+        answer("cjib", &Method::POST, "/v1/opschortingen", &body)
+    }
+
+    fn geldig_verzoek() -> Value {
+        json!({
+            "bsn": "999990019",
+            "vordering_ids": ["CJIB-2026-000123", "CJIB-2025-004711"],
+            "einddatum": "2026-09-30",
+            "reden": "schuldhulpverlening gestart"
+        })
+    }
+
+    fn alle_gegevens() -> Vec<(&'static str, Vec<Value>)> {
+        vec![
+            ("uwv", uwv_inkomen()),
+            ("svb", svb_kinderbijslag()),
+            ("cjib", cjib_vorderingen()),
+            ("jeugdhulp", jeugdhulp_trajecten()),
+        ]
+    }
+
+    /// Collects every `bsn` field and every 9-digit string anywhere in `v`.
+    fn verzamel_bsns(v: &Value, uit: &mut Vec<String>) {
+        match v {
+            Value::String(s) if s.len() == 9 && s.bytes().all(|c| c.is_ascii_digit()) => {
+                uit.push(s.clone());
+            }
+            Value::Number(n) if n.as_u64().is_some_and(|n| n >= 100_000_000) => {
+                uit.push(n.to_string());
+            }
+            Value::Array(lijst) => lijst.iter().for_each(|x| verzamel_bsns(x, uit)),
+            Value::Object(velden) => {
+                for (sleutel, waarde) in velden {
+                    if sleutel == "bsn" {
+                        uit.push(waarde.as_str().unwrap_or("<geen tekst>").to_owned());
+                    }
+                    verzamel_bsns(waarde, uit);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn elfproef_helper_werkt() {
+        for bsn in [
+            "999990019",
+            "999990020",
+            "999900006",
+            "999900018",
+            "999900031",
+            "999900043",
+            "999900055",
+            "999900067",
+        ] {
+            assert!(elfproef(bsn), "{bsn} zou de elfproef moeten halen");
+        }
+        for bsn in ["999990018", "123456789", "99999001", "99999001a", ""] {
+            assert!(!elfproef(bsn), "{bsn} zou de elfproef niet moeten halen");
+        }
+    }
+
+    #[test]
+    fn elke_bsn_in_de_gegevens_haalt_de_elfproef_en_is_testbereik() {
+        let mut bsns = Vec::new();
+        for (_, personen) in alle_gegevens() {
+            for persoon in &personen {
+                verzamel_bsns(persoon, &mut bsns);
+            }
+        }
+        assert!(bsns.len() >= 6, "te weinig BSN's gevonden: {bsns:?}");
+        for bsn in &bsns {
+            assert!(elfproef(bsn), "{bsn} haalt de elfproef niet");
+            assert!(bsn.starts_with("9999"), "{bsn} ligt niet in het testbereik");
+        }
+    }
+
+    #[test]
+    fn eerste_demopersoon_bekend_bij_elke_partner() {
+        for partner in PARTNERS {
+            let a = get(partner, &lees_pad(partner, "999990019"));
+            assert_eq!(a.status, StatusCode::OK, "{partner}");
+            assert_eq!(a.body["bsn"], "999990019", "{partner}");
+        }
+    }
+
+    #[test]
+    fn tweede_demopersoon_alleen_bij_uwv() {
+        for partner in PARTNERS {
+            let a = get(partner, &lees_pad(partner, "999990020"));
+            if partner == "uwv" {
+                assert_eq!(a.status, StatusCode::OK);
+            } else {
+                assert_eq!(a.status, StatusCode::NOT_FOUND, "{partner}");
+                assert_eq!(a.body, json!({ "fout": "persoon niet bekend" }));
+            }
+        }
+    }
+
+    #[test]
+    fn onbekende_persoon_geeft_404() {
+        for partner in PARTNERS {
+            let a = get(partner, &lees_pad(partner, "999900031"));
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "{partner}");
+            assert_eq!(a.body, json!({ "fout": "persoon niet bekend" }));
+        }
+    }
+
+    #[test]
+    fn onbekende_partner_of_pad_geeft_404() {
+        let a = get("belastingdienst", "/v1/personen/999990019/inkomen");
+        assert_eq!(a.status, StatusCode::NOT_FOUND);
+        assert!(a.body["fout"].is_string());
+
+        for (partner, pad) in [
+            ("uwv", "/v1/personen/999990019/kinderbijslag"),
+            ("uwv", "/v1/personen/999990019"),
+            ("uwv", "/v2/personen/999990019/inkomen"),
+            ("uwv", "v1/personen/999990019/inkomen"),
+            ("uwv", "/v1/personen/999990019/inkomen/extra"),
+            ("svb", "/"),
+            ("svb", ""),
+            ("cjib", "/v1/opschortingen/OPS-1"),
+            ("jeugdhulp", "/v1/personen/999990019/trajecten"),
+        ] {
+            let a = get(partner, pad);
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "{partner} {pad}");
+            assert!(a.body["fout"].is_string(), "{partner} {pad}");
+        }
+    }
+
+    #[test]
+    fn verkeerde_methode_geeft_405() {
+        for partner in PARTNERS {
+            let pad = lees_pad(partner, "999990019");
+            for methode in [Method::POST, Method::PUT, Method::DELETE] {
+                let a = answer(partner, &methode, &pad, b"{}");
+                assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{partner}");
+                assert!(a.body["fout"].is_string());
+            }
+        }
+        let a = get("cjib", "/v1/opschortingen");
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn uwv_inkomen_met_medische_reden() {
+        let a = get("uwv", "/v1/personen/999990019/inkomen");
+        assert_eq!(a.status, StatusCode::OK);
+        let inkomsten = a.body["inkomsten"].as_array().expect("inkomsten");
+        assert_eq!(inkomsten.len(), 1);
+        assert_eq!(inkomsten[0]["soort"], "loon");
+        assert_eq!(inkomsten[0]["werkgever"], "Voorbeeld Schoonmaak BV");
+        assert!(inkomsten[0]["bedrag_per_maand"].is_number());
+        assert!(is_geldige_datum(
+            inkomsten[0]["sinds"].as_str().expect("sinds")
+        ));
+
+        let uitkeringen = a.body["uitkeringen"].as_array().expect("uitkeringen");
+        assert_eq!(uitkeringen.len(), 1);
+        let wia = &uitkeringen[0];
+        assert_eq!(wia["soort"], "WIA");
+        assert!(wia["bedrag_per_maand"].is_number());
+        assert!(is_geldige_datum(
+            wia["ingangsdatum"].as_str().expect("datum")
+        ));
+        assert!(wia["arbeidsongeschiktheidspercentage"].is_number());
+        assert!(!wia["medische_reden"].as_str().expect("medisch").is_empty());
+
+        let b = get("uwv", "/v1/personen/999990020/inkomen");
+        assert_eq!(b.status, StatusCode::OK);
+        assert_eq!(b.body["inkomsten"], json!([]));
+        let uitkeringen = b.body["uitkeringen"].as_array().expect("uitkeringen");
+        assert_eq!(uitkeringen.len(), 1);
+        assert_eq!(uitkeringen[0]["soort"], "WW");
+        assert!(uitkeringen[0].get("medische_reden").is_none());
+    }
+
+    #[test]
+    fn svb_kinderbijslag_vorm() {
+        let a = get("svb", "/v1/personen/999990019/kinderbijslag");
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.body["recht_op_kinderbijslag"], true);
+        let kinderen = a.body["kinderen"].as_array().expect("kinderen");
+        assert_eq!(a.body["aantal_kinderen"], json!(kinderen.len()));
+        for kind in kinderen {
+            assert!(elfproef(kind["bsn"].as_str().expect("bsn")));
+            assert!(kind["geboortejaar"].is_u64());
+            assert!(kind["bedrag_per_kwartaal"].is_number());
+        }
+        let volgende = a.body["volgende_betaling"].as_str().expect("datum");
+        assert!(is_geldige_datum(volgende));
+    }
+
+    #[test]
+    fn cjib_vorderingen_een_per_categorie() {
+        let a = get("cjib", "/v1/personen/999990019/vorderingen");
+        assert_eq!(a.status, StatusCode::OK);
+        let vorderingen = a.body["vorderingen"].as_array().expect("vorderingen");
+        assert_eq!(vorderingen.len(), 3);
+        let mut categorieen: Vec<&str> = vorderingen
+            .iter()
+            .map(|v| v["categorie"].as_str().expect("categorie"))
+            .collect();
+        categorieen.sort_unstable();
+        assert_eq!(
+            categorieen,
+            ["administratief", "strafrechtelijk", "verkeersboete"]
+        );
+        for v in vorderingen {
+            assert!(v["vordering_id"].as_str().expect("id").starts_with("CJIB-"));
+            assert!(v["openstaand_bedrag"].is_number());
+            assert!(v["oorspronkelijk_bedrag"].is_number());
+            assert!(v["status"].is_string());
+            let strafrechtelijk = v["categorie"] == "strafrechtelijk";
+            assert_eq!(v.get("delict_omschrijving").is_some(), strafrechtelijk);
+            assert_eq!(v.get("vonnisdatum").is_some(), strafrechtelijk);
+            if strafrechtelijk {
+                assert!(!v["delict_omschrijving"]
+                    .as_str()
+                    .expect("delict")
+                    .is_empty());
+                assert!(is_geldige_datum(v["vonnisdatum"].as_str().expect("datum")));
+            }
+        }
+    }
+
+    #[test]
+    fn jeugdhulp_trajecten_met_zorginhoud() {
+        let a = get("jeugdhulp", "/v1/jeugdigen/999990019/trajecten");
+        assert_eq!(a.status, StatusCode::OK);
+        let trajecten = a.body["trajecten"].as_array().expect("trajecten");
+        assert!(!trajecten.is_empty());
+        assert!(trajecten.iter().any(|t| t["einddatum"].is_null()));
+        for t in trajecten {
+            assert!(t["aanbieder"].is_string());
+            assert!(t["soort_hulp"].is_string());
+            assert!(is_geldige_datum(t["startdatum"].as_str().expect("start")));
+            assert!(t["einddatum"].is_null() || t["einddatum"].is_string());
+            assert!(!t["zorginhoud"].as_str().expect("zorginhoud").is_empty());
+            assert!(!t["behandelaar"].as_str().expect("behandelaar").is_empty());
+        }
+    }
+
+    #[test]
+    fn opschorting_geregistreerd_en_deterministisch() {
+        let a = post_opschorting(&geldig_verzoek());
+        assert_eq!(a.status, StatusCode::CREATED);
+        assert_eq!(a.body["status"], "geregistreerd");
+        assert_eq!(a.body["bsn"], "999990019");
+        assert_eq!(
+            a.body["vordering_ids"],
+            json!(["CJIB-2026-000123", "CJIB-2025-004711"])
+        );
+        assert_eq!(a.body["einddatum"], "2026-09-30");
+        let id = a.body["opschorting_id"].as_str().expect("id");
+        assert!(id.starts_with("OPS-"));
+        assert_eq!(id.len(), "OPS-".len() + 12);
+
+        let b = post_opschorting(&geldig_verzoek());
+        assert_eq!(a, b, "zelfde verzoek, zelfde antwoord");
+
+        let mut anders = geldig_verzoek();
+        anders["einddatum"] = json!("2026-10-01");
+        let c = post_opschorting(&anders);
+        assert_eq!(c.status, StatusCode::CREATED);
+        assert_ne!(c.body["opschorting_id"], a.body["opschorting_id"]);
+    }
+
+    #[test]
+    fn opschorting_handhaaft_geen_beleidsregels() {
+        // Strafrechtelijke vordering en een einddatum ver weg: de mock accepteert
+        // het; de gateway moet dit tegenhouden.
+        let a = post_opschorting(&json!({
+            "bsn": "999990019",
+            "vordering_ids": ["CJIB-2024-018842"],
+            "einddatum": "2030-12-31",
+            "reden": "test"
+        }));
+        assert_eq!(a.status, StatusCode::CREATED);
+    }
+
+    #[test]
+    fn opschorting_misvormd_verzoek_geeft_400() {
+        for body in [&b""[..], b"niet json", b"[1,2]", b"\"tekst\"", b"{\"bsn\":"] {
+            let a = answer("cjib", &Method::POST, "/v1/opschortingen", body);
+            assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body:?}");
+            assert!(a.body["fout"].is_string());
+        }
+        let mutaties: [(&str, Value); 8] = [
+            ("bsn", Value::Null),
+            ("bsn", json!(999990019)),
+            ("vordering_ids", json!("CJIB-2026-000123")),
+            ("vordering_ids", json!([123])),
+            ("einddatum", json!(20260930)),
+            ("reden", Value::Null),
+            ("einddatum", json!("30-09-2026")),
+            ("einddatum", json!("2026-02-30")),
+        ];
+        for (veld, waarde) in mutaties {
+            let mut verzoek = geldig_verzoek();
+            if waarde.is_null() {
+                verzoek.as_object_mut().expect("object").remove(veld);
+            } else {
+                verzoek[veld] = waarde.clone();
+            }
+            let a = post_opschorting(&verzoek);
+            assert_eq!(a.status, StatusCode::BAD_REQUEST, "{veld}={waarde}");
+            assert!(a.body["fout"].is_string());
+        }
+    }
+
+    #[test]
+    fn opschorting_onbekende_persoon_geeft_404() {
+        for bsn in ["999990020", "999900043"] {
+            let mut verzoek = geldig_verzoek();
+            verzoek["bsn"] = json!(bsn);
+            let a = post_opschorting(&verzoek);
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "{bsn}");
+            assert_eq!(a.body, json!({ "fout": "persoon niet bekend" }));
+        }
+    }
+
+    #[test]
+    fn opschorting_onverwerkbaar_geeft_422() {
+        for (veld, waarde) in [
+            ("vordering_ids", json!([])),
+            ("vordering_ids", json!(["CJIB-2026-999999"])),
+            (
+                "vordering_ids",
+                json!(["CJIB-2026-000123", "CJIB-2099-000001"]),
+            ),
+            (
+                "vordering_ids",
+                json!(["CJIB-2026-000123", "CJIB-2026-000123"]),
+            ),
+            ("reden", json!("   ")),
+        ] {
+            let mut verzoek = geldig_verzoek();
+            verzoek[veld] = waarde.clone();
+            let a = post_opschorting(&verzoek);
+            assert_eq!(
+                a.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{veld}={waarde}"
+            );
+            assert!(a.body["fout"].is_string());
+        }
+    }
+
+    #[test]
+    fn datumcontrole() {
+        for goed in [
+            "2026-09-30",
+            "2024-02-29",
+            "2000-02-29",
+            "0001-01-01",
+            "2026-12-31",
+        ] {
+            assert!(is_geldige_datum(goed), "{goed}");
+        }
+        for fout in [
+            "",
+            "2026-9-30",
+            "2026-09-31",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-01-00",
+            "2025-02-29",
+            "1900-02-29",
+            "0000-01-01",
+            "2026/09/30",
+            "2026-09-30T00:00:00",
+            "+026-09-30",
+            "２０２６-09-30",
+        ] {
+            assert!(!is_geldige_datum(fout), "{fout}");
+        }
+    }
+
+    #[test]
+    fn query_wordt_genegeerd() {
+        let a = get("uwv", "/v1/personen/999990019/inkomen?x=1");
+        assert_eq!(a.status, StatusCode::OK);
+    }
+}

@@ -1,0 +1,417 @@
+//! `doelpoort demo`: the gateway plus built-in mock chain partners, all on loopback.
+//!
+//! The mock partners are real mTLS servers: they require the gateway's client certificate,
+//! exactly as UWV, SVB, CJIB or a youth-care provider would, and serve the synthetic data in
+//! [`data`]. The same [`MockPartner`] server, with a custom handler, is what the integration
+//! tests use as an upstream.
+
+pub mod data;
+
+use crate::config::{Config, ConsumerConfig, Limits, ListenerTls, PartnerConfig};
+use crate::identity::Oin;
+use crate::pki::ExampleParty;
+use crate::server::{self, RunningGateway};
+use crate::tls;
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::server::WebPkiClientVerifier;
+use rustls::ServerConfig;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// The organisations of the example PKI and the demo. OINs are fake (…99999…) but well-formed.
+pub struct Catalog {
+    pub gateway: ExampleParty,
+    /// Every consumer that gets a client certificate, including `onbekend`.
+    pub consumers: Vec<ExampleParty>,
+    pub partners: Vec<ExampleParty>,
+}
+
+/// Consumers that get a certificate but are deliberately not configured.
+pub const UNCONFIGURED_CONSUMERS: &[&str] = &["onbekend"];
+
+fn party(id: &str, organisation: &str, oin: &str) -> ExampleParty {
+    ExampleParty {
+        id: id.into(),
+        organisation: organisation.into(),
+        oin: oin.into(),
+    }
+}
+
+pub fn catalog() -> Catalog {
+    Catalog {
+        gateway: party(
+            "doelpoort",
+            "Gemeente Voorbeeldstad (Doelpoort)",
+            "00000001999990000000",
+        ),
+        consumers: vec![
+            party(
+                "wijkteam-rotterdam",
+                "Gemeente Rotterdam (wijkteam, voorbeeld)",
+                "00000001999990001000",
+            ),
+            party(
+                "schuldhulp-utrecht",
+                "Gemeente Utrecht (schuldhulpverlening, voorbeeld)",
+                "00000001999990002000",
+            ),
+            party(
+                "onbekend",
+                "Onbekende Organisatie (voorbeeld)",
+                "00000001999990099000",
+            ),
+        ],
+        partners: vec![
+            party("uwv", "UWV (voorbeeld)", "00000001999990011000"),
+            party("svb", "SVB (voorbeeld)", "00000001999990012000"),
+            party("cjib", "CJIB (voorbeeld)", "00000001999990013000"),
+            party(
+                "jeugdhulp",
+                "Jeugdhulp Voorbeeld (voorbeeld)",
+                "00000001999990014000",
+            ),
+        ],
+    }
+}
+
+// ---- mock partners ---------------------------------------------------------------------------
+
+/// A request as a mock partner sees it (body fully read).
+pub type MockRequest = Request<Bytes>;
+pub type MockFuture = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+/// How a mock partner answers.
+pub type MockHandler = Arc<dyn Fn(MockRequest) -> MockFuture + Send + Sync>;
+
+/// TLS context of a mock partner: its server certificate, and client certificates required
+/// from `client_ca` (the gateway's).
+pub fn mock_partner_tls(cert: &Path, key: &Path, client_ca: &Path) -> Result<Arc<ServerConfig>> {
+    let provider = tls::provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in tls::load_certificates(client_ca)? {
+        roots.add(ca)?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| anyhow!("mock partner verifier: {e}"))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(tls::load_certificates(cert)?, tls::load_private_key(key)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A running mock partner.
+pub struct MockPartner {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl MockPartner {
+    pub async fn start(
+        addr: SocketAddr,
+        tls: Arc<ServerConfig>,
+        handler: MockHandler,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let acceptor = TlsAcceptor::from(tls);
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let handler = handler.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = match Limited::new(body, 4 << 20).collect().await {
+                                Ok(b) => b.to_bytes(),
+                                Err(_) => {
+                                    return Ok::<_, Infallible>(json_response(
+                                        StatusCode::BAD_REQUEST,
+                                        &serde_json::json!({"fout": "body"}),
+                                    ))
+                                }
+                            };
+                            Ok(handler(Request::from_parts(parts, body)).await)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for MockPartner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The handler serving [`data`] for one demo partner.
+pub fn demo_handler(partner: &'static str) -> MockHandler {
+    Arc::new(move |req: MockRequest| {
+        let answer = data::answer(partner, req.method(), req.uri().path(), req.body());
+        Box::pin(async move { json_response(answer.status, &answer.body) })
+    })
+}
+
+// ---- the demo --------------------------------------------------------------------------------
+
+pub struct DemoOptions {
+    /// Directory holding certs-example/, policies/ and schemas/ (the repository root).
+    pub root: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+/// A running demo: the gateway and its mock partners.
+pub struct Demo {
+    pub gateway: RunningGateway,
+    pub partners: Vec<MockPartner>,
+    pub config: Config,
+}
+
+const DEMO_PARTNERS: [&str; 4] = ["uwv", "svb", "cjib", "jeugdhulp"];
+
+/// Checks that the committed example PKI is present and not expired.
+fn check_example_certificates(certs: &Path) -> Result<()> {
+    let ca = certs.join("ca.crt");
+    if !ca.is_file() {
+        bail!(
+            "no example PKI in {}: create one with `doelpoort certs generate {}`",
+            certs.display(),
+            certs.display()
+        );
+    }
+    let now = server::unix_now();
+    let mut files = vec![
+        ca,
+        certs.join("gateway.crt"),
+        certs.join("gateway-client.crt"),
+    ];
+    files.extend(
+        DEMO_PARTNERS
+            .iter()
+            .map(|p| certs.join("partners").join(format!("{p}.crt"))),
+    );
+    files.extend(
+        catalog()
+            .consumers
+            .iter()
+            .map(|c| certs.join("clients").join(format!("{}.crt", c.id))),
+    );
+    for file in files {
+        for v in tls::certificate_validity(&file)? {
+            if v.not_after <= now {
+                bail!(
+                    "the example certificate {} has expired; regenerate the example PKI with\n\n    doelpoort certs generate {}\n",
+                    file.display(),
+                    certs.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The gateway configuration the demo runs with (mock partner addresses filled in).
+pub fn demo_config(
+    options: &DemoOptions,
+    partner_addrs: &[(String, SocketAddr)],
+) -> Result<Config> {
+    let certs = options.root.join("certs-example");
+    let cat = catalog();
+    let consumers = cat
+        .consumers
+        .iter()
+        .filter(|c| !UNCONFIGURED_CONSUMERS.contains(&c.id.as_str()))
+        .map(|c| {
+            Ok(ConsumerConfig {
+                id: c.id.clone(),
+                name: c.organisation.clone(),
+                oin: Some(Oin::parse(&c.oin).map_err(|e| anyhow!(e))?),
+                fingerprints: vec![],
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let partners = partner_addrs
+        .iter()
+        .map(|(id, addr)| {
+            let party = cat
+                .partners
+                .iter()
+                .find(|p| &p.id == id)
+                .ok_or_else(|| anyhow!("unknown demo partner {id}"))?;
+            Ok(PartnerConfig {
+                id: id.clone(),
+                name: party.organisation.clone(),
+                oin: Some(Oin::parse(&party.oin).map_err(|e| anyhow!(e))?),
+                url: format!("https://localhost:{}", addr.port()).parse()?,
+                client_certificate: certs.join("gateway-client.crt"),
+                client_key: certs.join("gateway-client.key"),
+                trust: vec![certs.join("ca.crt")],
+                connect_timeout: Duration::from_secs(2),
+                response_timeout: Duration::from_secs(10),
+                max_idle_connections: 64,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Config {
+        source: None,
+        instance: "demo".into(),
+        gateway_oin: Some(Oin::parse(&cat.gateway.oin).map_err(|e| anyhow!(e))?),
+        listen: options.listen,
+        admin_listen: Some(options.admin_listen),
+        tls: ListenerTls {
+            certificate: certs.join("gateway.crt"),
+            key: certs.join("gateway.key"),
+            client_ca: vec![certs.join("ca.crt")],
+            crls: vec![],
+        },
+        limits: Limits::default(),
+        problem_base: crate::config::DEFAULT_PROBLEM_BASE.into(),
+        consumers,
+        partners,
+        policies: Some(options.root.join("policies")),
+        schemas: Some(options.root.join("schemas")),
+        audit_dir: Some(options.data_dir.join("audit")),
+    })
+}
+
+/// Starts the mock partners and the gateway.
+pub async fn start(options: &DemoOptions) -> Result<Demo> {
+    let certs = options.root.join("certs-example");
+    check_example_certificates(&certs)?;
+    std::fs::create_dir_all(options.data_dir.join("audit")).with_context(|| {
+        format!(
+            "cannot create the demo data directory {}",
+            options.data_dir.display()
+        )
+    })?;
+    let mut partners = Vec::new();
+    let mut addrs = Vec::new();
+    for id in DEMO_PARTNERS {
+        let tls = mock_partner_tls(
+            &certs.join("partners").join(format!("{id}.crt")),
+            &certs.join("partners").join(format!("{id}.key")),
+            &certs.join("ca.crt"),
+        )?;
+        let partner = MockPartner::start(([127, 0, 0, 1], 0).into(), tls, demo_handler(id)).await?;
+        addrs.push((id.to_string(), partner.addr));
+        partners.push(partner);
+    }
+    let config = demo_config(options, &addrs)?;
+    let gateway = server::start(&config).await?;
+    Ok(Demo {
+        gateway,
+        partners,
+        config,
+    })
+}
+
+/// The ready-to-paste calls the demo prints, one per line group.
+pub fn example_calls(root: &Path, gateway: SocketAddr) -> String {
+    let certs = root.join("certs-example");
+    let certs = certs.display();
+    let base = if gateway.ip().is_loopback() {
+        format!("https://localhost:{}", gateway.port())
+    } else {
+        format!("https://{gateway}")
+    };
+    let curl = |consumer: &str| {
+        format!(
+            "curl --cacert {certs}/ca.crt --cert {certs}/clients/{consumer}.crt --key {certs}/clients/{consumer}.key"
+        )
+    };
+    let ctx = |purpose: &str, bsn: &str| {
+        format!(
+            "-H 'Doelbinding-Purpose: {purpose}' -H 'Doelbinding-Case-Id: casus-2026-0001' -H 'Doelbinding-Data-Subject: bsn={bsn}' -H 'Doelbinding-Actor: medewerker-0042'"
+        )
+    };
+    let mut out = String::new();
+    out.push_str("# Income at UWV, as the Rotterdam district team (wams-onderzoek):\n");
+    out.push_str(&format!(
+        "{} {} {base}/uwv/v1/personen/999990019/inkomen\n\n",
+        curl("wijkteam-rotterdam"),
+        ctx("wams-onderzoek", "999990019")
+    ));
+    out.push_str("# Child benefit at SVB, same team (wams-onderzoek):\n");
+    out.push_str(&format!(
+        "{} {} {base}/svb/v1/personen/999990019/kinderbijslag\n\n",
+        curl("wijkteam-rotterdam"),
+        ctx("wams-onderzoek", "999990019")
+    ));
+    out.push_str("# Claims at CJIB, as Utrecht debt counselling (schuldhulpverlening):\n");
+    out.push_str(&format!(
+        "{} {} {base}/cjib/v1/personen/999990019/vorderingen\n\n",
+        curl("schuldhulp-utrecht"),
+        ctx("schuldhulpverlening", "999990019")
+    ));
+    out.push_str("# An organisation with a trusted certificate that is not a configured consumer (403 unknown-consumer):\n");
+    out.push_str(&format!(
+        "{} {} {base}/uwv/v1/personen/999990019/inkomen\n",
+        curl("onbekend"),
+        ctx("wams-onderzoek", "999990019")
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_oins_are_valid_and_unique() {
+        let cat = catalog();
+        let mut seen = std::collections::HashSet::new();
+        for p in std::iter::once(&cat.gateway)
+            .chain(&cat.consumers)
+            .chain(&cat.partners)
+        {
+            assert!(Oin::parse(&p.oin).is_ok(), "{}", p.id);
+            assert!(seen.insert(p.oin.clone()), "duplicate OIN {}", p.oin);
+        }
+        for id in DEMO_PARTNERS {
+            assert!(cat.partners.iter().any(|p| p.id == id));
+        }
+    }
+}

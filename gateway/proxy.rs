@@ -1,0 +1,436 @@
+//! The exchange pipeline: one request, passed through the phases in order.
+//!
+//! ```text
+//!  accept ─► identify ─► route ─► read body ─► forward ─► release ─► respond
+//!  (tls)     (identity)  (route)               (upstream)             │
+//!                                                                     └─► metrics + access log
+//! ```
+//!
+//! Each phase either adds facts to the [`Exchange`] or ends it with a [`Problem`]. Whatever
+//! happens, [`finish`] runs last: it turns the outcome into the response and projects the
+//! exchange onto the metrics and the access log, so nothing is counted that the pipeline did
+//! not decide and nothing decided goes uncounted. Later phases (context, decide, minimise,
+//! record) slot in between without changing that shape.
+//!
+//! Headers cross the gateway by allow-list in both directions: hop-by-hop headers, cookies,
+//! `Server`, credentials and anything else not listed here never reach the other organisation.
+
+use crate::config::Limits;
+use crate::identity::{Consumer, ConsumerDirectory};
+use crate::metrics::Metrics;
+use crate::problem::{Problem, ProblemCode};
+use crate::route;
+use crate::trace::{new_transaction_id, TraceContext};
+use crate::upstream::{
+    Partner, PartnerDirectory, UpstreamErrorKind, UpstreamRequest, UpstreamResponse,
+};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+pub const FSC_TRANSACTION_ID: HeaderName = HeaderName::from_static("fsc-transaction-id");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const DOELBINDING_REQUESTER: HeaderName = HeaderName::from_static("doelbinding-requester");
+
+/// Caller headers a partner may see (everything else is dropped).
+const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[header::ACCEPT, header::CONTENT_TYPE];
+
+/// Partner headers a caller may see (everything else is dropped, e.g. `Server`,
+/// `X-Powered-By`, `Set-Cookie`, `Via`).
+const RELEASED_RESPONSE_HEADERS: &[HeaderName] = &[
+    header::CONTENT_TYPE,
+    header::CACHE_CONTROL,
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::EXPIRES,
+    header::CONTENT_LANGUAGE,
+];
+
+/// Everything the gateway needs to serve exchanges; one immutable snapshot.
+pub struct GatewayState {
+    pub consumers: ConsumerDirectory,
+    pub partners: PartnerDirectory,
+    pub limits: Limits,
+    pub problem_base: String,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The facts gathered about one request as it passes the phases.
+pub struct Exchange {
+    pub transaction_id: Uuid,
+    pub trace: TraceContext,
+    pub started: Instant,
+    pub consumer: Option<Arc<Consumer>>,
+    pub partner: Option<Arc<Partner>>,
+    pub upstream_status: Option<StatusCode>,
+    pub upstream_error: Option<UpstreamErrorKind>,
+}
+
+impl Exchange {
+    fn begin(headers: &HeaderMap) -> Self {
+        Self {
+            transaction_id: new_transaction_id(),
+            trace: TraceContext::continue_or_start(headers.get(&TRACEPARENT)),
+            started: Instant::now(),
+            consumer: None,
+            partner: None,
+            upstream_status: None,
+            upstream_error: None,
+        }
+    }
+}
+
+/// How an exchange ended, as metrics, logs and (later) the audit record name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Forwarded and released.
+    Allow,
+    /// Refused because of the request (4xx).
+    Deny,
+    /// Failed on the gateway or partner side (5xx).
+    Error,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Error => "error",
+        }
+    }
+
+    fn of(outcome: &Result<Response<Full<Bytes>>, Problem>) -> Self {
+        match outcome {
+            Ok(_) => Self::Allow,
+            Err(p) if p.status().is_server_error() => Self::Error,
+            Err(_) => Self::Deny,
+        }
+    }
+}
+
+/// Serves one request. `consumer` is the organisation identified from the connection's
+/// client certificate (once per connection), or `None` for a trusted but unmapped certificate.
+pub async fn handle(
+    state: &GatewayState,
+    consumer: Option<&Arc<Consumer>>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let mut exchange = Exchange::begin(request.headers());
+    let outcome = run_phases(state, consumer, &mut exchange, request).await;
+    finish(state, exchange, outcome)
+}
+
+async fn run_phases(
+    state: &GatewayState,
+    consumer: Option<&Arc<Consumer>>,
+    exchange: &mut Exchange,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    // identify
+    let consumer = consumer.ok_or_else(|| {
+        Problem::new(
+            ProblemCode::UnknownConsumer,
+            "the client certificate is trusted but belongs to no configured consumer",
+        )
+    })?;
+    exchange.consumer = Some(consumer.clone());
+
+    // route
+    let (parts, body) = request.into_parts();
+    if !matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        return Err(Problem::new(
+            ProblemCode::MethodNotAllowed,
+            "only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded",
+        ));
+    }
+    let target = route::split(parts.uri.path())?;
+    // The id is caller input: it is deliberately not echoed in the detail.
+    let partner = state.partners.get(target.partner).ok_or_else(|| {
+        Problem::new(
+            ProblemCode::UnknownRoute,
+            "no partner with that id is configured",
+        )
+    })?;
+    exchange.partner = Some(partner.clone());
+
+    // read the request body, bounded in size and time
+    let body = read_body(body, &parts.headers, &state.limits).await?;
+
+    // forward
+    let upstream_request = UpstreamRequest {
+        method: parts.method.clone(),
+        path: target.path.to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: forwarded_request_headers(&parts.headers, exchange, consumer),
+        body,
+    };
+    let response = partner
+        .forward(upstream_request, state.limits.max_response_body_bytes)
+        .await
+        .map_err(|e| {
+            exchange.upstream_error = Some(e.kind);
+            e.problem
+        })?;
+    exchange.upstream_status = Some(response.status);
+    state
+        .metrics
+        .upstream_duration
+        .with_label_values(&[partner.id.as_str()])
+        .observe(response.elapsed.as_secs_f64());
+
+    // release
+    release(response, parts.method == Method::HEAD)
+}
+
+async fn read_body(body: Incoming, headers: &HeaderMap, limits: &Limits) -> Result<Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            ProblemCode::RequestTooLarge,
+            format!(
+                "the request body exceeds {} bytes",
+                limits.max_request_body_bytes
+            ),
+        )
+    };
+    // Refuse early on a declared length; the streaming limit below catches the rest.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let collect = Limited::new(body, limits.max_request_body_bytes).collect();
+    match tokio::time::timeout(limits.request_timeout, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(Problem::new(
+            ProblemCode::ContextInvalid,
+            "the request body could not be read",
+        )),
+        Err(_) => Err(Problem::new(
+            ProblemCode::RequestTimeout,
+            "the request body did not arrive in time",
+        )),
+    }
+}
+
+fn forwarded_request_headers(
+    incoming: &HeaderMap,
+    exchange: &Exchange,
+    consumer: &Consumer,
+) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(8);
+    for name in FORWARDED_REQUEST_HEADERS {
+        for value in incoming.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    // The gateway must be able to parse what it releases: no compressed partner bodies.
+    out.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    out.insert(
+        FSC_TRANSACTION_ID,
+        transaction_header(exchange.transaction_id),
+    );
+    out.insert(TRACEPARENT, exchange.trace.header_value());
+    if let Some(oin) = &consumer.oin {
+        if let Ok(v) = HeaderValue::from_str(oin.as_str()) {
+            out.insert(DOELBINDING_REQUESTER, v);
+        }
+    }
+    out
+}
+
+fn transaction_header(id: Uuid) -> HeaderValue {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = id.hyphenated().encode_lower(&mut buf);
+    // A hyphenated UUID is always a valid header value.
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn release(upstream: UpstreamResponse, head: bool) -> Result<Response<Full<Bytes>>, Problem> {
+    let status = upstream.status;
+    if status.is_client_error() {
+        return Err(Problem::partner_rejected(status));
+    }
+    if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
+        // 5xx, 1xx leftovers and redirects: the partner failed to answer the exchange; its body
+        // (which may hold personal data or internals) is never relayed.
+        return Err(Problem::new(
+            ProblemCode::UpstreamUnavailable,
+            format!("the partner answered {status}; its response body is not released"),
+        ));
+    }
+    let body = if head { Bytes::new() } else { upstream.body };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for name in RELEASED_RESPONSE_HEADERS {
+        for value in upstream.headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    Ok(response)
+}
+
+fn finish(
+    state: &GatewayState,
+    exchange: Exchange,
+    outcome: Result<Response<Full<Bytes>>, Problem>,
+) -> Response<Full<Bytes>> {
+    let decision = Decision::of(&outcome);
+    let reason = outcome.as_ref().err().map(|p| p.code.as_str());
+    let tx = transaction_header(exchange.transaction_id);
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(&state.problem_base, tx.to_str().unwrap_or_default()),
+    };
+    response.headers_mut().insert(FSC_TRANSACTION_ID, tx);
+    response
+        .headers_mut()
+        .insert(TRACEPARENT, exchange.trace.header_value());
+
+    let consumer = exchange
+        .consumer
+        .as_ref()
+        .map_or("unknown", |c| c.id.as_str());
+    let partner = exchange
+        .partner
+        .as_ref()
+        .map_or("unknown", |p| p.id.as_str());
+    let elapsed = exchange.started.elapsed();
+    let metrics = &state.metrics;
+    metrics
+        .requests_total
+        .with_label_values(&[consumer, partner, "unknown", "none", decision.as_str()])
+        .inc();
+    metrics
+        .request_duration
+        .with_label_values(&[partner, decision.as_str()])
+        .observe(elapsed.as_secs_f64());
+    if let Some(kind) = exchange.upstream_error {
+        metrics
+            .upstream_errors
+            .with_label_values(&[partner, kind.as_str()])
+            .inc();
+    }
+    // The access log: configured names, codes and numbers only — never the path (it holds
+    // BSNs), headers, or bodies.
+    tracing::info!(
+        target: "doelpoort::access",
+        transaction_id = %exchange.transaction_id,
+        trace_id = %exchange.trace.trace_id_hex(),
+        consumer,
+        partner,
+        decision = decision.as_str(),
+        reason = reason.unwrap_or(""),
+        status = response.status().as_u16(),
+        upstream_status = exchange.upstream_status.map_or(0, |s| s.as_u16()),
+        duration_us = elapsed.as_micros() as u64,
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange() -> Exchange {
+        Exchange::begin(&HeaderMap::new())
+    }
+
+    #[test]
+    fn forwards_only_allow_listed_request_headers() {
+        let mut incoming = HeaderMap::new();
+        for (name, value) in [
+            ("accept", "application/json"),
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic Zm9v"),
+            ("authorization", "Bearer abc"),
+            ("cookie", "a=b"),
+            ("doelbinding-actor", "medewerker-17"),
+            ("host", "gateway.example"),
+        ] {
+            incoming.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let consumer = Consumer {
+            id: "c".into(),
+            name: "C".into(),
+            oin: Some(crate::identity::Oin::parse("00000001999990001000").unwrap()),
+        };
+        let out = forwarded_request_headers(&incoming, &exchange(), &consumer);
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "accept-encoding",
+                "doelbinding-requester",
+                "fsc-transaction-id",
+                "traceparent"
+            ]
+        );
+        assert_eq!(out["doelbinding-requester"], "00000001999990001000");
+    }
+
+    #[test]
+    fn releases_only_allow_listed_response_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::SERVER, HeaderValue::from_static("partner/1.0"));
+        headers.insert(header::SET_COOKIE, HeaderValue::from_static("s=1"));
+        headers.insert("x-powered-by", HeaderValue::from_static("php"));
+        let response = release(
+            UpstreamResponse {
+                status: StatusCode::OK,
+                headers,
+                body: Bytes::from_static(b"{}"),
+                elapsed: std::time::Duration::ZERO,
+            },
+            false,
+        )
+        .unwrap();
+        let names: Vec<&str> = response.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type"]);
+    }
+
+    #[test]
+    fn partner_errors_are_not_relayed() {
+        let upstream = |status| UpstreamResponse {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(b"{\"bsn\":\"999990019\"}"),
+            elapsed: std::time::Duration::ZERO,
+        };
+        let err = release(upstream(StatusCode::INTERNAL_SERVER_ERROR), false).unwrap_err();
+        assert_eq!(err.code, ProblemCode::UpstreamUnavailable);
+        assert!(!err.detail.contains("999990019"));
+        let err = release(upstream(StatusCode::NOT_FOUND), false).unwrap_err();
+        assert_eq!(err.status(), StatusCode::NOT_FOUND);
+        let err = release(upstream(StatusCode::FOUND), false).unwrap_err();
+        assert_eq!(err.code, ProblemCode::UpstreamUnavailable);
+    }
+}

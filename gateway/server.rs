@@ -1,0 +1,362 @@
+//! The data and admin listeners: accepting connections, serving them, and shutting down
+//! gracefully.
+//!
+//! Concurrency model: one tokio task per connection. The accept loop takes a permit from a
+//! semaphore before accepting, so at most `max_connections` are open and excess callers wait
+//! in the kernel backlog instead of exhausting file descriptors. Each connection task runs the
+//! TLS handshake (bounded by `handshake_timeout`), identifies the consumer once from the client
+//! certificate, then serves HTTP/1.1 or HTTP/2 with `proxy::handle` per request.
+//!
+//! Shutdown: the accept loop stops, every open connection is told to finish its in-flight
+//! requests and close (HTTP/1 stops keep-alive, HTTP/2 sends GOAWAY), and the server waits up
+//! to `shutdown_grace` for them before dropping what is left.
+
+use crate::admin;
+use crate::config::{Config, Limits};
+use crate::identity::{Consumer, ConsumerDirectory};
+use crate::metrics::Metrics;
+use crate::proxy::{self, GatewayState};
+use crate::tls;
+use crate::upstream::PartnerDirectory;
+use anyhow::{Context, Result};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// Builds the immutable gateway state from a validated configuration.
+pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayState> {
+    let mut consumers = ConsumerDirectory::default();
+    for c in &config.consumers {
+        consumers.insert(
+            Consumer {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                oin: c.oin.clone(),
+            },
+            &c.fingerprints,
+        );
+    }
+    Ok(GatewayState {
+        consumers,
+        partners: PartnerDirectory::build(&config.partners)?,
+        limits: config.limits.clone(),
+        problem_base: config.problem_base.clone(),
+        metrics,
+    })
+}
+
+/// Records `notAfter` of every configured certificate in the expiry metric.
+fn publish_certificate_expiry(config: &Config, metrics: &Metrics) {
+    let mut files: Vec<(String, &std::path::Path)> =
+        vec![("listener".into(), &config.tls.certificate)];
+    for (i, ca) in config.tls.client_ca.iter().enumerate() {
+        files.push((format!("client_ca_{i}"), ca));
+    }
+    for p in &config.partners {
+        files.push((format!("partner_{}_client", p.id), &p.client_certificate));
+        for (i, ca) in p.trust.iter().enumerate() {
+            files.push((format!("partner_{}_trust_{i}", p.id), ca));
+        }
+    }
+    for (label, path) in files {
+        if let Ok(validity) = tls::certificate_validity(path) {
+            if let Some(first) = validity.first() {
+                metrics.set_certificate_expiry(&label, first.not_after);
+            }
+        }
+    }
+}
+
+/// A started gateway: listeners bound and serving.
+pub struct RunningGateway {
+    pub local_addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub metrics: Arc<Metrics>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    admin_task: Option<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Stops accepting, drains in-flight requests (bounded by `shutdown_grace`), and returns
+    /// when every connection is closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        if let Some(admin) = self.admin_task {
+            admin.abort();
+        }
+    }
+
+    /// Resolves when the data listener has stopped (after a shutdown).
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds the listeners and starts serving in the background.
+pub async fn start(config: &Config) -> Result<RunningGateway> {
+    let metrics = Arc::new(Metrics::new());
+    let state = Arc::new(build_state(config, metrics.clone())?);
+    let acceptor = TlsAcceptor::from(tls::server_config(config)?);
+    publish_certificate_expiry(config, &metrics);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    let (admin_addr, admin_task) = match config.admin_listen {
+        Some(addr) => {
+            let (addr, task) = admin::start(addr, metrics.clone()).await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, acceptor, state, shutdown_rx));
+    tracing::info!(%local_addr, admin = ?admin_addr, "doelpoort listening");
+    Ok(RunningGateway {
+        local_addr,
+        admin_addr,
+        metrics,
+        shutdown,
+        task,
+        admin_task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<GatewayState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limits = state.limits.clone();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            state.metrics.connections_active.inc();
+            serve_connection(tcp, remote, acceptor, &state, watcher).await;
+            state.metrics.connections_active.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        open_connections = graceful.count(),
+        "shutting down: draining connections"
+    );
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period ended with connections still open");
+    }
+}
+
+/// Request activity on one connection, for the idle timeout.
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `opened` when the last request started or ended.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms
+            .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counts a request as in flight for as long as it lives (also when the future is dropped).
+struct InFlight<'a>(&'a Activity);
+
+impl<'a> InFlight<'a> {
+    fn start(activity: &'a Activity) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
+    let text = error.to_string();
+    if text.contains("peer sent no certificates") || text.contains("NoCertificatesPresented") {
+        "no_client_certificate"
+    } else if text.contains("Expired") || text.contains("expired") {
+        "certificate_expired"
+    } else if text.contains("Revoked") {
+        "certificate_revoked"
+    } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        "certificate_untrusted"
+    } else if text.contains("ProtocolVersion") || text.contains("protocol version") {
+        "protocol_version"
+    } else {
+        "handshake_error"
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    acceptor: TlsAcceptor,
+    state: &Arc<GatewayState>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let limits = &state.limits;
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            let reason = handshake_failure_reason(&e);
+            state
+                .metrics
+                .tls_handshake_failures
+                .with_label_values(&[reason])
+                .inc();
+            tracing::debug!(%remote, reason, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            state
+                .metrics
+                .tls_handshake_failures
+                .with_label_values(&["timeout"])
+                .inc();
+            return;
+        }
+    };
+
+    // identify, once per connection: the certificate cannot change within a TLS session
+    // (rustls does not support renegotiation).
+    let consumer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| tls::peer_identity(leaf.as_ref()).ok())
+        .and_then(|peer| state.consumers.identify(&peer));
+
+    let activity = Arc::new(Activity {
+        opened: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_ms: AtomicU64::new(0),
+    });
+    let service = {
+        let state = state.clone();
+        let activity = activity.clone();
+        let consumer = consumer.clone();
+        service_fn(move |request| {
+            let state = state.clone();
+            let activity = activity.clone();
+            let consumer = consumer.clone();
+            async move {
+                let _in_flight = InFlight::start(&activity);
+                Ok::<_, Infallible>(proxy::handle(&state, consumer.as_ref(), request).await)
+            }
+        })
+    };
+    let builder = http_builder(limits);
+    let connection = builder.serve_connection(TokioIo::new(tls), service);
+    let connection = watcher.watch(connection.into_owned());
+    tokio::pin!(connection);
+
+    let idle = limits.idle_timeout;
+    let mut deadline = tokio::time::Instant::now() + idle;
+    loop {
+        tokio::select! {
+            result = &mut connection => {
+                if let Err(e) = result {
+                    tracing::debug!(%remote, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if activity.in_flight.load(Ordering::Relaxed) > 0 {
+                    deadline = tokio::time::Instant::now() + idle;
+                    continue;
+                }
+                let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
+                let quiet_for = activity.opened.elapsed().saturating_sub(last);
+                if quiet_for >= idle {
+                    tracing::debug!(%remote, "closing idle connection");
+                    return;
+                }
+                deadline = tokio::time::Instant::now() + (idle - quiet_for);
+            }
+        }
+    }
+}
+
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        // Rapid-reset (CVE-2023-44487) bound: a client that keeps resetting streams is cut off.
+        .max_pending_accept_reset_streams(Some(64))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
+
+/// Seconds since the epoch, for expiry checks.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

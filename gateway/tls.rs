@@ -1,0 +1,184 @@
+//! Phase *accept*: TLS contexts for both sides of the gateway, and the caller's identity as
+//! read from its verified client certificate.
+//!
+//! - Inbound: a client certificate is **required** and must chain to one of the configured
+//!   trust anchors (and, when CRLs are configured, not be revoked). Expired, not-yet-valid and
+//!   wrongly-used (no clientAuth EKU) certificates fail the handshake inside rustls/webpki,
+//!   before any HTTP is read.
+//! - Outbound: every partner gets its own client context: the gateway's client certificate for
+//!   that partner and the trust anchors that partner's server certificate must chain to.
+//!
+//! Only TLS 1.2 and 1.3 are offered, and only the provider's AEAD suites with ephemeral key
+//! exchange (rustls implements no others), so every session is forward secret.
+//! Contexts are built once at start-up (and on reload), never per connection.
+
+use crate::config::{Config, PartnerConfig};
+use crate::identity::{Fingerprint, Oin, PeerIdentity};
+use anyhow::{anyhow, bail, Context, Result};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The crypto provider every context uses. `ring` builds quickly and has fast P-256; the
+/// cipher suite list is rustls' default, which contains forward-secret AEAD suites only.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+const PROTOCOLS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read certificates from {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
+    if certs.is_empty() {
+        bail!("{} contains no PEM certificate", path.display());
+    }
+    Ok(certs)
+}
+
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path)
+        .with_context(|| format!("{} does not hold a PEM private key", path.display()))
+}
+
+fn load_crls(paths: &[impl AsRef<Path>]) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        let found = CertificateRevocationListDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read CRLs from {}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{} is not a PEM CRL file", path.display()))?;
+        if found.is_empty() {
+            bail!("{} contains no PEM CRL", path.display());
+        }
+        crls.extend(found);
+    }
+    Ok(crls)
+}
+
+fn root_store(paths: &[impl AsRef<Path>]) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for path in paths {
+        for cert in load_certificates(path.as_ref())? {
+            roots.add(cert).with_context(|| {
+                format!("{} is not a usable CA certificate", path.as_ref().display())
+            })?;
+        }
+    }
+    Ok(roots)
+}
+
+/// The data listener's TLS context: mutual TLS with client certificates required.
+pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>> {
+    let provider = provider();
+    let roots = Arc::new(root_store(&config.tls.client_ca)?);
+    let crls = load_crls(&config.tls.crls)?;
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+    if !crls.is_empty() {
+        // Revocation is checked for the end-entity (the consumer's certificate). A CRL past its
+        // nextUpdate is treated as unusable: fail closed rather than trust stale revocation data.
+        verifier = verifier
+            .with_crls(crls)
+            .only_check_end_entity_revocation()
+            .enforce_revocation_expiration();
+    }
+    let verifier = verifier
+        .build()
+        .map_err(|e| anyhow!("cannot build the client certificate verifier: {e}"))?;
+    let certs = load_certificates(&config.tls.certificate)?;
+    let key = load_private_key(&config.tls.key)?;
+    let mut server = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(PROTOCOLS)
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .context("the gateway certificate does not match its key")?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Resumption spares repeat callers a full handshake: stateless tickets plus a session
+    // cache sized for many backend systems.
+    server.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
+    server.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| anyhow!("cannot create a TLS session ticketer: {e}"))?;
+    Ok(Arc::new(server))
+}
+
+/// The client context the gateway uses towards one partner.
+pub fn partner_client_config(partner: &PartnerConfig) -> Result<ClientConfig> {
+    let provider = provider();
+    let roots = Arc::new(root_store(&partner.trust)?);
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| anyhow!("cannot build the partner certificate verifier: {e}"))?;
+    let certs = load_certificates(&partner.client_certificate)?;
+    let key = load_private_key(&partner.client_key)?;
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(PROTOCOLS)
+        .context("TLS protocol versions")?
+        .with_webpki_verifier(verifier)
+        .with_client_auth_cert(certs, key)
+        .with_context(|| {
+            format!(
+                "the client certificate for partner '{}' does not match its key",
+                partner.id
+            )
+        })?;
+    Ok(client)
+}
+
+/// Reads the organisation identity from a (verified) end-entity certificate.
+pub fn peer_identity(der: &[u8]) -> Result<PeerIdentity> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| anyhow!("unparseable client certificate: {e}"))?;
+    let subject = cert.subject();
+    fn first<'a>(
+        mut values: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
+    ) -> Option<String> {
+        values
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_string)
+    }
+    let serial_number =
+        first(subject.iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER));
+    Ok(PeerIdentity {
+        // A serialNumber that is not an OIN (other CAs use it for other numbers) simply
+        // identifies nobody; a pinned fingerprint can still map the certificate.
+        oin: serial_number.and_then(|s| Oin::parse(&s).ok()),
+        organisation: first(subject.iter_organization()),
+        common_name: first(subject.iter_common_name()),
+        fingerprint: Fingerprint::of_der(der),
+    })
+}
+
+/// One certificate's subject and expiry, for `doelpoort check` and the expiry metric.
+#[derive(Debug, Clone)]
+pub struct CertificateValidity {
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// Validity of every certificate in a PEM file.
+pub fn certificate_validity(path: &Path) -> Result<Vec<CertificateValidity>> {
+    load_certificates(path)?
+        .iter()
+        .map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der)
+                .map_err(|e| anyhow!("{}: unparseable certificate: {e}", path.display()))?;
+            Ok(CertificateValidity {
+                subject: cert.subject().to_string(),
+                not_before: cert.validity().not_before.timestamp(),
+                not_after: cert.validity().not_after.timestamp(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Phase *forward*: the gateway's own mTLS connection to a chain partner.
+//!
+//! Each partner has one pooled HTTP client (HTTP/1.1 or HTTP/2 by ALPN) built from its own TLS
+//! context, so connections — and TLS sessions — are reused across exchanges. The caller's
+//! connection is never tunnelled: the gateway terminates the caller's TLS, decides, and opens
+//! (or reuses) its own connection to the partner as itself.
+//!
+//! Partner bodies are read completely, up to a limit, before anything is returned: a later
+//! phase minimises them, and a response that cannot be checked is not released.
+
+use crate::config::PartnerConfig;
+use crate::identity::Oin;
+use crate::problem::{Problem, ProblemCode};
+use crate::tls;
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A chain partner as the data path sees it.
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub oin: Option<Oin>,
+    /// `https://host:port` of the partner.
+    origin: String,
+    /// Path prefix from the partner URL, without a trailing slash (often empty).
+    base_path: String,
+    response_timeout: Duration,
+    client: HttpsClient,
+}
+
+impl std::fmt::Debug for Partner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partner")
+            .field("id", &self.id)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the gateway asks of a partner.
+pub struct UpstreamRequest {
+    pub method: Method,
+    /// Partner-side path, starting with `/`.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What the partner answered, fully read.
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Time from sending the request to having read the whole body.
+    pub elapsed: Duration,
+}
+
+/// Why forwarding failed; becomes a problem and an `upstream_errors_total{kind}` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Connect,
+    Timeout,
+    Protocol,
+    TooLarge,
+}
+
+impl UpstreamErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+            Self::TooLarge => "too_large",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct UpstreamError {
+    pub kind: UpstreamErrorKind,
+    pub problem: Problem,
+}
+
+impl UpstreamError {
+    fn new(kind: UpstreamErrorKind, code: ProblemCode, detail: &'static str) -> Self {
+        Self {
+            kind,
+            problem: Problem::new(code, detail),
+        }
+    }
+}
+
+impl Partner {
+    pub fn new(config: &PartnerConfig) -> Result<Self> {
+        let tls = tls::partner_client_config(config)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(config.max_idle_connections)
+            .build(connector);
+        let authority = config
+            .url
+            .authority()
+            .context("partner URL without host")?
+            .as_str();
+        Ok(Self {
+            id: config.id.clone(),
+            name: config.name.clone(),
+            oin: config.oin.clone(),
+            origin: format!("https://{authority}"),
+            base_path: config.url.path().trim_end_matches('/').to_string(),
+            response_timeout: config.response_timeout,
+            client,
+        })
+    }
+
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, UpstreamError> {
+        let mut s = String::with_capacity(
+            self.origin.len()
+                + self.base_path.len()
+                + path.len()
+                + query.map_or(0, |q| q.len() + 1),
+        );
+        s.push_str(&self.origin);
+        s.push_str(&self.base_path);
+        s.push_str(path);
+        if let Some(q) = query {
+            s.push('?');
+            s.push_str(q);
+        }
+        s.parse().map_err(|_| {
+            UpstreamError::new(
+                UpstreamErrorKind::Protocol,
+                ProblemCode::UnknownRoute,
+                "the request path cannot be forwarded",
+            )
+        })
+    }
+
+    /// Sends one request and reads the whole response, within the partner's response timeout
+    /// and the response size limit.
+    pub async fn forward(
+        &self,
+        request: UpstreamRequest,
+        max_body: usize,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let uri = self.uri(&request.path, request.query.as_deref())?;
+        let mut builder = Request::builder().method(request.method).uri(uri);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = request.headers;
+        }
+        let outgoing = builder.body(Full::new(request.body)).map_err(|_| {
+            UpstreamError::new(
+                UpstreamErrorKind::Protocol,
+                ProblemCode::Internal,
+                "the upstream request could not be built",
+            )
+        })?;
+        let started = Instant::now();
+        let exchange = async {
+            let response = self.client.request(outgoing).await.map_err(|e| {
+                if e.is_connect() {
+                    UpstreamError::new(
+                        UpstreamErrorKind::Connect,
+                        ProblemCode::UpstreamUnavailable,
+                        "the partner could not be reached",
+                    )
+                } else {
+                    UpstreamError::new(
+                        UpstreamErrorKind::Protocol,
+                        ProblemCode::UpstreamUnavailable,
+                        "the connection to the partner failed",
+                    )
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, max_body)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        UpstreamError::new(
+                            UpstreamErrorKind::TooLarge,
+                            ProblemCode::MinimisationFailed,
+                            "the partner response exceeds the size limit; nothing of it is released",
+                        )
+                    } else {
+                        UpstreamError::new(
+                            UpstreamErrorKind::Protocol,
+                            ProblemCode::UpstreamUnavailable,
+                            "the partner response was cut off",
+                        )
+                    }
+                })?
+                .to_bytes();
+            Ok(UpstreamResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+                elapsed: started.elapsed(),
+            })
+        };
+        match tokio::time::timeout(self.response_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::new(
+                UpstreamErrorKind::Timeout,
+                ProblemCode::UpstreamTimeout,
+                "the partner did not answer in time",
+            )),
+        }
+    }
+}
+
+/// All partners by id; immutable once built.
+#[derive(Debug, Default)]
+pub struct PartnerDirectory {
+    partners: HashMap<String, Arc<Partner>>,
+}
+
+impl PartnerDirectory {
+    pub fn build(configs: &[PartnerConfig]) -> Result<Self> {
+        let mut partners = HashMap::new();
+        for config in configs {
+            let partner =
+                Partner::new(config).with_context(|| format!("partner '{}'", config.id))?;
+            partners.insert(config.id.clone(), Arc::new(partner));
+        }
+        Ok(Self { partners })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Partner>> {
+        self.partners.get(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.partners.keys().map(String::as_str)
+    }
+}
