@@ -1,0 +1,118 @@
+//! The `doelpoort` binary's file-facing commands, run as a user would run them.
+
+mod harness;
+
+use harness::*;
+use std::process::Command;
+
+fn doelpoort(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+        .args(args)
+        .output()
+        .expect("doelpoort runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_accepts_a_valid_config_and_warns_on_expiry_within_30_days() {
+    let pki = TestPki::new();
+    let spec = PartnerSpec::new("uwv", "127.0.0.1:9".parse().unwrap());
+    let path = write_config(&pki, &config_yaml(&pki, &[spec], ""));
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": ok ("), "{out}");
+    // The test PKI is valid for 30 days, so every certificate is within the warning window.
+    assert!(
+        out.contains("warning: certificate") && out.contains("expires in 29 day"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_reports_each_error_with_file_line_and_column() {
+    let pki = TestPki::new();
+    let spec = PartnerSpec::new("uwv", "127.0.0.1:9".parse().unwrap());
+    let yaml = config_yaml(&pki, &[spec], "  request_timeout: soon")
+        .replacen("listen: 127.0.0.1:0\n", "listen: 127.0.0.1\n", 1)
+        .replace(&format!("oin: \"{CONSUMER_OIN}\""), "oin: \"12345\"");
+    let path = write_config(&pki, &yaml);
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    let errors: Vec<&str> = out.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(errors.len(), 3, "{out}");
+    for line in &errors {
+        let rest = line
+            .strip_prefix(&format!("{file}:"))
+            .unwrap_or_else(|| panic!("{line}"));
+        let mut parts = rest.splitn(3, ':');
+        let line_no: u32 = parts.next().unwrap().parse().unwrap();
+        let col: u32 = parts.next().unwrap().parse().unwrap();
+        assert!(line_no > 0 && col > 0, "{line}");
+    }
+    assert!(out.contains("is not a socket address"), "{out}");
+    assert!(out.contains("20 digits"), "{out}");
+    assert!(out.contains("'soon' is not a duration"), "{out}");
+}
+
+#[test]
+fn check_reports_unreadable_certificates() {
+    let pki = TestPki::new();
+    std::fs::write(pki.path("gateway.crt"), "not a certificate").unwrap();
+    let spec = PartnerSpec::new("uwv", "127.0.0.1:9".parse().unwrap());
+    let path = write_config(&pki, &config_yaml(&pki, &[spec], ""));
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("listener TLS"), "{out}");
+}
+
+#[test]
+fn the_documented_example_config_checks_clean() {
+    let path = repo_root().join("docs/examples/doelpoort.yaml");
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn certs_generate_writes_a_pki_the_gateway_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("pki");
+    let (code, out) = doelpoort(&[
+        "certs",
+        "generate",
+        target.to_str().unwrap(),
+        "--days",
+        "400",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for file in [
+        "ca.crt",
+        "gateway.crt",
+        "gateway.key",
+        "gateway-client.crt",
+        "clients/wijkteam-rotterdam.crt",
+        "clients/schuldhulp-utrecht.key",
+        "clients/onbekend.crt",
+        "partners/uwv.crt",
+        "partners/jeugdhulp.key",
+    ] {
+        assert!(target.join(file).is_file(), "{file} missing");
+    }
+    let validity =
+        doelpoort::tls::certificate_validity(&target.join("clients/wijkteam-rotterdam.crt"))
+            .unwrap();
+    let days = (validity[0].not_after - validity[0].not_before) / 86_400;
+    assert_eq!(days, 400);
+    let identity = doelpoort::tls::peer_identity(
+        doelpoort::tls::load_certificates(&target.join("clients/wijkteam-rotterdam.crt")).unwrap()
+            [0]
+        .as_ref(),
+    )
+    .unwrap();
+    assert_eq!(identity.oin.unwrap().as_str(), "00000001999990001000");
+}

@@ -1,0 +1,82 @@
+//! `doelpoort demo` as a newcomer runs it: start it, paste the curl commands it prints.
+//! Runs on a fresh PKI in a temporary root so it never depends on the committed one expiring.
+
+mod harness;
+
+use harness::repo_root;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_printed_curl_commands_work() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        panic!("curl is required for this test (.ci/run installs it)");
+    }
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["policies", "schemas"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let _ = repo_root();
+    let bin = env!("CARGO_BIN_EXE_doelpoort");
+    let certs = root.path().join("certs-example");
+    assert!(Command::new(bin)
+        .args(["certs", "generate", certs.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let mut child = Command::new(bin)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--root",
+            root.path().to_str().unwrap(),
+            "--data-dir",
+            root.path().join("data").to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut calls = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(Instant::now() < deadline, "demo did not print its calls");
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("demo exited early");
+        }
+        if line.starts_with("curl ") {
+            calls.push(line.trim().to_string());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    assert!(calls.len() >= 4, "{calls:?}");
+    let mut statuses = Vec::new();
+    for call in &calls {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{call} -s -o /dev/null -w '%{{http_code}}' --max-time 10"
+            ))
+            .output()
+            .unwrap();
+        statuses.push(String::from_utf8_lossy(&out.stdout).to_string());
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    // The last call is the unconfigured organisation; every other call succeeds.
+    let (last, rest) = statuses.split_last().unwrap();
+    assert!(rest.iter().all(|s| s == "200"), "{statuses:?}");
+    assert_eq!(last, "403", "{statuses:?}");
+}

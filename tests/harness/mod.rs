@@ -1,0 +1,378 @@
+//! The one harness every whole-gateway test uses: a fresh PKI per test in a temporary
+//! directory, mock partners with test-chosen handlers, a gateway started from a real YAML
+//! configuration file on 127.0.0.1 port 0, and HTTPS clients that present a client certificate.
+//! Nothing here talks to anything but loopback.
+#![allow(dead_code)] // each test crate uses a different part of the harness
+
+use bytes::Bytes;
+use doelpoort::config::Config;
+use doelpoort::demo::{self, MockHandler, MockPartner, MockRequest};
+use doelpoort::pki::{CertificateAuthority, LeafSpec, Usage};
+use doelpoort::server::{self, RunningGateway};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const CONSUMER_OIN: &str = "00000001999990001000";
+pub const UNKNOWN_OIN: &str = "00000001999990099000";
+pub const GATEWAY_OIN: &str = "00000001999990000000";
+pub const PARTNER_OIN: &str = "00000001999990011000";
+
+/// A complete PKI for one test, written to a temporary directory.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+}
+
+fn spec(cn: &str, oin: Option<&str>, usage: Usage) -> LeafSpec {
+    let mut s = LeafSpec::new(cn, usage, 30);
+    s.organisation = Some(format!("{cn} (test)"));
+    s.serial_number = oin.map(str::to_string);
+    if matches!(usage, Usage::Server | Usage::Both) {
+        s.dns_names = vec!["localhost".into()];
+        s.ip_addresses = vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ];
+    }
+    s
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path();
+        let ca = CertificateAuthority::generate("Test Root CA", "Doelpoort tests", 30).unwrap();
+        std::fs::write(path.join("ca.crt"), ca.cert_pem()).unwrap();
+        let issue =
+            |stem: &str, spec: LeafSpec| ca.issue(&spec).unwrap().write(path, stem).unwrap();
+        issue("gateway", spec("gateway", Some(GATEWAY_OIN), Usage::Server));
+        issue(
+            "gateway-client",
+            spec("gateway", Some(GATEWAY_OIN), Usage::Client),
+        );
+        issue("partner", spec("uwv", Some(PARTNER_OIN), Usage::Server));
+        issue(
+            "consumer",
+            spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Client),
+        );
+        issue(
+            "unknown",
+            spec("onbekend", Some(UNKNOWN_OIN), Usage::Client),
+        );
+        // Right CA, right OIN, but a server-only certificate (no clientAuth EKU).
+        issue(
+            "server-only",
+            spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Server),
+        );
+        let now = server::unix_now();
+        let mut expired = spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Client);
+        expired.not_before = now - 10 * 86_400;
+        expired.not_after = now - 86_400;
+        issue("expired", expired);
+        let mut future = spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Client);
+        future.not_before = now + 86_400;
+        future.not_after = now + 10 * 86_400;
+        issue("not-yet-valid", future);
+        // Same subject, issued by a CA the gateway does not trust.
+        let rogue = CertificateAuthority::generate("Rogue CA", "Not trusted", 30).unwrap();
+        rogue
+            .issue(&spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Client))
+            .unwrap()
+            .write(path, "rogue")
+            .unwrap();
+        // A partner certificate from the rogue CA: the gateway must refuse to talk to it.
+        rogue
+            .issue(&spec("uwv", Some(PARTNER_OIN), Usage::Server))
+            .unwrap()
+            .write(path, "rogue-partner")
+            .unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A partner entry in a test configuration.
+pub struct PartnerSpec {
+    pub id: &'static str,
+    pub addr: SocketAddr,
+    pub response_timeout: &'static str,
+}
+
+impl PartnerSpec {
+    pub fn new(id: &'static str, addr: SocketAddr) -> Self {
+        Self {
+            id,
+            addr,
+            response_timeout: "5s",
+        }
+    }
+}
+
+/// The YAML configuration for a test gateway; `extra_limits` is inserted under `limits:`.
+pub fn config_yaml(pki: &TestPki, partners: &[PartnerSpec], extra_limits: &str) -> String {
+    let mut yaml = format!(
+        r#"# test gateway
+instance: test
+gateway_oin: "{GATEWAY_OIN}"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+tls:
+  certificate: {dir}/gateway.crt
+  key: {dir}/gateway.key
+  client_ca: [{dir}/ca.crt]
+limits:
+  shutdown_grace: 5s
+{extra_limits}
+consumers:
+  - id: wijkteam-test
+    name: Test district team
+    oin: "{CONSUMER_OIN}"
+partners:
+"#,
+        dir = pki.dir.path().display()
+    );
+    for p in partners {
+        yaml.push_str(&format!(
+            r#"  - id: {id}
+    oin: "{PARTNER_OIN}"
+    url: https://localhost:{port}
+    client_certificate: {dir}/gateway-client.crt
+    client_key: {dir}/gateway-client.key
+    trust: [{dir}/ca.crt]
+    connect_timeout: 1s
+    response_timeout: {timeout}
+"#,
+            id = p.id,
+            port = p.addr.port(),
+            dir = pki.dir.path().display(),
+            timeout = p.response_timeout,
+        ));
+    }
+    yaml
+}
+
+/// Writes the configuration into the PKI's directory and returns the file path.
+pub fn write_config(pki: &TestPki, yaml: &str) -> PathBuf {
+    let path = pki.path("doelpoort.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+pub async fn start_gateway(
+    pki: &TestPki,
+    partners: &[PartnerSpec],
+    extra_limits: &str,
+) -> RunningGateway {
+    let path = write_config(pki, &config_yaml(pki, partners, extra_limits));
+    let config = Config::load(&path).unwrap_or_else(|d| panic!("test config invalid:\n{d}"));
+    server::start(&config).await.expect("gateway starts")
+}
+
+/// A mock partner with the test PKI's partner certificate, requiring the gateway's client cert.
+pub async fn start_partner(pki: &TestPki, handler: MockHandler) -> MockPartner {
+    start_partner_with_cert(pki, "partner", handler).await
+}
+
+pub async fn start_partner_with_cert(
+    pki: &TestPki,
+    stem: &str,
+    handler: MockHandler,
+) -> MockPartner {
+    let tls = demo::mock_partner_tls(
+        &pki.path(&format!("{stem}.crt")),
+        &pki.path(&format!("{stem}.key")),
+        &pki.path("ca.crt"),
+    )
+    .unwrap();
+    MockPartner::start(([127, 0, 0, 1], 0).into(), tls, handler)
+        .await
+        .unwrap()
+}
+
+/// A handler that answers with a fixed JSON body after an optional delay.
+pub fn fixed(status: StatusCode, body: &'static str, delay: Duration) -> MockHandler {
+    Arc::new(move |_req: MockRequest| {
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *r.status_mut() = status;
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            r.headers_mut()
+                .insert("server", "partner-internal/9.9".parse().unwrap());
+            r.headers_mut()
+                .insert("set-cookie", "session=abc".parse().unwrap());
+            r
+        })
+    })
+}
+
+/// A handler that echoes what the partner received: method, path, query, headers, body length.
+pub fn echo() -> MockHandler {
+    Arc::new(|req: MockRequest| {
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    serde_json::Value::String(v.to_str().unwrap_or("?").to_string()),
+                )
+            })
+            .collect();
+        let body = serde_json::json!({
+            "method": req.method().as_str(),
+            "path": req.uri().path(),
+            "query": req.uri().query(),
+            "version": format!("{:?}", req.version()),
+            "headers": headers,
+            "body_len": req.body().len(),
+        });
+        Box::pin(async move { demo::json_response(StatusCode::OK, &body) })
+    })
+}
+
+pub type TestClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Http {
+    One,
+    Two,
+}
+
+/// rustls client config trusting the test CA, presenting `<stem>.crt` (or nothing).
+pub fn client_tls(pki: &TestPki, stem: Option<&str>) -> rustls::ClientConfig {
+    let provider = doelpoort::tls::provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in doelpoort::tls::load_certificates(&pki.path("ca.crt")).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    match stem {
+        Some(stem) => builder
+            .with_client_auth_cert(
+                doelpoort::tls::load_certificates(&pki.path(&format!("{stem}.crt"))).unwrap(),
+                doelpoort::tls::load_private_key(&pki.path(&format!("{stem}.key"))).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    }
+}
+
+pub fn client(pki: &TestPki, stem: &str, http: Http) -> TestClient {
+    let tls = client_tls(pki, Some(stem));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    let connector = match http {
+        Http::One => builder.enable_http1().build(),
+        Http::Two => builder.enable_http2().build(),
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    if http == Http::Two {
+        client.http2_only(true);
+    }
+    client.build(connector)
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The problem code of a problem+json answer.
+    pub fn problem_code(&self) -> String {
+        assert_eq!(
+            self.headers["content-type"],
+            "application/problem+json",
+            "not a problem: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()["code"].as_str().unwrap().to_string()
+    }
+}
+
+pub fn url(gateway: &RunningGateway, path: &str) -> String {
+    format!("https://localhost:{}{path}", gateway.local_addr.port())
+}
+
+pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> TestResponse {
+    let response = tokio::time::timeout(Duration::from_secs(20), client.request(request))
+        .await
+        .expect("response within 20 s")
+        .expect("request succeeds at HTTP level");
+    let (parts, body) = response.into_parts();
+    TestResponse {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+pub async fn get(client: &TestClient, url: &str) -> TestResponse {
+    send(
+        client,
+        Request::get(url).body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await
+}
+
+/// Connects with raw TLS and tries one HTTP/1.1 request; Ok(status line) or Err(reason).
+/// Used to prove that a handshake is refused before any HTTP is served.
+pub async fn try_raw_request(
+    addr: SocketAddr,
+    tls: rustls::ClientConfig,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .map_err(|_| "handshake timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    // With TLS 1.3 the client finishes its side before the server has judged the client
+    // certificate; the refusal arrives as an alert on the first read.
+    stream
+        .write_all(b"GET /uwv/v1/x HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await {
+        Err(_) => Err("read timeout".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(_)) if buf.is_empty() => Err("closed without response".into()),
+        Ok(Ok(_)) => Ok(String::from_utf8_lossy(&buf)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()),
+    }
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,385 @@
+//! The core gateway over real TLS on loopback: who may connect, what reaches the partner,
+//! and how partner failures look to the caller.
+
+mod harness;
+
+use bytes::Bytes;
+use harness::*;
+use http::{Request, StatusCode, Version};
+use http_body_util::Full;
+use std::time::Duration;
+
+async fn echo_setup() -> (
+    TestPki,
+    doelpoort::demo::MockPartner,
+    doelpoort::server::RunningGateway,
+) {
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, echo()).await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    (pki, partner, gateway)
+}
+
+fn handshake_failures(gateway: &doelpoort::server::RunningGateway, reason: &str) -> u64 {
+    gateway
+        .metrics
+        .tls_handshake_failures
+        .with_label_values(&[reason])
+        .get()
+}
+
+#[tokio::test]
+async fn no_client_certificate_is_refused_in_the_handshake() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let result = try_raw_request(gateway.local_addr, client_tls(&pki, None)).await;
+    let err = result.expect_err("a connection without client certificate must not be served");
+    assert!(
+        err.contains("CertificateRequired") || err.contains("certificate"),
+        "{err}"
+    );
+    assert_eq!(handshake_failures(&gateway, "no_client_certificate"), 1);
+}
+
+#[tokio::test]
+async fn untrusted_ca_is_refused_in_the_handshake() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let err = try_raw_request(gateway.local_addr, client_tls(&pki, Some("rogue")))
+        .await
+        .expect_err("a certificate from an untrusted CA must not be served");
+    assert!(err.contains("UnknownCA") || err.contains("alert"), "{err}");
+    assert_eq!(handshake_failures(&gateway, "certificate_untrusted"), 1);
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid_certificates_are_refused() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    for stem in ["expired", "not-yet-valid"] {
+        let err = try_raw_request(gateway.local_addr, client_tls(&pki, Some(stem)))
+            .await
+            .expect_err(stem);
+        assert!(
+            err.contains("alert") || err.contains("Certificate"),
+            "{stem}: {err}"
+        );
+    }
+    assert!(handshake_failures(&gateway, "certificate_expired") >= 1);
+}
+
+#[tokio::test]
+async fn certificate_without_client_auth_usage_is_refused() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    try_raw_request(gateway.local_addr, client_tls(&pki, Some("server-only")))
+        .await
+        .expect_err("a server-only certificate is not a client identity");
+}
+
+#[tokio::test]
+async fn unknown_organisation_gets_unknown_consumer() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let client = client(&pki, "unknown", Http::One);
+    let response = get(
+        &client,
+        &url(&gateway, "/uwv/v1/personen/999990019/inkomen"),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert_eq!(response.problem_code(), "unknown-consumer");
+    let json = response.json();
+    assert_eq!(
+        json["type"],
+        "https://doelpoort.example/problems/unknown-consumer"
+    );
+    assert_eq!(
+        json["transaction_id"].as_str().unwrap(),
+        response.headers["fsc-transaction-id"].to_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn mapped_consumer_reaches_the_partner_over_mtls() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let client = client(&pki, "consumer", Http::One);
+    let caller_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let request = Request::get(url(
+        &gateway,
+        "/uwv/v1/personen/999990019/inkomen?peildatum=2026-01-01",
+    ))
+    .header("accept", "application/json")
+    .header("traceparent", caller_trace)
+    .header("cookie", "session=secret")
+    .header("authorization", "Basic c2VjcmV0")
+    .header("doelbinding-actor", "medewerker-0042")
+    .header("x-internal", "1")
+    .body(Full::new(Bytes::new()))
+    .unwrap();
+    let response = send(&client, request).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    let echoed = response.json();
+    assert_eq!(echoed["path"], "/v1/personen/999990019/inkomen");
+    assert_eq!(echoed["query"], "peildatum=2026-01-01");
+    let headers = echoed["headers"].as_object().unwrap();
+    // Added by the gateway and consistent with what the caller gets back.
+    let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
+    assert_eq!(headers["fsc-transaction-id"], tx);
+    assert_eq!(uuid::Uuid::parse_str(tx).unwrap().get_version_num(), 7);
+    assert_eq!(headers["doelbinding-requester"], CONSUMER_OIN);
+    let forwarded_trace = headers["traceparent"].as_str().unwrap();
+    assert!(forwarded_trace.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(
+        !forwarded_trace.contains("00f067aa0ba902b7"),
+        "the gateway is its own span"
+    );
+    assert_eq!(
+        response.headers["traceparent"].to_str().unwrap(),
+        forwarded_trace
+    );
+    // Everything else the caller sent stays behind.
+    for name in ["cookie", "authorization", "doelbinding-actor", "x-internal"] {
+        assert!(!headers.contains_key(name), "{name} was forwarded");
+    }
+}
+
+#[tokio::test]
+async fn http2_and_http1_both_work_on_both_sides() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    for (http, version) in [(Http::One, Version::HTTP_11), (Http::Two, Version::HTTP_2)] {
+        let client = client(&pki, "consumer", http);
+        for _ in 0..3 {
+            let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+            assert_eq!(response.status, StatusCode::OK);
+            assert_eq!(response.version, version);
+            // The gateway → partner leg negotiates HTTP/2 by ALPN with the mock partner.
+            assert_eq!(response.json()["version"], "HTTP/2.0");
+        }
+    }
+}
+
+#[tokio::test]
+async fn trace_is_started_when_the_caller_sends_none() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    let trace = response.headers["traceparent"].to_str().unwrap();
+    assert_eq!(trace.len(), 55);
+    assert_eq!(response.json()["headers"]["traceparent"], trace);
+}
+
+#[tokio::test]
+async fn upstream_down_is_upstream_unavailable() {
+    let pki = TestPki::new();
+    // Reserve a port, then free it: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", addr)], "").await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(response.problem_code(), "upstream-unavailable");
+    assert_eq!(
+        gateway
+            .metrics
+            .upstream_errors
+            .with_label_values(&["uwv", "connect"])
+            .get(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn upstream_slow_is_upstream_timeout() {
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::from_secs(3))).await;
+    let spec = PartnerSpec {
+        response_timeout: "300ms",
+        ..PartnerSpec::new("uwv", partner.addr)
+    };
+    let gateway = start_gateway(&pki, &[spec], "").await;
+    let client = client(&pki, "consumer", Http::One);
+    let started = std::time::Instant::now();
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(response.problem_code(), "upstream-timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn partner_with_an_untrusted_certificate_is_refused() {
+    let pki = TestPki::new();
+    let partner = start_partner_with_cert(&pki, "rogue-partner", echo()).await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(response.problem_code(), "upstream-unavailable");
+}
+
+#[tokio::test]
+async fn partner_errors_never_leak_their_body_or_headers() {
+    let pki = TestPki::new();
+    let body = r#"{"error":"stack trace at PersonService for bsn 999990019"}"#;
+    let partner = start_partner(
+        &pki,
+        fixed(StatusCode::INTERNAL_SERVER_ERROR, body, Duration::ZERO),
+    )
+    .await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(response.problem_code(), "upstream-unavailable");
+    let text = String::from_utf8_lossy(&response.body);
+    assert!(
+        !text.contains("999990019") && !text.contains("PersonService"),
+        "{text}"
+    );
+    assert!(!response.headers.contains_key("server"));
+    assert!(!response.headers.contains_key("set-cookie"));
+}
+
+#[tokio::test]
+async fn partner_client_errors_keep_their_status_but_not_their_body() {
+    let pki = TestPki::new();
+    let partner = start_partner(
+        &pki,
+        fixed(
+            StatusCode::NOT_FOUND,
+            r#"{"fout":"persoon 999990019 onbekend"}"#,
+            Duration::ZERO,
+        ),
+    )
+    .await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    assert_eq!(response.problem_code(), "partner-rejected");
+    assert!(!String::from_utf8_lossy(&response.body).contains("999990019"));
+}
+
+#[tokio::test]
+async fn successful_answers_drop_leaking_response_headers() {
+    let pki = TestPki::new();
+    let partner = start_partner(
+        &pki,
+        fixed(StatusCode::OK, r#"{"ok":true}"#, Duration::ZERO),
+    )
+    .await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.headers["content-type"], "application/json");
+    assert!(!response.headers.contains_key("server"));
+    assert!(!response.headers.contains_key("set-cookie"));
+    assert!(response.headers.contains_key("fsc-transaction-id"));
+}
+
+#[tokio::test]
+async fn unknown_partner_and_non_canonical_paths_are_unknown_route() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let client = client(&pki, "consumer", Http::One);
+    for path in [
+        "/belastingdienst/v1/x",
+        "/uwv/v1/../../svb/v1/x",
+        "/uwv/v1%2f..%2fadmin",
+        "/uwv//v1",
+        "/",
+    ] {
+        let response = get(&client, &url(&gateway, path)).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(response.problem_code(), "unknown-route", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_request_body_is_request_too_large() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let client = client(&pki, "consumer", Http::One);
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    let request = Request::post(url(&gateway, "/uwv/v1/x"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(big)))
+        .unwrap();
+    let response = send(&client, request).await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.problem_code(), "request-too-large");
+    // A small body goes through.
+    let request = Request::post(url(&gateway, "/uwv/v1/x"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"a\":1}")))
+        .unwrap();
+    let response = send(&client, request).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json()["body_len"], 7);
+}
+
+#[tokio::test]
+async fn oversized_partner_response_is_not_released() {
+    let pki = TestPki::new();
+    let huge: &'static str = Box::leak(format!("\"{}\"", "x".repeat(64 * 1024)).into_boxed_str());
+    let partner = start_partner(&pki, fixed(StatusCode::OK, huge, Duration::ZERO)).await;
+    let gateway = start_gateway(
+        &pki,
+        &[PartnerSpec::new("uwv", partner.addr)],
+        "  max_response_body_bytes: 16384",
+    )
+    .await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(response.problem_code(), "minimisation-failed");
+    assert!(response.body.len() < 1024);
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_decision() {
+    let (pki, _partner, gateway) = echo_setup().await;
+    let ok = client(&pki, "consumer", Http::One);
+    let unknown = client(&pki, "unknown", Http::One);
+    get(&ok, &url(&gateway, "/uwv/v1/ping")).await;
+    get(&ok, &url(&gateway, "/nope/x")).await;
+    get(&unknown, &url(&gateway, "/uwv/v1/ping")).await;
+    let count = |consumer: &str, partner: &str, decision: &str| {
+        gateway
+            .metrics
+            .requests_total
+            .with_label_values(&[consumer, partner, "unknown", "none", decision])
+            .get()
+    };
+    assert_eq!(count("wijkteam-test", "uwv", "allow"), 1);
+    assert_eq!(count("wijkteam-test", "unknown", "deny"), 1);
+    assert_eq!(count("unknown", "unknown", "deny"), 1);
+    let text = String::from_utf8(gateway.metrics.render()).unwrap();
+    assert!(!text.contains("999990019"));
+}
+
+#[tokio::test]
+async fn admin_listener_serves_health_readiness_and_metrics() {
+    let (_pki, _partner, gateway) = echo_setup().await;
+    let admin = gateway.admin_addr.unwrap();
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+    for (path, expect) in [
+        ("/healthz", "ok"),
+        ("/readyz", "ready"),
+        ("/metrics", "doelpoort_connections_active"),
+    ] {
+        let response = client
+            .get(format!("http://{admin}{path}").parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains(expect), "{path}");
+    }
+}
+
+use hyper_util::client::legacy::Client;
