@@ -3,7 +3,7 @@
 
 mod harness;
 
-use harness::repo_root;
+use harness::{repo_root, signal};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,10 +70,7 @@ fn the_printed_curl_commands_work() {
             .unwrap();
         statuses.push(String::from_utf8_lossy(&out.stdout).to_string());
     }
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&child, rustix::process::Signal::INT);
     let _ = child.wait();
     // The last call is the unconfigured organisation; every other call succeeds.
     let (last, rest) = statuses.split_last().unwrap();

@@ -61,11 +61,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     let url = format!("https://localhost:{}/uwv/v1/slow", addr.port());
     let in_flight = tokio::spawn(async move { get(&client, &url).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, rustix::process::Signal::TERM);
 
     // New connections are refused once the listener has closed.
     tokio::time::sleep(Duration::from_millis(300)).await;

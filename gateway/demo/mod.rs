@@ -414,4 +414,41 @@ mod tests {
             assert!(cat.partners.iter().any(|p| p.id == id));
         }
     }
+
+    #[test]
+    fn an_expired_example_pki_says_how_to_regenerate() {
+        use crate::pki::{ExamplePki, LeafSpec, Usage};
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog();
+        crate::pki::generate_example(
+            dir.path(),
+            &ExamplePki {
+                gateway: &cat.gateway,
+                consumers: &cat.consumers,
+                partners: &cat.partners,
+                days: 30,
+            },
+        )
+        .unwrap();
+        check_example_certificates(dir.path()).unwrap();
+        // Replace one leaf with an expired one, issued by the same CA.
+        let ca = crate::pki::CertificateAuthority::load(
+            &dir.path().join("ca.crt"),
+            &dir.path().join("ca.key"),
+        )
+        .unwrap();
+        let now = server::unix_now();
+        let mut spec = LeafSpec::new("doelpoort", Usage::Server, 1);
+        spec.not_before = now - 10 * 86_400;
+        spec.not_after = now - 86_400;
+        ca.issue(&spec)
+            .unwrap()
+            .write(dir.path(), "gateway")
+            .unwrap();
+        let err = check_example_certificates(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has expired"), "{err}");
+        assert!(err.contains("doelpoort certs generate"), "{err}");
+    }
 }

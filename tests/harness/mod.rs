@@ -376,3 +376,9 @@ pub async fn try_raw_request(
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Sends a signal to a child process (SIGTERM, SIGINT; SIGKILL in crash tests).
+pub fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("child pid");
+    rustix::process::kill_process(pid, signal).expect("signal delivered");
+}
