@@ -4,6 +4,7 @@
 //! certificate and can never reach a partner, and so that it can be firewalled on its own.
 
 use crate::metrics::Metrics;
+use crate::policy::store::PolicyStore;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 pub async fn start(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    policies: Arc<PolicyStore>,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
@@ -34,10 +36,12 @@ pub async fn start(
                 continue;
             };
             let metrics = metrics.clone();
+            let policies = policies.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let metrics = metrics.clone();
-                    async move { Ok::<_, Infallible>(respond(&metrics, &req)) }
+                    let policies = policies.clone();
+                    async move { Ok::<_, Infallible>(respond(&metrics, &policies, &req)) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -63,13 +67,17 @@ fn text(
     response
 }
 
-fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(
+    metrics: &Metrics,
+    policies: &PolicyStore,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" => readiness(metrics),
+        "/readyz" => readiness(metrics, policies),
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -79,9 +87,20 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     }
 }
 
-/// Ready when the data listener is serving (this listener only runs alongside it) and no
-/// configured certificate has expired.
-fn readiness(metrics: &Metrics) -> Response<Full<Bytes>> {
+/// Ready when the data listener is serving (this listener only runs alongside it), a valid
+/// policy set is loaded, and no configured certificate has expired.
+fn readiness(metrics: &Metrics, policies: &PolicyStore) -> Response<Full<Bytes>> {
+    if policies.current().is_none() {
+        let errors = policies.last_errors();
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!(
+                "not ready: no valid policy set is loaded ({} error(s); see the log or run `doelpoort policy check`)\n",
+                errors.len()
+            ),
+        );
+    }
     let now = crate::server::unix_now() as f64;
     let expired: Vec<String> = metrics
         .certificate_expiry

@@ -66,11 +66,72 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Policy tools for privacy officers.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Certificate tools.
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
     },
+}
+
+#[derive(clap::Args)]
+pub struct PolicyDirs {
+    /// The policy directory.
+    pub dir: PathBuf,
+    /// The schema directory [default: DIR/../schemas].
+    #[arg(long)]
+    pub schemas: Option<PathBuf>,
+    /// Decide as on this day (YYYY-MM-DD) [default: today].
+    #[arg(long)]
+    pub today: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Check policies against the schemas; every problem as file:line:col: message.
+    Check {
+        #[command(flatten)]
+        dirs: PolicyDirs,
+    },
+    /// Dry run: the decision for one request, the deciding grant, and the fields it releases.
+    Explain {
+        #[command(flatten)]
+        dirs: PolicyDirs,
+        /// The calling consumer id.
+        #[arg(long)]
+        consumer: String,
+        /// The request, e.g. "GET /uwv/v1/personen/999990019/inkomen".
+        #[arg(long)]
+        request: String,
+        /// A request header, "Name: value" (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// A file with the JSON request body.
+        #[arg(long)]
+        body: Option<PathBuf>,
+    },
+    /// Run the YAML test cases in DIR/tests; exit 1 on any failure (or when there are none).
+    Test {
+        #[command(flatten)]
+        dirs: PolicyDirs,
+    },
+    /// Who may see what: consumers × operations × purposes × fields, for the DPIA.
+    Matrix {
+        #[command(flatten)]
+        dirs: PolicyDirs,
+        #[arg(long, value_enum, default_value_t = MatrixFormat::Markdown)]
+        format: MatrixFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MatrixFormat {
+    Markdown,
+    Html,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +176,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))),
         Command::Check { config } => return check(&config),
+        Command::Policy { command } => return policy(command),
         Command::Certs {
             command: CertsCommand::Generate { dir, days },
         } => generate_certs(&dir, days),
@@ -294,6 +356,142 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
                     format!("certificate '{}' expires in {days_left} day(s)", v.subject),
                 ));
             }
+        }
+    }
+}
+
+// ---- policy tools ----------------------------------------------------------------------------
+
+fn policy_day(dirs: &PolicyDirs) -> Result<time::Date, String> {
+    match &dirs.today {
+        None => Ok(crate::policy::today()),
+        Some(d) => time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+            .map_err(|_| format!("--today {d}: expected YYYY-MM-DD")),
+    }
+}
+
+/// Loads a policy set for a tool, printing diagnostics; None when it has errors.
+fn load_policies(dirs: &PolicyDirs, print_warnings: bool) -> Option<crate::policy::PolicySet> {
+    let schemas = dirs
+        .schemas
+        .clone()
+        .unwrap_or_else(|| dirs.dir.join("..").join("schemas"));
+    let today = match policy_day(dirs) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("doelpoort: {e}");
+            return None;
+        }
+    };
+    let (set, diagnostics) = crate::policy::compile::load(&dirs.dir, &schemas, today);
+    for d in &diagnostics {
+        if d.is_error() || print_warnings {
+            println!("{d}");
+        }
+    }
+    set
+}
+
+fn policy(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Check { dirs } => match load_policies(&dirs, true) {
+            Some(set) => {
+                println!(
+                    "{}: ok — policy version {}, {} purposes, {} operations, {} grants",
+                    dirs.dir.display(),
+                    set.version,
+                    set.purposes.len(),
+                    set.operations.len(),
+                    set.grants.len()
+                );
+                ExitCode::SUCCESS
+            }
+            None => {
+                println!("{}: policy set has errors", dirs.dir.display());
+                ExitCode::from(1)
+            }
+        },
+        PolicyCommand::Explain {
+            dirs,
+            consumer,
+            request,
+            headers,
+            body,
+        } => {
+            let Some(set) = load_policies(&dirs, false) else {
+                return ExitCode::from(1);
+            };
+            let Some((method, path)) = request.split_once(' ') else {
+                eprintln!("doelpoort: --request is written as \"METHOD /partner/path\"");
+                return ExitCode::from(2);
+            };
+            let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
+                eprintln!("doelpoort: unknown method {method}");
+                return ExitCode::from(2);
+            };
+            let mut parsed = Vec::new();
+            for h in headers {
+                let Some((name, value)) = h.split_once(':') else {
+                    eprintln!("doelpoort: -H takes \"Name: value\"");
+                    return ExitCode::from(2);
+                };
+                parsed.push((name.trim().to_string(), value.trim().to_string()));
+            }
+            let body = match body.map(std::fs::read).transpose() {
+                Ok(b) => b.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("doelpoort: cannot read the body file: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let today = policy_day(&dirs).unwrap_or_else(|_| crate::policy::today());
+            let request = crate::policy::tools::SimulatedRequest {
+                consumer,
+                method,
+                path: path.trim().to_string(),
+                headers: parsed,
+                body,
+                approvals: Vec::new(),
+                today,
+            };
+            print!("{}", crate::policy::tools::explain(&set, &request));
+            ExitCode::SUCCESS
+        }
+        PolicyCommand::Test { dirs } => {
+            let Some(set) = load_policies(&dirs, false) else {
+                return ExitCode::from(1);
+            };
+            let files = crate::policy::tools::test_files(&dirs.dir);
+            let today = policy_day(&dirs).unwrap_or_else(|_| crate::policy::today());
+            let report = crate::policy::tools::run_tests(&set, &files, today);
+            for line in &report.lines {
+                println!("{line}");
+            }
+            for e in &report.errors {
+                println!("{e}");
+            }
+            if report.passed + report.failed == 0 {
+                println!(
+                    "no test cases found in {}/tests: a policy without tests is not tested",
+                    dirs.dir.display()
+                );
+            }
+            println!("{} passed, {} failed", report.passed, report.failed);
+            if report.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        PolicyCommand::Matrix { dirs, format } => {
+            let Some(set) = load_policies(&dirs, false) else {
+                return ExitCode::from(1);
+            };
+            match format {
+                MatrixFormat::Markdown => print!("{}", crate::policy::tools::matrix_markdown(&set)),
+                MatrixFormat::Html => print!("{}", crate::policy::tools::matrix_html(&set)),
+            }
+            ExitCode::SUCCESS
         }
     }
 }

@@ -39,8 +39,10 @@ pub struct Config {
     pub problem_base: String,
     pub consumers: Vec<ConsumerConfig>,
     pub partners: Vec<PartnerConfig>,
-    pub policies: Option<PathBuf>,
-    pub schemas: Option<PathBuf>,
+    /// The privacy officers' policy directory (purposes, operations, grants).
+    pub policies: PathBuf,
+    /// JSON Schemas of partner operations.
+    pub schemas: PathBuf,
     pub audit_dir: Option<PathBuf>,
 }
 
@@ -175,10 +177,8 @@ struct RawConfig {
     consumers: Vec<RawConsumer>,
     #[serde(default)]
     partners: Vec<RawPartner>,
-    #[serde(default)]
-    policies: Option<Spanned<String>>,
-    #[serde(default)]
-    schemas: Option<Spanned<String>>,
+    policies: Spanned<String>,
+    schemas: Spanned<String>,
     #[serde(default)]
     audit: Option<RawAudit>,
 }
@@ -425,8 +425,8 @@ impl Validator<'_> {
             problem_base,
             consumers,
             partners,
-            policies: raw.policies.as_ref().map(|p| self.existing_dir(p)),
-            schemas: raw.schemas.as_ref().map(|p| self.existing_dir(p)),
+            policies: self.existing_dir(&raw.policies),
+            schemas: self.existing_dir(&raw.schemas),
             audit_dir: raw.audit.as_ref().map(|a| self.resolve(&a.dir.value)),
         }
     }
@@ -579,6 +579,8 @@ mod tests {
         for f in ["gw.crt", "gw.key", "ca.crt", "c.crt", "c.key"] {
             write(dir, f);
         }
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        std::fs::create_dir_all(dir.join("schemas")).unwrap();
         r#"
 listen: 127.0.0.1:8443
 admin_listen: 127.0.0.1:9901
@@ -597,6 +599,8 @@ partners:
     client_certificate: c.crt
     client_key: c.key
     trust: [ca.crt]
+policies: policies
+schemas: schemas
 "#
         .to_string()
     }

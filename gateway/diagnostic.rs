@@ -58,6 +58,10 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        if self.line == 0 {
+            // About the whole file (unreadable, missing, …): no position to give.
+            return write!(f, "{}: {}: {}", self.file.display(), severity, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}: {}",
@@ -98,11 +102,42 @@ pub fn from_yaml_error(file: &Path, error: &serde_saphyr::Error) -> Diagnostic {
         .unwrap_or((0, 0));
     let text = error.to_string();
     // The rendered form may span several lines (snippet, caret); the first line is the message.
-    let message = text
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
+    let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    // The library prefixes "error: line L column C: "; the diagnostic carries those already.
+    let message = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .split_once(": ")
+        .filter(|(prefix, _)| prefix.starts_with("line "))
+        .map_or(first, |(_, rest)| rest)
         .to_string();
     Diagnostic::error(file, line, column, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+    }
+
+    #[test]
+    fn yaml_errors_are_located_without_repeating_the_location() {
+        let err = serde_saphyr::from_str::<Sample>("name: a\nnmae: b\n").unwrap_err();
+        let d = from_yaml_error(Path::new("f.yaml"), &err);
+        assert_eq!((d.line, d.column), (2, 1), "{d}");
+        assert!(d.message.contains("nmae"), "{d}");
+        assert!(!d.message.contains("line 2"), "{d}");
+        assert!(!d.message.starts_with("error"), "{d}");
+    }
+
+    #[test]
+    fn whole_file_diagnostics_print_without_position() {
+        let d = Diagnostic::error(Path::new("f.yaml"), 0, 0, "cannot read");
+        assert_eq!(d.to_string(), "f.yaml: error: cannot read");
+    }
 }

@@ -5,10 +5,13 @@
 //! certificate), forwards over its own mTLS connection to the partner, and answers every
 //! refusal with a stable RFC 9457 problem code.
 //!
+//! Every exchange is decided against purpose-bound policies (*doelbinding*): a consumer reaches
+//! a partner operation only for a declared purpose it holds a valid grant for, with the context
+//! the grant requires. Deny by default.
+//!
 //! ## What it does not do (yet)
-//! Purpose-bound grants (*doelbinding*), response minimisation and the lawful-basis audit log
-//! plug into the pipeline as the phases `context`/`decide`, `minimise` and `record`; until they
-//! exist, a configured consumer reaches every configured partner.
+//! Response minimisation and the lawful-basis audit log plug into the pipeline as the phases
+//! `minimise` and `record`; until they exist, a granted response passes unchanged.
 //!
 //! ## Layout: one module per phase or concern
 //! | module | what it is for |
@@ -17,6 +20,8 @@
 //! | [`tls`] | phase *accept*: TLS contexts (inbound mTLS, outbound per partner), peer identity |
 //! | [`identity`] | phase *identify*: certificate → [`identity::Consumer`]; `Oin`, fingerprints |
 //! | [`route`] | phase *route*: `/<partner>/<path>`, canonical-path checks |
+//! | [`context`] | phase *context*: `Doelbinding-*` headers; `Bsn` with the elfproef |
+//! | [`policy`] | phase *decide*: purposes, operations, grants; `Permit`; reload; policy tools |
 //! | [`proxy`] | the exchange pipeline that runs the phases and always finishes with metrics and logs |
 //! | [`upstream`] | phase *forward*: pooled mTLS clients per partner, timeouts |
 //! | [`problem`] | the one mapping from refusals to `application/problem+json` |
@@ -33,11 +38,13 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod diagnostic;
 pub mod identity;
 pub mod metrics;
 pub mod pki;
+pub mod policy;
 pub mod problem;
 pub mod proxy;
 pub mod route;

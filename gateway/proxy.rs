@@ -1,23 +1,27 @@
 //! The exchange pipeline: one request, passed through the phases in order.
 //!
 //! ```text
-//!  accept ─► identify ─► route ─► read body ─► forward ─► release ─► respond
-//!  (tls)     (identity)  (route)               (upstream)             │
-//!                                                                     └─► metrics + access log
+//!  accept ─► identify ─► route ─► context ─► read body ─► decide ─► forward ─► release ─► finish
+//!  (tls)     (identity)  (route)  (context)              (policy)  (upstream)             │
+//!                                                                      metrics + access log ◄┘
 //! ```
 //!
 //! Each phase either adds facts to the [`Exchange`] or ends it with a [`Problem`]. Whatever
 //! happens, [`finish`] runs last: it turns the outcome into the response and projects the
 //! exchange onto the metrics and the access log, so nothing is counted that the pipeline did
-//! not decide and nothing decided goes uncounted. Later phases (context, decide, minimise,
-//! record) slot in between without changing that shape.
+//! not decide and nothing decided goes uncounted. Later phases (minimise, record) slot in
+//! between without changing that shape.
 //!
 //! Headers cross the gateway by allow-list in both directions: hop-by-hop headers, cookies,
 //! `Server`, credentials and anything else not listed here never reach the other organisation.
 
 use crate::config::Limits;
+use crate::context::RequestContext;
 use crate::identity::{Consumer, ConsumerDirectory};
 use crate::metrics::Metrics;
+use crate::policy::decide::{self, DecisionRequest, Permit};
+use crate::policy::store::PolicyStore;
+use crate::policy::{Grant, Operation, PolicySet, Purpose};
 use crate::problem::{Problem, ProblemCode};
 use crate::route;
 use crate::trace::{new_transaction_id, TraceContext};
@@ -36,6 +40,12 @@ use uuid::Uuid;
 pub const FSC_TRANSACTION_ID: HeaderName = HeaderName::from_static("fsc-transaction-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const DOELBINDING_REQUESTER: HeaderName = HeaderName::from_static("doelbinding-requester");
+pub const DOELBINDING_PURPOSE: HeaderName = HeaderName::from_static("doelbinding-purpose");
+pub const DOELBINDING_LEGAL_BASIS: HeaderName = HeaderName::from_static("doelbinding-legal-basis");
+pub const DOELBINDING_PROCESSING_ACTIVITY: HeaderName =
+    HeaderName::from_static("doelbinding-processing-activity");
+/// Where a consumer asks which grants it holds (on the data listener, answered per certificate).
+pub const DISCOVERY_PATH: &str = "/.well-known/doelpoort/grants";
 
 /// Caller headers a partner may see (everything else is dropped).
 const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[header::ACCEPT, header::CONTENT_TYPE];
@@ -58,6 +68,7 @@ pub struct GatewayState {
     pub limits: Limits,
     pub problem_base: String,
     pub metrics: Arc<Metrics>,
+    pub policies: Arc<PolicyStore>,
 }
 
 /// The facts gathered about one request as it passes the phases.
@@ -67,6 +78,11 @@ pub struct Exchange {
     pub started: Instant,
     pub consumer: Option<Arc<Consumer>>,
     pub partner: Option<Arc<Partner>>,
+    /// The policy snapshot this exchange is decided under (kept for its whole life).
+    pub policy: Option<Arc<PolicySet>>,
+    pub operation: Option<Arc<Operation>>,
+    pub purpose: Option<Arc<Purpose>>,
+    pub grant: Option<Arc<Grant>>,
     pub upstream_status: Option<StatusCode>,
     pub upstream_error: Option<UpstreamErrorKind>,
 }
@@ -79,6 +95,10 @@ impl Exchange {
             started: Instant::now(),
             consumer: None,
             partner: None,
+            policy: None,
+            operation: None,
+            purpose: None,
+            grant: None,
             upstream_status: None,
             upstream_error: None,
         }
@@ -153,6 +173,9 @@ async fn run_phases(
         ));
     }
     let target = route::split(parts.uri.path())?;
+    if target.partner == ".well-known" {
+        return discovery(state, consumer, &parts.method, parts.uri.path());
+    }
     // The id is caller input: it is deliberately not echoed in the detail.
     let partner = state.partners.get(target.partner).ok_or_else(|| {
         Problem::new(
@@ -162,15 +185,51 @@ async fn run_phases(
     })?;
     exchange.partner = Some(partner.clone());
 
-    // read the request body, bounded in size and time
+    // context
+    let context = RequestContext::from_headers(&parts.headers)?;
+    let policy = state.policies.current().ok_or_else(|| {
+        Problem::new(
+            ProblemCode::NotGranted,
+            "no valid policy set is loaded, so nothing can be granted",
+        )
+    })?;
+    exchange.policy = Some(policy.clone());
+
+    // read the request body, bounded in size and time (conditions may need it)
     let body = read_body(body, &parts.headers, &state.limits).await?;
 
+    // decide
+    let permit = decide::decide(
+        &policy,
+        &DecisionRequest {
+            consumer: &consumer.id,
+            partner: &partner.id,
+            method: &parts.method,
+            path: target.path,
+            context: &context,
+            body: &body,
+            approvals: &[],
+            today: crate::policy::today(),
+        },
+    )
+    .map_err(|denial| {
+        exchange.operation = denial.operation;
+        exchange.purpose = denial.purpose;
+        exchange.grant = denial.grant;
+        denial.problem
+    })?;
+    exchange.operation = Some(permit.operation().clone());
+    exchange.purpose = Some(permit.purpose().clone());
+    exchange.grant = Some(permit.grant().clone());
+
     // forward
+    let mut headers = forwarded_request_headers(&parts.headers, exchange, consumer);
+    add_lawful_basis(&mut headers, &permit);
     let upstream_request = UpstreamRequest {
         method: parts.method.clone(),
         path: target.path.to_string(),
-        query: parts.uri.query().map(str::to_string),
-        headers: forwarded_request_headers(&parts.headers, exchange, consumer),
+        query: permit.allowed_query(parts.uri.query()),
+        headers,
         body,
     };
     let response = partner
@@ -253,6 +312,52 @@ fn forwarded_request_headers(
     out
 }
 
+/// The lawful basis the partner can log on its side (values prepared at policy load).
+fn add_lawful_basis(out: &mut HeaderMap, permit: &Permit) {
+    let purpose = permit.purpose();
+    out.insert(DOELBINDING_PURPOSE, purpose.header_values.purpose.clone());
+    if let Some(v) = &purpose.header_values.legal_basis {
+        out.insert(DOELBINDING_LEGAL_BASIS, v.clone());
+    }
+    if let Some(v) = &purpose.header_values.processing_activity {
+        out.insert(DOELBINDING_PROCESSING_ACTIVITY, v.clone());
+    }
+}
+
+/// `GET /.well-known/doelpoort/grants`: the grants the calling consumer holds, and what each
+/// releases. Answered for the calling certificate only; no other consumer's grants are shown.
+fn discovery(
+    state: &GatewayState,
+    consumer: &Consumer,
+    method: &Method,
+    path: &str,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    if path != DISCOVERY_PATH {
+        return Err(Problem::new(
+            ProblemCode::UnknownRoute,
+            "unknown well-known resource",
+        ));
+    }
+    if method != Method::GET {
+        return Err(Problem::new(ProblemCode::MethodNotAllowed, "GET only"));
+    }
+    let policy = state
+        .policies
+        .current()
+        .ok_or_else(|| Problem::new(ProblemCode::NotGranted, "no valid policy set is loaded"))?;
+    let body = crate::policy::tools::discovery_document(&policy, &consumer.id);
+    let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
 fn transaction_header(id: Uuid) -> HeaderValue {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = id.hyphenated().encode_lower(&mut buf);
@@ -310,11 +415,17 @@ fn finish(
         .partner
         .as_ref()
         .map_or("unknown", |p| p.id.as_str());
+    // Label values come from configuration and policy only (bounded), never from the request.
+    let operation = exchange
+        .operation
+        .as_ref()
+        .map_or("unknown", |o| o.id.as_str());
+    let purpose = exchange.purpose.as_ref().map_or("none", |p| p.id.as_str());
     let elapsed = exchange.started.elapsed();
     let metrics = &state.metrics;
     metrics
         .requests_total
-        .with_label_values(&[consumer, partner, "unknown", "none", decision.as_str()])
+        .with_label_values(&[consumer, partner, operation, purpose, decision.as_str()])
         .inc();
     metrics
         .request_duration
@@ -334,6 +445,10 @@ fn finish(
         trace_id = %exchange.trace.trace_id_hex(),
         consumer,
         partner,
+        operation,
+        purpose,
+        grant = exchange.grant.as_ref().map_or("", |g| g.id.as_str()),
+        policy_version = exchange.policy.as_ref().map_or("", |p| p.version.as_str()),
         decision = decision.as_str(),
         reason = reason.unwrap_or(""),
         status = response.status().as_u16(),

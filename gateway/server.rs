@@ -15,6 +15,7 @@ use crate::admin;
 use crate::config::{Config, Limits};
 use crate::identity::{Consumer, ConsumerDirectory};
 use crate::metrics::Metrics;
+use crate::policy::store::PolicyStore;
 use crate::proxy::{self, GatewayState};
 use crate::tls;
 use crate::upstream::PartnerDirectory;
@@ -51,6 +52,7 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
         partners: PartnerDirectory::build(&config.partners)?,
         limits: config.limits.clone(),
         problem_base: config.problem_base.clone(),
+        policies: PolicyStore::open(&config.policies, &config.schemas, metrics.clone()),
         metrics,
     })
 }
@@ -82,9 +84,11 @@ pub struct RunningGateway {
     pub local_addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
+    pub policies: Arc<PolicyStore>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    watcher_task: JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -92,6 +96,7 @@ impl RunningGateway {
     /// when every connection is closed.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        self.watcher_task.abort();
         let _ = self.task.await;
         if let Some(admin) = self.admin_task {
             admin.abort();
@@ -112,6 +117,8 @@ impl RunningGateway {
 pub async fn start(config: &Config) -> Result<RunningGateway> {
     let metrics = Arc::new(Metrics::new());
     let state = Arc::new(build_state(config, metrics.clone())?);
+    let policies = state.policies.clone();
+    let watcher_task = policies.spawn_watcher();
     let acceptor = TlsAcceptor::from(tls::server_config(config)?);
     publish_certificate_expiry(config, &metrics);
 
@@ -121,7 +128,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
     let local_addr = listener.local_addr()?;
     let (admin_addr, admin_task) = match config.admin_listen {
         Some(addr) => {
-            let (addr, task) = admin::start(addr, metrics.clone()).await?;
+            let (addr, task) = admin::start(addr, metrics.clone(), policies.clone()).await?;
             (Some(addr), Some(task))
         }
         None => (None, None),
@@ -133,9 +140,11 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
         local_addr,
         admin_addr,
         metrics,
+        policies,
         shutdown,
         task,
         admin_task,
+        watcher_task,
     })
 }
 

@@ -3,7 +3,7 @@
 
 mod harness;
 
-use harness::{repo_root, signal};
+use harness::{copy_dir, repo_root, signal};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,9 +15,8 @@ fn the_printed_curl_commands_work() {
     }
     let root = tempfile::tempdir().unwrap();
     for dir in ["policies", "schemas"] {
-        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        copy_dir(&repo_root().join(dir), &root.path().join(dir));
     }
-    let _ = repo_root();
     let bin = env!("CARGO_BIN_EXE_doelpoort");
     let certs = root.path().join("certs-example");
     assert!(Command::new(bin)

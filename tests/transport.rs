@@ -102,8 +102,10 @@ async fn mapped_consumer_reaches_the_partner_over_mtls() {
     let caller_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let request = Request::get(url(
         &gateway,
-        "/uwv/v1/personen/999990019/inkomen?peildatum=2026-01-01",
+        "/uwv/v1/personen/999990019/inkomen?peildatum=2026-01-01&extra=1",
     ))
+    .header("doelbinding-purpose", TEST_PURPOSE)
+    .header("doelbinding-data-subject", "bsn=999990019")
     .header("accept", "application/json")
     .header("traceparent", caller_trace)
     .header("cookie", "session=secret")
@@ -134,9 +136,25 @@ async fn mapped_consumer_reaches_the_partner_over_mtls() {
         forwarded_trace
     );
     // Everything else the caller sent stays behind.
-    for name in ["cookie", "authorization", "doelbinding-actor", "x-internal"] {
+    for name in [
+        "cookie",
+        "authorization",
+        "doelbinding-actor",
+        "x-internal",
+        "doelbinding-data-subject",
+    ] {
         assert!(!headers.contains_key(name), "{name} was forwarded");
     }
+    // The lawful basis travels with the request; query parameters only when granted.
+    assert_eq!(headers["doelbinding-purpose"], TEST_PURPOSE);
+    assert_eq!(
+        headers["doelbinding-legal-basis"],
+        "AVG art. 6(1)(e); Testwet"
+    );
+    assert_eq!(
+        headers["doelbinding-processing-activity"],
+        "https://register.test.example/test-doel"
+    );
 }
 
 #[tokio::test]
@@ -304,6 +322,7 @@ async fn oversized_request_body_is_request_too_large() {
     let big = vec![b'a'; 2 * 1024 * 1024];
     let request = Request::post(url(&gateway, "/uwv/v1/x"))
         .header("content-type", "application/json")
+        .header("doelbinding-purpose", TEST_PURPOSE)
         .body(Full::new(Bytes::from(big)))
         .unwrap();
     let response = send(&client, request).await;
@@ -312,6 +331,7 @@ async fn oversized_request_body_is_request_too_large() {
     // A small body goes through.
     let request = Request::post(url(&gateway, "/uwv/v1/x"))
         .header("content-type", "application/json")
+        .header("doelbinding-purpose", TEST_PURPOSE)
         .body(Full::new(Bytes::from_static(b"{\"a\":1}")))
         .unwrap();
     let response = send(&client, request).await;
@@ -345,16 +365,22 @@ async fn requests_are_counted_by_decision() {
     get(&ok, &url(&gateway, "/uwv/v1/ping")).await;
     get(&ok, &url(&gateway, "/nope/x")).await;
     get(&unknown, &url(&gateway, "/uwv/v1/ping")).await;
-    let count = |consumer: &str, partner: &str, decision: &str| {
+    let count = |consumer: &str, partner: &str, operation: &str, purpose: &str, decision: &str| {
         gateway
             .metrics
             .requests_total
-            .with_label_values(&[consumer, partner, "unknown", "none", decision])
+            .with_label_values(&[consumer, partner, operation, purpose, decision])
             .get()
     };
-    assert_eq!(count("wijkteam-test", "uwv", "allow"), 1);
-    assert_eq!(count("wijkteam-test", "unknown", "deny"), 1);
-    assert_eq!(count("unknown", "unknown", "deny"), 1);
+    assert_eq!(
+        count("wijkteam-test", "uwv", "ping", TEST_PURPOSE, "allow"),
+        1
+    );
+    assert_eq!(
+        count("wijkteam-test", "unknown", "unknown", "none", "deny"),
+        1
+    );
+    assert_eq!(count("unknown", "unknown", "unknown", "none", "deny"), 1);
     let text = String::from_utf8(gateway.metrics.render()).unwrap();
     assert!(!text.contains("999990019"));
 }

@@ -10,8 +10,15 @@
 //! (medical reasons at UWV, offence details at CJIB, care content at
 //! Jeugdhulp): withholding those fields is the gateway's job, not the
 //! partner's. Likewise the CJIB mock registers any well-formed time-out
-//! (opschorting) request; the 4-months rule and the category rule are
-//! enforced by the gateway.
+//! (opschorting) request for claims of the person: the 4-months rule and the
+//! refusal of strafrechtelijke claims are enforced by the gateway, so a
+//! correctly labelled strafrechtelijk claim is accepted here.
+//!
+//! The CJIB mock does check what only the partner can know: every entry of
+//! `vorderingen` (`{"vordering_id": ..., "categorie": ...}`) must name a claim
+//! of this person *with the category CJIB has registered for it*. A caller
+//! therefore cannot get a strafrechtelijke claim suspended by labelling it
+//! "verkeersboete".
 //!
 //! Demo contract:
 //! - `999990019` is known at every partner;
@@ -19,9 +26,13 @@
 //!
 //! Status codes: unknown partner or path → 404; wrong method → 405; person
 //! not known at the partner → 404 `{"fout": "persoon niet bekend"}`;
-//! malformed POST body (no JSON, missing/mistyped fields, unparseable
-//! `einddatum`) → 400; well-formed but unacceptable request (empty, duplicate
-//! or foreign `vordering_ids`, empty `reden`) → 422.
+//! malformed POST body (no JSON, missing/mistyped fields, `vorderingen` not a
+//! list of objects with string fields `vordering_id` and `categorie`,
+//! unparseable `einddatum`) → 400; well-formed but unacceptable request (empty
+//! `vorderingen`, duplicate or foreign `vordering_id`, `categorie` differing
+//! from CJIB's registration, empty `reden`) → 422. A registered time-out
+//! answers 201 with `opschorting_id`, `status`, `bsn`, `vorderingen` (with
+//! CJIB's categories), `einddatum` and `reden`.
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -240,7 +251,26 @@ fn lees_persoon(method: &Method, personen: Vec<Value>, bsn: &str) -> MockAnswer 
     }
 }
 
+/// One entry of `vorderingen` in an opschorting request.
+struct GevraagdeVordering<'a> {
+    vordering_id: &'a str,
+    categorie: &'a str,
+}
+
+/// Parses `{"vordering_id": "...", "categorie": "..."}`; other fields are ignored.
+fn lees_gevraagde_vordering(waarde: &Value) -> Option<GevraagdeVordering<'_>> {
+    let velden = waarde.as_object()?;
+    Some(GevraagdeVordering {
+        vordering_id: velden.get("vordering_id")?.as_str()?,
+        categorie: velden.get("categorie")?.as_str()?,
+    })
+}
+
 /// CJIB `POST /v1/opschortingen`: register a time-out for some claims.
+///
+/// Body: `bsn`, `vorderingen` (list of `{vordering_id, categorie}`),
+/// `einddatum` (`JJJJ-MM-DD`) and `reden`. Each claim must belong to the
+/// person and carry the category CJIB registered for it.
 fn registreer_opschorting(body: &[u8]) -> MockAnswer {
     let bad = |melding: &str| fout(StatusCode::BAD_REQUEST, melding);
     let onverwerkbaar = |melding: String| fout(StatusCode::UNPROCESSABLE_ENTITY, melding);
@@ -254,17 +284,20 @@ fn registreer_opschorting(body: &[u8]) -> MockAnswer {
     let Some(bsn) = velden.get("bsn").and_then(Value::as_str) else {
         return bad("veld 'bsn' ontbreekt of is geen tekst");
     };
-    let Some(ids) = velden
-        .get("vordering_ids")
+    let Some(gevraagd) = velden
+        .get("vorderingen")
         .and_then(Value::as_array)
         .and_then(|lijst| {
             lijst
                 .iter()
-                .map(Value::as_str)
-                .collect::<Option<Vec<&str>>>()
+                .map(lees_gevraagde_vordering)
+                .collect::<Option<Vec<GevraagdeVordering>>>()
         })
     else {
-        return bad("veld 'vordering_ids' ontbreekt of is geen lijst met teksten");
+        return bad(
+            "veld 'vorderingen' ontbreekt of is geen lijst met objecten \
+             met de tekstvelden 'vordering_id' en 'categorie'",
+        );
     };
     let Some(einddatum) = velden.get("einddatum").and_then(Value::as_str) else {
         return bad("veld 'einddatum' ontbreekt of is geen tekst");
@@ -279,27 +312,42 @@ fn registreer_opschorting(body: &[u8]) -> MockAnswer {
     let Some(persoon) = zoek_persoon(cjib_vorderingen(), bsn) else {
         return persoon_niet_bekend();
     };
-    let eigen_ids: Vec<&str> = persoon
+    // CJIB's own registration: (vordering_id, categorie) per claim.
+    let geregistreerd: Vec<(&str, &str)> = persoon
         .get("vorderingen")
         .and_then(Value::as_array)
         .map(|lijst| {
             lijst
                 .iter()
-                .filter_map(|v| v.get("vordering_id").and_then(Value::as_str))
+                .filter_map(|v| {
+                    let id = v.get("vordering_id").and_then(Value::as_str)?;
+                    let categorie = v.get("categorie").and_then(Value::as_str)?;
+                    Some((id, categorie))
+                })
                 .collect()
         })
         .unwrap_or_default();
 
-    if ids.is_empty() {
-        return onverwerkbaar("veld 'vordering_ids' mag niet leeg zijn".to_owned());
+    if gevraagd.is_empty() {
+        return onverwerkbaar("veld 'vorderingen' mag niet leeg zijn".to_owned());
     }
-    for (i, id) in ids.iter().enumerate() {
-        if ids[..i].contains(id) {
+    let mut ids: Vec<&str> = Vec::with_capacity(gevraagd.len());
+    let mut vorderingen: Vec<Value> = Vec::with_capacity(gevraagd.len());
+    for g in &gevraagd {
+        let id = g.vordering_id;
+        if ids.contains(&id) {
             return onverwerkbaar(format!("vordering {id} komt dubbel voor"));
         }
-        if !eigen_ids.contains(id) {
+        let Some(&(_, categorie)) = geregistreerd.iter().find(|(eigen, _)| *eigen == id) else {
             return onverwerkbaar(format!("vordering {id} hoort niet bij deze persoon"));
+        };
+        if g.categorie != categorie {
+            return onverwerkbaar(format!(
+                "categorie van vordering {id} komt niet overeen met de registratie bij het CJIB"
+            ));
         }
+        ids.push(id);
+        vorderingen.push(json!({ "vordering_id": id, "categorie": categorie }));
     }
     if reden.trim().is_empty() {
         return onverwerkbaar("veld 'reden' mag niet leeg zijn".to_owned());
@@ -311,7 +359,7 @@ fn registreer_opschorting(body: &[u8]) -> MockAnswer {
             "opschorting_id": opschorting_id(bsn, &ids, einddatum, reden),
             "status": "geregistreerd",
             "bsn": bsn,
-            "vordering_ids": ids,
+            "vorderingen": vorderingen,
             "einddatum": einddatum,
             "reden": reden
         }),
@@ -410,10 +458,21 @@ mod tests {
         answer("cjib", &Method::POST, "/v1/opschortingen", &body)
     }
 
+    /// `vorderingen` list of `{vordering_id, categorie}` objects.
+    fn vorderingen(paren: &[(&str, &str)]) -> Value {
+        paren
+            .iter()
+            .map(|(id, categorie)| json!({ "vordering_id": id, "categorie": categorie }))
+            .collect()
+    }
+
     fn geldig_verzoek() -> Value {
         json!({
             "bsn": "999990019",
-            "vordering_ids": ["CJIB-2026-000123", "CJIB-2025-004711"],
+            "vorderingen": vorderingen(&[
+                ("CJIB-2026-000123", "verkeersboete"),
+                ("CJIB-2025-004711", "administratief"),
+            ]),
             "einddatum": "2026-09-30",
             "reden": "schuldhulpverlening gestart"
         })
@@ -657,11 +716,10 @@ mod tests {
         assert_eq!(a.status, StatusCode::CREATED);
         assert_eq!(a.body["status"], "geregistreerd");
         assert_eq!(a.body["bsn"], "999990019");
-        assert_eq!(
-            a.body["vordering_ids"],
-            json!(["CJIB-2026-000123", "CJIB-2025-004711"])
-        );
+        assert_eq!(a.body["vorderingen"], geldig_verzoek()["vorderingen"]);
+        assert!(a.body.get("vordering_ids").is_none());
         assert_eq!(a.body["einddatum"], "2026-09-30");
+        assert_eq!(a.body["reden"], "schuldhulpverlening gestart");
         let id = a.body["opschorting_id"].as_str().expect("id");
         assert!(id.starts_with("OPS-"));
         assert_eq!(id.len(), "OPS-".len() + 12);
@@ -674,19 +732,53 @@ mod tests {
         let c = post_opschorting(&anders);
         assert_eq!(c.status, StatusCode::CREATED);
         assert_ne!(c.body["opschorting_id"], a.body["opschorting_id"]);
+
+        let mut andere_reden = geldig_verzoek();
+        andere_reden["reden"] = json!("beslagvrije voet onderzocht");
+        let d = post_opschorting(&andere_reden);
+        assert_eq!(d.status, StatusCode::CREATED);
+        assert_ne!(d.body["opschorting_id"], a.body["opschorting_id"]);
+
+        let mut minder = geldig_verzoek();
+        minder["vorderingen"] = vorderingen(&[("CJIB-2026-000123", "verkeersboete")]);
+        let e = post_opschorting(&minder);
+        assert_eq!(e.status, StatusCode::CREATED);
+        assert_ne!(e.body["opschorting_id"], a.body["opschorting_id"]);
+    }
+
+    #[test]
+    fn opschorting_echoot_alleen_id_en_categorie() {
+        // Extra velden per vordering worden genegeerd; het antwoord bevat de
+        // registratie van het CJIB.
+        let mut verzoek = geldig_verzoek();
+        verzoek["vorderingen"] = json!([{
+            "vordering_id": "CJIB-2025-004711",
+            "categorie": "administratief",
+            "opmerking": "genegeerd"
+        }]);
+        let a = post_opschorting(&verzoek);
+        assert_eq!(a.status, StatusCode::CREATED);
+        assert_eq!(
+            a.body["vorderingen"],
+            vorderingen(&[("CJIB-2025-004711", "administratief")])
+        );
     }
 
     #[test]
     fn opschorting_handhaaft_geen_beleidsregels() {
-        // Strafrechtelijke vordering en een einddatum ver weg: de mock accepteert
-        // het; de gateway moet dit tegenhouden.
+        // Correct gelabelde strafrechtelijke vordering en een einddatum ver
+        // weg: de mock accepteert het; de gateway moet dit tegenhouden.
         let a = post_opschorting(&json!({
             "bsn": "999990019",
-            "vordering_ids": ["CJIB-2024-018842"],
+            "vorderingen": vorderingen(&[("CJIB-2024-018842", "strafrechtelijk")]),
             "einddatum": "2030-12-31",
             "reden": "test"
         }));
         assert_eq!(a.status, StatusCode::CREATED);
+        assert_eq!(
+            a.body["vorderingen"],
+            vorderingen(&[("CJIB-2024-018842", "strafrechtelijk")])
+        );
     }
 
     #[test]
@@ -696,11 +788,34 @@ mod tests {
             assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body:?}");
             assert!(a.body["fout"].is_string());
         }
-        let mutaties: [(&str, Value); 8] = [
+        let mutaties: [(&str, Value); 16] = [
             ("bsn", Value::Null),
             ("bsn", json!(999990019)),
-            ("vordering_ids", json!("CJIB-2026-000123")),
-            ("vordering_ids", json!([123])),
+            ("vorderingen", Value::Null),
+            ("vorderingen", json!("CJIB-2026-000123")),
+            (
+                "vorderingen",
+                json!({ "vordering_id": "CJIB-2026-000123", "categorie": "verkeersboete" }),
+            ),
+            ("vorderingen", json!(["CJIB-2026-000123"])),
+            ("vorderingen", json!([123])),
+            (
+                "vorderingen",
+                json!([{ "vordering_id": "CJIB-2026-000123" }]),
+            ),
+            ("vorderingen", json!([{ "categorie": "verkeersboete" }])),
+            (
+                "vorderingen",
+                json!([{ "vordering_id": 123, "categorie": "verkeersboete" }]),
+            ),
+            (
+                "vorderingen",
+                json!([{ "vordering_id": "CJIB-2026-000123", "categorie": null }]),
+            ),
+            (
+                "vorderingen",
+                json!([{ "vordering_id": "CJIB-2026-000123", "categorie": "verkeersboete" }, "CJIB-2025-004711"]),
+            ),
             ("einddatum", json!(20260930)),
             ("reden", Value::Null),
             ("einddatum", json!("30-09-2026")),
@@ -717,6 +832,15 @@ mod tests {
             assert_eq!(a.status, StatusCode::BAD_REQUEST, "{veld}={waarde}");
             assert!(a.body["fout"].is_string());
         }
+
+        // Het oude formaat (`vordering_ids`) wordt niet meer begrepen.
+        let oud = json!({
+            "bsn": "999990019",
+            "vordering_ids": ["CJIB-2026-000123"],
+            "einddatum": "2026-09-30",
+            "reden": "schuldhulpverlening gestart"
+        });
+        assert_eq!(post_opschorting(&oud).status, StatusCode::BAD_REQUEST);
     }
 
     #[test]
@@ -733,15 +857,28 @@ mod tests {
     #[test]
     fn opschorting_onverwerkbaar_geeft_422() {
         for (veld, waarde) in [
-            ("vordering_ids", json!([])),
-            ("vordering_ids", json!(["CJIB-2026-999999"])),
+            ("vorderingen", json!([])),
             (
-                "vordering_ids",
-                json!(["CJIB-2026-000123", "CJIB-2099-000001"]),
+                "vorderingen",
+                vorderingen(&[("CJIB-2026-999999", "verkeersboete")]),
             ),
             (
-                "vordering_ids",
-                json!(["CJIB-2026-000123", "CJIB-2026-000123"]),
+                "vorderingen",
+                vorderingen(&[
+                    ("CJIB-2026-000123", "verkeersboete"),
+                    ("CJIB-2099-000001", "administratief"),
+                ]),
+            ),
+            (
+                "vorderingen",
+                vorderingen(&[
+                    ("CJIB-2026-000123", "verkeersboete"),
+                    ("CJIB-2026-000123", "verkeersboete"),
+                ]),
+            ),
+            (
+                "vorderingen",
+                vorderingen(&[("CJIB-2024-018842", "verkeersboete")]),
             ),
             ("reden", json!("   ")),
         ] {
@@ -754,6 +891,42 @@ mod tests {
                 "{veld}={waarde}"
             );
             assert!(a.body["fout"].is_string());
+        }
+    }
+
+    #[test]
+    fn opschorting_verkeerde_categorie_geeft_422() {
+        // Een strafrechtelijke vordering als verkeersboete (of andersom)
+        // aanbieden mag niet: het CJIB kent de echte categorie.
+        for (id, categorie) in [
+            ("CJIB-2024-018842", "verkeersboete"),
+            ("CJIB-2024-018842", "administratief"),
+            ("CJIB-2024-018842", "Strafrechtelijk"),
+            ("CJIB-2024-018842", ""),
+            ("CJIB-2026-000123", "strafrechtelijk"),
+            ("CJIB-2025-004711", "verkeersboete"),
+        ] {
+            let verwacht = json!({
+                "fout": format!(
+                    "categorie van vordering {id} komt niet overeen met de registratie bij het CJIB"
+                )
+            });
+            // Alleen, en achter een correct gelabelde andere vordering.
+            let ander = if id == "CJIB-2025-004711" {
+                ("CJIB-2026-000123", "verkeersboete")
+            } else {
+                ("CJIB-2025-004711", "administratief")
+            };
+            for lijst in [
+                vorderingen(&[(id, categorie)]),
+                vorderingen(&[ander, (id, categorie)]),
+            ] {
+                let mut verzoek = geldig_verzoek();
+                verzoek["vorderingen"] = lijst.clone();
+                let a = post_opschorting(&verzoek);
+                assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{lijst}");
+                assert_eq!(a.body, verwacht, "{lijst}");
+            }
         }
     }
 

@@ -311,8 +311,8 @@ pub fn demo_config(
         problem_base: crate::config::DEFAULT_PROBLEM_BASE.into(),
         consumers,
         partners,
-        policies: Some(options.root.join("policies")),
-        schemas: Some(options.root.join("schemas")),
+        policies: options.root.join("policies"),
+        schemas: options.root.join("schemas"),
         audit_dir: Some(options.data_dir.join("audit")),
     })
 }

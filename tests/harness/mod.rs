@@ -132,6 +132,8 @@ tls:
 limits:
   shutdown_grace: 5s
 {extra_limits}
+policies: {dir}/policies
+schemas: {dir}/schemas
 consumers:
   - id: wijkteam-test
     name: Test district team
@@ -160,8 +162,67 @@ partners:
     yaml
 }
 
+/// The purpose test requests declare (see [`TEST_POLICY`]).
+pub const TEST_PURPOSE: &str = "test-doel";
+
+/// A small policy set for transport tests: consumer `wijkteam-test` may call a few `uwv`
+/// operations for purpose `test-doel`. Operations without a person need `without_subject`.
+pub const TEST_POLICY: &str = r#"
+consumers:
+  - id: wijkteam-test
+    name: Test district team
+purposes:
+  - id: test-doel
+    title: Testing the gateway
+    legal_basis: {gdpr: 6(1)(e), law: Testwet}
+    processing_activity: https://register.test.example/test-doel
+partners:
+  - id: uwv
+    operations:
+      - {id: ping, method: GET, path: /v1/ping, subject: none}
+      - {id: slow, method: GET, path: /v1/slow, subject: none}
+      - {id: upload, method: POST, path: /v1/x, subject: none}
+      - {id: inkomen, method: GET, path: "/v1/personen/{bsn}/inkomen", subject: path bsn}
+grants:
+  - id: test-ping
+    consumers: [wijkteam-test]
+    operation: uwv/ping
+    purpose: test-doel
+    without_subject: a health check about no one
+    rationale: test
+  - id: test-slow
+    consumers: [wijkteam-test]
+    operation: uwv/slow
+    purpose: test-doel
+    without_subject: a test operation about no one
+    rationale: test
+  - id: test-upload
+    consumers: [wijkteam-test]
+    operation: uwv/upload
+    purpose: test-doel
+    without_subject: a test operation about no one
+    rationale: test
+  - id: test-inkomen
+    consumers: [wijkteam-test]
+    operation: uwv/inkomen
+    purpose: test-doel
+    query: [peildatum]
+    rationale: test
+"#;
+
+/// Writes the test policy set (and an empty schema directory) next to the PKI.
+pub fn write_policies(pki: &TestPki, policy: &str) {
+    let dir = pki.path("policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(pki.path("schemas")).unwrap();
+    std::fs::write(dir.join("policy.yaml"), policy).unwrap();
+}
+
 /// Writes the configuration into the PKI's directory and returns the file path.
 pub fn write_config(pki: &TestPki, yaml: &str) -> PathBuf {
+    if !pki.path("policies").exists() {
+        write_policies(pki, TEST_POLICY);
+    }
     let path = pki.path("doelpoort.yaml");
     std::fs::write(&path, yaml).unwrap();
     path
@@ -330,10 +391,14 @@ pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> TestRes
     }
 }
 
+/// GET with the test purpose declared.
 pub async fn get(client: &TestClient, url: &str) -> TestResponse {
     send(
         client,
-        Request::get(url).body(Full::new(Bytes::new())).unwrap(),
+        Request::get(url)
+            .header("doelbinding-purpose", TEST_PURPOSE)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
     )
     .await
 }
@@ -381,4 +446,18 @@ pub fn repo_root() -> &'static Path {
 pub fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("child pid");
     rustix::process::kill_process(pid, signal).expect("signal delivered");
+}
+
+/// Copies a directory tree (policies, schemas) into a test root.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

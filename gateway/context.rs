@@ -1,0 +1,270 @@
+//! Phase *context*: why the caller asks, read from the `Doelbinding-*` headers (SPEC §2).
+//!
+//! The headers are parsed into newtypes that can only hold valid values ([`Bsn`] passes the
+//! elfproef, ids have a bounded, boring alphabet), so the decision phase never sees malformed
+//! input. Whether a purpose *exists* and whether a case id is *required* is for the policy to
+//! say; this module only answers "is what was sent well-formed?".
+//!
+//! Detail messages never echo the offending value: it may be a BSN or a case reference.
+
+use crate::problem::{Problem, ProblemCode};
+use http::HeaderMap;
+use std::fmt;
+
+pub const PURPOSE: &str = "doelbinding-purpose";
+pub const CASE_ID: &str = "doelbinding-case-id";
+pub const DATA_SUBJECT: &str = "doelbinding-data-subject";
+pub const ACTOR: &str = "doelbinding-actor";
+/// Partner ids already involved in the case, comma-separated. Self-declared until it is bound
+/// to a signed caller token.
+pub const CASE_PARTNERS: &str = "doelbinding-case-partners";
+
+/// A citizen service number: nine digits that pass the elfproef
+/// (9·d1 + 8·d2 + … + 2·d8 − 1·d9 ≡ 0 mod 11). Personal data: never log or label it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Bsn([u8; 9]);
+
+impl Bsn {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 9 || !bytes.iter().all(u8::is_ascii_digit) {
+            return Err("a BSN is exactly nine digits");
+        }
+        let digits: [u8; 9] = std::array::from_fn(|i| bytes[i] - b'0');
+        let sum: i32 = digits[..8]
+            .iter()
+            .zip((2..=9).rev())
+            .map(|(d, w)| i32::from(*d) * w)
+            .sum::<i32>()
+            - i32::from(digits[8]);
+        if sum % 11 != 0 || digits == [0; 9] {
+            return Err("the BSN fails the elfproef");
+        }
+        Ok(Self(std::array::from_fn(|i| bytes[i])))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+/// Redacted on purpose: a BSN must not end up in a log line through `{:?}`.
+impl fmt::Debug for Bsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Bsn(…)")
+    }
+}
+
+/// The person the exchange is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSubject {
+    Bsn(Bsn),
+}
+
+impl DataSubject {
+    /// Parses `bsn=999990019`.
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let (kind, value) = s
+            .split_once('=')
+            .ok_or("the data subject is written as bsn=<nine digits>")?;
+        match kind.trim() {
+            "bsn" => Bsn::parse(value.trim()).map(Self::Bsn),
+            _ => Err("only bsn=<nine digits> is supported as data subject"),
+        }
+    }
+
+    pub fn bsn(&self) -> &Bsn {
+        match self {
+            Self::Bsn(b) => b,
+        }
+    }
+}
+
+/// Ids from callers (case ids, actor pseudonyms, purpose ids): 1–64 characters of
+/// letters, digits and `. _ : / -`. Enough for every case-management system we know of, and
+/// nothing that could smuggle structure into logs or headers.
+pub fn is_plain_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
+}
+
+/// The request context as declared by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub purpose: Option<String>,
+    pub case_id: Option<String>,
+    pub data_subject: Option<DataSubject>,
+    pub actor: Option<String>,
+    pub case_partners: Vec<String>,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, Problem> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Problem::new(
+            ProblemCode::ContextInvalid,
+            format!("the {name} header is sent more than once"),
+        ));
+    }
+    let text = first.to_str().map_err(|_| {
+        Problem::new(
+            ProblemCode::ContextInvalid,
+            format!("the {name} header is not printable ASCII"),
+        )
+    })?;
+    let text = text.trim();
+    Ok((!text.is_empty()).then_some(text))
+}
+
+fn invalid(detail: String) -> Problem {
+    Problem::new(ProblemCode::ContextInvalid, detail)
+}
+
+impl RequestContext {
+    /// Reads and checks the context headers. A missing purpose is reported later, by the
+    /// decision, so that it is decided (and recorded) like every other refusal.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
+        let purpose = header(headers, PURPOSE)?
+            .map(|p| {
+                if is_plain_id(p) {
+                    Ok(p.to_string())
+                } else {
+                    Err(invalid(format!("{PURPOSE} is not a purpose id")))
+                }
+            })
+            .transpose()?;
+        let case_id = header(headers, CASE_ID)?
+            .map(|c| {
+                if is_plain_id(c) {
+                    Ok(c.to_string())
+                } else {
+                    Err(invalid(format!(
+                        "{CASE_ID} must be 1-64 letters, digits or . _ : / -"
+                    )))
+                }
+            })
+            .transpose()?;
+        let data_subject = header(headers, DATA_SUBJECT)?
+            .map(|s| DataSubject::parse(s).map_err(|why| invalid(format!("{DATA_SUBJECT}: {why}"))))
+            .transpose()?;
+        let actor = header(headers, ACTOR)?
+            .map(|a| {
+                if is_plain_id(a) {
+                    Ok(a.to_string())
+                } else {
+                    Err(invalid(format!(
+                        "{ACTOR} must be a pseudonymous id of 1-64 letters, digits or . _ : / -"
+                    )))
+                }
+            })
+            .transpose()?;
+        let case_partners = match header(headers, CASE_PARTNERS)? {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    if is_plain_id(p) {
+                        Ok(p.to_string())
+                    } else {
+                        Err(invalid(format!(
+                            "{CASE_PARTNERS} lists an invalid partner id"
+                        )))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Self {
+            purpose,
+            case_id,
+            data_subject,
+            actor,
+            case_partners,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn elfproef() {
+        for good in ["999990019", "999990020", "999900006", "999900018"] {
+            assert!(Bsn::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "999990010",
+            "123456789",
+            "99999001",
+            "9999900190",
+            "99999001a",
+            "000000000",
+        ] {
+            assert!(Bsn::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bsn_debug_is_redacted() {
+        let bsn = Bsn::parse("999990019").unwrap();
+        assert!(!format!("{bsn:?}").contains("999990019"));
+        assert_eq!(bsn.as_str(), "999990019");
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn parses_a_full_context() {
+        let ctx = RequestContext::from_headers(&headers(&[
+            (PURPOSE, "wams-onderzoek"),
+            (CASE_ID, "casus-2026-0001"),
+            (DATA_SUBJECT, "bsn=999990019"),
+            (ACTOR, "medewerker-0042"),
+            (CASE_PARTNERS, "uwv, cjib"),
+        ]))
+        .unwrap();
+        assert_eq!(ctx.purpose.as_deref(), Some("wams-onderzoek"));
+        assert_eq!(ctx.data_subject.unwrap().bsn().as_str(), "999990019");
+        assert_eq!(ctx.case_partners, ["uwv", "cjib"]);
+    }
+
+    #[test]
+    fn refuses_malformed_context_without_echoing_it() {
+        for (name, value) in [
+            (DATA_SUBJECT, "bsn=999990010"),
+            (DATA_SUBJECT, "999990019"),
+            (DATA_SUBJECT, "anummer=1234567890"),
+            (CASE_ID, "casus 1"),
+            (ACTOR, "<script>"),
+            (PURPOSE, "wams onderzoek"),
+        ] {
+            let err = RequestContext::from_headers(&headers(&[(name, value)])).unwrap_err();
+            assert_eq!(err.code, ProblemCode::ContextInvalid, "{name}: {value}");
+            assert!(!err.detail.contains(value), "{}", err.detail);
+        }
+        let err =
+            RequestContext::from_headers(&headers(&[(PURPOSE, "a"), (PURPOSE, "b")])).unwrap_err();
+        assert!(err.detail.contains("more than once"));
+    }
+
+    #[test]
+    fn absent_headers_are_none() {
+        let ctx = RequestContext::from_headers(&HeaderMap::new()).unwrap();
+        assert!(ctx.purpose.is_none() && ctx.data_subject.is_none() && ctx.case_id.is_none());
+    }
+}

@@ -1,0 +1,304 @@
+//! Phase *decide*: consumer × operation × purpose (+ context and body) → a [`Permit`], or a
+//! denial with its problem code. Deny by default: no operation, no purpose, no grant, no
+//! valid grant, missing context, a failed condition or a missing approval all refuse.
+//!
+//! A `Permit` can only be built here (its fields are private to this module and it has no
+//! public constructor), and forwarding requires one: a request that was not decided cannot
+//! reach a partner. The order of checks is fixed so that the same request always gets the
+//! same code, and so that the cheapest, least revealing checks come first.
+
+use super::{Grant, Operation, PolicySet, Purpose, SubjectSource, Test};
+use crate::context::{Bsn, RequestContext};
+use crate::problem::{Problem, ProblemCode};
+use std::sync::Arc;
+use time::Date;
+
+/// An approval of this exchange by a colleague (from a signed caller token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Pseudonymous id of the approver.
+    pub by: String,
+    pub role: Option<String>,
+}
+
+/// What the decision looks at.
+pub struct DecisionRequest<'a> {
+    pub consumer: &'a str,
+    pub partner: &'a str,
+    pub method: &'a http::Method,
+    /// Partner-side path (after `/<partner>`), canonical.
+    pub path: &'a str,
+    pub context: &'a RequestContext,
+    /// The request body (empty for GET).
+    pub body: &'a [u8],
+    pub approvals: &'a [Approval],
+    pub today: Date,
+}
+
+/// Proof that an exchange was decided and allowed. Only [`decide`] constructs it.
+#[derive(Debug, Clone)]
+pub struct Permit {
+    grant: Arc<Grant>,
+    operation: Arc<Operation>,
+    purpose: Arc<Purpose>,
+}
+
+impl Permit {
+    pub fn grant(&self) -> &Arc<Grant> {
+        &self.grant
+    }
+    pub fn operation(&self) -> &Arc<Operation> {
+        &self.operation
+    }
+    pub fn purpose(&self) -> &Arc<Purpose> {
+        &self.purpose
+    }
+
+    /// The query string with only the parameters the grant allows (in their original order).
+    pub fn allowed_query(&self, query: Option<&str>) -> Option<String> {
+        let query = query?;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or_default();
+                self.grant.query.iter().any(|q| q == name)
+            })
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("&"))
+    }
+}
+
+/// A refusal, with whatever the decision had established before it refused (for the audit
+/// record and metrics).
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub problem: Problem,
+    pub operation: Option<Arc<Operation>>,
+    pub purpose: Option<Arc<Purpose>>,
+    pub grant: Option<Arc<Grant>>,
+}
+
+struct Partial {
+    operation: Option<Arc<Operation>>,
+    purpose: Option<Arc<Purpose>>,
+    grant: Option<Arc<Grant>>,
+}
+
+impl Partial {
+    fn deny(&self, code: ProblemCode, detail: impl Into<std::borrow::Cow<'static, str>>) -> Denial {
+        Denial {
+            problem: Problem::new(code, detail),
+            operation: self.operation.clone(),
+            purpose: self.purpose.clone(),
+            grant: self.grant.clone(),
+        }
+    }
+}
+
+pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, Denial> {
+    let mut partial = Partial {
+        operation: None,
+        purpose: None,
+        grant: None,
+    };
+
+    // 1. Only operations the policy describes are forwarded at all.
+    let Some((operation, params)) =
+        set.match_operation(request.partner, request.method, request.path)
+    else {
+        return Err(partial.deny(
+            ProblemCode::UnknownRoute,
+            "no operation of this partner matches the method and path; only described operations are forwarded",
+        ));
+    };
+    partial.operation = Some(operation.clone());
+
+    // 2. The purpose: declared, known, not refused.
+    let Some(purpose_id) = request.context.purpose.as_deref() else {
+        return Err(partial.deny(
+            ProblemCode::PurposeMissing,
+            "declare the purpose of this exchange in the Doelbinding-Purpose header",
+        ));
+    };
+    let Some(purpose) = set.purposes.get(purpose_id) else {
+        return Err(partial.deny(
+            ProblemCode::PurposeUnknown,
+            "the declared purpose is not in the purpose catalog",
+        ));
+    };
+    partial.purpose = Some(purpose.clone());
+    if let Some(reason) = &purpose.refused {
+        return Err(partial.deny(
+            ProblemCode::NotGranted,
+            format!(
+                "purpose '{}' is never served through this gateway: {reason}",
+                purpose.id
+            ),
+        ));
+    }
+
+    // 3. A grant for consumer × operation × purpose, valid today.
+    let grants = set.grants_for(request.consumer, &operation.key, &purpose.id);
+    if grants.is_empty() {
+        return Err(partial.deny(
+            ProblemCode::NotGranted,
+            format!(
+                "consumer '{}' holds no grant for operation '{}' with purpose '{}'",
+                request.consumer, operation.key, purpose.id
+            ),
+        ));
+    }
+    let Some(grant) = grants.iter().find(|g| g.is_valid_on(request.today)) else {
+        partial.grant = grants.first().cloned();
+        return Err(partial.deny(
+            ProblemCode::GrantExpired,
+            format!("grant '{}' is not valid today", grants[0].id),
+        ));
+    };
+    partial.grant = Some(grant.clone());
+
+    // 4. Context the grant requires.
+    let ctx = request.context;
+    if grant.requires.case_id && ctx.case_id.is_none() {
+        return Err(partial.deny(
+            ProblemCode::ContextInvalid,
+            "this grant requires the case (Doelbinding-Case-Id)",
+        ));
+    }
+    if grant.requires.actor && ctx.actor.is_none() {
+        return Err(partial.deny(
+            ProblemCode::ContextInvalid,
+            "this grant requires the acting employee (Doelbinding-Actor)",
+        ));
+    }
+    if grant.requires.involved_partner && !ctx.case_partners.iter().any(|p| p == request.partner) {
+        return Err(partial.deny(
+            ProblemCode::ConditionFailed,
+            format!(
+                "only partners already involved in the case may be addressed, and '{}' is not among them",
+                request.partner
+            ),
+        ));
+    }
+
+    // 5. The data subject: declared, and the one the operation is about ("no fishing").
+    let body_json = || -> Result<serde_json::Value, Denial> {
+        serde_json::from_slice(request.body).map_err(|_| {
+            partial.deny(
+                ProblemCode::ContextInvalid,
+                "the request body is not valid JSON",
+            )
+        })
+    };
+    let mut parsed_body: Option<serde_json::Value> = None;
+    match &operation.subject {
+        SubjectSource::None => {}
+        subject => {
+            let Some(declared) = &ctx.data_subject else {
+                return Err(partial.deny(
+                    ProblemCode::ContextInvalid,
+                    "this operation is about one person: declare them in Doelbinding-Data-Subject",
+                ));
+            };
+            let actual = match subject {
+                SubjectSource::Path(param) => params
+                    .iter()
+                    .find(|(name, _)| name == param)
+                    .map(|(_, value)| value.to_string()),
+                SubjectSource::Body(field) => {
+                    let body = body_json()?;
+                    let value = field
+                        .values(&body)
+                        .first()
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string);
+                    parsed_body = Some(body);
+                    value
+                }
+                SubjectSource::None => None,
+            };
+            let matches = actual
+                .as_deref()
+                .and_then(|a| Bsn::parse(a).ok())
+                .is_some_and(|a| &a == declared.bsn());
+            if !matches {
+                return Err(partial.deny(
+                    ProblemCode::SubjectMismatch,
+                    "the person this request is about is not the declared data subject",
+                ));
+            }
+        }
+    }
+
+    // 6. Conditions on the request body.
+    if !grant.conditions.is_empty() {
+        let body = match parsed_body.take() {
+            Some(b) => b,
+            None => body_json()?,
+        };
+        for condition in &grant.conditions {
+            let values = condition.field.values(&body);
+            let holds = !values.is_empty()
+                && values.iter().all(|value| match &condition.test {
+                    Test::AtMost(limit) => {
+                        date_of(value).is_some_and(|d| d <= limit.resolve(request.today))
+                    }
+                    Test::AtLeast(limit) => {
+                        date_of(value).is_some_and(|d| d >= limit.resolve(request.today))
+                    }
+                    Test::OneOf(allowed) => value
+                        .as_str()
+                        .is_some_and(|s| allowed.iter().any(|a| a == s)),
+                    Test::NotOneOf(refused) => value
+                        .as_str()
+                        .is_some_and(|s| !refused.iter().any(|r| r == s)),
+                    Test::EqualsSubject => ctx
+                        .data_subject
+                        .as_ref()
+                        .zip(value.as_str().and_then(|s| Bsn::parse(s).ok()))
+                        .is_some_and(|(declared, actual)| declared.bsn() == &actual),
+                });
+            if !holds {
+                return Err(partial.deny(
+                    ProblemCode::ConditionFailed,
+                    format!(
+                        "condition of grant '{}' failed: {}",
+                        grant.id, condition.message
+                    ),
+                ));
+            }
+        }
+    }
+
+    // 7. Four eyes: an approval by someone other than the actor (with the role, if set).
+    if let Some(four_eyes) = &grant.four_eyes {
+        let approved = request.approvals.iter().any(|a| {
+            ctx.actor.as_deref() != Some(a.by.as_str())
+                && four_eyes
+                    .role
+                    .as_ref()
+                    .is_none_or(|r| a.role.as_ref() == Some(r))
+        });
+        if !approved {
+            let role = four_eyes
+                .role
+                .as_ref()
+                .map(|r| format!(" with role '{r}'"))
+                .unwrap_or_default();
+            return Err(partial.deny(
+                ProblemCode::FourEyesRequired,
+                format!("this exchange needs an approval by a colleague{role} other than the actor, in a signed caller token"),
+            ));
+        }
+    }
+
+    Ok(Permit {
+        grant: grant.clone(),
+        operation: operation.clone(),
+        purpose: purpose.clone(),
+    })
+}
+
+fn date_of(value: &serde_json::Value) -> Option<Date> {
+    value.as_str().and_then(super::compile::parse_date)
+}

@@ -1,0 +1,464 @@
+//! Purpose-bound policies (*doelbinding*): who may call which partner operation, for which
+//! purpose, on which lawful basis, and which fields that purpose may see.
+//!
+//! - [`model`]: the YAML files as privacy officers write them.
+//! - [`compile`]: checks them (with `file:line:col` diagnostics) and builds a [`PolicySet`].
+//! - [`decide`]: phase *decide*: request → [`decide::Permit`] or a denial. Deny by default.
+//! - [`store`]: the live set behind an atomic pointer, hot reload on SIGHUP and file change.
+//! - [`tools`]: `policy explain`, `policy test`, `policy matrix`.
+//!
+//! A `PolicySet` is immutable. A decision is a few hash lookups (consumer → operation →
+//! purpose), so it costs the same with 10 or 10,000 grants.
+
+pub mod compile;
+pub mod decide;
+pub mod fieldpath;
+pub mod model;
+pub mod schema;
+pub mod store;
+pub mod template;
+pub mod tools;
+
+use fieldpath::FieldPath;
+use schema::Schemas;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use template::PathTemplate;
+use time::Date;
+
+/// A matched operation and its path parameters (name, value) in template order.
+pub type OperationMatch<'s, 'p> = (&'s Arc<Operation>, Vec<(&'s str, &'p str)>);
+
+/// consumer → operation key → purpose → grants (normally one; overlap is a check error).
+type GrantIndex = HashMap<String, HashMap<String, HashMap<String, Vec<Arc<Grant>>>>>;
+
+/// A compiled, checked, immutable policy set.
+pub struct PolicySet {
+    /// Content hash of the policy files and schemas (hex, 16 digits).
+    pub version: String,
+    pub consumers: BTreeMap<String, ConsumerInfo>,
+    pub purposes: BTreeMap<String, Arc<Purpose>>,
+    pub partners: BTreeMap<String, PartnerInfo>,
+    /// By key `<partner>/<operation>`.
+    pub operations: BTreeMap<String, Arc<Operation>>,
+    /// All grants in file order.
+    pub grants: Vec<Arc<Grant>>,
+    index: GrantIndex,
+    /// partner → method → operations (matched by template).
+    routes: HashMap<String, HashMap<http::Method, Vec<Arc<Operation>>>>,
+    pub schemas: Schemas,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("version", &self.version)
+            .field("grants", &self.grants.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicySet {
+    /// The operation a request addresses, with its path parameters.
+    pub fn match_operation<'p>(
+        &self,
+        partner: &str,
+        method: &http::Method,
+        path: &'p str,
+    ) -> Option<OperationMatch<'_, 'p>> {
+        // HEAD is a GET without a body.
+        let method = if method == http::Method::HEAD {
+            &http::Method::GET
+        } else {
+            method
+        };
+        self.routes
+            .get(partner)?
+            .get(method)?
+            .iter()
+            .find_map(|op| op.template.matches(path).map(|params| (op, params)))
+    }
+
+    /// The grants a consumer holds for an operation and purpose.
+    pub fn grants_for(&self, consumer: &str, operation: &str, purpose: &str) -> &[Arc<Grant>] {
+        self.index
+            .get(consumer)
+            .and_then(|ops| ops.get(operation))
+            .and_then(|purposes| purposes.get(purpose))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Every grant naming this consumer, in file order.
+    pub fn grants_of<'a>(&'a self, consumer: &'a str) -> impl Iterator<Item = &'a Arc<Grant>> + 'a {
+        self.grants
+            .iter()
+            .filter(move |g| g.consumers.iter().any(|c| c == consumer))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerInfo {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LegalBasis {
+    /// `6(1)(e)` etc.
+    pub gdpr: String,
+    pub law: Option<String>,
+    pub article: Option<String>,
+    pub note: Option<String>,
+}
+
+impl LegalBasis {
+    /// One line for headers, audit records and reports, e.g.
+    /// `AVG art. 6(1)(e); Wmo 2015 (Wams), paragraaf onderzoek`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("AVG art. {}", self.gdpr);
+        if let Some(law) = &self.law {
+            s.push_str("; ");
+            s.push_str(law);
+            if let Some(article) = &self.article {
+                s.push_str(", ");
+                s.push_str(article);
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Purpose {
+    pub id: String,
+    pub title: String,
+    pub legal_basis: Option<LegalBasis>,
+    pub processing_activity: Option<String>,
+    /// Special category → the legal exception allowing it under this purpose.
+    pub special_categories: BTreeMap<String, String>,
+    pub retention: Option<String>,
+    pub incompatible_with: Vec<String>,
+    /// Never served; the reason is given to callers.
+    pub refused: Option<String>,
+    /// Ready-made header values for forwarding (computed once at load).
+    pub header_values: PurposeHeaders,
+}
+
+/// The `Doelbinding-*` header values a purpose adds to forwarded requests.
+#[derive(Debug, Clone)]
+pub struct PurposeHeaders {
+    pub purpose: http::HeaderValue,
+    pub legal_basis: Option<http::HeaderValue>,
+    pub processing_activity: Option<http::HeaderValue>,
+}
+
+/// A header value for free text: visible ASCII is kept, everything else (e.g. the `ö` of
+/// `coördinatie`) is percent-encoded as UTF-8, so the value survives every HTTP stack.
+pub fn header_text(s: &str) -> http::HeaderValue {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == ' ' || (c.is_ascii_graphic() && c != '%') {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    http::HeaderValue::from_str(&out).unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
+}
+
+#[derive(Debug, Clone)]
+pub struct PartnerInfo {
+    pub id: String,
+    pub name: String,
+    pub operations: Vec<Arc<Operation>>,
+}
+
+/// Where an operation's data subject is identified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectSource {
+    /// A path template parameter, e.g. `{bsn}`.
+    Path(String),
+    /// A field of the JSON request body.
+    Body(FieldPath),
+    /// Not about one person; needs `without_subject` in the grant.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// `<partner>/<id>`.
+    pub key: String,
+    pub partner: String,
+    pub id: String,
+    pub title: Option<String>,
+    pub method: http::Method,
+    pub template: PathTemplate,
+    pub subject: SubjectSource,
+    pub response_schema: Option<String>,
+    pub request_schema: Option<String>,
+}
+
+/// How a released field is coarsened before it leaves the gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    Keep,
+    Redact,
+    /// Keep the last n characters.
+    Mask(usize),
+    /// A date → its year.
+    Year,
+    /// A birth date → an age band.
+    AgeBand,
+    /// A number → the range it falls in, between the given bounds.
+    Bucket(Vec<f64>),
+    /// A keyed HMAC per consumer: linkable within one consumer, not across.
+    Pseudonym,
+    /// Any value → whether it is present and non-empty.
+    Exists,
+}
+
+impl Transform {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let expected = "expected keep, redact, mask <n>, year, age-band, bucket <bounds…>, pseudonym or exists";
+        Ok(match words.as_slice() {
+            ["keep"] => Self::Keep,
+            ["redact"] => Self::Redact,
+            ["mask", n] => {
+                Self::Mask(n.parse().map_err(|_| {
+                    format!("mask takes a number of characters to keep; {expected}")
+                })?)
+            }
+            ["year"] => Self::Year,
+            ["age-band"] => Self::AgeBand,
+            ["bucket", bounds @ ..] if !bounds.is_empty() => {
+                let bounds: Vec<f64> = bounds
+                    .iter()
+                    .map(|b| b.parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        format!(
+                            "bucket takes ascending numbers, e.g. bucket 500 1000 2000; {expected}"
+                        )
+                    })?;
+                if bounds.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err("bucket bounds must be ascending".into());
+                }
+                Self::Bucket(bounds)
+            }
+            ["pseudonym"] => Self::Pseudonym,
+            ["exists"] => Self::Exists,
+            _ => return Err(format!("'{s}' is not a transform; {expected}")),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Keep => "keep".into(),
+            Self::Redact => "redact".into(),
+            Self::Mask(n) => format!("mask {n}"),
+            Self::Year => "year".into(),
+            Self::AgeBand => "age-band".into(),
+            Self::Bucket(b) => format!(
+                "bucket {}",
+                b.iter().map(f64::to_string).collect::<Vec<_>>().join(" ")
+            ),
+            Self::Pseudonym => "pseudonym".into(),
+            Self::Exists => "exists".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReleasedField {
+    pub path: FieldPath,
+    pub transform: Transform,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    pub case_id: bool,
+    pub actor: bool,
+    /// The partner must be among the partners already involved in the case.
+    pub involved_partner: bool,
+}
+
+/// A date relative to the day of the request: `today`, `4 months ahead`, `30 days ago`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelativeDate {
+    pub days: i64,
+    pub months: i32,
+}
+
+impl RelativeDate {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let expected = "expected `today`, `<n> days ahead`, `<n> months ahead`, `<n> days ago` or `<n> months ago`";
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let (n, unit, dir) = match words.as_slice() {
+            ["today"] => return Ok(Self { days: 0, months: 0 }),
+            [n, unit, dir] => (n, *unit, *dir),
+            _ => return Err(expected.into()),
+        };
+        let n: i32 = n.parse().map_err(|_| expected.to_string())?;
+        let sign = match dir {
+            "ahead" => 1,
+            "ago" => -1,
+            _ => return Err(expected.into()),
+        };
+        match unit {
+            "day" | "days" => Ok(Self {
+                days: i64::from(sign * n),
+                months: 0,
+            }),
+            "month" | "months" => Ok(Self {
+                days: 0,
+                months: sign * n,
+            }),
+            _ => Err(expected.into()),
+        }
+    }
+
+    /// The calendar date this denotes, seen from `today`. Adding months keeps the day of the
+    /// month where it exists and otherwise takes the month's last day (31 Oct + 4 months =
+    /// 28/29 Feb).
+    pub fn resolve(&self, today: Date) -> Date {
+        let total = today.year() * 12 + (today.month() as i32 - 1) + self.months;
+        let (year, month0) = (total.div_euclid(12), total.rem_euclid(12));
+        let month = time::Month::try_from(month0 as u8 + 1).unwrap_or(time::Month::January);
+        let day = today.day().min(month.length(year));
+        let date = Date::from_calendar_date(year, month, day).unwrap_or(today);
+        date.checked_add(time::Duration::days(self.days))
+            .unwrap_or(date)
+    }
+
+    pub fn describe(&self) -> String {
+        match (self.days, self.months) {
+            (0, 0) => "today".into(),
+            (d, 0) if d > 0 => format!("{d} days ahead"),
+            (d, 0) => format!("{} days ago", -d),
+            (_, m) if m > 0 => format!("{m} months ahead"),
+            (_, m) => format!("{} months ago", -m),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    AtMost(RelativeDate),
+    AtLeast(RelativeDate),
+    OneOf(Vec<String>),
+    NotOneOf(Vec<String>),
+    EqualsSubject,
+}
+
+impl Test {
+    fn describe(&self, field: &FieldPath) -> String {
+        match self {
+            Self::AtMost(d) => format!("{field} must be at most {}", d.describe()),
+            Self::AtLeast(d) => format!("{field} must be at least {}", d.describe()),
+            Self::OneOf(v) => format!("{field} must be one of: {}", v.join(", ")),
+            Self::NotOneOf(v) => format!("{field} must not be: {}", v.join(", ")),
+            Self::EqualsSubject => format!("{field} must be the declared data subject"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub field: FieldPath,
+    pub test: Test,
+    /// Shown in refusals; never contains request values.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FourEyes {
+    pub role: Option<String>,
+}
+
+/// Where a grant is written, for messages and reports.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub file: PathBuf,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub id: String,
+    pub consumers: Vec<String>,
+    /// Operation key `<partner>/<operation>`.
+    pub operation: String,
+    pub purpose: String,
+    /// Released response fields, sorted by path.
+    pub fields: Vec<ReleasedField>,
+    /// Data categories the released fields carry (from the schema).
+    pub categories: BTreeSet<String>,
+    pub query: Vec<String>,
+    pub request_fields: Vec<FieldPath>,
+    pub requires: Requirements,
+    pub conditions: Vec<Condition>,
+    pub four_eyes: Option<FourEyes>,
+    pub without_subject: Option<String>,
+    pub valid_from: Option<Date>,
+    pub valid_until: Option<Date>,
+    pub rationale: String,
+    pub source: Source,
+}
+
+impl Grant {
+    pub fn is_valid_on(&self, day: Date) -> bool {
+        self.valid_from.is_none_or(|from| from <= day)
+            && self.valid_until.is_none_or(|until| day <= until)
+    }
+}
+
+/// Today's date in UTC (grant validity and date conditions are calendar dates).
+pub fn today() -> Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn transforms_parse() {
+        assert_eq!(Transform::parse("mask 4").unwrap(), Transform::Mask(4));
+        assert_eq!(
+            Transform::parse("bucket 500 1000").unwrap(),
+            Transform::Bucket(vec![500.0, 1000.0])
+        );
+        for bad in ["", "mask", "mask x", "bucket", "bucket 2 1", "hash"] {
+            assert!(Transform::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_dates() {
+        let d = RelativeDate::parse("4 months ahead").unwrap();
+        assert_eq!(d.resolve(date!(2026 - 11 - 24)), date!(2027 - 03 - 24));
+        assert_eq!(d.resolve(date!(2026 - 10 - 31)), date!(2027 - 02 - 28));
+        assert_eq!(
+            RelativeDate::parse("30 days ago")
+                .unwrap()
+                .resolve(date!(2026 - 03 - 01)),
+            date!(2026 - 01 - 30)
+        );
+        assert_eq!(
+            RelativeDate::parse("today")
+                .unwrap()
+                .resolve(date!(2026 - 01 - 01)),
+            date!(2026 - 01 - 01)
+        );
+        for bad in ["soon", "4 months", "four months ahead", "4 weeks ahead"] {
+            assert!(RelativeDate::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The policy files as privacy officers write them: plain YAML lists of consumers, purposes,
+//! partner operations and grants. Every value that can be wrong carries its position
+//! (`Spanned`), so `policy check` can point at the exact line and column.
+//!
+//! Any `*.yaml` file in the policy directory (not in `tests/`) may hold any of the four
+//! sections; the demo keeps one concern per file. Unknown keys are errors: a misspelt
+//! `valid_untill` must not silently make a grant eternal.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::HashMap;
+
+pub type S = Spanned<String>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub consumers: Vec<RawConsumer>,
+    #[serde(default)]
+    pub purposes: Vec<RawPurpose>,
+    #[serde(default)]
+    pub partners: Vec<RawPartner>,
+    #[serde(default)]
+    pub grants: Vec<RawGrant>,
+}
+
+/// A calling organisation as the privacy officer knows it. How it is recognised (OIN,
+/// certificate) is the operator's configuration; this register says who it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsumer {
+    pub id: S,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPurpose {
+    pub id: S,
+    pub title: String,
+    #[serde(default)]
+    pub legal_basis: Option<RawLegalBasis>,
+    #[serde(default)]
+    pub processing_activity: Option<S>,
+    /// Special category → the legal exception that allows it under this purpose.
+    #[serde(default)]
+    pub special_categories: HashMap<S, String>,
+    #[serde(default)]
+    pub retention: Option<String>,
+    #[serde(default)]
+    pub incompatible_with: Vec<S>,
+    /// Set on purposes that must never be served (e.g. enforcement): the reason is shown to
+    /// callers and any grant for the purpose is an error.
+    #[serde(default)]
+    pub refused: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLegalBasis {
+    /// GDPR article 6(1) ground: `6(1)(a)` … `6(1)(f)`.
+    pub gdpr: S,
+    /// The national law (name as in the source).
+    #[serde(default)]
+    pub law: Option<String>,
+    /// Article or paragraph, only where the source gives one.
+    #[serde(default)]
+    pub article: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    pub id: S,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub operations: Vec<RawOperation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperation {
+    pub id: S,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub method: S,
+    /// Path template at the partner, e.g. `/v1/personen/{bsn}/inkomen`.
+    pub path: S,
+    /// Where the data subject's BSN is: `path bsn` (a template parameter), `body bsn` (a field
+    /// of the JSON request body) or `none` (the operation is not about one person).
+    pub subject: S,
+    #[serde(default)]
+    pub response_schema: Option<S>,
+    #[serde(default)]
+    pub request_schema: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrant {
+    pub id: S,
+    pub consumers: Vec<S>,
+    /// `<partner>/<operation>`.
+    pub operation: S,
+    pub purpose: S,
+    /// Released response fields: path → transform (`keep`, `redact`, `mask 4`, `year`,
+    /// `age-band`, `bucket 500 1000 2000`, `pseudonym`, `exists`).
+    #[serde(default)]
+    pub fields: HashMap<S, S>,
+    /// Query parameters the consumer may send.
+    #[serde(default)]
+    pub query: Vec<S>,
+    /// Request body fields the consumer may send (writes).
+    #[serde(default)]
+    pub request_fields: Vec<S>,
+    /// Context the caller must declare: `case_id`, `actor`, `involved_partner`.
+    #[serde(default)]
+    pub requires: Vec<S>,
+    /// Conditions on the request body (writes).
+    #[serde(default)]
+    pub conditions: Vec<RawCondition>,
+    /// An approval by someone other than the actor, optionally with a role.
+    #[serde(default)]
+    pub four_eyes: Option<RawFourEyes>,
+    /// Only for operations with `subject: none`: why a request without one person is allowed.
+    #[serde(default)]
+    pub without_subject: Option<String>,
+    #[serde(default)]
+    pub valid_from: Option<S>,
+    #[serde(default)]
+    pub valid_until: Option<S>,
+    /// The legal reasoning, for reviewers and the DPIA.
+    pub rationale: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    /// A request body field, e.g. `einddatum` or `vorderingen[*].categorie`.
+    pub field: S,
+    /// Date fields: `4 months ahead`, `30 days ahead`, `today`.
+    #[serde(default)]
+    pub at_most: Option<S>,
+    #[serde(default)]
+    pub at_least: Option<S>,
+    #[serde(default)]
+    pub one_of: Option<Vec<S>>,
+    #[serde(default)]
+    pub not_one_of: Option<Vec<S>>,
+    /// The field must equal the declared data subject's BSN.
+    #[serde(default)]
+    pub equals_subject: Option<bool>,
+    /// What a privacy officer reads in a refusal; defaults to a description of the test.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFourEyes {
+    #[serde(default)]
+    pub role: Option<String>,
+}

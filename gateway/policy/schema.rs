@@ -1,0 +1,194 @@
+//! Response and request schemas (JSON Schema 2020-12) as the policy engine uses them: to
+//! check that a granted field exists and to know its data category (`x-data-category`).
+//!
+//! Only the structural keywords matter here (`properties`, `items`, local `$ref` into
+//! `$defs`); full validation of partner responses against the schema is the minimisation
+//! phase's job.
+
+use super::fieldpath::{FieldPath, Segment};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Categories that need an explicit legal exception (GDPR art. 9 and 10) to be released.
+pub const SPECIAL_CATEGORIES: &[&str] = &["health", "criminal", "judicial"];
+
+/// All schemas of a schema directory, by file name.
+#[derive(Debug, Default, Clone)]
+pub struct Schemas {
+    by_name: BTreeMap<String, Value>,
+}
+
+impl Schemas {
+    /// Loads every `*.json` file in `dir`. Errors name the file.
+    pub fn load(dir: &Path) -> Result<Self, Vec<(std::path::PathBuf, String)>> {
+        let mut by_name = BTreeMap::new();
+        let mut errors = Vec::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(vec![(
+                    dir.to_path_buf(),
+                    format!("cannot read the schema directory: {e}"),
+                )])
+            }
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    serde_json::from_slice::<Value>(&bytes)
+                        .map_err(|e| format!("invalid JSON: {e}"))
+                }) {
+                Ok(value) => {
+                    by_name.insert(name, value);
+                }
+                Err(e) => errors.push((path, e)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { by_name })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// The raw bytes-equivalent content, for the policy version hash.
+    pub fn fingerprint_input(&self) -> String {
+        self.by_name
+            .iter()
+            .map(|(k, v)| format!("{k}\n{v}\n"))
+            .collect()
+    }
+}
+
+/// Follows a local `$ref` (`#/$defs/x`) once; other refs are left as they are.
+fn deref<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) if r.starts_with("#/") => {
+            let pointer = &r[1..];
+            root.pointer(pointer).unwrap_or(schema)
+        }
+        _ => schema,
+    }
+}
+
+/// The sub-schema at `path`, if the schema describes it.
+pub fn resolve<'a>(root: &'a Value, path: &FieldPath) -> Option<&'a Value> {
+    let mut current = deref(root, root);
+    for segment in &path.0 {
+        current = match segment {
+            Segment::Key(k) => deref(root, current.get("properties")?.get(k)?),
+            Segment::Each => deref(root, current.get("items")?),
+        };
+    }
+    Some(current)
+}
+
+/// Every leaf (non-object, non-array) path of a schema with its category (or `uncategorised`).
+pub fn leaves(root: &Value) -> Vec<(FieldPath, String)> {
+    fn walk(
+        root: &Value,
+        schema: &Value,
+        prefix: &mut Vec<Segment>,
+        out: &mut Vec<(FieldPath, String)>,
+        depth: usize,
+    ) {
+        let schema = deref(root, schema);
+        if depth > 32 {
+            return; // recursive schemas are not expected; stop rather than loop
+        }
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            for (k, sub) in props {
+                prefix.push(Segment::Key(k.clone()));
+                walk(root, sub, prefix, out, depth + 1);
+                prefix.pop();
+            }
+        } else if let Some(items) = schema.get("items") {
+            prefix.push(Segment::Each);
+            walk(root, items, prefix, out, depth + 1);
+            prefix.pop();
+        } else if !prefix.is_empty() {
+            let category = schema
+                .get("x-data-category")
+                .and_then(Value::as_str)
+                .unwrap_or("uncategorised")
+                .to_string();
+            out.push((FieldPath(prefix.clone()), category));
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut Vec::new(), &mut out, 0);
+    out
+}
+
+/// The data categories released by releasing `path` (the leaf's own, or every leaf beneath).
+pub fn categories_under(root: &Value, path: &FieldPath) -> BTreeSet<String> {
+    leaves(root)
+        .into_iter()
+        .filter(|(leaf, _)| leaf.is_within(path))
+        .map(|(_, c)| c)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "bsn": {"type": "string", "x-data-category": "identifying"},
+                "uitkeringen": {"type": "array", "items": {"$ref": "#/$defs/uitkering"}}
+            },
+            "$defs": {"uitkering": {"type": "object", "properties": {
+                "soort": {"type": "string", "x-data-category": "financial"},
+                "medische_reden": {"type": "string", "x-data-category": "health"}
+            }}}
+        })
+    }
+
+    #[test]
+    fn resolves_paths_through_refs() {
+        let s = schema();
+        assert!(resolve(&s, &FieldPath::parse("uitkeringen[*].soort").unwrap()).is_some());
+        assert!(resolve(&s, &FieldPath::parse("uitkeringen.soort").unwrap()).is_none());
+        assert!(resolve(&s, &FieldPath::parse("nope").unwrap()).is_none());
+    }
+
+    #[test]
+    fn lists_leaves_and_categories() {
+        let s = schema();
+        let leaves: Vec<String> = leaves(&s).iter().map(|(p, c)| format!("{p}={c}")).collect();
+        assert_eq!(
+            leaves,
+            [
+                "bsn=identifying",
+                "uitkeringen[*].medische_reden=health",
+                "uitkeringen[*].soort=financial"
+            ]
+        );
+        let cats = categories_under(&s, &FieldPath::parse("uitkeringen").unwrap());
+        assert!(cats.contains("health") && cats.contains("financial"));
+    }
+}
