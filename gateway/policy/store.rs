@@ -121,34 +121,38 @@ impl PolicyStore {
     /// is aborted.
     pub fn spawn_watcher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
-        tokio::spawn(async move {
-            let changed = Arc::new(tokio::sync::Notify::new());
-            let _watcher = {
-                let changed = changed.clone();
-                let watcher =
-                    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                        if event.is_ok_and(|e| !e.kind.is_access()) {
-                            changed.notify_one();
-                        }
-                    });
-                match watcher {
-                    Ok(mut w) => {
-                        use notify::Watcher;
-                        for dir in [&store.policies_dir, &store.schemas_dir] {
-                            if let Err(e) = w.watch(dir, notify::RecursiveMode::Recursive) {
-                                tracing::warn!(target: "doelpoort::policy", error = %e, dir = %dir.display(), "cannot watch; reload with SIGHUP");
-                            }
-                        }
-                        Some(w)
-                    }
-                    Err(e) => {
-                        tracing::warn!(target: "doelpoort::policy", error = %e, "no file watcher; reload with SIGHUP");
-                        None
+        // Both event sources are registered before returning, not inside the task: a change or
+        // a SIGHUP that arrives before the task first runs must still reload (and a SIGHUP
+        // must never fall through to its default action, which terminates the process).
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let watcher = {
+            let changed = changed.clone();
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    changed.notify_one();
+                }
+            })
+        };
+        let watcher = match watcher {
+            Ok(mut w) => {
+                use notify::Watcher;
+                for dir in [&store.policies_dir, &store.schemas_dir] {
+                    if let Err(e) = w.watch(dir, notify::RecursiveMode::Recursive) {
+                        tracing::warn!(target: "doelpoort::policy", error = %e, dir = %dir.display(), "cannot watch; reload with SIGHUP");
                     }
                 }
-            };
-            let mut hangup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!(target: "doelpoort::policy", error = %e, "no file watcher; reload with SIGHUP");
+                None
+            }
+        };
+        tokio::spawn(async move {
+            // Owned by the task: dropping the watcher (when the task is aborted) stops it.
+            let _watcher = watcher;
             loop {
                 let hup = async {
                     match hangup.as_mut() {

@@ -312,20 +312,29 @@ pub enum Http {
 
 /// rustls client config trusting the test CA, presenting `<stem>.crt` (or nothing).
 pub fn client_tls(pki: &TestPki, stem: Option<&str>) -> rustls::ClientConfig {
+    let identity = stem.map(|s| (pki.path(&format!("{s}.crt")), pki.path(&format!("{s}.key"))));
+    client_tls_from(
+        &pki.path("ca.crt"),
+        identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+    )
+}
+
+/// rustls client config trusting `ca`, presenting `identity` (certificate, key) if given.
+pub fn client_tls_from(ca: &Path, identity: Option<(&Path, &Path)>) -> rustls::ClientConfig {
     let provider = doelpoort::tls::provider();
     let mut roots = rustls::RootCertStore::empty();
-    for c in doelpoort::tls::load_certificates(&pki.path("ca.crt")).unwrap() {
+    for c in doelpoort::tls::load_certificates(ca).unwrap() {
         roots.add(c).unwrap();
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-    match stem {
-        Some(stem) => builder
+    match identity {
+        Some((cert, key)) => builder
             .with_client_auth_cert(
-                doelpoort::tls::load_certificates(&pki.path(&format!("{stem}.crt"))).unwrap(),
-                doelpoort::tls::load_private_key(&pki.path(&format!("{stem}.key"))).unwrap(),
+                doelpoort::tls::load_certificates(cert).unwrap(),
+                doelpoort::tls::load_private_key(key).unwrap(),
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
@@ -333,7 +342,11 @@ pub fn client_tls(pki: &TestPki, stem: Option<&str>) -> rustls::ClientConfig {
 }
 
 pub fn client(pki: &TestPki, stem: &str, http: Http) -> TestClient {
-    let tls = client_tls(pki, Some(stem));
+    client_with(client_tls(pki, Some(stem)), http)
+}
+
+/// An HTTPS client (HTTP/1.1 or HTTP/2 only) with the given TLS configuration.
+pub fn client_with(tls: rustls::ClientConfig, http: Http) -> TestClient {
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only();

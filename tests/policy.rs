@@ -1,0 +1,341 @@
+//! Purpose binding through the real demo: the shipped policies and schemas, the demo's mock
+//! partners, a fresh example PKI, real mTLS on loopback. Each refusal class of the policy
+//! issue, as a backend system would meet it.
+
+mod harness;
+
+use bytes::Bytes;
+use doelpoort::demo::{self, DemoOptions};
+use harness::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use std::path::Path;
+
+struct DemoRun {
+    root: tempfile::TempDir,
+    demo: demo::Demo,
+}
+
+async fn start_demo() -> DemoRun {
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["policies", "schemas"] {
+        copy_dir(&repo_root().join(dir), &root.path().join(dir));
+    }
+    let cat = demo::catalog();
+    doelpoort::pki::generate_example(
+        &root.path().join("certs-example"),
+        &doelpoort::pki::ExamplePki {
+            gateway: &cat.gateway,
+            consumers: &cat.consumers,
+            partners: &cat.partners,
+            days: 30,
+        },
+    )
+    .unwrap();
+    let demo = demo::start(&DemoOptions {
+        root: root.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: root.path().join("data"),
+    })
+    .await
+    .expect("demo starts");
+    assert!(
+        demo.gateway.policies.current().is_some(),
+        "{:?}",
+        demo.gateway.policies.last_errors()
+    );
+    DemoRun { root, demo }
+}
+
+impl DemoRun {
+    fn client(&self, consumer: &str) -> TestClient {
+        let certs = self.root.path().join("certs-example");
+        let cert = certs.join("clients").join(format!("{consumer}.crt"));
+        let key = certs.join("clients").join(format!("{consumer}.key"));
+        client_with(
+            client_tls_from(&certs.join("ca.crt"), Some((cert.as_path(), key.as_path()))),
+            Http::One,
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        url(&self.demo.gateway, path)
+    }
+}
+
+fn request(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut builder = Request::get(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(Bytes::new())).unwrap()
+}
+
+const ONDERZOEK: &[(&str, &str)] = &[
+    ("doelbinding-purpose", "wams-onderzoek"),
+    ("doelbinding-case-id", "casus-2026-0001"),
+    ("doelbinding-data-subject", "bsn=999990019"),
+    ("doelbinding-actor", "medewerker-0042"),
+];
+
+#[tokio::test]
+async fn the_right_consumer_with_the_right_purpose_gets_200() {
+    let run = start_demo().await;
+    let client = run.client("wijkteam-rotterdam");
+    for path in [
+        "/uwv/v1/personen/999990019/inkomen",
+        "/svb/v1/personen/999990019/kinderbijslag",
+    ] {
+        let response = send(&client, request(&run.url(path), ONDERZOEK)).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{path}: {:?}",
+            response.body
+        );
+    }
+    let schuldhulp = run.client("schuldhulp-utrecht");
+    let response = send(
+        &schuldhulp,
+        request(
+            &run.url("/cjib/v1/personen/999990019/vorderingen"),
+            &[
+                ("doelbinding-purpose", "schuldhulpverlening"),
+                ("doelbinding-case-id", "shv-2026-0042"),
+                ("doelbinding-data-subject", "bsn=999990019"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn each_refusal_has_its_own_code() {
+    let run = start_demo().await;
+    let client = run.client("wijkteam-rotterdam");
+    let inkomen = run.url("/uwv/v1/personen/999990019/inkomen");
+    // (what, url, headers, expected status, expected code)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "wrong purpose",
+            run.url("/cjib/v1/personen/999990019/vorderingen"),
+            ONDERZOEK.to_vec(),
+            StatusCode::FORBIDDEN,
+            "not-granted",
+        ),
+        (
+            "missing purpose",
+            inkomen.clone(),
+            ONDERZOEK[1..].to_vec(),
+            StatusCode::BAD_REQUEST,
+            "purpose-missing",
+        ),
+        (
+            "unknown purpose",
+            inkomen.clone(),
+            vec![
+                ("doelbinding-purpose", "nieuwsgierigheid"),
+                ONDERZOEK[1],
+                ONDERZOEK[2],
+            ],
+            StatusCode::BAD_REQUEST,
+            "purpose-unknown",
+        ),
+        (
+            "BSN failing the elfproef",
+            run.url("/uwv/v1/personen/999990010/inkomen"),
+            vec![
+                ONDERZOEK[0],
+                ONDERZOEK[1],
+                ("doelbinding-data-subject", "bsn=999990010"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "context-invalid",
+        ),
+        (
+            "path BSN differs from the declared BSN",
+            run.url("/uwv/v1/personen/999990020/inkomen"),
+            ONDERZOEK.to_vec(),
+            StatusCode::FORBIDDEN,
+            "subject-mismatch",
+        ),
+        (
+            "enforcement is never served",
+            inkomen.clone(),
+            vec![
+                ("doelbinding-purpose", "handhaving"),
+                ONDERZOEK[1],
+                ONDERZOEK[2],
+            ],
+            StatusCode::FORBIDDEN,
+            "not-granted",
+        ),
+        (
+            "an operation the policy does not describe",
+            run.url("/uwv/v1/personen/zoeken"),
+            ONDERZOEK.to_vec(),
+            StatusCode::NOT_FOUND,
+            "unknown-route",
+        ),
+    ];
+    for (name, url, headers, status, code) in cases {
+        let response = send(&client, request(&url, &headers)).await;
+        assert_eq!(response.status, status, "{name}");
+        assert_eq!(response.problem_code(), code, "{name}");
+        // A refusal never carries partner data or the BSN.
+        let body = String::from_utf8_lossy(&response.body);
+        assert!(
+            !body.contains("999990019") && !body.contains("999990010"),
+            "{name}: {body}"
+        );
+    }
+}
+
+fn date_in_months(months: i32) -> String {
+    let d = doelpoort::policy::RelativeDate { days: 0, months }.resolve(doelpoort::policy::today());
+    d.to_string()
+}
+
+async fn time_out(run: &DemoRun, einddatum: &str, vordering: (&str, &str)) -> TestResponse {
+    let body = serde_json::json!({
+        "bsn": "999990019",
+        "vorderingen": [{"vordering_id": vordering.0, "categorie": vordering.1}],
+        "einddatum": einddatum,
+        "reden": "schuldhulpverlening gestart",
+    });
+    let request = Request::post(run.url("/cjib/v1/opschortingen"))
+        .header("content-type", "application/json")
+        .header("doelbinding-purpose", "time-out")
+        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .header("doelbinding-case-partners", "uwv, cjib")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(&run.client("schuldhulp-utrecht"), request).await
+}
+
+#[tokio::test]
+async fn time_out_conditions_are_enforced() {
+    let run = start_demo().await;
+    let response = time_out(
+        &run,
+        &date_in_months(5),
+        ("CJIB-2026-000123", "verkeersboete"),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert_eq!(response.problem_code(), "condition-failed");
+    assert!(response.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("4 maanden"));
+
+    let response = time_out(
+        &run,
+        &date_in_months(3),
+        ("CJIB-2024-018842", "strafrechtelijk"),
+    )
+    .await;
+    assert_eq!(response.problem_code(), "condition-failed");
+    assert!(response.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("strafrechter"));
+
+    // Within the rules, the time-out still needs a colleague's approval (a signed token).
+    let response = time_out(
+        &run,
+        &date_in_months(3),
+        ("CJIB-2026-000123", "verkeersboete"),
+    )
+    .await;
+    assert_eq!(response.problem_code(), "four-eyes-required");
+}
+
+#[tokio::test]
+async fn a_consumer_discovers_only_its_own_grants() {
+    let run = start_demo().await;
+    let wijkteam = get(
+        &run.client("wijkteam-rotterdam"),
+        &run.url("/.well-known/doelpoort/grants"),
+    )
+    .await;
+    assert_eq!(wijkteam.status, StatusCode::OK);
+    let doc = wijkteam.json();
+    assert_eq!(doc["consumer"], "wijkteam-rotterdam");
+    let grants = doc["grants"].as_array().unwrap();
+    let ids: Vec<&str> = grants
+        .iter()
+        .map(|g| g["grant"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"wijkteam-uwv-inkomen-onderzoek"), "{ids:?}");
+    assert!(
+        !ids.iter().any(|id| id.starts_with("schuldhulp")),
+        "{ids:?}"
+    );
+    let uwv = grants
+        .iter()
+        .find(|g| g["grant"] == "wijkteam-uwv-inkomen-onderzoek")
+        .unwrap();
+    assert_eq!(uwv["path"], "/uwv/v1/personen/{bsn}/inkomen");
+    assert_eq!(uwv["purpose"], "wams-onderzoek");
+    assert!(uwv["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["path"] == "uitkeringen[*].soort"));
+
+    let unknown = get(
+        &run.client("onbekend"),
+        &run.url("/.well-known/doelpoort/grants"),
+    )
+    .await;
+    assert_eq!(unknown.problem_code(), "unknown-consumer");
+}
+
+#[tokio::test]
+async fn forwarded_requests_carry_the_lawful_basis_and_only_granted_query_parameters() {
+    // Against a test partner that echoes what it receives, with the shipped policies.
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, echo()).await;
+    std::fs::create_dir_all(pki.path("policies")).unwrap();
+    copy_dir(&repo_root().join("policies"), &pki.path("policies"));
+    copy_dir(&repo_root().join("schemas"), &pki.path("schemas"));
+    let yaml = config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], "")
+        .replace("id: wijkteam-test", "id: wijkteam-rotterdam");
+    let path = write_config(&pki, &yaml);
+    let config = doelpoort::config::Config::load(Path::new(&path)).unwrap();
+    let gateway = doelpoort::server::start(&config).await.unwrap();
+    let client = client(&pki, "consumer", Http::One);
+    let response = send(
+        &client,
+        request(
+            &url(
+                &gateway,
+                "/uwv/v1/personen/999990019/inkomen?peildatum=2026-01-01",
+            ),
+            ONDERZOEK,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+    let echoed = response.json();
+    let headers = &echoed["headers"];
+    assert_eq!(headers["doelbinding-purpose"], "wams-onderzoek");
+    assert!(headers["doelbinding-legal-basis"]
+        .as_str()
+        .unwrap()
+        .starts_with("AVG art. 6(1)(e); Wet maatschappelijke ondersteuning 2015"));
+    assert_eq!(
+        headers["doelbinding-processing-activity"],
+        "https://register.voorbeeldstad.example/verwerkingen/wams-onderzoek"
+    );
+    // The grant allows no query parameters, so none reach the partner.
+    assert_eq!(echoed["query"], serde_json::Value::Null);
+    // The actor stays at the gateway.
+    assert!(headers.get("doelbinding-actor").is_none());
+}

@@ -1,0 +1,275 @@
+//! Policy hot reload: changes apply under load without dropping a request; an invalid set is
+//! rejected and the running version keeps serving; in-flight requests finish under the
+//! version they started with; SIGHUP reloads a real process.
+
+mod harness;
+
+use harness::*;
+use http::StatusCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Waits (bounded) until `done` holds.
+async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn reloads(gateway: &doelpoort::server::RunningGateway, result: &str) -> u64 {
+    gateway
+        .metrics
+        .policy_reloads
+        .with_label_values(&[result])
+        .get()
+}
+
+const EXTRA_GRANT: &str = r#"
+  - id: test-new
+    consumers: [wijkteam-test]
+    operation: uwv/new
+    purpose: test-doel
+    without_subject: added by a reload
+    rationale: test
+"#;
+
+fn policy_with_new_operation() -> String {
+    TEST_POLICY
+        .replace(
+            "      - {id: ping, method: GET, path: /v1/ping, subject: none}",
+            "      - {id: ping, method: GET, path: /v1/ping, subject: none}\n      - {id: new, method: GET, path: /v1/new, subject: none}",
+        )
+        + EXTRA_GRANT
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_change_applies_under_load_without_dropping_a_request() {
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, echo()).await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let before = gateway.policies.current().unwrap().version.clone();
+    let base = url(&gateway, "");
+
+    // Bounded load: 8 connections, until stopped or 20 s, whichever comes first.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let client = client(&pki, "consumer", Http::One);
+        let (stop, ok, failures, base) = (stop.clone(), ok.clone(), failures.clone(), base.clone());
+        workers.push(tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let response = get(&client, &format!("{base}/uwv/v1/ping")).await;
+                if response.status == StatusCode::OK {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failures.lock().unwrap().push(response.status);
+                }
+            }
+        }));
+    }
+    eventually("load running", Duration::from_secs(10), || {
+        ok.load(Ordering::Relaxed) > 50
+    })
+    .await;
+
+    // Change the policy on disk, as an editor would.
+    std::fs::write(
+        pki.path("policies/policy.yaml"),
+        policy_with_new_operation(),
+    )
+    .unwrap();
+    eventually("the new version is live", Duration::from_secs(10), || {
+        gateway.policies.current().unwrap().version != before
+    })
+    .await;
+    let during = ok.load(Ordering::Relaxed);
+    eventually(
+        "more load after the reload",
+        Duration::from_secs(10),
+        || ok.load(Ordering::Relaxed) > during + 50,
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(
+        failures.lock().unwrap().is_empty(),
+        "requests failed during the reload: {:?}",
+        failures.lock().unwrap()
+    );
+    assert!(reloads(&gateway, "ok") >= 2, "initial load + reload");
+
+    // The new grant is in force.
+    let response = get(
+        &client(&pki, "consumer", Http::One),
+        &format!("{base}/uwv/v1/new"),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+    let info = String::from_utf8(gateway.metrics.render()).unwrap();
+    let now = gateway.policies.current().unwrap().version.clone();
+    assert!(
+        info.contains(&format!("doelpoort_policy_info{{version=\"{now}\"}} 1")),
+        "{info}"
+    );
+    assert!(
+        !info.contains(&format!("version=\"{before}\"")),
+        "old version still reported"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_change_is_rejected_and_the_old_version_keeps_serving() {
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, echo()).await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let before = gateway.policies.current().unwrap().version.clone();
+    let client = client(&pki, "consumer", Http::One);
+
+    for broken in [
+        // YAML syntax error
+        TEST_POLICY.replace("grants:", "grants: [unclosed"),
+        // An unknown reference
+        TEST_POLICY.replace("operation: uwv/ping", "operation: uwv/pong"),
+    ] {
+        let failed_before = reloads(&gateway, "failed");
+        std::fs::write(pki.path("policies/policy.yaml"), broken).unwrap();
+        eventually("the reload to fail", Duration::from_secs(10), || {
+            reloads(&gateway, "failed") > failed_before
+        })
+        .await;
+        assert_eq!(gateway.policies.current().unwrap().version, before);
+        let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
+        assert_eq!(response.status, StatusCode::OK, "the old version serves");
+    }
+
+    // A policy file deleted mid-change: the set without grants is still valid YAML, but the
+    // directory without any file is rejected; the old version stays.
+    let failed_before = reloads(&gateway, "failed");
+    std::fs::remove_file(pki.path("policies/policy.yaml")).unwrap();
+    eventually("the reload to fail", Duration::from_secs(10), || {
+        reloads(&gateway, "failed") > failed_before
+    })
+    .await;
+    assert_eq!(gateway.policies.current().unwrap().version, before);
+    assert_eq!(
+        get(&client, &url(&gateway, "/uwv/v1/ping")).await.status,
+        StatusCode::OK
+    );
+
+    // Fixed again: the valid set loads.
+    std::fs::write(
+        pki.path("policies/policy.yaml"),
+        policy_with_new_operation(),
+    )
+    .unwrap();
+    eventually("the fixed version is live", Duration::from_secs(10), || {
+        gateway.policies.current().unwrap().version != before
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_under_the_version_they_started_with() {
+    let pki = TestPki::new();
+    let partner = start_partner(
+        &pki,
+        fixed(
+            StatusCode::OK,
+            r#"{"ok":true}"#,
+            Duration::from_millis(1200),
+        ),
+    )
+    .await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let before = gateway.policies.current().unwrap().version.clone();
+    let client = client(&pki, "consumer", Http::One);
+    let slow_url = url(&gateway, "/uwv/v1/slow");
+    let in_flight = {
+        let client = client.clone();
+        let slow_url = slow_url.clone();
+        tokio::spawn(async move { get(&client, &slow_url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // End the grant for the slow operation while the request is at the partner.
+    let ended = TEST_POLICY.replace(
+        "operation: uwv/slow",
+        "operation: uwv/slow\n    valid_until: 2000-01-01",
+    );
+    std::fs::write(pki.path("policies/policy.yaml"), ended).unwrap();
+    eventually("the new version is live", Duration::from_secs(10), || {
+        gateway.policies.current().unwrap().version != before
+    })
+    .await;
+    let response = in_flight.await.unwrap();
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "decided under the old version"
+    );
+    let response = get(&client, &slow_url).await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert_eq!(response.problem_code(), "grant-expired");
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_running_process() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, echo()).await;
+    let path = write_config(
+        &pki,
+        &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(json) = serde_json::from_str(&line) {
+                if tx.send(json).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let wait_for = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                if pred(&line) {
+                    return line;
+                }
+            }
+        }
+        panic!("expected log line did not appear");
+    };
+    let loaded = wait_for(&|l| l["message"] == "policy set loaded");
+    wait_for(&|l| l["message"] == "doelpoort listening");
+    // The file watcher would also pick up a change; SIGHUP must reload even without one.
+    signal(&child, rustix::process::Signal::HUP);
+    wait_for(&|l| l["message"] == "SIGHUP: reloading policies");
+    let reloaded = wait_for(&|l| l["message"] == "policy set loaded");
+    assert_eq!(loaded["version"], reloaded["version"]);
+    signal(&child, rustix::process::Signal::TERM);
+    assert!(child.wait().unwrap().success());
+}
