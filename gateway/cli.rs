@@ -244,7 +244,10 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     println!();
     println!("Try these calls (from {}):", options.root.display());
     println!();
-    println!("{}", demo::example_calls(&options.root, addr));
+    print!(
+        "{}",
+        demo::format_example_calls(&demo::example_calls(&options.root, addr))
+    );
     println!("Press Ctrl-C to stop.");
     termination().await;
     println!("stopping…");

@@ -41,7 +41,9 @@ fn the_printed_curl_commands_work() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut calls = Vec::new();
+    // (expected status, command): each command follows a comment ending in "expect: <status> …".
+    let mut calls: Vec<(String, String)> = Vec::new();
+    let mut expect = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut line = String::new();
     loop {
@@ -50,8 +52,12 @@ fn the_printed_curl_commands_work() {
         if stdout.read_line(&mut line).unwrap() == 0 {
             panic!("demo exited early");
         }
+        if let Some((_, e)) = line.split_once("— expect: ") {
+            expect = e.split_whitespace().next().map(str::to_string);
+        }
         if line.starts_with("curl ") {
-            calls.push(line.trim().to_string());
+            let status = expect.take().expect("every call says what to expect");
+            calls.push((status, line.trim().to_string()));
         }
         if line.starts_with("Press Ctrl-C") {
             break;
@@ -59,7 +65,7 @@ fn the_printed_curl_commands_work() {
     }
     assert!(calls.len() >= 4, "{calls:?}");
     let mut statuses = Vec::new();
-    for call in &calls {
+    for (_, call) in &calls {
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!(
@@ -71,8 +77,6 @@ fn the_printed_curl_commands_work() {
     }
     signal(&child, rustix::process::Signal::INT);
     let _ = child.wait();
-    // The last call is the unconfigured organisation; every other call succeeds.
-    let (last, rest) = statuses.split_last().unwrap();
-    assert!(rest.iter().all(|s| s == "200"), "{statuses:?}");
-    assert_eq!(last, "403", "{statuses:?}");
+    let expected: Vec<&str> = calls.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(statuses, expected, "{calls:#?}");
 }

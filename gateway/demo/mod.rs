@@ -348,8 +348,16 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
     })
 }
 
-/// The ready-to-paste calls the demo prints, one per line group.
-pub fn example_calls(root: &Path, gateway: SocketAddr) -> String {
+/// One call the demo prints: what it shows, the curl command, and what it answers.
+pub struct ExampleCall {
+    pub title: &'static str,
+    pub command: String,
+    /// Expected HTTP status and, for refusals, the problem code.
+    pub expect: (u16, Option<&'static str>),
+}
+
+/// The ready-to-paste calls the demo prints.
+pub fn example_calls(root: &Path, gateway: SocketAddr) -> Vec<ExampleCall> {
     let certs = root.join("certs-example");
     let certs = certs.display();
     let base = if gateway.ip().is_loopback() {
@@ -362,36 +370,101 @@ pub fn example_calls(root: &Path, gateway: SocketAddr) -> String {
             "curl --cacert {certs}/ca.crt --cert {certs}/clients/{consumer}.crt --key {certs}/clients/{consumer}.key"
         )
     };
-    let ctx = |purpose: &str, bsn: &str| {
+    let ctx = |purpose: &str, case: &str, bsn: &str| {
         format!(
-            "-H 'Doelbinding-Purpose: {purpose}' -H 'Doelbinding-Case-Id: casus-2026-0001' -H 'Doelbinding-Data-Subject: bsn={bsn}' -H 'Doelbinding-Actor: medewerker-0042'"
+            "-H 'Doelbinding-Purpose: {purpose}' -H 'Doelbinding-Case-Id: {case}' -H 'Doelbinding-Data-Subject: bsn={bsn}' -H 'Doelbinding-Actor: medewerker-0042'"
         )
     };
+    let time_out_body = format!(
+        r#"{{"bsn":"999990019","vorderingen":[{{"vordering_id":"CJIB-2026-000123","categorie":"verkeersboete"}}],"einddatum":"{}","reden":"schuldhulpverlening gestart"}}"#,
+        crate::policy::RelativeDate { days: 0, months: 3 }.resolve(crate::policy::today())
+    );
+    vec![
+        ExampleCall {
+            title: "Income at UWV for the Rotterdam district team's investigation (wams-onderzoek)",
+            command: format!(
+                "{} {} {base}/uwv/v1/personen/999990019/inkomen",
+                curl("wijkteam-rotterdam"),
+                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
+            ),
+            expect: (200, None),
+        },
+        ExampleCall {
+            title: "Child benefit at SVB, same team and purpose",
+            command: format!(
+                "{} {} {base}/svb/v1/personen/999990019/kinderbijslag",
+                curl("wijkteam-rotterdam"),
+                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
+            ),
+            expect: (200, None),
+        },
+        ExampleCall {
+            title: "Claims at CJIB for Utrecht debt counselling (schuldhulpverlening)",
+            command: format!(
+                "{} {} {base}/cjib/v1/personen/999990019/vorderingen",
+                curl("schuldhulp-utrecht"),
+                ctx("schuldhulpverlening", "shv-2026-0042", "999990019")
+            ),
+            expect: (200, None),
+        },
+        ExampleCall {
+            title: "The same claims for the district team's investigation: no grant for that purpose",
+            command: format!(
+                "{} {} {base}/cjib/v1/personen/999990019/vorderingen",
+                curl("wijkteam-rotterdam"),
+                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
+            ),
+            expect: (403, Some("not-granted")),
+        },
+        ExampleCall {
+            title: "Another person than the one declared: no fishing",
+            command: format!(
+                "{} {} {base}/uwv/v1/personen/999990020/inkomen",
+                curl("wijkteam-rotterdam"),
+                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
+            ),
+            expect: (403, Some("subject-mismatch")),
+        },
+        ExampleCall {
+            title: "A time-out at CJIB within the rules, but without a team leader's approval",
+            command: format!(
+                "{} {} -H 'Doelbinding-Case-Partners: uwv, cjib' -H 'Content-Type: application/json' -d '{time_out_body}' {base}/cjib/v1/opschortingen",
+                curl("schuldhulp-utrecht"),
+                ctx("time-out", "shv-2026-0042", "999990019")
+            ),
+            expect: (403, Some("four-eyes-required")),
+        },
+        ExampleCall {
+            title: "Which grants do I hold? (answered per certificate)",
+            command: format!("{} {base}/.well-known/doelpoort/grants", curl("wijkteam-rotterdam")),
+            expect: (200, None),
+        },
+        ExampleCall {
+            title: "A trusted certificate of an organisation that is not a configured consumer",
+            command: format!(
+                "{} {} {base}/uwv/v1/personen/999990019/inkomen",
+                curl("onbekend"),
+                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
+            ),
+            expect: (403, Some("unknown-consumer")),
+        },
+    ]
+}
+
+/// The calls as the demo prints them: a comment with the title and expected answer, then
+/// the command.
+pub fn format_example_calls(calls: &[ExampleCall]) -> String {
     let mut out = String::new();
-    out.push_str("# Income at UWV, as the Rotterdam district team (wams-onderzoek):\n");
-    out.push_str(&format!(
-        "{} {} {base}/uwv/v1/personen/999990019/inkomen\n\n",
-        curl("wijkteam-rotterdam"),
-        ctx("wams-onderzoek", "999990019")
-    ));
-    out.push_str("# Child benefit at SVB, same team (wams-onderzoek):\n");
-    out.push_str(&format!(
-        "{} {} {base}/svb/v1/personen/999990019/kinderbijslag\n\n",
-        curl("wijkteam-rotterdam"),
-        ctx("wams-onderzoek", "999990019")
-    ));
-    out.push_str("# Claims at CJIB, as Utrecht debt counselling (schuldhulpverlening):\n");
-    out.push_str(&format!(
-        "{} {} {base}/cjib/v1/personen/999990019/vorderingen\n\n",
-        curl("schuldhulp-utrecht"),
-        ctx("schuldhulpverlening", "999990019")
-    ));
-    out.push_str("# An organisation with a trusted certificate that is not a configured consumer (403 unknown-consumer):\n");
-    out.push_str(&format!(
-        "{} {} {base}/uwv/v1/personen/999990019/inkomen\n",
-        curl("onbekend"),
-        ctx("wams-onderzoek", "999990019")
-    ));
+    for call in calls {
+        let expect = match call.expect {
+            (status, Some(code)) => format!("{status} {code}"),
+            (status, None) => status.to_string(),
+        };
+        out.push_str(&format!(
+            "# {} — expect: {expect}\n{}\n\n",
+            call.title, call.command
+        ));
+    }
     out
 }
 
