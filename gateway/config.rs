@@ -44,6 +44,9 @@ pub struct Config {
     /// JSON Schemas of partner operations.
     pub schemas: PathBuf,
     pub audit_dir: Option<PathBuf>,
+    /// File holding the secret pseudonyms are derived from (at least 32 bytes). Without it, a
+    /// random secret is made at start and pseudonyms change with every restart.
+    pub pseudonym_secret: Option<PathBuf>,
 }
 
 /// TLS material of the data listener.
@@ -66,6 +69,8 @@ pub struct Limits {
     pub max_request_body_bytes: usize,
     pub max_response_body_bytes: usize,
     pub max_concurrent_streams: u32,
+    /// Deepest nesting of a JSON body the gateway will parse.
+    pub max_json_depth: usize,
     pub handshake_timeout: Duration,
     pub header_timeout: Duration,
     pub request_timeout: Duration,
@@ -82,6 +87,7 @@ impl Default for Limits {
             max_request_body_bytes: 1024 * 1024,
             max_response_body_bytes: 8 * 1024 * 1024,
             max_concurrent_streams: 128,
+            max_json_depth: 32,
             handshake_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
@@ -181,6 +187,8 @@ struct RawConfig {
     schemas: Spanned<String>,
     #[serde(default)]
     audit: Option<RawAudit>,
+    #[serde(default)]
+    pseudonym_secret: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +210,7 @@ struct RawLimits {
     max_request_body_bytes: Option<Spanned<u64>>,
     max_response_body_bytes: Option<Spanned<u64>>,
     max_concurrent_streams: Option<Spanned<u64>>,
+    max_json_depth: Option<Spanned<u64>>,
     handshake_timeout: Option<Spanned<String>>,
     header_timeout: Option<Spanned<String>>,
     request_timeout: Option<Spanned<String>>,
@@ -310,6 +319,7 @@ impl Validator<'_> {
                 1,
                 10_000,
             ) as u32,
+            max_json_depth: self.count(&l.max_json_depth, defaults.max_json_depth, 2, 128),
             handshake_timeout: self.duration(&l.handshake_timeout, defaults.handshake_timeout),
             header_timeout: self.duration(&l.header_timeout, defaults.header_timeout),
             request_timeout: self.duration(&l.request_timeout, defaults.request_timeout),
@@ -428,6 +438,7 @@ impl Validator<'_> {
             policies: self.existing_dir(&raw.policies),
             schemas: self.existing_dir(&raw.schemas),
             audit_dir: raw.audit.as_ref().map(|a| self.resolve(&a.dir.value)),
+            pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
         }
     }
 

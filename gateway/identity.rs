@@ -89,6 +89,8 @@ pub struct Consumer {
     /// Display name, e.g. "Gemeente Rotterdam — wijkteams".
     pub name: String,
     pub oin: Option<Oin>,
+    /// This consumer's key for the `pseudonym` transform (derived from the gateway secret).
+    pub pseudonym_key: [u8; 32],
 }
 
 /// Lookup table from certificate facts to consumers; immutable once built.
@@ -162,6 +164,7 @@ mod tests {
                 id: "by-oin".into(),
                 name: "A".into(),
                 oin: Some(Oin::parse("00000001999990001000").unwrap()),
+                pseudonym_key: [0; 32],
             },
             &[],
         );
@@ -170,6 +173,7 @@ mod tests {
                 id: "pinned".into(),
                 name: "B".into(),
                 oin: None,
+                pseudonym_key: [0; 32],
             },
             &[Fingerprint([7; 32])],
         );

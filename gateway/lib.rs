@@ -24,6 +24,7 @@
 //! | [`policy`] | phase *decide*: purposes, operations, grants; `Permit`; reload; policy tools |
 //! | [`proxy`] | the exchange pipeline that runs the phases and always finishes with metrics and logs |
 //! | [`upstream`] | phase *forward*: pooled mTLS clients per partner, timeouts |
+//! | [`minimise`] | phase *minimise*: strict JSON, schema check, granted fields only, transforms |
 //! | [`problem`] | the one mapping from refusals to `application/problem+json` |
 //! | [`trace`] | `traceparent` and the FSC transaction id |
 //! | [`metrics`] | Prometheus metrics with bounded labels |
@@ -43,6 +44,7 @@ pub mod demo;
 pub mod diagnostic;
 pub mod identity;
 pub mod metrics;
+pub mod minimise;
 pub mod pki;
 pub mod policy;
 pub mod problem;

@@ -51,11 +51,10 @@ pub const DISCOVERY_PATH: &str = "/.well-known/doelpoort/grants";
 const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[header::ACCEPT, header::CONTENT_TYPE];
 
 /// Partner headers a caller may see (everything else is dropped, e.g. `Server`,
-/// `X-Powered-By`, `Set-Cookie`, `Via`).
+/// `X-Powered-By`, `Set-Cookie`, `Via`). `ETag` is dropped too: it names the partner's full
+/// representation, not the minimised one the caller gets.
 const RELEASED_RESPONSE_HEADERS: &[HeaderName] = &[
-    header::CONTENT_TYPE,
     header::CACHE_CONTROL,
-    header::ETAG,
     header::LAST_MODIFIED,
     header::EXPIRES,
     header::CONTENT_LANGUAGE,
@@ -69,6 +68,7 @@ pub struct GatewayState {
     pub problem_base: String,
     pub metrics: Arc<Metrics>,
     pub policies: Arc<PolicyStore>,
+    pub minimise_limits: crate::minimise::Limits,
 }
 
 /// The facts gathered about one request as it passes the phases.
@@ -85,6 +85,9 @@ pub struct Exchange {
     pub grant: Option<Arc<Grant>>,
     pub upstream_status: Option<StatusCode>,
     pub upstream_error: Option<UpstreamErrorKind>,
+    /// JSON pointers released to the caller and withheld by minimisation.
+    pub fields_released: Vec<String>,
+    pub fields_withheld: Vec<String>,
 }
 
 impl Exchange {
@@ -101,6 +104,8 @@ impl Exchange {
             grant: None,
             upstream_status: None,
             upstream_error: None,
+            fields_released: Vec::new(),
+            fields_withheld: Vec::new(),
         }
     }
 }
@@ -222,6 +227,19 @@ async fn run_phases(
     exchange.purpose = Some(permit.purpose().clone());
     exchange.grant = Some(permit.grant().clone());
 
+    // Request bodies: only the fields the grant lists go to the partner.
+    let body = if body.is_empty() {
+        body
+    } else {
+        let allow = permit.grant().request_allow.as_ref().ok_or_else(|| {
+            Problem::new(
+                ProblemCode::ContextInvalid,
+                "the grant allows no request body for this operation",
+            )
+        })?;
+        Bytes::from(crate::minimise::minimise_request(&body, allow, &state.minimise_limits)?.body)
+    };
+
     // forward
     let mut headers = forwarded_request_headers(&parts.headers, exchange, consumer);
     add_lawful_basis(&mut headers, &permit);
@@ -246,8 +264,48 @@ async fn run_phases(
         .with_label_values(&[partner.id.as_str()])
         .observe(response.elapsed.as_secs_f64());
 
-    // release
-    release(response, parts.method == Method::HEAD)
+    // minimise: only a successful answer is released, and only its granted fields
+    check_partner_status(response.status)?;
+    let without_body = parts.method == Method::HEAD
+        || matches!(
+            response.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        );
+    if without_body {
+        return Ok(release(&response, Bytes::new()));
+    }
+    let grant = permit.grant();
+    let validator = permit
+        .operation()
+        .response_schema
+        .as_deref()
+        .and_then(|name| policy.validator(name));
+    let minimised = crate::minimise::minimise_response(
+        &response.body,
+        response.headers.get(header::CONTENT_TYPE),
+        &grant.release,
+        validator,
+        &crate::minimise::transform::Context {
+            pseudonym_key: Some(&consumer.pseudonym_key),
+            today: crate::policy::today(),
+        },
+        &state.minimise_limits,
+    )?;
+    if !minimised.withheld.is_empty() {
+        state
+            .metrics
+            .fields_withheld
+            .with_label_values(&[
+                partner.id.as_str(),
+                &permit.operation().id,
+                &permit.purpose().id,
+            ])
+            .inc_by(minimised.withheld.len() as u64);
+    }
+    let released = release(&response, Bytes::from(minimised.body));
+    exchange.fields_released = minimised.released;
+    exchange.fields_withheld = minimised.withheld;
+    Ok(released)
 }
 
 async fn read_body(body: Incoming, headers: &HeaderMap, limits: &Limits) -> Result<Bytes, Problem> {
@@ -365,29 +423,41 @@ fn transaction_header(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-fn release(upstream: UpstreamResponse, head: bool) -> Result<Response<Full<Bytes>>, Problem> {
-    let status = upstream.status;
+/// Only a successful partner answer is released at all; anything else becomes a problem and
+/// the partner's body (which may hold personal data or internals) is dropped.
+fn check_partner_status(status: StatusCode) -> Result<(), Problem> {
     if status.is_client_error() {
         return Err(Problem::partner_rejected(status));
     }
     if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
-        // 5xx, 1xx leftovers and redirects: the partner failed to answer the exchange; its body
-        // (which may hold personal data or internals) is never relayed.
+        // 5xx, 1xx leftovers and redirects.
         return Err(Problem::new(
             ProblemCode::UpstreamUnavailable,
             format!("the partner answered {status}; its response body is not released"),
         ));
     }
-    let body = if head { Bytes::new() } else { upstream.body };
+    Ok(())
+}
+
+/// The response to the caller: the partner's status, the allow-listed partner headers, and
+/// the (minimised) body. A non-empty body is always the gateway's own JSON serialisation.
+fn release(upstream: &UpstreamResponse, body: Bytes) -> Response<Full<Bytes>> {
+    let has_body = !body.is_empty();
     let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
+    *response.status_mut() = upstream.status;
     let headers = response.headers_mut();
     for name in RELEASED_RESPONSE_HEADERS {
         for value in upstream.headers.get_all(name) {
             headers.append(name.clone(), value.clone());
         }
     }
-    Ok(response)
+    if has_body {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
 }
 
 fn finish(
@@ -491,6 +561,7 @@ mod tests {
             id: "c".into(),
             name: "C".into(),
             oin: Some(crate::identity::Oin::parse("00000001999990001000").unwrap()),
+            pseudonym_key: [0; 32],
         };
         let out = forwarded_request_headers(&incoming, &exchange(), &consumer);
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
@@ -518,34 +589,30 @@ mod tests {
         headers.insert(header::SERVER, HeaderValue::from_static("partner/1.0"));
         headers.insert(header::SET_COOKIE, HeaderValue::from_static("s=1"));
         headers.insert("x-powered-by", HeaderValue::from_static("php"));
-        let response = release(
-            UpstreamResponse {
-                status: StatusCode::OK,
-                headers,
-                body: Bytes::from_static(b"{}"),
-                elapsed: std::time::Duration::ZERO,
-            },
-            false,
-        )
-        .unwrap();
-        let names: Vec<&str> = response.headers().keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["content-type"]);
+        headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let upstream = UpstreamResponse {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from_static(b"{\"bsn\":\"999990019\"}"),
+            elapsed: std::time::Duration::ZERO,
+        };
+        let response = release(&upstream, Bytes::from_static(b"{}"));
+        let mut names: Vec<&str> = response.headers().keys().map(HeaderName::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["cache-control", "content-type"]);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
     }
 
     #[test]
     fn partner_errors_are_not_relayed() {
-        let upstream = |status| UpstreamResponse {
-            status,
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(b"{\"bsn\":\"999990019\"}"),
-            elapsed: std::time::Duration::ZERO,
-        };
-        let err = release(upstream(StatusCode::INTERNAL_SERVER_ERROR), false).unwrap_err();
+        let err = check_partner_status(StatusCode::INTERNAL_SERVER_ERROR).unwrap_err();
         assert_eq!(err.code, ProblemCode::UpstreamUnavailable);
-        assert!(!err.detail.contains("999990019"));
-        let err = release(upstream(StatusCode::NOT_FOUND), false).unwrap_err();
+        let err = check_partner_status(StatusCode::NOT_FOUND).unwrap_err();
         assert_eq!(err.status(), StatusCode::NOT_FOUND);
-        let err = release(upstream(StatusCode::FOUND), false).unwrap_err();
+        let err = check_partner_status(StatusCode::FOUND).unwrap_err();
         assert_eq!(err.code, ProblemCode::UpstreamUnavailable);
+        assert!(check_partner_status(StatusCode::OK).is_ok());
+        assert!(check_partner_status(StatusCode::NOT_MODIFIED).is_ok());
     }
 }

@@ -34,8 +34,43 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+/// Writes a new random 32-byte secret (hex) to `path`, readable by the owner only.
+pub fn write_new_secret(path: &std::path::Path) -> Result<()> {
+    let secret = hex::encode(random_secret());
+    std::fs::write(path, secret).with_context(|| format!("cannot write {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+fn random_secret() -> [u8; 32] {
+    // Two v4 UUIDs: 244 random bits from the OS-seeded generator uuid uses.
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out
+}
+
+/// The secret pseudonyms are derived from: the configured file, or a random one.
+fn pseudonym_secret(config: &Config) -> Result<Vec<u8>> {
+    let Some(path) = &config.pseudonym_secret else {
+        tracing::warn!("no pseudonym_secret configured: pseudonyms will change at every restart");
+        return Ok(random_secret().to_vec());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the pseudonym secret {}", path.display()))?;
+    let bytes = hex::decode(text.trim()).unwrap_or_else(|_| text.trim().as_bytes().to_vec());
+    anyhow::ensure!(
+        bytes.len() >= 32,
+        "the pseudonym secret in {} is shorter than 32 bytes",
+        path.display()
+    );
+    Ok(bytes)
+}
+
 /// Builds the immutable gateway state from a validated configuration.
 pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayState> {
+    let secret = pseudonym_secret(config)?;
     let mut consumers = ConsumerDirectory::default();
     for c in &config.consumers {
         consumers.insert(
@@ -43,6 +78,7 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
                 id: c.id.clone(),
                 name: c.name.clone(),
                 oin: c.oin.clone(),
+                pseudonym_key: crate::minimise::transform::consumer_key(&secret, &c.id),
             },
             &c.fingerprints,
         );
@@ -53,6 +89,9 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
         limits: config.limits.clone(),
         problem_base: config.problem_base.clone(),
         policies: PolicyStore::open(&config.policies, &config.schemas, metrics.clone()),
+        minimise_limits: crate::minimise::Limits {
+            max_depth: config.limits.max_json_depth,
+        },
         metrics,
     })
 }

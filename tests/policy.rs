@@ -117,7 +117,13 @@ async fn each_refusal_has_its_own_code() {
     let client = run.client("wijkteam-rotterdam");
     let inkomen = run.url("/uwv/v1/personen/999990019/inkomen");
     // (what, url, headers, expected status, expected code)
-    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, &'a str)>,
+        StatusCode,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
         (
             "wrong purpose",
@@ -297,19 +303,31 @@ async fn a_consumer_discovers_only_its_own_grants() {
     assert_eq!(unknown.problem_code(), "unknown-consumer");
 }
 
-#[tokio::test]
-async fn forwarded_requests_carry_the_lawful_basis_and_only_granted_query_parameters() {
-    // Against a test partner that echoes what it receives, with the shipped policies.
+/// A gateway with the shipped policies and schemas in front of the demo's UWV data, with the
+/// partner side recorded.
+async fn shipped_policies_before_uwv() -> (
+    TestPki,
+    doelpoort::demo::MockPartner,
+    doelpoort::server::RunningGateway,
+    Recorded,
+) {
     let pki = TestPki::new();
-    let partner = start_partner(&pki, echo()).await;
-    std::fs::create_dir_all(pki.path("policies")).unwrap();
+    let (handler, recorded) = recording(demo::demo_handler("uwv"));
+    let partner = start_partner(&pki, handler).await;
     copy_dir(&repo_root().join("policies"), &pki.path("policies"));
     copy_dir(&repo_root().join("schemas"), &pki.path("schemas"));
+    // The test PKI's consumer certificate plays the Rotterdam district team.
     let yaml = config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], "")
         .replace("id: wijkteam-test", "id: wijkteam-rotterdam");
     let path = write_config(&pki, &yaml);
     let config = doelpoort::config::Config::load(Path::new(&path)).unwrap();
     let gateway = doelpoort::server::start(&config).await.unwrap();
+    (pki, partner, gateway, recorded)
+}
+
+#[tokio::test]
+async fn forwarded_requests_carry_the_lawful_basis_and_only_granted_query_parameters() {
+    let (pki, _partner, gateway, recorded) = shipped_policies_before_uwv().await;
     let client = client(&pki, "consumer", Http::One);
     let response = send(
         &client,
@@ -322,12 +340,12 @@ async fn forwarded_requests_carry_the_lawful_basis_and_only_granted_query_parame
         ),
     )
     .await;
-    assert_eq!(response.status, StatusCode::OK);
-    let echoed = response.json();
-    let headers = &echoed["headers"];
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    let received = recorded.last();
+    let headers = &received.headers;
     assert_eq!(headers["doelbinding-purpose"], "wams-onderzoek");
     assert!(headers["doelbinding-legal-basis"]
-        .as_str()
+        .to_str()
         .unwrap()
         .starts_with("AVG art. 6(1)(e); Wet maatschappelijke ondersteuning 2015"));
     assert_eq!(
@@ -335,7 +353,55 @@ async fn forwarded_requests_carry_the_lawful_basis_and_only_granted_query_parame
         "https://register.voorbeeldstad.example/verwerkingen/wams-onderzoek"
     );
     // The grant allows no query parameters, so none reach the partner.
-    assert_eq!(echoed["query"], serde_json::Value::Null);
-    // The actor stays at the gateway.
-    assert!(headers.get("doelbinding-actor").is_none());
+    assert_eq!(received.query, None);
+    // The actor and the declared subject stay at the gateway.
+    assert!(!headers.contains_key("doelbinding-actor"));
+    assert!(!headers.contains_key("doelbinding-data-subject"));
+}
+
+#[tokio::test]
+async fn only_the_fields_the_purpose_needs_arrive() {
+    let (pki, _partner, gateway, _recorded) = shipped_policies_before_uwv().await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = send(
+        &client,
+        request(
+            &url(&gateway, "/uwv/v1/personen/999990019/inkomen"),
+            ONDERZOEK,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.headers["content-type"], "application/json");
+    // The mock answer holds the BSN, the employer, amounts and a medical reason; the
+    // investigation may see the kinds of income and benefit, whether there is income, and the
+    // year a benefit started.
+    assert_eq!(
+        response.json(),
+        serde_json::json!({
+            "inkomsten": [{"soort": "loon", "bedrag_per_maand": true}],
+            "uitkeringen": [{"soort": "WIA", "ingangsdatum": 2024}]
+        })
+    );
+    let text = String::from_utf8_lossy(&response.body);
+    for withheld in [
+        "999990019",
+        "Voorbeeld Schoonmaak",
+        "Teststraat",
+        "987.25",
+        "1245.5",
+        "testdiagnose",
+        "55",
+    ] {
+        assert!(
+            !text.contains(withheld),
+            "{withheld} reached the caller: {text}"
+        );
+    }
+    let withheld = gateway
+        .metrics
+        .fields_withheld
+        .with_label_values(&["uwv", "inkomen", "wams-onderzoek"])
+        .get();
+    assert!(withheld >= 6, "withheld {withheld}");
 }

@@ -71,7 +71,8 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     // The in-flight request completes normally.
     let response = in_flight.await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.json()["ok"], true);
+    // The test grant releases no fields, so the minimised body is empty.
+    assert_eq!(response.json(), serde_json::json!({}));
 
     // And the process exits cleanly, well within the grace period.
     let started = Instant::now();

@@ -314,6 +314,7 @@ pub fn demo_config(
         policies: options.root.join("policies"),
         schemas: options.root.join("schemas"),
         audit_dir: Some(options.data_dir.join("audit")),
+        pseudonym_secret: Some(options.data_dir.join("pseudonym.secret")),
     })
 }
 
@@ -327,6 +328,11 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
             options.data_dir.display()
         )
     })?;
+    // A stable pseudonym secret for the demo, made once per data directory.
+    let secret = options.data_dir.join("pseudonym.secret");
+    if !secret.exists() {
+        server::write_new_secret(&secret)?;
+    }
     let mut partners = Vec::new();
     let mut addrs = Vec::new();
     for id in DEMO_PARTNERS {

@@ -72,15 +72,49 @@ pub fn load(dir: &Path, schemas_dir: &Path, today: Date) -> (Option<PolicySet>, 
     let digest = hasher.finalize();
     let version = hex::encode(&digest[..8]);
 
+    let validators = compile_validators(schemas_dir, &schemas, &mut diagnostics);
     let mut compiler = Compiler {
         today,
         schemas: &schemas,
         diagnostics: &mut diagnostics,
     };
-    let set = compiler.compile(parsed, version);
+    let mut set = compiler.compile(parsed, version);
+    set.validators = validators;
     let ok = !diagnostics.iter().any(Diagnostic::is_error);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     (ok.then_some(set), diagnostics)
+}
+
+/// Strict-mode validators for every schema. Formats (`date`, …) are validated; references
+/// are resolved only within the schema itself — a gateway never fetches a schema over the
+/// network or from elsewhere on disk at run time.
+fn compile_validators(
+    dir: &Path,
+    schemas: &Schemas,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> HashMap<String, Arc<jsonschema::Validator>> {
+    let mut out = HashMap::new();
+    for name in schemas.names() {
+        let Some(schema) = schemas.get(name) else {
+            continue;
+        };
+        match jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(schema)
+        {
+            Ok(v) => {
+                out.insert(name.to_string(), Arc::new(v));
+            }
+            Err(e) => diagnostics.push(Diagnostic::error(
+                &dir.join(name),
+                0,
+                0,
+                format!("not a usable JSON Schema (2020-12): {e}"),
+            )),
+        }
+    }
+    out
 }
 
 /// The policy files of a directory, recursively, sorted; `tests/` holds test cases, not policy.
@@ -292,6 +326,7 @@ impl Compiler<'_> {
             index,
             routes,
             schemas: self.schemas.clone(),
+            validators: HashMap::new(),
         }
     }
 
@@ -751,6 +786,36 @@ impl Compiler<'_> {
             ok = false;
         }
 
+        let release =
+            match crate::minimise::FieldTree::build(fields.iter().map(|f| (&f.path, &f.transform)))
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    self.error(file, &raw.id, e);
+                    return None;
+                }
+            };
+        let keep = Transform::Keep;
+        let request_allow = if request_fields.is_empty() {
+            None
+        } else {
+            match crate::minimise::FieldTree::build(request_fields.iter().map(|p| (p, &keep))) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.error(file, &raw.id, format!("request_fields: {e}"));
+                    return None;
+                }
+            }
+        };
+        if let Some(op) = &operation {
+            if matches!(
+                op.method,
+                http::Method::POST | http::Method::PUT | http::Method::PATCH
+            ) && request_allow.is_none()
+            {
+                self.warning(file, &raw.id, format!("operation '{}' takes a request body, but the grant lists no request_fields: every request with a body will be refused", op.key));
+            }
+        }
         let (operation, purpose) = match (operation, purpose) {
             (Some(o), Some(p)) if ok => (o, p),
             _ => return None,
@@ -777,6 +842,8 @@ impl Compiler<'_> {
                 file: file.to_path_buf(),
                 line: raw.id.referenced.line(),
             },
+            release,
+            request_allow,
         })
     }
 

@@ -48,6 +48,8 @@ pub struct PolicySet {
     /// partner → method → operations (matched by template).
     routes: HashMap<String, HashMap<http::Method, Vec<Arc<Operation>>>>,
     pub schemas: Schemas,
+    /// Strict-mode validators, by schema file name (compiled once per load).
+    validators: HashMap<String, Arc<jsonschema::Validator>>,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -87,6 +89,11 @@ impl PolicySet {
             .and_then(|ops| ops.get(operation))
             .and_then(|purposes| purposes.get(purpose))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// The compiled validator of a schema.
+    pub fn validator(&self, schema: &str) -> Option<&jsonschema::Validator> {
+        self.validators.get(schema).map(Arc::as_ref)
     }
 
     /// Every grant naming this consumer, in file order.
@@ -409,6 +416,10 @@ pub struct Grant {
     pub valid_until: Option<Date>,
     pub rationale: String,
     pub source: Source,
+    /// `fields` compiled for the minimiser.
+    pub release: crate::minimise::FieldTree,
+    /// `request_fields` compiled for the minimiser (`None`: no request body allowed).
+    pub request_allow: Option<crate::minimise::FieldTree>,
 }
 
 impl Grant {

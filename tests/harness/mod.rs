@@ -201,6 +201,7 @@ grants:
     operation: uwv/upload
     purpose: test-doel
     without_subject: a test operation about no one
+    request_fields: [a]
     rationale: test
   - id: test-inkomen
     consumers: [wijkteam-test]
@@ -275,6 +276,54 @@ pub fn fixed(status: StatusCode, body: &'static str, delay: Duration) -> MockHan
             r
         })
     })
+}
+
+/// What a mock partner received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: http::Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The requests a recording partner received, in order.
+#[derive(Clone, Default)]
+pub struct Recorded(Arc<std::sync::Mutex<Vec<Received>>>);
+
+impl Recorded {
+    pub fn last(&self) -> Received {
+        self.0
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the partner received a request")
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// Wraps a handler so that every request it answers is recorded for the test to inspect.
+pub fn recording(inner: MockHandler) -> (MockHandler, Recorded) {
+    let recorded = Recorded::default();
+    let log = recorded.clone();
+    let handler: MockHandler = Arc::new(move |req: MockRequest| {
+        log.0.lock().unwrap().push(Received {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().map(str::to_string),
+            version: req.version(),
+            headers: req.headers().clone(),
+            body: req.body().clone(),
+        });
+        inner(req)
+    });
+    (handler, recorded)
 }
 
 /// A handler that echoes what the partner received: method, path, query, headers, body length.

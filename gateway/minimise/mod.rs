@@ -1,0 +1,135 @@
+//! Phase *minimise*: only the fields a purpose needs leave the gateway.
+//!
+//! A granted partner response is parsed strictly ([`strict`]: no duplicate keys, bounded
+//! nesting), checked against the operation's JSON Schema in strict mode, and rebuilt from
+//! scratch with only the granted paths, each through its transform. Nothing of the partner's
+//! body is copied through unparsed: the output is serialised from the minimised tree, so an
+//! ungranted value cannot survive by accident. Anything that cannot be checked — wrong content
+//! type, invalid JSON, duplicate keys, nesting too deep, too large, schema violation — ends the
+//! exchange with `minimisation-failed` and nothing of the body is released.
+//!
+//! The same machinery allow-lists request bodies: only the grant's `request_fields` are
+//! forwarded to the partner.
+//!
+//! The result records which JSON pointers were released and which withheld (for the audit
+//! record) and counts the withheld ones (for metrics). Values themselves are never recorded.
+
+pub mod strict;
+pub mod transform;
+pub mod tree;
+
+pub use tree::FieldTree;
+
+use crate::problem::{Problem, ProblemCode};
+use serde_json::Value;
+
+/// What minimising one body produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Minimised {
+    /// The body to release, serialised.
+    pub body: Vec<u8>,
+    /// JSON pointers (RFC 6901) of released values.
+    pub released: Vec<String>,
+    /// JSON pointers of values present in the partner's body but not released.
+    pub withheld: Vec<String>,
+}
+
+/// Settings that do not change per exchange.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_depth: 32 }
+    }
+}
+
+fn failed(detail: &'static str) -> Problem {
+    Problem::new(ProblemCode::MinimisationFailed, detail)
+}
+
+/// Whether a `Content-Type` value is JSON (`application/json` or `application/*+json`).
+pub fn is_json_content_type(value: Option<&http::HeaderValue>) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Minimises a partner response body for a grant.
+///
+/// `validator` is the operation's compiled response schema (strict mode); `None` skips schema
+/// validation, which only happens when the operation has no schema (policy check refuses
+/// grants that release fields from such operations).
+pub fn minimise_response(
+    body: &[u8],
+    content_type: Option<&http::HeaderValue>,
+    tree: &FieldTree,
+    validator: Option<&jsonschema::Validator>,
+    context: &transform::Context<'_>,
+    limits: &Limits,
+) -> Result<Minimised, Problem> {
+    if !is_json_content_type(content_type) {
+        return Err(failed(
+            "the partner answered with a content type other than JSON; nothing of it is released",
+        ));
+    }
+    let value = strict::parse(body, limits.max_depth).map_err(|e| {
+        // The reason is safe to show (it names no value); the body itself is not.
+        Problem::new(
+            ProblemCode::MinimisationFailed,
+            format!("the partner's answer cannot be checked ({e}); nothing of it is released"),
+        )
+    })?;
+    if let Some(validator) = validator {
+        if !validator.is_valid(&value) {
+            return Err(failed(
+                "the partner's answer does not match its schema; nothing of it is released",
+            ));
+        }
+    }
+    Ok(apply(&value, tree, context))
+}
+
+/// Allow-lists a request body: only the fields the grant lists go to the partner.
+pub fn minimise_request(
+    body: &[u8],
+    tree: &FieldTree,
+    limits: &Limits,
+) -> Result<Minimised, Problem> {
+    let value = strict::parse(body, limits.max_depth).map_err(|e| {
+        Problem::new(
+            ProblemCode::ContextInvalid,
+            format!("the request body cannot be checked ({e})"),
+        )
+    })?;
+    Ok(apply(&value, tree, &transform::Context::none()))
+}
+
+/// Rebuilds `value` with only the granted paths.
+pub fn apply(value: &Value, tree: &FieldTree, context: &transform::Context<'_>) -> Minimised {
+    let mut released = Vec::new();
+    let mut withheld = Vec::new();
+    let mut pointer = String::new();
+    let out = tree
+        .filter(value, context, &mut pointer, &mut released, &mut withheld)
+        .unwrap_or(Value::Object(serde_json::Map::new()));
+    Minimised {
+        // Serialising a Value cannot fail (keys are strings, numbers are finite).
+        body: serde_json::to_vec(&out).unwrap_or_default(),
+        released,
+        withheld,
+    }
+}
+
+#[cfg(test)]
+mod tests;
