@@ -113,6 +113,9 @@ pub enum PolicyCommand {
         /// A file with the JSON request body.
         #[arg(long)]
         body: Option<PathBuf>,
+        /// A file with a sample partner response (JSON): show what would be released from it.
+        #[arg(long)]
+        response: Option<PathBuf>,
     },
     /// Run the YAML test cases in DIR/tests; exit 1 on any failure (or when there are none).
     Test {
@@ -420,6 +423,7 @@ fn policy(command: PolicyCommand) -> ExitCode {
             request,
             headers,
             body,
+            response,
         } => {
             let Some(set) = load_policies(&dirs, false) else {
                 return ExitCode::from(1);
@@ -457,7 +461,17 @@ fn policy(command: PolicyCommand) -> ExitCode {
                 approvals: Vec::new(),
                 today,
             };
-            print!("{}", crate::policy::tools::explain(&set, &request));
+            let sample = match response.map(std::fs::read).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("doelpoort: cannot read the response file: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            print!(
+                "{}",
+                crate::policy::tools::explain(&set, &request, sample.as_deref())
+            );
             ExitCode::SUCCESS
         }
         PolicyCommand::Test { dirs } => {

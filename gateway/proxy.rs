@@ -86,8 +86,8 @@ pub struct Exchange {
     pub upstream_status: Option<StatusCode>,
     pub upstream_error: Option<UpstreamErrorKind>,
     /// JSON pointers released to the caller and withheld by minimisation.
-    pub fields_released: Vec<String>,
-    pub fields_withheld: Vec<String>,
+    pub fields_released: crate::minimise::PointerList,
+    pub fields_withheld: crate::minimise::PointerList,
 }
 
 impl Exchange {
@@ -104,8 +104,8 @@ impl Exchange {
             grant: None,
             upstream_status: None,
             upstream_error: None,
-            fields_released: Vec::new(),
-            fields_withheld: Vec::new(),
+            fields_released: Default::default(),
+            fields_withheld: Default::default(),
         }
     }
 }

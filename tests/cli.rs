@@ -116,3 +116,52 @@ fn certs_generate_writes_a_pki_the_gateway_accepts() {
     .unwrap();
     assert_eq!(identity.oin.unwrap().as_str(), "00000001999990001000");
 }
+
+#[test]
+fn policy_test_passes_on_the_shipped_policies() {
+    let dir = repo_root().join("policies");
+    let (code, out) = doelpoort(&["policy", "test", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn policy_explain_shows_what_a_sample_response_becomes() {
+    let root = repo_root();
+    let (code, out) = doelpoort(&[
+        "policy",
+        "explain",
+        root.join("policies").to_str().unwrap(),
+        "--consumer",
+        "wijkteam-rotterdam",
+        "--request",
+        "GET /uwv/v1/personen/999990019/inkomen",
+        "-H",
+        "Doelbinding-Purpose: wams-onderzoek",
+        "-H",
+        "Doelbinding-Case-Id: casus-2026-0001",
+        "-H",
+        "Doelbinding-Data-Subject: bsn=999990019",
+        "--response",
+        root.join("schemas/examples/uwv-inkomen.999990019.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("decision:       ALLOW"), "{out}");
+    assert!(out.contains("AVG art. 6(1)(e)"), "{out}");
+    let sample = out
+        .split("sample response, as the consumer would receive it:")
+        .nth(1)
+        .and_then(|rest| rest.split("response fields").next())
+        .expect("a sample section");
+    // The released sample names the kinds, not the medical reason or the employer…
+    let released = sample.split("value(s) released").next().unwrap();
+    assert!(released.contains("\"WIA\""), "{sample}");
+    for withheld in ["Fictieve", "Voorbeeld Schoonmaak", "999990019", "987.25"] {
+        assert!(!released.contains(withheld), "{withheld} in {sample}");
+    }
+    // …and says what it withheld.
+    assert!(sample.contains("/uitkeringen/0/medische_reden"), "{sample}");
+}

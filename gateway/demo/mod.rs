@@ -494,6 +494,35 @@ mod tests {
         }
     }
 
+    /// `schemas/examples/` holds the mock partners' answers for `policy explain --response`;
+    /// they must stay what the demo really serves.
+    #[test]
+    fn shipped_sample_responses_are_the_mock_answers() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+        for (file, partner, path) in [
+            (
+                "uwv-inkomen.999990019.json",
+                "uwv",
+                "/v1/personen/999990019/inkomen",
+            ),
+            (
+                "cjib-vorderingen.999990019.json",
+                "cjib",
+                "/v1/personen/999990019/vorderingen",
+            ),
+            (
+                "jeugdhulp-trajecten.999990019.json",
+                "jeugdhulp",
+                "/v1/jeugdigen/999990019/trajecten",
+            ),
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let sample: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let answer = data::answer(partner, &http::Method::GET, path, b"");
+            assert_eq!(sample, answer.body, "{file} differs from the mock answer");
+        }
+    }
+
     #[test]
     fn an_expired_example_pki_says_how_to_regenerate() {
         use crate::pki::{ExamplePki, LeafSpec, Usage};

@@ -18,7 +18,7 @@ pub mod strict;
 pub mod transform;
 pub mod tree;
 
-pub use tree::FieldTree;
+pub use tree::{FieldTree, PointerList};
 
 use crate::problem::{Problem, ProblemCode};
 use serde_json::Value;
@@ -29,9 +29,9 @@ pub struct Minimised {
     /// The body to release, serialised.
     pub body: Vec<u8>,
     /// JSON pointers (RFC 6901) of released values.
-    pub released: Vec<String>,
+    pub released: PointerList,
     /// JSON pointers of values present in the partner's body but not released.
-    pub withheld: Vec<String>,
+    pub withheld: PointerList,
 }
 
 /// Settings that do not change per exchange.
@@ -115,19 +115,18 @@ pub fn minimise_request(
     Ok(apply(&value, tree, &transform::Context::none()))
 }
 
-/// Rebuilds `value` with only the granted paths.
+/// Rebuilds `value` with only the granted paths, serialising as it goes.
 pub fn apply(value: &Value, tree: &FieldTree, context: &transform::Context<'_>) -> Minimised {
-    let mut released = Vec::new();
-    let mut withheld = Vec::new();
-    let mut pointer = String::new();
-    let out = tree
-        .filter(value, context, &mut pointer, &mut released, &mut withheld)
-        .unwrap_or(Value::Object(serde_json::Map::new()));
+    let mut log = tree::Log::default();
+    let mut body = Vec::with_capacity(1024);
+    if !tree.write(value, context, &mut body, &mut log) {
+        body.clear();
+        body.extend_from_slice(b"{}");
+    }
     Minimised {
-        // Serialising a Value cannot fail (keys are strings, numbers are finite).
-        body: serde_json::to_vec(&out).unwrap_or_default(),
-        released,
-        withheld,
+        body,
+        released: log.released,
+        withheld: log.withheld,
     }
 }
 

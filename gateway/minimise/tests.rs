@@ -62,7 +62,7 @@ fn releases_only_granted_fields_with_their_transforms() {
     ] {
         assert!(!text.contains(secret), "{secret} leaked");
     }
-    let released: BTreeSet<&str> = out.released.iter().map(String::as_str).collect();
+    let released: BTreeSet<&str> = out.released.iter().collect();
     let expected: BTreeSet<&str> = [
         "/inkomsten/0/soort",
         "/inkomsten/0/bedrag_per_maand",
@@ -78,7 +78,7 @@ fn releases_only_granted_fields_with_their_transforms() {
         "/uitkeringen/0/bedrag_per_maand",
     ] {
         assert!(
-            out.withheld.contains(&p.to_string()),
+            out.withheld.contains(p),
             "{p} not recorded as withheld: {:?}",
             out.withheld
         );
@@ -173,7 +173,7 @@ fn request_bodies_keep_only_allowed_fields() {
     let body: Value = serde_json::from_slice(&out.body).unwrap();
     assert!(body.get("notitie").is_none());
     assert_eq!(body["vorderingen"][0]["categorie"], "y");
-    assert_eq!(out.withheld, ["/notitie"]);
+    assert_eq!(out.withheld.to_vec(), ["/notitie"]);
     let err = minimise_request(b"{\"bsn\":1,\"bsn\":2}", &t, &Limits::default()).unwrap_err();
     assert_eq!(err.code, ProblemCode::ContextInvalid);
 }
@@ -196,7 +196,7 @@ fn contradictory_paths_are_refused() {
 fn pointers_escape_special_characters() {
     let t = tree(&[("a", "keep")]);
     let out = apply(&json!({"a": 1, "x/y~z": 2}), &t, &ctx());
-    assert_eq!(out.withheld, ["/x~1y~0z"]);
+    assert_eq!(out.withheld.to_vec(), ["/x~1y~0z"]);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn nulls_and_empty_elements_where_structure_is_granted_are_withheld() {
         serde_json::from_slice::<Value>(&out.body).unwrap(),
         json!({"a": [{"b": 2}]})
     );
-    assert_eq!(out.withheld, ["/a/0", "/a/1/c"]);
+    assert_eq!(out.withheld.to_vec(), ["/a/0", "/a/1/c"]);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use super::transform::{self, Context};
 use crate::policy::fieldpath::{FieldPath, Segment};
 use crate::policy::Transform;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,24 +40,85 @@ impl FieldTree {
     pub fn build<'a>(
         fields: impl IntoIterator<Item = (&'a FieldPath, &'a Transform)>,
     ) -> Result<Self, String> {
-        let mut root = Node::Object(Vec::new());
+        let mut tree = Self::default();
         for (path, transform) in fields {
-            insert(&mut root, &path.0, transform.clone()).map_err(|()| {
-                format!("field '{path}' overlaps another released field: release either the whole value or parts of it")
-            })?;
+            tree.insert(path, transform)?;
         }
-        Ok(Self { root })
+        Ok(tree)
     }
 
-    pub(super) fn filter(
+    /// Adds one released field.
+    pub fn insert(&mut self, path: &FieldPath, transform: &Transform) -> Result<(), String> {
+        insert(&mut self.root, &path.0, transform.clone()).map_err(|()| {
+            format!("field '{path}' overlaps another released field: release either the whole value or parts of it")
+        })
+    }
+
+    /// Writes the granted part of `value` as JSON to `out`, logging pointers. Returns
+    /// whether anything was written.
+    pub(super) fn write(
         &self,
         value: &Value,
         context: &Context<'_>,
-        pointer: &mut String,
-        released: &mut Vec<String>,
-        withheld: &mut Vec<String>,
-    ) -> Option<Value> {
-        filter(&self.root, value, context, pointer, released, withheld)
+        out: &mut Vec<u8>,
+        log: &mut Log,
+    ) -> bool {
+        write(&self.root, value, context, out, log)
+    }
+}
+
+/// JSON pointers of released and withheld values, kept in two flat buffers rather than one
+/// allocation per pointer (a 100 KB answer has thousands).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PointerList {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl PointerList {
+    fn push(&mut self, pointer: &str) {
+        self.text
+            .push_str(if pointer.is_empty() { "/" } else { pointer });
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let s = &self.text[start..end];
+            start = end;
+            s
+        })
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+
+    pub fn contains(&self, pointer: &str) -> bool {
+        self.iter().any(|p| p == pointer)
+    }
+}
+
+/// The walk's state: where we are (as a JSON pointer) and what was released or withheld.
+#[derive(Default)]
+pub(super) struct Log {
+    pointer: String,
+    pub(super) released: PointerList,
+    pub(super) withheld: PointerList,
+}
+
+impl Log {
+    fn withhold(&mut self) {
+        self.withheld.push(&self.pointer);
     }
 }
 
@@ -102,6 +163,10 @@ fn insert(node: &mut Node, path: &[Segment], transform: Transform) -> Result<(),
 /// Appends one RFC 6901 reference token.
 fn push_token(pointer: &mut String, token: &str) {
     pointer.push('/');
+    if !token.contains(['~', '/']) {
+        pointer.push_str(token);
+        return;
+    }
     for c in token.chars() {
         match c {
             '~' => pointer.push_str("~0"),
@@ -111,71 +176,90 @@ fn push_token(pointer: &mut String, token: &str) {
     }
 }
 
-fn filter(
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing to a Vec cannot fail and a serde_json::Value always serialises.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// Writes the granted part of `value`; returns whether anything was written. Objects and
+/// array elements with nothing granted in them are left out entirely (even `{}` or `null`
+/// would tell that they exist); a list itself is kept, possibly empty.
+fn write(
     node: &Node,
     value: &Value,
     context: &Context<'_>,
-    pointer: &mut String,
-    released: &mut Vec<String>,
-    withheld: &mut Vec<String>,
-) -> Option<Value> {
+    out: &mut Vec<u8>,
+    log: &mut Log,
+) -> bool {
     match node {
         Node::Release(t) => {
-            released.push(if pointer.is_empty() {
-                "/".into()
-            } else {
-                pointer.clone()
-            });
-            Some(transform::apply(t, value, context))
+            log.released.push(&log.pointer);
+            match t {
+                // The common case writes straight from the parsed value, without a copy.
+                Transform::Keep => write_json(out, value),
+                t => write_json(out, &transform::apply(t, value, context)),
+            }
+            true
         }
-        Node::Object(children) => match value {
-            Value::Object(map) => {
-                let mut out = Map::new();
-                for (key, child_value) in map {
-                    let len = pointer.len();
-                    push_token(pointer, key);
-                    match children.iter().find(|(k, _)| k == key) {
-                        Some((_, child)) => {
-                            if let Some(v) =
-                                filter(child, child_value, context, pointer, released, withheld)
-                            {
-                                out.insert(key.clone(), v);
-                            }
+        Node::Object(children) => {
+            let Value::Object(map) = value else {
+                log.withhold();
+                return false;
+            };
+            let start = out.len();
+            out.push(b'{');
+            let mut empty = true;
+            for (key, child_value) in map {
+                let len = log.pointer.len();
+                push_token(&mut log.pointer, key);
+                match children.iter().find(|(k, _)| k == key) {
+                    Some((_, child)) => {
+                        let mark = out.len();
+                        if !empty {
+                            out.push(b',');
                         }
-                        None => withheld.push(pointer.clone()),
+                        write_json(out, key.as_str());
+                        out.push(b':');
+                        if write(child, child_value, context, out, log) {
+                            empty = false;
+                        } else {
+                            out.truncate(mark);
+                        }
                     }
-                    pointer.truncate(len);
+                    None => log.withhold(),
                 }
-                // An object with nothing granted in it is left out entirely: even `{}` would
-                // tell that the element exists.
-                (!out.is_empty()).then_some(Value::Object(out))
+                log.pointer.truncate(len);
             }
-            // Anything else (including null) is not the shape the grant describes: withheld.
-            // Even a null tells that the element exists, so it is not released either.
-            _ => {
-                withheld.push(pointer.clone());
-                None
+            if empty {
+                out.truncate(start);
+                return false;
             }
-        },
-        Node::Each(child) => match value {
-            Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let len = pointer.len();
-                    let _ = write!(pointer, "/{i}");
-                    if let Some(v) = filter(child, item, context, pointer, released, withheld) {
-                        out.push(v);
-                    }
-                    pointer.truncate(len);
+            out.push(b'}');
+            true
+        }
+        Node::Each(child) => {
+            let Value::Array(items) = value else {
+                log.withhold();
+                return false;
+            };
+            out.push(b'[');
+            let mut empty = true;
+            for (i, item) in items.iter().enumerate() {
+                let len = log.pointer.len();
+                let _ = write!(log.pointer, "/{i}");
+                let mark = out.len();
+                if !empty {
+                    out.push(b',');
                 }
-                // The list itself is within the grant (an empty list means "none"); its
-                // elements appear only with granted content.
-                Some(Value::Array(out))
+                if write(child, item, context, out, log) {
+                    empty = false;
+                } else {
+                    out.truncate(mark);
+                }
+                log.pointer.truncate(len);
             }
-            _ => {
-                withheld.push(pointer.clone());
-                None
-            }
-        },
+            out.push(b']');
+            true
+        }
     }
 }

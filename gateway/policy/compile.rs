@@ -592,6 +592,8 @@ impl Compiler<'_> {
         // Released fields, sorted by position so messages come out in file order.
         let mut field_entries: Vec<(&S, &S)> = raw.fields.iter().collect();
         field_entries.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
+        // Built field by field, in file order, so a contradiction points at its field.
+        let mut release = crate::minimise::FieldTree::default();
         let mut fields = Vec::new();
         let mut categories = BTreeSet::new();
         for (path, transform) in field_entries {
@@ -659,6 +661,10 @@ impl Compiler<'_> {
                         }
                     },
                 }
+            }
+            if let Err(e) = release.insert(&parsed, &transform) {
+                self.error(file, path, e);
+                ok = false;
             }
             fields.push(ReleasedField {
                 path: parsed,
@@ -786,15 +792,6 @@ impl Compiler<'_> {
             ok = false;
         }
 
-        let release =
-            match crate::minimise::FieldTree::build(fields.iter().map(|f| (&f.path, &f.transform)))
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    self.error(file, &raw.id, e);
-                    return None;
-                }
-            };
         let keep = Transform::Keep;
         let request_allow = if request_fields.is_empty() {
             None

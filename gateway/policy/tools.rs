@@ -112,8 +112,9 @@ pub fn field_plan(
         .collect()
 }
 
-/// `policy explain`: a report a privacy officer can read.
-pub fn explain(set: &PolicySet, request: &SimulatedRequest) -> String {
+/// `policy explain`: a report a privacy officer can read. With a sample partner `response`,
+/// it also shows exactly what would be released from it.
+pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u8]>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "policy version: {}", set.version);
     let _ = writeln!(
@@ -181,6 +182,44 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest) -> String {
                 "  processing activity: {}",
                 p.processing_activity.as_deref().unwrap_or("-")
             );
+        }
+    }
+    if let (Some(sample), Some(g), Some(op), true) =
+        (response, &grant, &operation, verdict == "ALLOW")
+    {
+        let validator = op.response_schema.as_deref().and_then(|n| set.validator(n));
+        let context = crate::minimise::transform::Context {
+            pseudonym_key: Some(&[0u8; 32]),
+            today: request.today,
+        };
+        let json = http::HeaderValue::from_static("application/json");
+        let _ = writeln!(out, "sample response, as the consumer would receive it:");
+        match crate::minimise::minimise_response(
+            sample,
+            Some(&json),
+            &g.release,
+            validator,
+            &context,
+            &crate::minimise::Limits::default(),
+        ) {
+            Ok(m) => {
+                let pretty = serde_json::from_slice::<Value>(&m.body)
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                    .unwrap_or_default();
+                for line in pretty.lines() {
+                    let _ = writeln!(out, "  {line}");
+                }
+                let _ = writeln!(
+                    out,
+                    "  ({} value(s) released, {} withheld: {})",
+                    m.released.len(),
+                    m.withheld.len(),
+                    m.withheld.iter().collect::<Vec<_>>().join(", ")
+                );
+            }
+            Err(p) => {
+                let _ = writeln!(out, "  nothing: {} ({})", p.code, p.detail);
+            }
         }
     }
     if let Some(op) = &operation {

@@ -3,10 +3,21 @@
 //!
 //! Run: `cargo bench --bench proxy -- [--connections N] [--seconds S] [--body-bytes B]`
 //!
+//! The gateway runs its full pipeline: the shipped policies and schemas decide every request
+//! (the client is the Rotterdam district team asking UWV income for `wams-onderzoek`), and the
+//! partner's UWV-shaped answer of about B bytes is minimised to the fields that grant releases.
+//!
 //! Layout: the partner, the gateway and the load generator each run on their own
 //! single-threaded tokio runtime (one OS thread each), so "gateway CPU" is the CPU time of one
 //! thread, read from /proc/thread-self/schedstat. Every loop is bounded by the duration; the
 //! first second of each run is a warm-up whose samples are discarded.
+
+#[path = "data.rs"]
+mod data;
+
+// The same allocator as the `doelpoort` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use bytes::Bytes;
 use doelpoort::demo::{self, MockPartner, MockRequest};
@@ -68,7 +79,12 @@ fn write_pki(dir: &Path) {
             Usage::Client,
         ),
         ("partner", "uwv", "00000001999990011000", Usage::Server),
-        ("consumer", "bench", "00000001999990001000", Usage::Client),
+        (
+            "consumer",
+            "wijkteam-rotterdam",
+            "00000001999990001000",
+            Usage::Client,
+        ),
     ] {
         ca.issue(&leaf(cn, oin, usage))
             .unwrap()
@@ -79,14 +95,17 @@ fn write_pki(dir: &Path) {
 
 fn config_yaml(dir: &Path, partner: SocketAddr) -> String {
     let d = dir.display();
+    let repo = env!("CARGO_MANIFEST_DIR");
     format!(
         r#"listen: 127.0.0.1:0
 tls:
   certificate: {d}/gateway.crt
   key: {d}/gateway.key
   client_ca: [{d}/ca.crt]
+policies: {repo}/policies
+schemas: {repo}/schemas
 consumers:
-  - id: bench
+  - id: wijkteam-rotterdam
     oin: "00000001999990001000"
 partners:
   - id: uwv
@@ -154,6 +173,9 @@ async fn load(
                 let started = Instant::now();
                 let req = Request::get(path)
                     .header("host", "localhost")
+                    .header("doelbinding-purpose", "wams-onderzoek")
+                    .header("doelbinding-case-id", "casus-2026-0001")
+                    .header("doelbinding-data-subject", "bsn=999990019")
                     .body(Empty::new())
                     .unwrap();
                 match sender.send_request(req).await {
@@ -224,14 +246,7 @@ fn main() {
     let opts = options();
     let dir = tempfile::tempdir().unwrap();
     write_pki(dir.path());
-    let body: &'static [u8] = Box::leak(
-        format!(
-            "{{\"bsn\":\"999990019\",\"padding\":\"{}\"}}",
-            "x".repeat(opts.body_bytes.saturating_sub(32))
-        )
-        .into_bytes()
-        .into_boxed_slice(),
-    );
+    let body: &'static [u8] = Box::leak(data::uwv_body(opts.body_bytes).into_boxed_slice());
 
     // Partner on its own thread.
     let (partner_tx, partner_rx) = std::sync::mpsc::channel();
@@ -288,7 +303,7 @@ fn main() {
 
     let client = single_thread_runtime();
     println!(
-        "# proxy benchmark: {} keep-alive HTTP/1.1 connections, {} s measured (+1 s warm-up), {} B JSON body, mTLS both legs",
+        "# proxy benchmark: {} keep-alive HTTP/1.1 connections, {} s measured (+1 s warm-up), {} B UWV JSON body, mTLS both legs, full pipeline (policy decision + minimisation)",
         opts.connections, opts.seconds, body.len()
     );
     println!("| path | req/s | p50 µs | p99 µs | errors | gateway CPU µs/req |");

@@ -1,0 +1,119 @@
+//! Minimisation cost per response size: a program that prints numbers, not a test.
+//!
+//! Run: `cargo bench --bench minimise`
+//!
+//! For UWV income answers of about 1 KB, 10 KB, 100 KB and 1 MB (valid against the shipped
+//! schema), it minimises with the shipped grant `wijkteam-uwv-inkomen-onderzoek` (kinds of
+//! income and benefit, whether there is income, the year a benefit started) and reports the
+//! time per response and the throughput, split into the three steps: strict parse, schema
+//! validation, and rebuilding the granted fields. Each measurement is bounded by count and
+//! time, after a warm-up; the median of 5 runs is reported.
+
+#[path = "data.rs"]
+mod data;
+
+use doelpoort::minimise::{self, strict, transform};
+
+// The same allocator as the `doelpoort` binary, so the numbers are the gateway's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Nanoseconds per call of `f`: median of 5 runs of at most `max_iters` calls or 400 ms.
+fn measure(max_iters: u64, mut f: impl FnMut()) -> f64 {
+    for _ in 0..max_iters.min(50) {
+        f(); // warm-up
+    }
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while n < max_iters && start.elapsed() < Duration::from_millis(400) {
+            f();
+            n += 1;
+        }
+        runs.push(start.elapsed().as_nanos() as f64 / n as f64);
+    }
+    runs.sort_by(|a, b| a.total_cmp(b));
+    runs[2]
+}
+
+fn main() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (set, diagnostics) = doelpoort::policy::compile::load(
+        &repo.join("policies"),
+        &repo.join("schemas"),
+        doelpoort::policy::today(),
+    );
+    let Some(set) = set else {
+        for d in diagnostics {
+            eprintln!("{d}");
+        }
+        std::process::exit(1);
+    };
+    let grant = set
+        .grants
+        .iter()
+        .find(|g| g.id == "wijkteam-uwv-inkomen-onderzoek")
+        .expect("shipped grant");
+    let validator = set
+        .validator("uwv-inkomen.response.schema.json")
+        .expect("shipped schema");
+    let limits = minimise::Limits::default();
+    let key = [7u8; 32];
+    let context = transform::Context {
+        pseudonym_key: Some(&key),
+        today: doelpoort::policy::today(),
+    };
+    let content_type = http::HeaderValue::from_static("application/json");
+
+    println!("# minimisation cost, grant wijkteam-uwv-inkomen-onderzoek, UWV income answers");
+    println!("| size | total µs | MB/s | parse µs (strict) | parse µs (serde_json Value, reference) | validate µs | rebuild µs | released | withheld |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for size in [1_000usize, 10_000, 100_000, 1_000_000] {
+        let body = data::uwv_body(size);
+        let iters = (20_000_000 / body.len() as u64).max(20);
+        let total = measure(iters, || {
+            black_box(
+                minimise::minimise_response(
+                    black_box(&body),
+                    Some(&content_type),
+                    &grant.release,
+                    Some(validator),
+                    &context,
+                    &limits,
+                )
+                .expect("valid answer"),
+            );
+        });
+        let parse = measure(iters, || {
+            black_box(strict::parse(black_box(&body), limits.max_depth).expect("valid JSON"));
+        });
+        let plain = measure(iters, || {
+            black_box(
+                serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("valid JSON"),
+            );
+        });
+        let value = strict::parse(&body, limits.max_depth).expect("valid JSON");
+        let validate = measure(iters, || {
+            black_box(validator.is_valid(black_box(&value)));
+        });
+        let rebuild = measure(iters, || {
+            black_box(minimise::apply(black_box(&value), &grant.release, &context));
+        });
+        let out = minimise::apply(&value, &grant.release, &context);
+        println!(
+            "| {} B | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            body.len(),
+            total / 1000.0,
+            body.len() as f64 / (total / 1e9) / 1e6,
+            parse / 1000.0,
+            plain / 1000.0,
+            validate / 1000.0,
+            rebuild / 1000.0,
+            out.released.len(),
+            out.withheld.len()
+        );
+    }
+}

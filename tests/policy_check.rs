@@ -1,0 +1,555 @@
+//! `doelpoort policy check` against seeded broken fixtures: each test starts from a copy of the
+//! shipped `policies/` and `schemas/` (which check clean), seeds exactly one defect by editing
+//! one file's text, runs the real binary and asserts that the defect is reported as
+//! `file:line:col: error: …` at the exact place, computed from the edited text. A last group
+//! covers `doelpoort policy test` failing on a wrong expectation and on a missing test suite.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The day every check decides on: inside the validity of all shipped grants.
+const TODAY: &str = "2026-11-24";
+
+const WIJKTEAM: &str = "grants/wijkteam-rotterdam.yaml";
+const SCHULDHULP: &str = "grants/schuldhulp-utrecht.yaml";
+const UWV: &str = "partners/uwv.yaml";
+const SVB: &str = "partners/svb.yaml";
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A private copy of the shipped policies and schemas, to seed defects into.
+struct Fixture {
+    root: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn shipped() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in ["policies", "schemas"] {
+            copy_tree(&repo.join(dir), &root.path().join(dir));
+        }
+        Self { root }
+    }
+
+    fn policies(&self) -> PathBuf {
+        self.root.path().join("policies")
+    }
+
+    fn schemas(&self) -> PathBuf {
+        self.root.path().join("schemas")
+    }
+
+    /// A file under the policy directory, as `policy check` names it in its output.
+    fn file(&self, relative: &str) -> PathBuf {
+        self.policies().join(relative)
+    }
+
+    fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.file(relative)).unwrap()
+    }
+
+    /// Replaces `from` (which must occur exactly once) by `to` in one policy file and returns
+    /// the edited text.
+    fn seed(&self, relative: &str, from: &str, to: &str) -> String {
+        let text = self.read(relative);
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "the seed text must occur exactly once in {relative}: {from:?}"
+        );
+        let edited = text.replacen(from, to, 1);
+        std::fs::write(self.file(relative), &edited).unwrap();
+        edited
+    }
+
+    /// Runs `doelpoort policy <command> <tmp>/policies --schemas <tmp>/schemas --today DAY`.
+    fn run(&self, command: &str, today: &str) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+            .arg("policy")
+            .arg(command)
+            .arg(self.policies())
+            .arg("--schemas")
+            .arg(self.schemas())
+            .args(["--today", today])
+            .output()
+            .expect("doelpoort runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("panicked"), "doelpoort panicked:\n{text}");
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn check(&self) -> (i32, String) {
+        self.run("check", TODAY)
+    }
+}
+
+/// The 1-based line and column of `token` inside `context`, where `context` occurs exactly once
+/// in `text` (so a token that occurs several times in a file can still be pinned down).
+fn locate(text: &str, context: &str, token: &str) -> (usize, usize) {
+    assert_eq!(
+        text.matches(context).count(),
+        1,
+        "the context must occur exactly once: {context:?}"
+    );
+    let start = text.find(context).unwrap()
+        + context
+            .find(token)
+            .unwrap_or_else(|| panic!("{token:?} is not in {context:?}"));
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count() + 1;
+    (line, column)
+}
+
+/// Asserts a diagnostic `file:line:col: severity: …message…` in the output.
+fn assert_reported(
+    out: &str,
+    file: &Path,
+    (line, column): (usize, usize),
+    severity: &str,
+    message: &str,
+) {
+    let prefix = format!("{}:{line}:{column}: {severity}: ", file.display());
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(message)),
+        "expected a line starting with {prefix:?} and containing {message:?}; got:\n{out}"
+    );
+}
+
+fn error_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.contains(": error: ")).collect()
+}
+
+// ---- the shipped set ------------------------------------------------------------------------
+
+#[test]
+fn the_shipped_policies_check_clean_and_their_tests_pass() {
+    let fx = Fixture::shipped();
+    let (code, out) = fx.check();
+    assert_eq!(code, 0, "{out}");
+    assert!(error_lines(&out).is_empty(), "{out}");
+    assert!(!out.contains("warning:"), "{out}");
+    assert!(out.contains(": ok — policy version "), "{out}");
+
+    let (code, out) = fx.run("test", TODAY);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+/// A UWV operation whose template overlaps `GET /v1/personen/{bsn}/inkomen` ("zoeken" matches
+/// `{bsn}`), appended after the shipped `inkomen` operation.
+const OVERLAPPING_OPERATION: &str = "
+      - id: inkomen-zoeken
+        title: Inkomen zoeken
+        method: GET
+        path: /v1/personen/zoeken/inkomen
+        subject: none
+        response_schema: uwv-inkomen.response.schema.json
+";
+
+// ---- one seeded defect per test -------------------------------------------------------------
+
+#[test]
+fn an_unknown_key_is_reported_at_the_key() {
+    let fx = Fixture::shipped();
+    let context = "valid_until: 2027-12-31\n    rationale: >\n      Voor het onderzoek";
+    let text = fx.seed(
+        WIJKTEAM,
+        context,
+        &context.replace("valid_until", "valid_untill"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "valid_untill:", "valid_untill"),
+        "error",
+        "unknown field `valid_untill`",
+    );
+}
+
+#[test]
+fn an_unknown_consumer_is_reported_with_a_suggestion() {
+    let fx = Fixture::shipped();
+    let context = "consumers: [wijkteam-rotterdam]\n    operation: uwv/inkomen";
+    let text = fx.seed(
+        WIJKTEAM,
+        context,
+        &context.replace("wijkteam-rotterdam", "wijkteam-rotterdm"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "[wijkteam-rotterdm]", "wijkteam-rotterdm"),
+        "error",
+        "unknown consumer 'wijkteam-rotterdm'; did you mean 'wijkteam-rotterdam'?",
+    );
+}
+
+#[test]
+fn an_unknown_partner_operation_is_reported_with_a_suggestion() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        SCHULDHULP,
+        "operation: uwv/inkomen",
+        "operation: uwv/inkomsten",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&text, "operation: uwv/inkomsten", "uwv/inkomsten"),
+        "error",
+        "unknown operation 'uwv/inkomsten'; did you mean 'uwv/inkomen'?",
+    );
+}
+
+#[test]
+fn an_unknown_purpose_in_a_grant_is_reported() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        WIJKTEAM,
+        "purpose: wams-coordinatie",
+        "purpose: armoedebestrijding",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "purpose: armoedebestrijding", "armoedebestrijding"),
+        "error",
+        "unknown purpose 'armoedebestrijding'",
+    );
+}
+
+#[test]
+fn a_released_field_not_in_the_response_schema_is_reported() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        WIJKTEAM,
+        "      uitkeringen[*].ingangsdatum: year",
+        "      uitkeringen[*].startdatum: year",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "uitkeringen[*].startdatum:", "uitkeringen"),
+        "error",
+        "field 'uitkeringen[*].startdatum' is not in uwv-inkomen.response.schema.json",
+    );
+}
+
+#[test]
+fn a_special_category_without_a_legal_exception_is_reported() {
+    let fx = Fixture::shipped();
+    // wams-onderzoek names no exception for health; medische_reden is health data.
+    let anchor = "      uitkeringen[*].ingangsdatum: year        # since when, to the year\n";
+    let text = fx.seed(
+        WIJKTEAM,
+        anchor,
+        &format!("{anchor}      uitkeringen[*].medische_reden: keep\n"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "uitkeringen[*].medische_reden:", "uitkeringen"),
+        "error",
+        "releases health data, but purpose 'wams-onderzoek' names no legal exception for health",
+    );
+}
+
+#[test]
+fn overlapping_grants_are_reported_at_the_later_grant() {
+    let fx = Fixture::shipped();
+    let original = fx.read(WIJKTEAM);
+    let start = original
+        .find("  - id: wijkteam-svb-kinderbijslag-onderzoek\n")
+        .unwrap();
+    let end = original
+        .find("  - id: wijkteam-jeugdhulp-trajecten-coordinatie\n")
+        .unwrap();
+    // Same consumer, operation and purpose under a new id, appended at the end of the file.
+    let duplicate = original[start..end].replace(
+        "id: wijkteam-svb-kinderbijslag-onderzoek\n",
+        "id: wijkteam-svb-kinderbijslag-onderzoek-bis\n",
+    );
+    let last = "beroepsgeheim van de aanbieder en wordt niet verstrekt.\n";
+    let text = fx.seed(WIJKTEAM, last, &format!("{last}\n{duplicate}"));
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    let (first_line, _) = locate(&text, "id: wijkteam-svb-kinderbijslag-onderzoek\n", "id:");
+    let (dup_line, _) = locate(&text, "id: wijkteam-svb-kinderbijslag-onderzoek-bis", "id:");
+    let file = fx.file(WIJKTEAM);
+    assert_reported(
+        &out,
+        &file,
+        (dup_line, 1),
+        "error",
+        &format!(
+            "grant 'wijkteam-svb-kinderbijslag-onderzoek-bis' overlaps grant \
+             'wijkteam-svb-kinderbijslag-onderzoek' ({}:{first_line})",
+            file.display()
+        ),
+    );
+    assert!(
+        out.contains(
+            "for consumer 'wijkteam-rotterdam', operation 'svb/kinderbijslag', purpose 'wams-onderzoek'"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unreachable_grant_is_reported_at_valid_until() {
+    let fx = Fixture::shipped();
+    let context = "valid_until: 2027-12-31\n    rationale: >\n      Voor een schuldenregeling";
+    let text = fx.seed(
+        SCHULDHULP,
+        context,
+        &context.replace("2027-12-31", "2025-12-31"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&text, "valid_until: 2025-12-31", "2025-12-31"),
+        "error",
+        "unreachable: valid_until lies before valid_from",
+    );
+}
+
+#[test]
+fn overlapping_operations_are_reported_at_the_later_path() {
+    let fx = Fixture::shipped();
+    let anchor = "        response_schema: uwv-inkomen.response.schema.json\n";
+    let text = fx.seed(UWV, anchor, &format!("{anchor}{OVERLAPPING_OPERATION}"));
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(UWV),
+        locate(
+            &text,
+            "path: /v1/personen/zoeken/inkomen",
+            "/v1/personen/zoeken",
+        ),
+        "error",
+        "operations 'inkomen' and 'inkomen-zoeken' overlap: a GET request could match both",
+    );
+}
+
+#[test]
+fn an_expired_grant_is_a_warning_not_an_error() {
+    let fx = Fixture::shipped();
+    let context = "valid_until: 2027-12-31\n    rationale: >\n      Het recht op kinderbijslag";
+    let text = fx.seed(
+        WIJKTEAM,
+        context,
+        &context.replace("2027-12-31", "2026-06-30"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 0, "{out}");
+    assert!(error_lines(&out).is_empty(), "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "valid_until: 2026-06-30", "2026-06-30"),
+        "warning",
+        "grant 'wijkteam-svb-kinderbijslag-onderzoek' has expired: it refuses every request (grant-expired)",
+    );
+    assert_eq!(out.matches("warning:").count(), 1, "{out}");
+    assert!(out.contains(": ok — policy version "), "{out}");
+}
+
+#[test]
+fn a_grant_for_the_refused_purpose_is_reported() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(WIJKTEAM, "purpose: wams-coordinatie", "purpose: handhaving");
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "purpose: handhaving", "handhaving"),
+        "error",
+        "purpose 'handhaving' is refused by the purpose catalog; it cannot be granted",
+    );
+}
+
+#[test]
+fn a_yaml_syntax_error_is_located_not_a_panic() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        WIJKTEAM,
+        "purpose: wams-coordinatie",
+        "purpose: wams: coordinatie",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    // The second ':' on the line is the offending indicator.
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "purpose: wams: coordinatie", ": coordinatie"),
+        "error",
+        "mapping values are not allowed",
+    );
+}
+
+#[test]
+fn an_operation_without_a_subject_needs_a_reason_in_the_grant() {
+    let fx = Fixture::shipped();
+    let context = "path: /v1/personen/{bsn}/kinderbijslag\n        subject: path bsn";
+    fx.seed(
+        SVB,
+        context,
+        &context.replace("subject: path bsn", "subject: none"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    // Reported at the grant that uses the operation, not at the operation.
+    let grants = fx.read(WIJKTEAM);
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&grants, "operation: svb/kinderbijslag", "svb/kinderbijslag"),
+        "error",
+        "operation 'svb/kinderbijslag' is not about one data subject: the grant must say why \
+         that is allowed (without_subject: …) — no fishing expeditions",
+    );
+}
+
+#[test]
+fn a_condition_field_not_in_the_request_schema_is_reported() {
+    let fx = Fixture::shipped();
+    let context = "- field: einddatum\n        at_least: today";
+    let text = fx.seed(
+        SCHULDHULP,
+        context,
+        &context.replace("einddatum", "eindatum"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&text, "field: eindatum", "eindatum"),
+        "error",
+        "field 'eindatum' is not in the request schema; did you mean 'einddatum'?",
+    );
+}
+
+#[test]
+fn defects_in_different_files_are_all_reported() {
+    let fx = Fixture::shipped();
+    let schuldhulp = fx.seed(
+        SCHULDHULP,
+        "operation: uwv/inkomen",
+        "operation: uwv/inkomsten",
+    );
+    let anchor = "      uitkeringen[*].ingangsdatum: year        # since when, to the year\n";
+    let wijkteam = fx.seed(
+        WIJKTEAM,
+        anchor,
+        &format!("{anchor}      uitkeringen[*].medische_reden: keep\n"),
+    );
+    let anchor = "        response_schema: uwv-inkomen.response.schema.json\n";
+    let uwv = fx.seed(UWV, anchor, &format!("{anchor}{OVERLAPPING_OPERATION}"));
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&schuldhulp, "operation: uwv/inkomsten", "uwv/inkomsten"),
+        "error",
+        "unknown operation 'uwv/inkomsten'",
+    );
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&wijkteam, "uitkeringen[*].medische_reden:", "uitkeringen"),
+        "error",
+        "releases health data",
+    );
+    assert_reported(
+        &out,
+        &fx.file(UWV),
+        locate(&uwv, "path: /v1/personen/zoeken/inkomen", "/v1/"),
+        "error",
+        "operations 'inkomen' and 'inkomen-zoeken' overlap",
+    );
+    // Each defect once, and nothing else: one problem does not hide or cascade into another.
+    assert_eq!(error_lines(&out).len(), 3, "{out}");
+}
+
+// ---- policy test ----------------------------------------------------------------------------
+
+#[test]
+fn policy_test_fails_on_a_wrong_expectation() {
+    let fx = Fixture::shipped();
+    let context = "decision: allow\n      grant: wijkteam-uwv-inkomen-onderzoek";
+    fx.seed(
+        "tests/demo.yaml",
+        context,
+        &context.replace(
+            "wijkteam-uwv-inkomen-onderzoek",
+            "wijkteam-svb-kinderbijslag-onderzoek",
+        ),
+    );
+    let (code, out) = fx.run("test", TODAY);
+    assert_eq!(code, 1, "{out}");
+    let failures: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert_eq!(failures.len(), 1, "{out}");
+    assert!(
+        failures[0].contains(
+            "expected grant wijkteam-svb-kinderbijslag-onderzoek, got wijkteam-uwv-inkomen-onderzoek"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(" passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn policy_test_fails_when_there_are_no_test_cases() {
+    let fx = Fixture::shipped();
+    std::fs::remove_file(fx.file("tests/demo.yaml")).unwrap();
+    let (code, out) = fx.run("test", TODAY);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no test cases found in"), "{out}");
+    assert!(out.contains("0 passed, 0 failed"), "{out}");
+
+    // An explicitly empty suite is no better.
+    std::fs::write(fx.file("tests/empty.yaml"), "cases: []\n").unwrap();
+    let (code, out) = fx.run("test", TODAY);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no test cases found in"), "{out}");
+}
