@@ -157,41 +157,21 @@ async fn run_phases(
     exchange: &mut Exchange,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Problem> {
-    // identify
-    let consumer = consumer.ok_or_else(|| {
-        Problem::new(
-            ProblemCode::UnknownConsumer,
-            "the client certificate is trusted but belongs to no configured consumer",
-        )
-    })?;
-    exchange.consumer = Some(consumer.clone());
-
-    // route
+    let consumer = identify(consumer, exchange)?;
     let (parts, body) = request.into_parts();
-    if !matches!(
-        parts.method,
-        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
-        return Err(Problem::new(
-            ProblemCode::MethodNotAllowed,
-            "only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded",
-        ));
-    }
     let target = route::split(parts.uri.path())?;
     if target.partner == ".well-known" {
         return discovery(state, consumer, &parts.method, parts.uri.path());
     }
-    // The id is caller input: it is deliberately not echoed in the detail.
-    let partner = state.partners.get(target.partner).ok_or_else(|| {
-        Problem::new(
-            ProblemCode::UnknownRoute,
-            "no partner with that id is configured",
-        )
-    })?;
-    exchange.partner = Some(partner.clone());
-
-    // context
+    let partner = route_to_partner(state, &parts.method, target.partner, exchange)?;
+    let call = Call {
+        consumer,
+        partner,
+        parts: &parts,
+        path: target.path,
+    };
     let context = RequestContext::from_headers(&parts.headers)?;
+    // The snapshot this exchange is decided under, kept to the end even if a reload happens.
     let policy = state.policies.current().ok_or_else(|| {
         Problem::new(
             ProblemCode::NotGranted,
@@ -199,20 +179,90 @@ async fn run_phases(
         )
     })?;
     exchange.policy = Some(policy.clone());
-
-    // read the request body, bounded in size and time (conditions may need it)
+    // Read before deciding: grant conditions may look at the body.
     let body = read_body(body, &parts.headers, &state.limits).await?;
-
-    // decide
-    let permit = decide::decide(
+    let permit = decide_exchange(&policy, &call, &context, &body, exchange)?;
+    let body = allow_request_body(state, &permit, body)?;
+    let response = forward(state, &call, &permit, body, exchange).await?;
+    minimise(
+        state,
         &policy,
+        consumer,
+        &permit,
+        &parts.method,
+        response,
+        exchange,
+    )
+}
+
+/// Who calls which partner with which request: the facts the later phases share.
+struct Call<'a> {
+    consumer: &'a Consumer,
+    partner: &'a Partner,
+    parts: &'a http::request::Parts,
+    /// Partner-side path (after `/<partner>`), canonical.
+    path: &'a str,
+}
+
+/// Phase *identify*: the consumer was looked up once per connection; here it is required.
+fn identify<'c>(
+    consumer: Option<&'c Arc<Consumer>>,
+    exchange: &mut Exchange,
+) -> Result<&'c Arc<Consumer>, Problem> {
+    let consumer = consumer.ok_or_else(|| {
+        Problem::new(
+            ProblemCode::UnknownConsumer,
+            "the client certificate is trusted but belongs to no configured consumer",
+        )
+    })?;
+    exchange.consumer = Some(consumer.clone());
+    Ok(consumer)
+}
+
+/// Phase *route*: a forwardable method and a configured partner.
+fn route_to_partner<'s>(
+    state: &'s GatewayState,
+    method: &Method,
+    partner: &str,
+    exchange: &mut Exchange,
+) -> Result<&'s Arc<Partner>, Problem> {
+    if !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        return Err(Problem::new(
+            ProblemCode::MethodNotAllowed,
+            "only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded",
+        ));
+    }
+    // The id is caller input: it is deliberately not echoed in the detail.
+    let partner = state.partners.get(partner).ok_or_else(|| {
+        Problem::new(
+            ProblemCode::UnknownRoute,
+            "no partner with that id is configured",
+        )
+    })?;
+    exchange.partner = Some(partner.clone());
+    Ok(partner)
+}
+
+/// Phase *decide*: a `Permit`, or the denial (whose partial facts go into the exchange).
+fn decide_exchange(
+    policy: &PolicySet,
+    call: &Call<'_>,
+    context: &RequestContext,
+    body: &Bytes,
+    exchange: &mut Exchange,
+) -> Result<Permit, Problem> {
+    let permit = decide::decide(
+        policy,
         &DecisionRequest {
-            consumer: &consumer.id,
-            partner: &partner.id,
-            method: &parts.method,
-            path: target.path,
-            context: &context,
-            body: &body,
+            consumer: &call.consumer.id,
+            partner: &call.partner.id,
+            method: &call.parts.method,
+            path: call.path,
+            context,
+            body,
             approvals: &[],
             today: crate::policy::today(),
         },
@@ -226,26 +276,42 @@ async fn run_phases(
     exchange.operation = Some(permit.operation().clone());
     exchange.purpose = Some(permit.purpose().clone());
     exchange.grant = Some(permit.grant().clone());
+    Ok(permit)
+}
 
-    // Request bodies: only the fields the grant lists go to the partner.
-    let body = if body.is_empty() {
-        body
-    } else {
-        let allow = permit.grant().request_allow.as_ref().ok_or_else(|| {
-            Problem::new(
-                ProblemCode::ContextInvalid,
-                "the grant allows no request body for this operation",
-            )
-        })?;
-        Bytes::from(crate::minimise::minimise_request(&body, allow, &state.minimise_limits)?.body)
-    };
+/// Request bodies: only the fields the grant lists go to the partner.
+fn allow_request_body(
+    state: &GatewayState,
+    permit: &Permit,
+    body: Bytes,
+) -> Result<Bytes, Problem> {
+    if body.is_empty() {
+        return Ok(body);
+    }
+    let allow = permit.grant().request_allow.as_ref().ok_or_else(|| {
+        Problem::new(
+            ProblemCode::ContextInvalid,
+            "the grant allows no request body for this operation",
+        )
+    })?;
+    let minimised = crate::minimise::minimise_request(&body, allow, &state.minimise_limits)?;
+    Ok(Bytes::from(minimised.body))
+}
 
-    // forward
-    let mut headers = forwarded_request_headers(&parts.headers, exchange, consumer);
-    add_lawful_basis(&mut headers, &permit);
+/// Phase *forward*: the gateway's own request to the partner, under a `Permit`.
+async fn forward(
+    state: &GatewayState,
+    call: &Call<'_>,
+    permit: &Permit,
+    body: Bytes,
+    exchange: &mut Exchange,
+) -> Result<UpstreamResponse, Problem> {
+    let (partner, parts) = (call.partner, call.parts);
+    let mut headers = forwarded_request_headers(&parts.headers, exchange, call.consumer);
+    add_lawful_basis(&mut headers, permit);
     let upstream_request = UpstreamRequest {
         method: parts.method.clone(),
-        path: target.path.to_string(),
+        path: call.path.to_string(),
         query: permit.allowed_query(parts.uri.query()),
         headers,
         body,
@@ -263,10 +329,21 @@ async fn run_phases(
         .upstream_duration
         .with_label_values(&[partner.id.as_str()])
         .observe(response.elapsed.as_secs_f64());
+    Ok(response)
+}
 
-    // minimise: only a successful answer is released, and only its granted fields
+/// Phase *minimise*: only a successful answer is released, and only its granted fields.
+fn minimise(
+    state: &GatewayState,
+    policy: &PolicySet,
+    consumer: &Consumer,
+    permit: &Permit,
+    method: &Method,
+    response: UpstreamResponse,
+    exchange: &mut Exchange,
+) -> Result<Response<Full<Bytes>>, Problem> {
     check_partner_status(response.status)?;
-    let without_body = parts.method == Method::HEAD
+    let without_body = *method == Method::HEAD
         || matches!(
             response.status,
             StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
@@ -274,7 +351,6 @@ async fn run_phases(
     if without_body {
         return Ok(release(&response, Bytes::new()));
     }
-    let grant = permit.grant();
     let validator = permit
         .operation()
         .response_schema
@@ -283,7 +359,7 @@ async fn run_phases(
     let minimised = crate::minimise::minimise_response(
         &response.body,
         response.headers.get(header::CONTENT_TYPE),
-        &grant.release,
+        &permit.grant().release,
         validator,
         &crate::minimise::transform::Context {
             pseudonym_key: Some(&consumer.pseudonym_key),
@@ -292,14 +368,14 @@ async fn run_phases(
         &state.minimise_limits,
     )?;
     if !minimised.withheld.is_empty() {
+        let partner = exchange
+            .partner
+            .as_ref()
+            .map_or("unknown", |p| p.id.as_str());
         state
             .metrics
             .fields_withheld
-            .with_label_values(&[
-                partner.id.as_str(),
-                &permit.operation().id,
-                &permit.purpose().id,
-            ])
+            .with_label_values(&[partner, &permit.operation().id, &permit.purpose().id])
             .inc_by(minimised.withheld.len() as u64);
     }
     let released = release(&response, Bytes::from(minimised.body));
