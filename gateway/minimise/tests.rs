@@ -213,6 +213,14 @@ fn nulls_and_empty_elements_where_structure_is_granted_are_withheld() {
 }
 
 #[test]
+fn the_whole_document_and_an_empty_key_have_different_pointers() {
+    let whole = apply(&json!([1, 2]), &tree(&[("a", "keep")]), &ctx());
+    assert_eq!(whole.withheld.to_vec(), [""]);
+    let empty_key = apply(&json!({"": 1, "a": 2}), &tree(&[("a", "keep")]), &ctx());
+    assert_eq!(empty_key.withheld.to_vec(), ["/"]);
+}
+
+#[test]
 fn content_types() {
     for (ct, ok) in [
         ("application/json", true),

@@ -76,9 +76,10 @@ pub struct PointerList {
 }
 
 impl PointerList {
+    /// Adds a pointer; the whole document is the empty pointer `""` (RFC 6901), not `/`,
+    /// which would name a member with an empty key.
     fn push(&mut self, pointer: &str) {
-        self.text
-            .push_str(if pointer.is_empty() { "/" } else { pointer });
+        self.text.push_str(pointer);
         self.ends.push(self.text.len());
     }
 
