@@ -122,6 +122,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a s
     Ok((!text.is_empty()).then_some(text))
 }
 
+/// A header holding one plain id (see [`is_plain_id`]); `why` completes the refusal.
+fn plain_id_header(
+    headers: &HeaderMap,
+    name: &'static str,
+    why: &'static str,
+) -> Result<Option<String>, Problem> {
+    match header(headers, name)? {
+        None => Ok(None),
+        Some(value) if is_plain_id(value) => Ok(Some(value.to_string())),
+        Some(_) => Err(invalid(format!("{name} {why}"))),
+    }
+}
+
 fn invalid(detail: String) -> Problem {
     Problem::new(ProblemCode::ContextInvalid, detail)
 }
@@ -130,40 +143,20 @@ impl RequestContext {
     /// Reads and checks the context headers. A missing purpose is reported later, by the
     /// decision, so that it is decided (and recorded) like every other refusal.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
-        let purpose = header(headers, PURPOSE)?
-            .map(|p| {
-                if is_plain_id(p) {
-                    Ok(p.to_string())
-                } else {
-                    Err(invalid(format!("{PURPOSE} is not a purpose id")))
-                }
-            })
-            .transpose()?;
-        let case_id = header(headers, CASE_ID)?
-            .map(|c| {
-                if is_plain_id(c) {
-                    Ok(c.to_string())
-                } else {
-                    Err(invalid(format!(
-                        "{CASE_ID} must be 1-64 letters, digits or . _ : / -"
-                    )))
-                }
-            })
-            .transpose()?;
+        let purpose = plain_id_header(headers, PURPOSE, "is not a purpose id")?;
+        let case_id = plain_id_header(
+            headers,
+            CASE_ID,
+            "must be 1-64 letters, digits or . _ : / -",
+        )?;
         let data_subject = header(headers, DATA_SUBJECT)?
             .map(|s| DataSubject::parse(s).map_err(|why| invalid(format!("{DATA_SUBJECT}: {why}"))))
             .transpose()?;
-        let actor = header(headers, ACTOR)?
-            .map(|a| {
-                if is_plain_id(a) {
-                    Ok(a.to_string())
-                } else {
-                    Err(invalid(format!(
-                        "{ACTOR} must be a pseudonymous id of 1-64 letters, digits or . _ : / -"
-                    )))
-                }
-            })
-            .transpose()?;
+        let actor = plain_id_header(
+            headers,
+            ACTOR,
+            "must be a pseudonymous id of 1-64 letters, digits or . _ : / -",
+        )?;
         let case_partners = match header(headers, CASE_PARTNERS)? {
             None => Vec::new(),
             Some(list) => list

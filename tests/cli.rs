@@ -3,19 +3,9 @@
 mod harness;
 
 use harness::*;
-use std::process::Command;
 
 fn doelpoort(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_doelpoort"))
-        .args(args)
-        .output()
-        .expect("doelpoort runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    run_doelpoort(args)
 }
 
 #[test]

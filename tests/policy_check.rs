@@ -4,8 +4,10 @@
 //! `file:line:col: error: …` at the exact place, computed from the edited text. A last group
 //! covers `doelpoort policy test` failing on a wrong expectation and on a missing test suite.
 
+mod harness;
+
+use harness::{copy_dir, repo_root, run_doelpoort};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The day every check decides on: inside the validity of all shipped grants.
 const TODAY: &str = "2026-11-24";
@@ -15,20 +17,6 @@ const SCHULDHULP: &str = "grants/schuldhulp-utrecht.yaml";
 const UWV: &str = "partners/uwv.yaml";
 const SVB: &str = "partners/svb.yaml";
 
-/// Copies a directory tree.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A private copy of the shipped policies and schemas, to seed defects into.
 struct Fixture {
     root: tempfile::TempDir,
@@ -37,9 +25,8 @@ struct Fixture {
 impl Fixture {
     fn shipped() -> Self {
         let root = tempfile::tempdir().unwrap();
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         for dir in ["policies", "schemas"] {
-            copy_tree(&repo.join(dir), &root.path().join(dir));
+            copy_dir(&repo_root().join(dir), &root.path().join(dir));
         }
         Self { root }
     }
@@ -77,22 +64,16 @@ impl Fixture {
 
     /// Runs `doelpoort policy <command> <tmp>/policies --schemas <tmp>/schemas --today DAY`.
     fn run(&self, command: &str, today: &str) -> (i32, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_doelpoort"))
-            .arg("policy")
-            .arg(command)
-            .arg(self.policies())
-            .arg("--schemas")
-            .arg(self.schemas())
-            .args(["--today", today])
-            .output()
-            .expect("doelpoort runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!text.contains("panicked"), "doelpoort panicked:\n{text}");
-        (out.status.code().unwrap_or(-1), text)
+        let (policies, schemas) = (self.policies(), self.schemas());
+        run_doelpoort([
+            "policy".as_ref(),
+            command.as_ref(),
+            policies.as_os_str(),
+            "--schemas".as_ref(),
+            schemas.as_os_str(),
+            "--today".as_ref(),
+            today.as_ref(),
+        ])
     }
 
     fn check(&self) -> (i32, String) {

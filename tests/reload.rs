@@ -221,55 +221,20 @@ async fn in_flight_requests_finish_under_the_version_they_started_with() {
 
 #[tokio::test]
 async fn sighup_reloads_a_running_process() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let pki = TestPki::new();
     let partner = start_partner(&pki, echo()).await;
     let path = write_config(
         &pki,
         &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_doelpoort"))
-        .args([
-            "--log-format",
-            "json",
-            "run",
-            "--config",
-            path.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(json) = serde_json::from_str(&line) {
-                if tx.send(json).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let wait_for = |pred: &dyn Fn(&serde_json::Value) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                if pred(&line) {
-                    return line;
-                }
-            }
-        }
-        panic!("expected log line did not appear");
-    };
-    let loaded = wait_for(&|l| l["message"] == "policy set loaded");
-    wait_for(&|l| l["message"] == "doelpoort listening");
+    let mut gateway = GatewayProcess::start(&path);
+    let loaded = gateway.wait_for_log(|l| l["message"] == "policy set loaded");
+    gateway.wait_until_listening();
     // The file watcher would also pick up a change; SIGHUP must reload even without one.
-    signal(&child, rustix::process::Signal::HUP);
-    wait_for(&|l| l["message"] == "SIGHUP: reloading policies");
-    let reloaded = wait_for(&|l| l["message"] == "policy set loaded");
+    gateway.signal(rustix::process::Signal::HUP);
+    gateway.wait_for_log(|l| l["message"] == "SIGHUP: reloading policies");
+    let reloaded = gateway.wait_for_log(|l| l["message"] == "policy set loaded");
     assert_eq!(loaded["version"], reloaded["version"]);
-    signal(&child, rustix::process::Signal::TERM);
-    assert!(child.wait().unwrap().success());
+    gateway.signal(rustix::process::Signal::TERM);
+    assert!(gateway.child.wait().unwrap().success());
 }

@@ -523,3 +523,84 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Runs the `doelpoort` binary to completion: (exit code, stdout followed by stderr).
+pub fn run_doelpoort<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+        .args(args)
+        .output()
+        .expect("doelpoort runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "doelpoort panicked:\n{text}");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A real `doelpoort run` child process, with its structured (JSON) log lines.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    logs: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl GatewayProcess {
+    pub fn start(config: &Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("doelpoort starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, logs) = std::sync::mpsc::channel();
+        // Reads every line so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = tx.send(json);
+                }
+            }
+        });
+        Self { child, logs }
+    }
+
+    /// The next log line (within 20 s) for which `matches` holds.
+    pub fn wait_for_log(&self, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.logs.recv_timeout(Duration::from_millis(100)) {
+                if matches(&line) {
+                    return line;
+                }
+            }
+        }
+        panic!("the expected log line did not appear within 20 s");
+    }
+
+    /// The data listener's address, from the start-up log line.
+    pub fn wait_until_listening(&self) -> SocketAddr {
+        let line = self.wait_for_log(|l| l["message"] == "doelpoort listening");
+        line["local_addr"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("the listening line names the address")
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        self::signal(&self.child, signal);
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        // A failed test must not leave a gateway running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
