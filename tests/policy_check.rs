@@ -432,20 +432,17 @@ fn an_operation_without_a_subject_needs_a_reason_in_the_grant() {
 #[test]
 fn a_condition_field_not_in_the_request_schema_is_reported() {
     let fx = Fixture::shipped();
-    let context = "- field: einddatum\n        at_least: today";
-    let text = fx.seed(
-        SCHULDHULP,
-        context,
-        &context.replace("einddatum", "eindatum"),
-    );
+    // The CJIB time-out's category condition (the only one on `vorderingen`).
+    let context = "- field: vorderingen[*].categorie";
+    let text = fx.seed(SCHULDHULP, context, "- field: vorderingen[*].categorei");
     let (code, out) = fx.check();
     assert_eq!(code, 1, "{out}");
     assert_reported(
         &out,
         &fx.file(SCHULDHULP),
-        locate(&text, "field: eindatum", "eindatum"),
+        locate(&text, "field: vorderingen[*].categorei", "vorderingen"),
         "error",
-        "field 'eindatum' is not in the request schema; did you mean 'einddatum'?",
+        "field 'vorderingen[*].categorei' is not in the request schema; did you mean 'vorderingen[*].categorie'?",
     );
 }
 

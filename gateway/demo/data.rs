@@ -20,6 +20,9 @@
 //! therefore cannot get a strafrechtelijke claim suspended by labelling it
 //! "verkeersboete".
 //!
+//! UWV and SVB take a simpler time-out (`POST /v1/opschortingen` with `bsn`, `einddatum`,
+//! `reden`): it suspends the collection of all their claims on the person.
+//!
 //! Demo contract:
 //! - `999990019` is known at every partner;
 //! - `999990020` is known at UWV only (404 elsewhere).
@@ -70,6 +73,20 @@ pub fn answer(partner: &str, method: &Method, path: &str, body: &[u8]) -> MockAn
         ("cjib", ["v1", "opschortingen"]) => {
             if *method == Method::POST {
                 registreer_opschorting(body)
+            } else {
+                methode_niet_toegestaan()
+            }
+        }
+        ("uwv", ["v1", "opschortingen"]) => {
+            if *method == Method::POST {
+                registreer_invordering_opschorting(uwv_inkomen(), body)
+            } else {
+                methode_niet_toegestaan()
+            }
+        }
+        ("svb", ["v1", "opschortingen"]) => {
+            if *method == Method::POST {
+                registreer_invordering_opschorting(svb_kinderbijslag(), body)
             } else {
                 methode_niet_toegestaan()
             }
@@ -367,6 +384,45 @@ fn registreer_opschorting(body: &[u8]) -> MockAnswer {
 }
 
 /// Deterministic id derived from the request (64-bit FNV-1a, 12 hex digits).
+/// UWV and SVB: a time-out suspends the collection (invordering) of all their claims on the
+/// person, e.g. recovered benefits (terugvorderingen). Body: `bsn`, `einddatum`, `reden`.
+/// As at CJIB, the 4-months rule is the gateway's to enforce.
+fn registreer_invordering_opschorting(personen: Vec<Value>, body: &[u8]) -> MockAnswer {
+    let ongeldig = |melding: &str| fout(StatusCode::BAD_REQUEST, melding);
+    let Ok(verzoek) = serde_json::from_slice::<Value>(body) else {
+        return ongeldig("verzoek is geen geldige JSON");
+    };
+    let tekst = |veld: &str| verzoek.get(veld).and_then(Value::as_str);
+    let (Some(bsn), Some(einddatum), Some(reden)) =
+        (tekst("bsn"), tekst("einddatum"), tekst("reden"))
+    else {
+        return ongeldig("velden 'bsn', 'einddatum' en 'reden' zijn verplicht en tekst");
+    };
+    if !is_geldige_datum(einddatum) {
+        return ongeldig("veld 'einddatum' is geen geldige datum (JJJJ-MM-DD)");
+    }
+    if zoek_persoon(personen, bsn).is_none() {
+        return persoon_niet_bekend();
+    }
+    if reden.trim().is_empty() {
+        return fout(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "veld 'reden' mag niet leeg zijn",
+        );
+    }
+    MockAnswer {
+        status: StatusCode::CREATED,
+        body: json!({
+            "opschorting_id": opschorting_id(bsn, &[], einddatum, reden),
+            "status": "geregistreerd",
+            "betreft": "invordering van alle vorderingen op deze persoon",
+            "bsn": bsn,
+            "einddatum": einddatum,
+            "reden": reden,
+        }),
+    }
+}
+
 fn opschorting_id(bsn: &str, ids: &[&str], einddatum: &str, reden: &str) -> String {
     const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -964,5 +1020,46 @@ mod tests {
     fn query_wordt_genegeerd() {
         let a = get("uwv", "/v1/personen/999990019/inkomen?x=1");
         assert_eq!(a.status, StatusCode::OK);
+    }
+
+    #[test]
+    fn uwv_en_svb_registreren_een_opschorting_van_de_invordering() {
+        let verzoek = |bsn: &str| {
+            json!({"bsn": bsn, "einddatum": "2027-02-15", "reden": "schuldhulpverlening gestart"})
+                .to_string()
+        };
+        for partner in ["uwv", "svb"] {
+            let a = answer(
+                partner,
+                &Method::POST,
+                "/v1/opschortingen",
+                verzoek("999990019").as_bytes(),
+            );
+            assert_eq!(a.status, StatusCode::CREATED, "{partner}: {}", a.body);
+            assert_eq!(a.body["status"], "geregistreerd");
+            assert!(a.body["opschorting_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("OPS-"));
+            let a = answer(partner, &Method::GET, "/v1/opschortingen", b"");
+            assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+            let a = answer(partner, &Method::POST, "/v1/opschortingen", b"{}");
+            assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        }
+        // 999990020 is known at UWV only.
+        let a = answer(
+            "svb",
+            &Method::POST,
+            "/v1/opschortingen",
+            verzoek("999990020").as_bytes(),
+        );
+        assert_eq!(a.status, StatusCode::NOT_FOUND);
+        let a = answer(
+            "uwv",
+            &Method::POST,
+            "/v1/opschortingen",
+            verzoek("999990020").as_bytes(),
+        );
+        assert_eq!(a.status, StatusCode::CREATED);
     }
 }
