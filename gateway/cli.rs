@@ -279,6 +279,52 @@ fn generate_certs(dir: &Path, days: u32) -> Result<()> {
     Ok(())
 }
 
+/// Consumers and partners are configured by the operator (identity, connection) and named by
+/// the privacy officer (register, operations); the ids must agree.
+fn check_parties(
+    config: &Config,
+    policies: &crate::policy::PolicySet,
+    source: &Path,
+    out: &mut Vec<Diagnostic>,
+) {
+    for consumer in &config.consumers {
+        if !policies.consumers.contains_key(&consumer.id) {
+            out.push(Diagnostic::warning(
+                source,
+                0,
+                0,
+                format!(
+                    "consumer '{}' is configured but not in the policies' consumer register: it can call nothing",
+                    consumer.id
+                ),
+            ));
+        }
+    }
+    for partner in policies.partners.keys() {
+        if config.partner(partner).is_none() {
+            out.push(Diagnostic::warning(
+                source,
+                0,
+                0,
+                format!("the policies describe partner '{partner}', but no connection to it is configured: its operations answer unknown-route"),
+            ));
+        }
+    }
+    for partner in &config.partners {
+        if !policies.partners.contains_key(&partner.id) {
+            out.push(Diagnostic::warning(
+                source,
+                0,
+                0,
+                format!(
+                    "partner '{}' is configured but the policies describe no operations for it: nothing is forwarded to it",
+                    partner.id
+                ),
+            ));
+        }
+    }
+}
+
 /// Days before expiry at which `check` starts to warn.
 const EXPIRY_WARNING_DAYS: i64 = 30;
 
@@ -305,8 +351,15 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// Loads every certificate and key the configuration names, as the gateway would at start.
+/// Loads every certificate, key, policy and schema the configuration names, as the gateway
+/// would at start, and checks that configuration and policies name the same parties.
 fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
+    let (policies, diagnostics) =
+        crate::policy::compile::load(&config.policies, &config.schemas, crate::policy::today());
+    out.extend(diagnostics);
+    if let Some(policies) = policies {
+        check_parties(config, &policies, source, out);
+    }
     if let Err(e) = tls::server_config(config) {
         out.push(Diagnostic::error(
             source,

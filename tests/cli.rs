@@ -66,6 +66,41 @@ fn the_documented_example_config_checks_clean() {
     let path = repo_root().join("docs/examples/doelpoort.yaml");
     let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": ok (0 warning(s))"), "{out}");
+}
+
+#[test]
+fn check_also_checks_the_policies_and_that_both_name_the_same_parties() {
+    let pki = TestPki::new();
+    let spec = PartnerSpec::new("uwv", "127.0.0.1:9".parse().unwrap());
+    let yaml = config_yaml(&pki, &[spec], "").replace("id: wijkteam-test", "id: wijkteam-elders");
+    let path = write_config(&pki, &yaml);
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "consumer 'wijkteam-elders' is configured but not in the policies' consumer register"
+        ),
+        "{out}"
+    );
+
+    // A broken policy file makes the whole check fail, located in the policy file.
+    std::fs::write(
+        pki.path("policies/policy.yaml"),
+        TEST_POLICY.replace(
+            "purpose: test-doel\n    without",
+            "purpose: test-doe\n    without",
+        ),
+    )
+    .unwrap();
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let policy_file = pki.path("policies/policy.yaml").display().to_string();
+    assert!(out.contains(&format!("{policy_file}:")), "{out}");
+    assert!(
+        out.contains("unknown purpose 'test-doe'; did you mean 'test-doel'?"),
+        "{out}"
+    );
 }
 
 #[test]

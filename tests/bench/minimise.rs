@@ -102,6 +102,18 @@ fn main() {
         let rebuild = measure(iters, || {
             black_box(minimise::apply(black_box(&value), &grant.release, &context));
         });
+        // Diagnostic: the same walk with every field kept, to separate transform cost.
+        let keep_all = {
+            let paths: Vec<_> = grant.fields.iter().map(|f| f.path.clone()).collect();
+            let keep = doelpoort::policy::Transform::Keep;
+            minimise::FieldTree::build(paths.iter().map(|p| (p, &keep))).expect("valid tree")
+        };
+        let rebuild_keep = measure(iters, || {
+            black_box(minimise::apply(black_box(&value), &keep_all, &context));
+        });
+        if std::env::var_os("MINIMISE_DIAG").is_some() {
+            eprintln!("{} B: rebuild with keep-only transforms {:.1} µs", body.len(), rebuild_keep / 1000.0);
+        }
         let out = minimise::apply(&value, &grant.release, &context);
         println!(
             "| {} B | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
