@@ -69,6 +69,35 @@ async fn expired_and_not_yet_valid_certificates_are_refused() {
 }
 
 #[tokio::test]
+async fn a_revoked_certificate_is_refused_when_crls_are_configured() {
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, echo()).await;
+    let yaml = config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").replace(
+        "  client_ca: [",
+        &format!(
+            "  crls: [{}]\n  client_ca: [",
+            pki.path("crl.pem").display()
+        ),
+    );
+    let path = write_config(&pki, &yaml);
+    let config = doelpoort::config::Config::load(&path).unwrap();
+    assert_eq!(config.tls.crls.len(), 1);
+    let gateway = doelpoort::server::start(&config).await.unwrap();
+    let err = try_raw_request(gateway.local_addr, client_tls(&pki, Some("revoked")))
+        .await
+        .expect_err("a revoked certificate must not be served");
+    assert!(err.contains("alert") || err.contains("Revoked"), "{err}");
+    assert_eq!(handshake_failures(&gateway, "certificate_revoked"), 1);
+    // Certificates the CRL does not list still get through.
+    let response = get(
+        &client(&pki, "consumer", Http::One),
+        &url(&gateway, "/uwv/v1/ping"),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn certificate_without_client_auth_usage_is_refused() {
     let (pki, _partner, gateway, _recorded) = echo_setup().await;
     try_raw_request(gateway.local_addr, client_tls(&pki, Some("server-only")))

@@ -79,6 +79,16 @@ impl TestPki {
         future.not_before = now + 86_400;
         future.not_after = now + 10 * 86_400;
         issue("not-yet-valid", future);
+        // Right CA and OIN, but revoked: listed in crl.pem (used when a test configures CRLs).
+        let revoked = ca
+            .issue(&spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Client))
+            .unwrap();
+        revoked.write(path, "revoked").unwrap();
+        std::fs::write(
+            path.join("crl.pem"),
+            ca.crl_pem(&[revoked.serial.clone()], 30).unwrap(),
+        )
+        .unwrap();
         // Same subject, issued by a CA the gateway does not trust.
         let rogue = CertificateAuthority::generate("Rogue CA", "Not trusted", 30).unwrap();
         rogue
