@@ -112,7 +112,11 @@ fn main() {
             black_box(minimise::apply(black_box(&value), &keep_all, &context));
         });
         if std::env::var_os("MINIMISE_DIAG").is_some() {
-            eprintln!("{} B: rebuild with keep-only transforms {:.1} µs", body.len(), rebuild_keep / 1000.0);
+            eprintln!(
+                "{} B: rebuild with keep-only transforms {:.1} µs",
+                body.len(),
+                rebuild_keep / 1000.0
+            );
         }
         let out = minimise::apply(&value, &grant.release, &context);
         println!(

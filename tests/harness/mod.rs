@@ -86,7 +86,8 @@ impl TestPki {
         revoked.write(path, "revoked").unwrap();
         std::fs::write(
             path.join("crl.pem"),
-            ca.crl_pem(&[revoked.serial.clone()], 30).unwrap(),
+            ca.crl_pem(std::slice::from_ref(&revoked.serial), 30)
+                .unwrap(),
         )
         .unwrap();
         // Same subject, issued by a CA the gateway does not trust.
