@@ -444,3 +444,60 @@ async fn admin_listener_serves_health_readiness_and_metrics() {
 }
 
 use hyper_util::client::legacy::Client;
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = TestPki::new();
+    let partner = start_partner(
+        &pki,
+        fixed(StatusCode::OK, "{}", Duration::from_millis(500)),
+    )
+    .await;
+    let gateway = start_gateway(
+        &pki,
+        &[PartnerSpec::new("uwv", partner.addr)],
+        "  idle_timeout: 300ms",
+    )
+    .await;
+    let connector =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&pki, Some("consumer"))));
+    let tcp = tokio::net::TcpStream::connect(gateway.local_addr)
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    // A request slower than the idle timeout is not cut off: it is in flight, not idle.
+    tls.write_all(
+        b"GET /uwv/v1/slow HTTP/1.1\r\nhost: localhost\r\ndoelbinding-purpose: test-doel\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // Then, idle, the connection is closed by the gateway within a bounded time.
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection stayed open");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
