@@ -169,6 +169,7 @@ async fn run_phases(
         partner,
         parts: &parts,
         path: target.path,
+        today: crate::policy::today(),
     };
     let context = RequestContext::from_headers(&parts.headers)?;
     // The snapshot this exchange is decided under, kept to the end even if a reload happens.
@@ -184,15 +185,7 @@ async fn run_phases(
     let permit = decide_exchange(&policy, &call, &context, &body, exchange)?;
     let body = allow_request_body(state, &permit, body)?;
     let response = forward(state, &call, &permit, body, exchange).await?;
-    minimise(
-        state,
-        &policy,
-        consumer,
-        &permit,
-        &parts.method,
-        response,
-        exchange,
-    )
+    minimise(state, &policy, &call, &permit, response, exchange)
 }
 
 /// Who calls which partner with which request: the facts the later phases share.
@@ -202,6 +195,9 @@ struct Call<'a> {
     parts: &'a http::request::Parts,
     /// Partner-side path (after `/<partner>`), canonical.
     path: &'a str,
+    /// The calendar day the exchange is decided and minimised on (read once, so both phases
+    /// agree even across midnight).
+    today: time::Date,
 }
 
 /// Phase *identify*: the consumer was looked up once per connection; here it is required.
@@ -264,7 +260,7 @@ fn decide_exchange(
             context,
             body,
             approvals: &[],
-            today: crate::policy::today(),
+            today: call.today,
         },
     )
     .map_err(|denial| {
@@ -336,14 +332,13 @@ async fn forward(
 fn minimise(
     state: &GatewayState,
     policy: &PolicySet,
-    consumer: &Consumer,
+    call: &Call<'_>,
     permit: &Permit,
-    method: &Method,
     response: UpstreamResponse,
     exchange: &mut Exchange,
 ) -> Result<Response<Full<Bytes>>, Problem> {
     check_partner_status(response.status)?;
-    let without_body = *method == Method::HEAD
+    let without_body = call.parts.method == Method::HEAD
         || matches!(
             response.status,
             StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
@@ -362,8 +357,8 @@ fn minimise(
         &permit.grant().release,
         validator,
         &crate::minimise::transform::Context {
-            pseudonym_key: Some(&consumer.pseudonym_key),
-            today: crate::policy::today(),
+            pseudonym_key: Some(&call.consumer.pseudonym_key),
+            today: call.today,
         },
         &state.minimise_limits,
     )?;
