@@ -289,11 +289,7 @@ fn check_parties(
 ) {
     for consumer in &config.consumers {
         if !policies.consumers.contains_key(&consumer.id) {
-            out.push(Diagnostic::warning(
-                source,
-                0,
-                0,
-                format!(
+            out.push(Diagnostic::file_warning(source, format!(
                     "consumer '{}' is configured but not in the policies' consumer register: it can call nothing",
                     consumer.id
                 ),
@@ -302,21 +298,13 @@ fn check_parties(
     }
     for partner in policies.partners.keys() {
         if config.partner(partner).is_none() {
-            out.push(Diagnostic::warning(
-                source,
-                0,
-                0,
-                format!("the policies describe partner '{partner}', but no connection to it is configured: its operations answer unknown-route"),
+            out.push(Diagnostic::file_warning(source, format!("the policies describe partner '{partner}', but no connection to it is configured: its operations answer unknown-route"),
             ));
         }
     }
     for partner in &config.partners {
         if !policies.partners.contains_key(&partner.id) {
-            out.push(Diagnostic::warning(
-                source,
-                0,
-                0,
-                format!(
+            out.push(Diagnostic::file_warning(source, format!(
                     "partner '{}' is configured but the policies describe no operations for it: nothing is forwarded to it",
                     partner.id
                 ),
@@ -361,19 +349,15 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
         check_parties(config, &policies, source, out);
     }
     if let Err(e) = tls::server_config(config) {
-        out.push(Diagnostic::error(
+        out.push(Diagnostic::file_error(
             source,
-            0,
-            0,
             format!("listener TLS: {e:#}"),
         ));
     }
     for partner in &config.partners {
         if let Err(e) = tls::partner_client_config(partner) {
-            out.push(Diagnostic::error(
+            out.push(Diagnostic::file_error(
                 source,
-                0,
-                0,
                 format!("partner '{}' TLS: {e:#}", partner.id),
             ));
         }
@@ -394,24 +378,18 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
         for v in validity {
             let days_left = (v.not_after - now) / 86_400;
             if v.not_after <= now {
-                out.push(Diagnostic::error(
+                out.push(Diagnostic::file_error(
                     file,
-                    0,
-                    0,
                     format!("certificate '{}' has expired", v.subject),
                 ));
             } else if v.not_before > now {
-                out.push(Diagnostic::error(
+                out.push(Diagnostic::file_error(
                     file,
-                    0,
-                    0,
                     format!("certificate '{}' is not valid yet", v.subject),
                 ));
             } else if days_left < EXPIRY_WARNING_DAYS {
-                out.push(Diagnostic::warning(
+                out.push(Diagnostic::file_warning(
                     file,
-                    0,
-                    0,
                     format!("certificate '{}' expires in {days_left} day(s)", v.subject),
                 ));
             }

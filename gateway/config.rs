@@ -125,10 +125,8 @@ impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::error(
+            Diagnostics(vec![Diagnostic::file_error(
                 path,
-                0,
-                0,
                 format!("cannot read the configuration file: {e}"),
             )])
         })?;
@@ -476,10 +474,8 @@ impl Validator<'_> {
     fn file_list(&mut self, list: &[Spanned<String>], what: &str) -> Vec<PathBuf> {
         if list.is_empty() {
             // No position for an empty list; point at the file so the message is still useful.
-            self.diagnostics.push(Diagnostic::error(
+            self.diagnostics.push(Diagnostic::file_error(
                 self.file,
-                0,
-                0,
                 format!("'{what}' needs at least one CA certificate file"),
             ));
         }

@@ -42,6 +42,16 @@ impl Diagnostic {
         }
     }
 
+    /// About a whole file (unreadable, missing, a certificate in it expired): no position.
+    pub fn file_error(file: &Path, message: impl Into<String>) -> Self {
+        Self::error(file, 0, 0, message)
+    }
+
+    /// A warning about a whole file.
+    pub fn file_warning(file: &Path, message: impl Into<String>) -> Self {
+        Self::warning(file, 0, 0, message)
+    }
+
     /// Located at a value that serde-saphyr recorded a position for.
     pub fn at(file: &Path, location: &serde_saphyr::Location, message: impl Into<String>) -> Self {
         Self::error(file, location.line(), location.column(), message)

@@ -75,6 +75,8 @@ pub struct GatewayState {
 pub struct Exchange {
     pub transaction_id: Uuid,
     pub trace: TraceContext,
+    /// `trace` as a header value, formatted once: it goes to the partner and to the caller.
+    traceparent: HeaderValue,
     pub started: Instant,
     pub consumer: Option<Arc<Consumer>>,
     pub partner: Option<Arc<Partner>>,
@@ -92,9 +94,11 @@ pub struct Exchange {
 
 impl Exchange {
     fn begin(headers: &HeaderMap) -> Self {
+        let trace = TraceContext::continue_or_start(headers.get(&TRACEPARENT));
         Self {
             transaction_id: new_transaction_id(),
-            trace: TraceContext::continue_or_start(headers.get(&TRACEPARENT)),
+            traceparent: trace.header_value(),
+            trace,
             started: Instant::now(),
             consumer: None,
             partner: None,
@@ -432,7 +436,7 @@ fn forwarded_request_headers(
         FSC_TRANSACTION_ID,
         transaction_header(exchange.transaction_id),
     );
-    out.insert(TRACEPARENT, exchange.trace.header_value());
+    out.insert(TRACEPARENT, exchange.traceparent.clone());
     if let Some(oin) = &consumer.oin {
         if let Ok(v) = HeaderValue::from_str(oin.as_str()) {
             out.insert(DOELBINDING_REQUESTER, v);
@@ -546,7 +550,7 @@ fn finish(
     response.headers_mut().insert(FSC_TRANSACTION_ID, tx);
     response
         .headers_mut()
-        .insert(TRACEPARENT, exchange.trace.header_value());
+        .insert(TRACEPARENT, exchange.traceparent.clone());
 
     let consumer = exchange
         .consumer

@@ -28,7 +28,7 @@ pub fn load(dir: &Path, schemas_dir: &Path, today: Date) -> (Option<PolicySet>, 
         Ok(s) => s,
         Err(errors) => {
             for (file, message) in errors {
-                diagnostics.push(Diagnostic::error(&file, 0, 0, message));
+                diagnostics.push(Diagnostic::file_error(&file, message));
             }
             Schemas::default()
         }
@@ -36,15 +36,13 @@ pub fn load(dir: &Path, schemas_dir: &Path, today: Date) -> (Option<PolicySet>, 
     let files = match policy_files(dir) {
         Ok(f) => f,
         Err(e) => {
-            diagnostics.push(Diagnostic::error(dir, 0, 0, e));
+            diagnostics.push(Diagnostic::file_error(dir, e));
             return (None, diagnostics);
         }
     };
     if files.is_empty() {
-        diagnostics.push(Diagnostic::error(
+        diagnostics.push(Diagnostic::file_error(
             dir,
-            0,
-            0,
             "no policy files (*.yaml) found: with no grants every request would be refused",
         ));
     }
@@ -54,7 +52,7 @@ pub fn load(dir: &Path, schemas_dir: &Path, today: Date) -> (Option<PolicySet>, 
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                diagnostics.push(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}")));
+                diagnostics.push(Diagnostic::file_error(&path, format!("cannot read: {e}")));
                 continue;
             }
         };
@@ -106,10 +104,8 @@ fn compile_validators(
             Ok(v) => {
                 out.insert(name.to_string(), Arc::new(v));
             }
-            Err(e) => diagnostics.push(Diagnostic::error(
+            Err(e) => diagnostics.push(Diagnostic::file_error(
                 &dir.join(name),
-                0,
-                0,
                 format!("not a usable JSON Schema (2020-12): {e}"),
             )),
         }

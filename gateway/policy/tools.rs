@@ -344,7 +344,7 @@ pub fn run_tests(set: &PolicySet, files: &[PathBuf], default_today: Date) -> Tes
             Err(e) => {
                 report
                     .errors
-                    .push(Diagnostic::error(file, 0, 0, format!("cannot read: {e}")));
+                    .push(Diagnostic::file_error(file, format!("cannot read: {e}")));
                 continue;
             }
         };
