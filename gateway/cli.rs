@@ -71,6 +71,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Audit log tools: verify the hash chain, answer a citizen's request (GDPR art. 15).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Certificate tools.
     Certs {
         #[command(subcommand)]
@@ -138,6 +143,41 @@ pub enum MatrixFormat {
 }
 
 #[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain; exit 1 naming the first broken record (file:line).
+    Verify {
+        /// The audit directory.
+        dir: PathBuf,
+    },
+    /// Every exchange about one person (or case, or consumer): when, which organisation, which
+    /// purpose and legal basis, which fields were released.
+    Query {
+        /// The audit directory.
+        dir: PathBuf,
+        /// The person's BSN (it is turned into the log's keyed HMAC, never stored).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this case id.
+        #[arg(long = "case")]
+        case_id: Option<String>,
+        /// Only this consumer id.
+        #[arg(long)]
+        consumer: Option<String>,
+        /// From this day (YYYY-MM-DD, UTC) or time (RFC 3339), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this day (inclusive) or time.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = crate::audit::query::Format::Table)]
+        format: crate::audit::query::Format,
+        /// The subject key file [default: the one the directory's manifest.json names].
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum CertsCommand {
     /// (Re)generate a complete example PKI like certs-example/ (never for production).
     Generate {
@@ -180,6 +220,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))),
         Command::Check { config } => return check(&config),
         Command::Policy { command } => return policy(command),
+        Command::Audit { command } => return audit(command),
         Command::Certs {
             command: CertsCommand::Generate { dir, days },
         } => generate_certs(&dir, days),
@@ -189,6 +230,83 @@ pub fn main(cli: Cli) -> ExitCode {
         Err(e) => {
             eprintln!("doelpoort: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn audit(command: AuditCommand) -> ExitCode {
+    use crate::audit::{query, verify};
+    match command {
+        AuditCommand::Verify { dir } => match verify::verify(&dir) {
+            Ok(report) => {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                match &report.last {
+                    Some(last) => println!(
+                        "audit log OK: {} records in {} segment(s), seq {}–{}, last hash {}",
+                        report.records,
+                        report.segments,
+                        report.first_seq.unwrap_or(1),
+                        last.seq,
+                        last.hash
+                    ),
+                    None => println!("audit log OK: no records yet"),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(broken) => {
+                eprintln!("audit log BROKEN: {broken}");
+                ExitCode::from(1)
+            }
+        },
+        AuditCommand::Query {
+            dir,
+            subject,
+            case_id,
+            consumer,
+            from,
+            to,
+            format,
+            key_file,
+        } => {
+            let run = || -> Result<query::Answer> {
+                anyhow::ensure!(
+                    subject.is_some() || case_id.is_some() || consumer.is_some(),
+                    "say whom to look for: --subject BSN, --case ID or --consumer ID"
+                );
+                let mut filter = query::Filter {
+                    case_id,
+                    consumer,
+                    from: from
+                        .as_deref()
+                        .map(|f| query::bound(f, false))
+                        .transpose()?,
+                    to: to.as_deref().map(|t| query::bound(t, true)).transpose()?,
+                    ..Default::default()
+                };
+                if let Some(bsn) = &subject {
+                    // The BSN itself is never echoed, not even in an error.
+                    let bsn = crate::context::Bsn::parse(bsn)
+                        .map_err(|why| anyhow::anyhow!("--subject: {why}"))?;
+                    let key = crate::audit::subject::key_for_query(&dir, key_file.as_deref())?;
+                    filter.subject_id = query::Filter::subject(&key, &bsn).subject_id;
+                }
+                query::query(&dir, &filter)
+            };
+            match run() {
+                Ok(answer) => {
+                    for w in &answer.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    print!("{}", query::render(&answer.rows, format));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("doelpoort audit query: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }

@@ -43,7 +43,8 @@ pub struct Config {
     pub policies: PathBuf,
     /// JSON Schemas of partner operations.
     pub schemas: PathBuf,
-    pub audit_dir: Option<PathBuf>,
+    /// The lawful-basis audit log (required; `mode: off` only for development and benchmarks).
+    pub audit: crate::audit::AuditSettings,
     /// File holding the secret pseudonyms are derived from (at least 32 bytes). Without it, a
     /// random secret is made at start and pseudonyms change with every restart.
     pub pseudonym_secret: Option<PathBuf>,
@@ -183,8 +184,7 @@ struct RawConfig {
     partners: Vec<RawPartner>,
     policies: Spanned<String>,
     schemas: Spanned<String>,
-    #[serde(default)]
-    audit: Option<RawAudit>,
+    audit: Spanned<RawAudit>,
     #[serde(default)]
     pseudonym_secret: Option<Spanned<String>>,
 }
@@ -251,7 +251,20 @@ struct RawPartner {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
-    dir: Spanned<String>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
+    dir: Option<Spanned<String>>,
+    #[serde(default)]
+    subject_key: Option<Spanned<String>>,
+    #[serde(default)]
+    segment_max_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    segment_max_age: Option<Spanned<String>>,
+    #[serde(default)]
+    retention: Option<Spanned<String>>,
+    #[serde(default)]
+    queue_capacity: Option<Spanned<u64>>,
 }
 
 // ---- validation ------------------------------------------------------------------------------
@@ -435,8 +448,95 @@ impl Validator<'_> {
             partners,
             policies: self.existing_dir(&raw.policies),
             schemas: self.existing_dir(&raw.schemas),
-            audit_dir: raw.audit.as_ref().map(|a| self.resolve(&a.dir.value)),
+            audit: self.audit(&raw.audit),
             pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
+        }
+    }
+
+    fn audit(&mut self, raw: &Spanned<RawAudit>) -> crate::audit::AuditSettings {
+        use crate::audit::AuditSettings as A;
+        let a = &raw.value;
+        let enabled = match &a.mode {
+            None => true,
+            Some(m) if m.value == "durable" => true,
+            Some(m) if m.value == "off" => false,
+            Some(m) => {
+                self.error(
+                    &m.referenced,
+                    format!(
+                        "audit mode '{}' is unknown; expected durable or off",
+                        m.value
+                    ),
+                );
+                true
+            }
+        };
+        let mut required = |v: &Option<Spanned<String>>, what: &str| match v {
+            Some(v) => self.resolve(&v.value),
+            None => {
+                if enabled {
+                    self.error(
+                        &raw.referenced,
+                        format!("the audit log needs {what} (or mode: off, for development only)"),
+                    );
+                }
+                PathBuf::new()
+            }
+        };
+        let dir = required(&a.dir, "a dir: the directory its segments are written to");
+        let subject_key = required(
+            &a.subject_key,
+            "a subject_key: the file holding the key that pseudonymises data subjects (created on first start), outside the audit dir",
+        );
+        if enabled && !subject_key.as_os_str().is_empty() && subject_key.starts_with(&dir) {
+            if let Some(v) = &a.subject_key {
+                self.error(
+                    &v.referenced,
+                    "keep the subject key outside the audit directory: a copy of the log must not carry its key",
+                );
+            }
+        }
+        let retention = a.retention.as_ref().and_then(|v| {
+            match humantime::parse_duration(&v.value) {
+                Ok(d) if d >= Duration::from_secs(24 * 3600) => Some(d),
+                _ => {
+                    self.error(
+                        &v.referenced,
+                        format!("'{}' is not a retention period of at least a day; expected e.g. 365d, 7years", v.value),
+                    );
+                    None
+                }
+            }
+        });
+        let segment_max_age = match &a.segment_max_age {
+            None => A::DEFAULT_SEGMENT_MAX_AGE,
+            Some(v) => match humantime::parse_duration(&v.value) {
+                Ok(d) if d >= Duration::from_secs(1) => d,
+                _ => {
+                    self.error(
+                        &v.referenced,
+                        format!(
+                            "'{}' is not a segment age; expected e.g. 1h, 24h, 7d",
+                            v.value
+                        ),
+                    );
+                    A::DEFAULT_SEGMENT_MAX_AGE
+                }
+            },
+        };
+        A {
+            enabled,
+            dir,
+            subject_key,
+            segment_max_bytes: self.count(
+                &a.segment_max_bytes,
+                A::DEFAULT_SEGMENT_MAX_BYTES as usize,
+                4096,
+                1 << 40,
+            ) as u64,
+            segment_max_age,
+            retention,
+            queue_capacity: self.count(&a.queue_capacity, A::DEFAULT_QUEUE_CAPACITY, 1, 1_000_000),
         }
     }
 
@@ -608,6 +708,9 @@ partners:
     trust: [ca.crt]
 policies: policies
 schemas: schemas
+audit:
+  dir: audit
+  subject_key: keys/audit-subject.key
 "#
         .to_string()
     }
@@ -622,6 +725,46 @@ schemas: schemas
         assert_eq!(cfg.partners[0].url.port_u16(), Some(9441));
         assert_eq!(cfg.tls.certificate, dir.path().join("gw.crt"));
         assert_eq!(cfg.problem_base, DEFAULT_PROBLEM_BASE);
+        assert!(cfg.audit.enabled);
+        assert_eq!(cfg.audit.dir, dir.path().join("audit"));
+        assert_eq!(cfg.audit.retention, None);
+    }
+
+    #[test]
+    fn the_audit_log_is_required_and_its_key_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let without = sample(dir.path()).replace(
+            "audit:\n  dir: audit\n  subject_key: keys/audit-subject.key\n",
+            "",
+        );
+        let err = Config::from_yaml(&without, Path::new("gw.yaml"), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("audit"), "{err}");
+
+        let no_key = sample(dir.path()).replace("  subject_key: keys/audit-subject.key\n", "");
+        let err = Config::from_yaml(&no_key, Path::new("gw.yaml"), dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("gw.yaml:22:3: error: the audit log needs a subject_key"),
+            "{err}"
+        );
+
+        let inside = sample(dir.path()).replace("keys/audit-subject.key", "audit/key");
+        let err = Config::from_yaml(&inside, Path::new("gw.yaml"), dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("outside the audit directory"),
+            "{err}"
+        );
+
+        let off = without + "audit: {mode: off}\n";
+        let cfg = Config::from_yaml(&off, Path::new("gw.yaml"), dir.path()).unwrap();
+        assert!(!cfg.audit.enabled);
+
+        let bad = sample(dir.path()).replace(
+            "  dir: audit\n",
+            "  dir: audit\n  retention: 3h\n  mode: fast\n",
+        );
+        let err = Config::from_yaml(&bad, Path::new("gw.yaml"), dir.path()).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
     }
 
     #[test]

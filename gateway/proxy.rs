@@ -16,7 +16,7 @@
 //! `Server`, credentials and anything else not listed here never reach the other organisation.
 
 use crate::config::Limits;
-use crate::context::RequestContext;
+use crate::context::{Bsn, RequestContext};
 use crate::identity::{Consumer, ConsumerDirectory};
 use crate::metrics::Metrics;
 use crate::policy::decide::{self, DecisionRequest, Permit};
@@ -34,7 +34,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use uuid::Uuid;
 
 pub const FSC_TRANSACTION_ID: HeaderName = HeaderName::from_static("fsc-transaction-id");
@@ -69,6 +69,8 @@ pub struct GatewayState {
     pub metrics: Arc<Metrics>,
     pub policies: Arc<PolicyStore>,
     pub minimise_limits: crate::minimise::Limits,
+    /// The lawful-basis audit log; `None` only with `audit.mode: off`.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 /// The facts gathered about one request as it passes the phases.
@@ -78,6 +80,8 @@ pub struct Exchange {
     /// `trace` as a header value, formatted once: it goes to the partner and to the caller.
     traceparent: HeaderValue,
     pub started: Instant,
+    /// Wall-clock start, for the audit record.
+    pub started_at: SystemTime,
     pub consumer: Option<Arc<Consumer>>,
     pub partner: Option<Arc<Partner>>,
     /// The policy snapshot this exchange is decided under (kept for its whole life).
@@ -90,6 +94,12 @@ pub struct Exchange {
     /// JSON pointers released to the caller and withheld by minimisation.
     pub fields_released: crate::minimise::PointerList,
     pub fields_withheld: crate::minimise::PointerList,
+    /// The declared context, once its headers were valid (for the audit record).
+    pub subject: Option<Bsn>,
+    pub case_id: Option<String>,
+    pub actor: Option<String>,
+    /// Whether this request is an exchange the audit log records (discovery is not).
+    pub audited: bool,
 }
 
 impl Exchange {
@@ -100,6 +110,7 @@ impl Exchange {
             traceparent: trace.header_value(),
             trace,
             started: Instant::now(),
+            started_at: SystemTime::now(),
             consumer: None,
             partner: None,
             policy: None,
@@ -110,6 +121,10 @@ impl Exchange {
             upstream_error: None,
             fields_released: Default::default(),
             fields_withheld: Default::default(),
+            subject: None,
+            case_id: None,
+            actor: None,
+            audited: true,
         }
     }
 }
@@ -152,6 +167,7 @@ pub async fn handle(
 ) -> Response<Full<Bytes>> {
     let mut exchange = Exchange::begin(request.headers());
     let outcome = run_phases(state, consumer, &mut exchange, request).await;
+    let outcome = record(state, &mut exchange, outcome).await;
     finish(state, exchange, outcome)
 }
 
@@ -165,6 +181,8 @@ async fn run_phases(
     let (parts, body) = request.into_parts();
     let target = route::split(parts.uri.path())?;
     if target.partner == ".well-known" {
+        // Metadata about the caller's own grants, not an exchange about anyone.
+        exchange.audited = false;
         return discovery(state, consumer, &parts.method, parts.uri.path());
     }
     let partner = route_to_partner(state, &parts.method, target.partner, exchange)?;
@@ -176,6 +194,9 @@ async fn run_phases(
         today: crate::policy::today(),
     };
     let context = RequestContext::from_headers(&parts.headers)?;
+    exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
+    exchange.case_id.clone_from(&context.case_id);
+    exchange.actor.clone_from(&context.actor);
     // The snapshot this exchange is decided under, kept to the end even if a reload happens.
     let policy = state.policies.current().ok_or_else(|| {
         Problem::new(
@@ -533,6 +554,59 @@ fn release(upstream: &UpstreamResponse, body: Bytes) -> Response<Full<Bytes>> {
         );
     }
     response
+}
+
+/// Phase *record*: the exchange's audit record, durably written before anything is released.
+/// If it cannot be written, the exchange is refused with `audit-unavailable` instead — a
+/// response nobody can account for is never sent.
+async fn record(
+    state: &GatewayState,
+    exchange: &mut Exchange,
+    outcome: Result<Response<Full<Bytes>>, Problem>,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    let Some(audit) = &state.audit else {
+        return outcome;
+    };
+    if !exchange.audited {
+        return outcome;
+    }
+    let event = crate::audit::AuditEvent {
+        transaction_id: exchange.transaction_id,
+        trace: exchange.trace,
+        start_time: exchange.started_at,
+        end_time: SystemTime::now(),
+        consumer: exchange.consumer.clone(),
+        partner: exchange.partner.clone(),
+        policy: exchange.policy.clone(),
+        operation: exchange.operation.clone(),
+        purpose: exchange.purpose.clone(),
+        grant: exchange.grant.clone(),
+        decision: Decision::of(&outcome),
+        reason: outcome.as_ref().err().map(|p| p.code),
+        subject: exchange.subject.take(),
+        case_id: exchange.case_id.take(),
+        actor: exchange.actor.take(),
+        upstream_status: exchange.upstream_status.map(|s| s.as_u16()),
+        // The pointer lists are only needed by the record; move them.
+        fields_released: std::mem::take(&mut exchange.fields_released),
+        fields_withheld: std::mem::take(&mut exchange.fields_withheld),
+    };
+    match audit.record(event).await {
+        Ok(_seq) => outcome,
+        Err(e) => {
+            state.metrics.audit_failures.inc();
+            tracing::error!(
+                target: "doelpoort::audit",
+                transaction_id = %exchange.transaction_id,
+                error = %e,
+                "exchange refused: its audit record could not be written"
+            );
+            Err(Problem::new(
+                ProblemCode::AuditUnavailable,
+                "the exchange cannot be recorded in the audit log, so it is refused",
+            ))
+        }
+    }
 }
 
 fn finish(

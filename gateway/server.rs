@@ -43,7 +43,7 @@ pub fn write_new_secret(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn random_secret() -> [u8; 32] {
+pub(crate) fn random_secret() -> [u8; 32] {
     // Two v4 UUIDs: 244 random bits from the OS-seeded generator uuid uses.
     let mut out = [0u8; 32];
     out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
@@ -83,7 +83,19 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
             &c.fingerprints,
         );
     }
+    let audit = if config.audit.enabled {
+        Some(
+            crate::audit::AuditLog::open(&config.audit, &config.instance, metrics.clone())
+                .context("cannot open the audit log")?,
+        )
+    } else {
+        tracing::warn!(
+            "audit mode is off: exchanges are NOT recorded (development and benchmarks only)"
+        );
+        None
+    };
     Ok(GatewayState {
+        audit,
         consumers,
         partners: PartnerDirectory::build(&config.partners)?,
         limits: config.limits.clone(),

@@ -104,6 +104,8 @@ tls:
   client_ca: [{d}/ca.crt]
 policies: {repo}/policies
 schemas: {repo}/schemas
+audit:
+  mode: off
 consumers:
   - id: wijkteam-rotterdam
     oin: "00000001999990001000"

@@ -145,6 +145,9 @@ limits:
 {extra_limits}
 policies: {dir}/policies
 schemas: {dir}/schemas
+audit:
+  dir: {dir}/audit
+  subject_key: {dir}/audit-subject.key
 consumers:
   - id: wijkteam-test
     name: Test district team

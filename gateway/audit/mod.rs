@@ -1,0 +1,173 @@
+//! Phase *record*: the lawful-basis audit log (SPEC §5).
+//!
+//! Every exchange that reaches the pipeline — allowed, denied or failed — leaves exactly one
+//! record, and its response is released only after that record is on disk. The record is a
+//! projection of the [`Exchange`](crate::proxy::Exchange): who asked (consumer, actor), about
+//! whom (the data subject as a keyed HMAC), for what (purpose, legal basis, processing
+//! activity, case), under which policy version and grant, what was decided and which fields
+//! were released or withheld. It never holds a payload value.
+//!
+//! ```text
+//!  exchange ──event──► bounded queue ──► writer thread ──► segment file (write + fdatasync)
+//!     ▲                                      │  seq, prev_hash, hash (chain)
+//!     └────────── receipt (seq) or error ◄───┘  one fsync per batch (group commit)
+//! ```
+//!
+//! Modules: [`record`] (shape, canonical form, hash), [`writer`] (group commit, rotation,
+//! recovery, retention), [`segment`] (files on disk), [`subject`] (the HMAC key), [`verify`]
+//! and [`query`] (the `doelpoort audit` commands).
+
+pub mod query;
+pub mod record;
+pub mod segment;
+pub mod subject;
+pub mod verify;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use crate::context::Bsn;
+use crate::identity::Consumer;
+use crate::metrics::Metrics;
+use crate::minimise::PointerList;
+use crate::policy::{Grant, Operation, PolicySet, Purpose};
+use crate::problem::ProblemCode;
+use crate::proxy::Decision;
+use crate::trace::TraceContext;
+use crate::upstream::Partner;
+use anyhow::{Context as _, Result};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use subject::{Manifest, SubjectKey};
+use uuid::Uuid;
+pub use writer::WriterSettings;
+
+/// The `audit` section of the configuration, validated.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// `false` only with `mode: off` (benchmarks and development; the gateway warns).
+    pub enabled: bool,
+    pub dir: PathBuf,
+    /// File with the HMAC key for data subjects (created on first start).
+    pub subject_key: PathBuf,
+    pub segment_max_bytes: u64,
+    pub segment_max_age: Duration,
+    /// Segments whose newest record is older than this are deleted (`None`: keep all).
+    pub retention: Option<Duration>,
+    /// Records that may wait for the writer; beyond it exchanges are refused.
+    pub queue_capacity: usize,
+}
+
+impl AuditSettings {
+    pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_SEGMENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+}
+
+/// What the pipeline knows about an exchange when it ends: the input of one record.
+pub struct AuditEvent {
+    pub transaction_id: Uuid,
+    pub trace: TraceContext,
+    pub start_time: SystemTime,
+    pub end_time: SystemTime,
+    pub consumer: Option<Arc<Consumer>>,
+    pub partner: Option<Arc<Partner>>,
+    pub policy: Option<Arc<PolicySet>>,
+    pub operation: Option<Arc<Operation>>,
+    pub purpose: Option<Arc<Purpose>>,
+    pub grant: Option<Arc<Grant>>,
+    pub decision: Decision,
+    pub reason: Option<ProblemCode>,
+    /// The declared data subject (only once the context headers were valid).
+    pub subject: Option<Bsn>,
+    pub case_id: Option<String>,
+    pub actor: Option<String>,
+    pub upstream_status: Option<u16>,
+    pub fields_released: PointerList,
+    pub fields_withheld: PointerList,
+}
+
+/// Why a record could not be written; the exchange is refused with `audit-unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit queue is full")]
+    QueueFull,
+    #[error("the audit writer could not write or sync the record")]
+    WriteFailed,
+    #[error("the audit writer has stopped")]
+    WriterGone,
+}
+
+/// The handle exchanges record through; cheap to share.
+pub struct AuditLog {
+    queue: SyncSender<writer::Pending>,
+    writable: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    dir: PathBuf,
+}
+
+impl AuditLog {
+    /// Opens (and if needed recovers) the log and starts its writer thread.
+    pub fn open(settings: &AuditSettings, instance: &str, metrics: Arc<Metrics>) -> Result<Self> {
+        let key = SubjectKey::load_or_create(&settings.subject_key)?;
+        let writable = Arc::new(AtomicBool::new(true));
+        let writer = writer::Writer::open(
+            WriterSettings {
+                dir: settings.dir.clone(),
+                instance: instance.to_string(),
+                segment_max_bytes: settings.segment_max_bytes,
+                segment_max_age: settings.segment_max_age,
+                retention: settings.retention,
+                batch_max: 1024,
+            },
+            key.clone(),
+            metrics.clone(),
+            writable.clone(),
+        )?;
+        Manifest {
+            format: subject::FORMAT.into(),
+            instance: instance.to_string(),
+            subject_key_file: std::path::absolute(&settings.subject_key)?,
+            subject_key_id: key.id(),
+        }
+        .store(&settings.dir)?;
+        let (queue, receiver) = std::sync::mpsc::sync_channel(settings.queue_capacity.max(1));
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(receiver))
+            .context("cannot start the audit writer thread")?;
+        Ok(Self {
+            queue,
+            writable,
+            metrics,
+            dir: settings.dir.clone(),
+        })
+    }
+
+    /// Queues the record and waits until it is durably written; returns its `seq`.
+    pub async fn record(&self, event: AuditEvent) -> Result<u64, AuditError> {
+        let (ack, receipt) = tokio::sync::oneshot::channel();
+        self.metrics.audit_queue_depth.inc();
+        if let Err(e) = self.queue.try_send(writer::Pending { event, ack }) {
+            self.metrics.audit_queue_depth.dec();
+            return Err(match e {
+                TrySendError::Full(_) => AuditError::QueueFull,
+                TrySendError::Disconnected(_) => AuditError::WriterGone,
+            });
+        }
+        receipt.await.unwrap_or(Err(AuditError::WriterGone))
+    }
+
+    /// Whether the last group commit succeeded (for `/readyz`).
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Relaxed)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,350 @@
+//! The audit record: its JSON shape (SPEC §5, Logboek Dataverwerkingen names), its canonical
+//! form, and the hash that chains it to the record before it.
+//!
+//! A record is written as one line: the canonical JSON of every field except `hash`, with
+//! `,"hash":"<hex>"` spliced in before the closing brace. *Canonical* is RFC 8785 (JCS) for the
+//! values a record holds (strings, integers, arrays, objects): object members sorted by key,
+//! no insignificant whitespace. `hash` is SHA-256 over the canonical bytes, which include
+//! `prev_hash` — so changing, removing or reordering any earlier record breaks every later one.
+//! A verifier needs nothing but this module's [`canonical_bytes`] (or any JCS implementation).
+//!
+//! The writer serialises [`Record`] directly: its fields (and those of [`Attributes`]) are
+//! declared in sorted key order and optional members are omitted, so serde's compact output
+//! *is* the canonical form. A test holds the writer to that.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of the very first record of a log.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit record as written (without `hash`). Field order = canonical (sorted) order.
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    pub attributes: Attributes<'a>,
+    pub end_time: &'a str,
+    /// The operation (`<partner>/<operation>`), or what the exchange got to before it ended.
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<&'a str>,
+    pub prev_hash: &'a str,
+    pub seq: u64,
+    /// This gateway hop's span; the partner sees it as its parent span (`traceparent`).
+    pub span_id: &'a str,
+    pub start_time: &'a str,
+    /// `ok` for an allowed exchange, `error` otherwise (Logboek Dataverwerkingen).
+    pub status: &'a str,
+    pub trace_id: &'a str,
+}
+
+/// The record's `attributes`, declared in sorted key order.
+#[derive(Debug, Serialize)]
+pub struct Attributes<'a> {
+    #[serde(rename = "doelpoort.actor", skip_serializing_if = "Option::is_none")]
+    pub actor: Option<&'a str>,
+    #[serde(rename = "doelpoort.case_id", skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<&'a str>,
+    #[serde(rename = "doelpoort.consumer", skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<ConsumerRef<'a>>,
+    #[serde(rename = "doelpoort.data_categories")]
+    pub data_categories: Vec<&'a str>,
+    #[serde(rename = "doelpoort.decision")]
+    pub decision: &'a str,
+    #[serde(rename = "doelpoort.fields_released")]
+    pub fields_released: Vec<&'a str>,
+    #[serde(rename = "doelpoort.fields_withheld")]
+    pub fields_withheld: Vec<&'a str>,
+    #[serde(rename = "doelpoort.grant", skip_serializing_if = "Option::is_none")]
+    pub grant: Option<&'a str>,
+    /// The gateway instance whose chain this is (replicas each keep their own).
+    #[serde(rename = "doelpoort.instance")]
+    pub instance: &'a str,
+    #[serde(
+        rename = "doelpoort.legal_basis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub legal_basis: Option<&'a str>,
+    #[serde(rename = "doelpoort.partner", skip_serializing_if = "Option::is_none")]
+    pub partner: Option<&'a str>,
+    #[serde(
+        rename = "doelpoort.policy_version",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_version: Option<&'a str>,
+    #[serde(rename = "doelpoort.purpose", skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<&'a str>,
+    #[serde(rename = "doelpoort.reason", skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    #[serde(rename = "doelpoort.transaction_id")]
+    pub transaction_id: &'a str,
+    #[serde(
+        rename = "doelpoort.upstream_status",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_status: Option<u16>,
+    #[serde(
+        rename = "dpl.core.data_subject_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_subject_id: Option<&'a str>,
+    #[serde(
+        rename = "dpl.core.data_subject_id_type",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_subject_id_type: Option<&'a str>,
+    #[serde(
+        rename = "dpl.core.foreign_operation.processor",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub processor: Option<&'a str>,
+    #[serde(
+        rename = "dpl.core.processing_activity_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub processing_activity_id: Option<&'a str>,
+}
+
+/// `doelpoort.consumer`: which organisation called (configured id, name and OIN).
+#[derive(Debug, Serialize, Deserialize, Clone, Default)]
+pub struct ConsumerRef<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oin: Option<&'a str>,
+}
+
+/// Serialises `record` canonically into `out` and appends the hash member and a newline.
+/// Returns the record's hash (hex).
+pub fn write_line(record: &Record<'_>, out: &mut Vec<u8>) -> String {
+    let start = out.len();
+    // Serialising plain strings, integers and vectors into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, record).expect("an audit record serialises");
+    let hash = hex::encode(Sha256::digest(&out[start..]));
+    out.pop(); // the closing brace
+    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    hash
+}
+
+/// RFC 8785 canonical bytes of `value` (sorted members, compact). Floats are written as
+/// serde_json writes them; records hold none.
+pub fn canonical_bytes(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push(b'{');
+            for (i, (key, member)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("a string serialises");
+                out.push(b':');
+                canonical_bytes(member, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical_bytes(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar serialises"),
+    }
+}
+
+/// A record as read back from a segment, checked against its own hash.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub seq: u64,
+    pub prev_hash: String,
+    pub hash: String,
+    /// Whether `hash` is the SHA-256 of the canonical record (without `hash`).
+    pub hash_matches: bool,
+    pub value: Value,
+}
+
+/// Why a line is not a record at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    NotJson(String),
+    MissingField(&'static str),
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotJson(e) => write!(f, "not a JSON record ({e})"),
+            Self::MissingField(name) => write!(f, "the record has no valid `{name}`"),
+        }
+    }
+}
+
+/// Parses one line (without its newline) and recomputes its hash.
+pub fn parse_line(line: &[u8]) -> Result<StoredRecord, LineError> {
+    let mut value: Value =
+        serde_json::from_slice(line).map_err(|e| LineError::NotJson(e.to_string()))?;
+    let object = value
+        .as_object_mut()
+        .ok_or(LineError::NotJson("not an object".into()))?;
+    let hash = match object.remove("hash") {
+        Some(Value::String(h)) => h,
+        _ => return Err(LineError::MissingField("hash")),
+    };
+    let seq = object
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or(LineError::MissingField("seq"))?;
+    let prev_hash = object
+        .get("prev_hash")
+        .and_then(Value::as_str)
+        .ok_or(LineError::MissingField("prev_hash"))?
+        .to_string();
+    let mut canonical = Vec::with_capacity(line.len());
+    canonical_bytes(&value, &mut canonical);
+    let hash_matches = hex::encode(Sha256::digest(&canonical)) == hash;
+    Ok(StoredRecord {
+        seq,
+        prev_hash,
+        hash,
+        hash_matches,
+        value,
+    })
+}
+
+impl StoredRecord {
+    /// An attribute as a string (`None` when absent or not a string).
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.value.get("attributes")?.get(name)?.as_str()
+    }
+
+    pub fn attribute_list(&self, name: &str) -> Vec<&str> {
+        self.value
+            .get("attributes")
+            .and_then(|a| a.get(name))
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.value.get(name)?.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample<'a>(prev: &'a str, seq: u64) -> Record<'a> {
+        Record {
+            attributes: Attributes {
+                actor: Some("medewerker-17"),
+                case_id: Some("casus-2026-001"),
+                consumer: Some(ConsumerRef {
+                    id: "wijkteam-rotterdam",
+                    name: "Gemeente Rotterdam — wijkteams",
+                    oin: Some("00000001999990001000"),
+                }),
+                data_categories: vec!["financial"],
+                decision: "allow",
+                fields_released: vec!["/uitkeringen/0/soort", ""],
+                fields_withheld: vec!["/uitkeringen/0/reden"],
+                grant: Some("g"),
+                instance: "gw-1",
+                legal_basis: Some("AVG art. 6(1)(e); Wmo 2015 \"Wams\""),
+                partner: Some("uwv"),
+                policy_version: Some("abc"),
+                purpose: Some("wams-onderzoek"),
+                reason: None,
+                transaction_id: "0190-…",
+                upstream_status: Some(200),
+                data_subject_id: Some("ff"),
+                data_subject_id_type: Some("BSN"),
+                processor: Some("00000001999990011000"),
+                processing_activity_id: Some("https://register.example/x"),
+            },
+            end_time: "2026-11-24T10:00:00.000200Z",
+            name: "uwv/inkomen",
+            parent_span_id: None,
+            prev_hash: prev,
+            seq,
+            span_id: "0102030405060708",
+            start_time: "2026-11-24T10:00:00.000100Z",
+            status: "ok",
+            trace_id: "0102030405060708090a0b0c0d0e0f10",
+        }
+    }
+
+    #[test]
+    fn the_written_line_is_canonical_and_verifies() {
+        let mut out = Vec::new();
+        let hash = write_line(&sample(GENESIS_HASH, 1), &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let stored = parse_line(&out[..out.len() - 1]).unwrap();
+        assert!(
+            stored.hash_matches,
+            "writer output must equal the canonical form"
+        );
+        assert_eq!(stored.hash, hash);
+        assert_eq!(stored.seq, 1);
+        assert_eq!(stored.prev_hash, GENESIS_HASH);
+        // The canonical form of what was written (minus hash) is byte-identical to it.
+        let mut canonical = Vec::new();
+        canonical_bytes(&stored.value, &mut canonical);
+        let written = std::str::from_utf8(&out).unwrap();
+        let without_hash = format!("{}}}", &written[..written.find(",\"hash\"").unwrap()]);
+        assert_eq!(std::str::from_utf8(&canonical).unwrap(), without_hash);
+    }
+
+    #[test]
+    fn any_change_breaks_the_hash() {
+        let mut out = Vec::new();
+        write_line(&sample(GENESIS_HASH, 1), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        for (from, to) in [
+            ("\"allow\"", "\"deny\""),
+            ("/uitkeringen/0/soort", "/uitkeringen/0/bedrag"),
+            ("\"seq\":1", "\"seq\":2"),
+        ] {
+            let edited = text.replacen(from, to, 1);
+            let stored = parse_line(edited.trim_end().as_bytes()).unwrap();
+            assert!(!stored.hash_matches, "{from} → {to} went unnoticed");
+        }
+        // Reformatting alone (whitespace, member order) does not change the canonical hash.
+        let value: Value = serde_json::from_str(text.trim_end()).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        assert!(parse_line(pretty.as_bytes()).unwrap().hash_matches);
+    }
+
+    #[test]
+    fn canonical_form_sorts_members_by_utf16() {
+        let value: Value =
+            serde_json::from_str(r#"{"b":1,"a":[{"d":"x","c":null}],"é":true}"#).unwrap();
+        let mut out = Vec::new();
+        canonical_bytes(&value, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":[{"c":null,"d":"x"}],"b":1,"é":true}"#
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_records_are_named() {
+        assert!(matches!(
+            parse_line(b"{\"seq\":1"),
+            Err(LineError::NotJson(_))
+        ));
+        assert_eq!(
+            parse_line(br#"{"seq":1,"prev_hash":"0"}"#).unwrap_err(),
+            LineError::MissingField("hash")
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The audit directory on disk: segment files, the head marker and the retention anchor.
+//!
+//! ```text
+//! audit/
+//!   manifest.json                       which instance and which subject key (by id)
+//!   audit-00000000000000000001.jsonl    records 1…n (the name is the first seq)
+//!   audit-00000000000000001843.jsonl    the chain continues: its first prev_hash is the
+//!                                       last hash of the segment before
+//!   head.json                           seq and hash of the last committed record
+//!   anchor.json                         after retention pruning: seq and hash of the last
+//!                                       pruned record, where verification starts
+//!   torn/                               bytes of a record cut short by a crash (never
+//!                                       acknowledged), kept for inspection
+//! ```
+//!
+//! `head.json` lets `audit verify` notice records cut off the end of the log, which the chain
+//! alone cannot show. It is rewritten after each group commit without its own fsync: it may lag
+//! the log after a power loss, never lead it.
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const HEAD: &str = "head.json";
+pub const ANCHOR: &str = "anchor.json";
+pub const TORN_DIR: &str = "torn";
+
+/// File name of the segment whose first record has `first_seq`.
+pub fn segment_name(first_seq: u64) -> String {
+    format!("audit-{first_seq:020}.jsonl")
+}
+
+/// The first seq a segment file name announces, if it is a segment name.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// The segments in `dir`, oldest first.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        if let Some(first) = entry.file_name().to_str().and_then(parse_segment_name) {
+            out.push((first, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A point in the chain: a record's seq and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPoint {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// `anchor.json`: where the retained chain starts after pruning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The last pruned record.
+    pub seq: u64,
+    pub hash: String,
+    /// `end_time` of that record.
+    pub pruned_until: String,
+    pub pruned_segments: u64,
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{}: unreadable", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Replaces `path` with `bytes` so readers see the old or the new content, never a mix, and
+/// the new content survives a crash (file and directory are synced).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Makes a directory entry (a new or renamed file) durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync directory {}", dir.display()))
+}
+
+/// Splits a segment's bytes into complete lines (with their 1-based line numbers) and the
+/// bytes after the last newline (a line still being written, or torn by a crash).
+pub fn split_lines(bytes: &[u8]) -> (Vec<(usize, &[u8])>, &[u8]) {
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let lines = bytes[..complete]
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line))
+        .collect::<Vec<_>>();
+    // `split` yields one empty piece after the final newline.
+    let lines = match lines.split_last() {
+        Some((last, rest)) if last.1.is_empty() => rest.to_vec(),
+        _ => lines,
+    };
+    (lines, &bytes[complete..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_sort() {
+        assert_eq!(segment_name(1), "audit-00000000000000000001.jsonl");
+        assert_eq!(parse_segment_name(&segment_name(1843)), Some(1843));
+        for other in [
+            "audit-1.jsonl",
+            "head.json",
+            "audit-0000000000000000000x.jsonl",
+        ] {
+            assert_eq!(parse_segment_name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn lines_and_torn_tail() {
+        let (lines, tail) = split_lines(b"a\nbb\nccc");
+        assert_eq!(lines, vec![(1, &b"a"[..]), (2, &b"bb"[..])]);
+        assert_eq!(tail, b"ccc");
+        let (lines, tail) = split_lines(b"a\n");
+        assert_eq!(lines, vec![(1, &b"a"[..])]);
+        assert!(tail.is_empty());
+        let (lines, tail) = split_lines(b"");
+        assert!(lines.is_empty() && tail.is_empty());
+    }
+}

@@ -1,0 +1,256 @@
+//! `doelpoort audit verify DIR`: walks the whole chain and names the first broken record.
+//!
+//! What each kind of tampering looks like from here:
+//! - a record edited in place: its hash no longer matches its content;
+//! - a record removed: a gap in `seq`, and the next record's `prev_hash` points at it;
+//! - records reordered or duplicated: `seq` goes backwards or repeats;
+//! - a segment removed: the next segment starts later than the chain expects;
+//! - records cut off the end: `head.json` names a later record than the log ends with;
+//! - a line cut in the middle (not at the very end): a torn line inside the log.
+//!
+//! A partial last line of the newest segment is reported as a warning, not a break: it is a
+//! record being written right now, or one torn by a crash that the next start repairs.
+
+use super::record::{self, GENESIS_HASH};
+use super::segment::{self, Anchor, ChainPoint};
+use std::path::{Path, PathBuf};
+
+/// A verified log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub records: u64,
+    pub segments: usize,
+    /// The first retained record's seq (after pruning, larger than 1).
+    pub first_seq: Option<u64>,
+    pub last: Option<ChainPoint>,
+    pub warnings: Vec<String>,
+}
+
+/// The first place the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    pub file: PathBuf,
+    /// 1-based line in `file` (0: the file as a whole).
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        }
+    }
+}
+
+fn broken(file: &Path, line: usize, message: impl Into<String>) -> Break {
+    Break {
+        file: file.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// Verifies the chain in `dir`. `Err` is the first break; an unreadable directory is a break
+/// on the directory itself.
+pub fn verify(dir: &Path) -> Result<Report, Break> {
+    let segments = segment::list_segments(dir).map_err(|e| broken(dir, 0, format!("{e:#}")))?;
+    let anchor_path = dir.join(segment::ANCHOR);
+    let anchor = segment::read_json::<Anchor>(&anchor_path)
+        .map_err(|e| broken(&anchor_path, 0, format!("{e:#}")))?;
+    let mut report = Report {
+        records: 0,
+        segments: segments.len(),
+        first_seq: None,
+        last: None,
+        warnings: Vec::new(),
+    };
+    // Where the chain must continue: after the anchor, or from the beginning.
+    let mut expected = match &anchor {
+        Some(a) => ChainPoint {
+            seq: a.seq,
+            hash: a.hash.clone(),
+        },
+        None => ChainPoint {
+            seq: 0,
+            hash: GENESIS_HASH.into(),
+        },
+    };
+    // A crash between moving the anchor and deleting its segment leaves records up to the
+    // anchor still on disk: accepted when that segment chains to exactly the anchor.
+    let mut anchor_to_meet: Option<&Anchor> = None;
+    if let (Some(a), Some((first, _))) = (&anchor, segments.first()) {
+        if *first <= a.seq {
+            anchor_to_meet = Some(a);
+            expected = ChainPoint {
+                seq: first - 1,
+                hash: String::new(), // the pruned predecessor: not checked
+            };
+        }
+    }
+    let last_index = segments.len().saturating_sub(1);
+    for (index, (named_first, path)) in segments.iter().enumerate() {
+        if *named_first != expected.seq + 1 {
+            let message = if *named_first > expected.seq + 1 {
+                format!(
+                    "the chain continues at seq {} but this segment starts at seq {named_first}: records {}–{} are missing (a segment was removed?)",
+                    expected.seq + 1,
+                    expected.seq + 1,
+                    named_first - 1
+                )
+            } else {
+                format!(
+                    "this segment starts at seq {named_first}, but seq {} was already seen: segments overlap",
+                    named_first
+                )
+            };
+            return Err(broken(path, 0, message));
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| broken(path, 0, format!("cannot read: {e}")))?;
+        let (lines, tail) = segment::split_lines(&bytes);
+        if lines.is_empty() {
+            report
+                .warnings
+                .push(format!("{}: empty segment", path.display()));
+        }
+        for &(line_no, line) in &lines {
+            let stored =
+                record::parse_line(line).map_err(|e| broken(path, line_no, e.to_string()))?;
+            if stored.seq != expected.seq + 1 {
+                let message = if stored.seq > expected.seq + 1 {
+                    format!(
+                        "seq {} follows seq {}: records {}–{} are missing here (removed or moved)",
+                        stored.seq,
+                        expected.seq,
+                        expected.seq + 1,
+                        stored.seq - 1
+                    )
+                } else {
+                    format!(
+                        "seq {} follows seq {}: records were reordered or duplicated",
+                        stored.seq, expected.seq
+                    )
+                };
+                return Err(broken(path, line_no, message));
+            }
+            if !expected.hash.is_empty() && stored.prev_hash != expected.hash {
+                return Err(broken(
+                    path,
+                    line_no,
+                    format!(
+                        "record seq {} does not chain to the record before it (prev_hash differs): that record was changed, removed or replaced",
+                        stored.seq
+                    ),
+                ));
+            }
+            if !stored.hash_matches {
+                return Err(broken(
+                    path,
+                    line_no,
+                    format!(
+                        "record seq {} was changed after it was written (its hash does not match its content)",
+                        stored.seq
+                    ),
+                ));
+            }
+            if let Some(a) = anchor_to_meet {
+                if stored.seq == a.seq {
+                    if stored.hash != a.hash {
+                        return Err(broken(
+                            path,
+                            line_no,
+                            format!("record seq {} differs from the retention anchor", a.seq),
+                        ));
+                    }
+                    anchor_to_meet = None;
+                }
+            }
+            report.first_seq.get_or_insert(stored.seq);
+            report.records += 1;
+            expected = ChainPoint {
+                seq: stored.seq,
+                hash: stored.hash,
+            };
+        }
+        if !tail.is_empty() {
+            let line_no = lines.len() + 1;
+            if index == last_index {
+                report.warnings.push(format!(
+                    "{}:{line_no}: the last line is incomplete (a record being written, or torn by a crash; the gateway repairs it at its next start)",
+                    path.display()
+                ));
+            } else {
+                return Err(broken(
+                    path,
+                    line_no,
+                    "a torn line inside the log (only the newest segment may end mid-record)",
+                ));
+            }
+        }
+    }
+    if let Some(a) = anchor_to_meet {
+        return Err(broken(
+            &anchor_path,
+            0,
+            format!(
+                "the retention anchor names seq {} but the log never reaches it",
+                a.seq
+            ),
+        ));
+    }
+    check_head(dir, &expected, &mut report)?;
+    if report.records > 0 {
+        report.last = Some(expected);
+    }
+    Ok(report)
+}
+
+/// `head.json` may lag the log (it is not synced), never lead it.
+fn check_head(dir: &Path, last: &ChainPoint, report: &mut Report) -> Result<(), Break> {
+    let path = dir.join(segment::HEAD);
+    let head = match std::fs::read(&path) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => None,
+        Ok(bytes) => match serde_json::from_slice::<ChainPoint>(&bytes) {
+            Ok(head) => Some(head),
+            Err(_) => {
+                report.warnings.push(format!(
+                    "{}: unreadable; the end of the log is not checked",
+                    path.display()
+                ));
+                return Ok(());
+            }
+        },
+        Err(_) => None,
+    };
+    let Some(head) = head else {
+        report.warnings.push(format!(
+            "{}: missing; records cut off the end of the log would not be noticed",
+            path.display()
+        ));
+        return Ok(());
+    };
+    if head.seq > last.seq {
+        return Err(broken(
+            &path,
+            0,
+            format!(
+                "the log ends at seq {} but the writer had committed up to seq {}: records were cut off the end",
+                last.seq, head.seq
+            ),
+        ));
+    }
+    if head.seq == last.seq && head.hash != last.hash {
+        return Err(broken(
+            &path,
+            0,
+            format!(
+                "the last record (seq {}) is not the one the writer committed",
+                last.seq
+            ),
+        ));
+    }
+    Ok(())
+}
