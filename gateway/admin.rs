@@ -3,6 +3,7 @@
 //! It is separate from the data listener so that operators' scrapers and probes need no client
 //! certificate and can never reach a partner, and so that it can be firewalled on its own.
 
+use crate::audit::AuditHealth;
 use crate::metrics::Metrics;
 use crate::policy::store::PolicyStore;
 use anyhow::{Context, Result};
@@ -24,24 +25,28 @@ pub async fn start(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     policies: Arc<PolicyStore>,
+    audit: Option<AuditHealth>,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (admin)"))?;
     let local = listener.local_addr()?;
+    let state = Arc::new(AdminState {
+        metrics,
+        policies,
+        audit,
+    });
     let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let metrics = metrics.clone();
-            let policies = policies.clone();
+            let state = state.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
-                    let metrics = metrics.clone();
-                    let policies = policies.clone();
-                    async move { Ok::<_, Infallible>(respond(&metrics, &policies, &req)) }
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(respond(&state, &req)) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -67,17 +72,21 @@ fn text(
     response
 }
 
-fn respond(
-    metrics: &Metrics,
-    policies: &PolicyStore,
-    req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+/// What the admin endpoints look at.
+struct AdminState {
+    metrics: Arc<Metrics>,
+    policies: Arc<PolicyStore>,
+    audit: Option<AuditHealth>,
+}
+
+fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (metrics, policies) = (&state.metrics, &state.policies);
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" => readiness(metrics, policies),
+        "/readyz" => readiness(metrics, policies, state.audit.as_ref()),
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -88,8 +97,20 @@ fn respond(
 }
 
 /// Ready when the data listener is serving (this listener only runs alongside it), a valid
-/// policy set is loaded, and no configured certificate has expired.
-fn readiness(metrics: &Metrics, policies: &PolicyStore) -> Response<Full<Bytes>> {
+/// policy set is loaded, the audit log can be written, and no configured certificate has
+/// expired.
+fn readiness(
+    metrics: &Metrics,
+    policies: &PolicyStore,
+    audit: Option<&AuditHealth>,
+) -> Response<Full<Bytes>> {
+    if let Some(Err(reason)) = audit.map(AuditHealth::check) {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("not ready: {reason}; exchanges are refused with audit-unavailable\n"),
+        );
+    }
     if policies.current().is_none() {
         let errors = policies.last_errors();
         return text(

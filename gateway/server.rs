@@ -164,8 +164,20 @@ impl RunningGateway {
     }
 }
 
+/// A write past `RLIMIT_FSIZE` (e.g. systemd's `LimitFSIZE=`) raises SIGXFSZ, which by
+/// default kills the process. The gateway must instead see the write fail (EFBIG), refuse the
+/// exchange with `audit-unavailable` and keep serving, so the signal gets a handler. tokio
+/// keeps a registered handler for the life of the process.
+fn survive_file_size_limit() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let Err(e) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        tracing::warn!(error = %e, "cannot handle SIGXFSZ; a file size limit would stop the gateway");
+    }
+}
+
 /// Binds the listeners and starts serving in the background.
 pub async fn start(config: &Config) -> Result<RunningGateway> {
+    survive_file_size_limit();
     let metrics = Arc::new(Metrics::new());
     let state = Arc::new(build_state(config, metrics.clone())?);
     let policies = state.policies.clone();
@@ -179,7 +191,8 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
     let local_addr = listener.local_addr()?;
     let (admin_addr, admin_task) = match config.admin_listen {
         Some(addr) => {
-            let (addr, task) = admin::start(addr, metrics.clone(), policies.clone()).await?;
+            let audit = state.audit.as_ref().map(|a| a.health());
+            let (addr, task) = admin::start(addr, metrics.clone(), policies.clone(), audit).await?;
             (Some(addr), Some(task))
         }
         None => (None, None),

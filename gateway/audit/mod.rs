@@ -102,6 +102,28 @@ pub enum AuditError {
     WriterGone,
 }
 
+/// Readiness of the audit log, shared with the admin listener.
+#[derive(Clone)]
+pub struct AuditHealth {
+    writable: Arc<AtomicBool>,
+    dir: PathBuf,
+}
+
+impl AuditHealth {
+    /// `Err(reason)` when exchanges would be (or are being) refused for want of a record: the
+    /// last group commit failed, or a file can no longer be created in the directory (checked
+    /// with a probe file, so an idle gateway notices too).
+    pub fn check(&self) -> Result<(), String> {
+        if !self.writable.load(Ordering::Relaxed) {
+            return Err("the last audit write failed".into());
+        }
+        let probe = self.dir.join(".readyz-probe");
+        std::fs::write(&probe, b"ok")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| format!("the audit directory is not writable ({})", e.kind()))
+    }
+}
+
 /// The handle exchanges record through; cheap to share.
 pub struct AuditLog {
     queue: SyncSender<writer::Pending>,
@@ -162,9 +184,17 @@ impl AuditLog {
         receipt.await.unwrap_or(Err(AuditError::WriterGone))
     }
 
-    /// Whether the last group commit succeeded (for `/readyz`).
+    /// Whether the last group commit succeeded.
     pub fn is_writable(&self) -> bool {
         self.writable.load(Ordering::Relaxed)
+    }
+
+    /// What `/readyz` asks about this log.
+    pub fn health(&self) -> AuditHealth {
+        AuditHealth {
+            writable: self.writable.clone(),
+            dir: self.dir.clone(),
+        }
     }
 
     pub fn dir(&self) -> &std::path::Path {
