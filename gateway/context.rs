@@ -139,6 +139,19 @@ fn invalid(detail: String) -> Problem {
     Problem::new(ProblemCode::ContextInvalid, detail)
 }
 
+/// Whether `s` contains a run of exactly nine digits that passes the elfproef.
+pub fn holds_bsn(s: &str) -> bool {
+    s.split(|c: char| !c.is_ascii_digit())
+        .any(|run| run.len() == 9 && Bsn::parse(run).is_ok())
+}
+
+/// The declared data subject alone, when its header is valid even though another context
+/// header is not: the audit record of the refusal still names (as an HMAC) whom it was about.
+pub fn declared_subject(headers: &HeaderMap) -> Option<Bsn> {
+    let value = header(headers, DATA_SUBJECT).ok()??;
+    DataSubject::parse(value).ok().map(|s| s.bsn().clone())
+}
+
 impl RequestContext {
     /// Reads and checks the context headers. A missing purpose is reported later, by the
     /// decision, so that it is decided (and recorded) like every other refusal.
@@ -157,6 +170,14 @@ impl RequestContext {
             ACTOR,
             "must be a pseudonymous id of 1-64 letters, digits or . _ : / -",
         )?;
+        // Case ids and actors are stored in the audit log in clear; a BSN must not ride along.
+        for (name, value) in [(CASE_ID, &case_id), (ACTOR, &actor)] {
+            if value.as_deref().is_some_and(holds_bsn) {
+                return Err(invalid(format!(
+                    "{name} contains what looks like a BSN; use an id that does not identify the person"
+                )));
+            }
+        }
         let case_partners = match header(headers, CASE_PARTNERS)? {
             None => Vec::new(),
             Some(list) => list
@@ -259,5 +280,21 @@ mod tests {
     fn absent_headers_are_none() {
         let ctx = RequestContext::from_headers(&HeaderMap::new()).unwrap();
         assert!(ctx.purpose.is_none() && ctx.data_subject.is_none() && ctx.case_id.is_none());
+    }
+
+    #[test]
+    fn case_ids_and_actors_may_not_carry_a_bsn() {
+        for (name, value) in [(CASE_ID, "casus-999990019"), (ACTOR, "999990019")] {
+            let err = RequestContext::from_headers(&headers(&[(name, value)])).unwrap_err();
+            assert_eq!(err.code, ProblemCode::ContextInvalid);
+            assert!(!err.detail.contains("999990019"), "not echoed");
+        }
+        // Nine digits failing the elfproef, or longer runs, are ordinary numbers.
+        for value in ["casus-123456789", "2026000012345"] {
+            assert!(RequestContext::from_headers(&headers(&[(CASE_ID, value)])).is_ok());
+        }
+        let h = headers(&[(DATA_SUBJECT, "bsn=999990019"), (CASE_ID, "bad value!")]);
+        assert!(RequestContext::from_headers(&h).is_err());
+        assert_eq!(declared_subject(&h).unwrap().as_str(), "999990019");
     }
 }

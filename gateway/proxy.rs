@@ -158,6 +158,16 @@ impl Decision {
     }
 }
 
+/// The answer when an exchange task died (a bug): a problem, never a partial response.
+pub fn internal_error(state: &GatewayState) -> Response<Full<Bytes>> {
+    tracing::error!("an exchange task failed unexpectedly");
+    Problem::new(
+        ProblemCode::Internal,
+        "the gateway failed while handling this request",
+    )
+    .into_response(&state.problem_base, "")
+}
+
 /// Serves one request. `consumer` is the organisation identified from the connection's
 /// client certificate (once per connection), or `None` for a trusted but unmapped certificate.
 pub async fn handle(
@@ -193,7 +203,10 @@ async fn run_phases(
         path: target.path,
         today: crate::policy::today(),
     };
-    let context = RequestContext::from_headers(&parts.headers)?;
+    let context = RequestContext::from_headers(&parts.headers).inspect_err(|_| {
+        // The record still names the person if that header alone was valid.
+        exchange.subject = crate::context::declared_subject(&parts.headers);
+    })?;
     exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
     exchange.case_id.clone_from(&context.case_id);
     exchange.actor.clone_from(&context.actor);

@@ -370,7 +370,18 @@ async fn serve_connection(
             let consumer = consumer.clone();
             async move {
                 let _in_flight = InFlight::start(&activity);
-                Ok::<_, Infallible>(proxy::handle(&state, consumer.as_ref(), request).await)
+                // The exchange runs as its own task: if the caller goes away (a reset stream, a
+                // closed connection), hyper drops this future, but an exchange that may already
+                // have reached the partner still ends with its audit record.
+                let task_state = state.clone();
+                let exchange = tokio::spawn(async move {
+                    proxy::handle(&task_state, consumer.as_ref(), request).await
+                });
+                Ok::<_, Infallible>(
+                    exchange
+                        .await
+                        .unwrap_or_else(|_| proxy::internal_error(&state)),
+                )
             }
         })
     };

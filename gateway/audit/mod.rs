@@ -126,7 +126,9 @@ impl AuditHealth {
 
 /// The handle exchanges record through; cheap to share.
 pub struct AuditLog {
-    queue: SyncSender<writer::Pending>,
+    /// `None` only while dropping.
+    queue: Option<SyncSender<writer::Pending>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     writable: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     dir: PathBuf,
@@ -135,7 +137,30 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens (and if needed recovers) the log and starts its writer thread.
     pub fn open(settings: &AuditSettings, instance: &str, metrics: Arc<Metrics>) -> Result<Self> {
+        let existing = Manifest::read(&settings.dir).ok();
+        if let Some(m) = &existing {
+            anyhow::ensure!(
+                settings.subject_key.exists(),
+                "the audit subject key {} is missing, but this audit log was written with key id {}: \
+                 restore the key file (a new key would hide every earlier record from a citizen's query)",
+                settings.subject_key.display(),
+                m.subject_key_id
+            );
+        }
         let key = SubjectKey::load_or_create(&settings.subject_key)?;
+        if let Some(existing) = existing {
+            // A different key (e.g. a missing key file silently replaced by a new one) would
+            // hide every earlier record from a citizen's query.
+            anyhow::ensure!(
+                existing.subject_key_id == key.id(),
+                "{} is not the subject key this audit log was written with (key id {} ≠ {} in {}); \
+                 restore the original key, or move manifest.json aside to start using a new one deliberately",
+                settings.subject_key.display(),
+                key.id(),
+                existing.subject_key_id,
+                settings.dir.join(subject::MANIFEST).display()
+            );
+        }
         let writable = Arc::new(AtomicBool::new(true));
         let writer = writer::Writer::open(
             WriterSettings {
@@ -158,12 +183,13 @@ impl AuditLog {
         }
         .store(&settings.dir)?;
         let (queue, receiver) = std::sync::mpsc::sync_channel(settings.queue_capacity.max(1));
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(receiver))
             .context("cannot start the audit writer thread")?;
         Ok(Self {
-            queue,
+            queue: Some(queue),
+            writer: Some(writer),
             writable,
             metrics,
             dir: settings.dir.clone(),
@@ -173,8 +199,11 @@ impl AuditLog {
     /// Queues the record and waits until it is durably written; returns its `seq`.
     pub async fn record(&self, event: AuditEvent) -> Result<u64, AuditError> {
         let (ack, receipt) = tokio::sync::oneshot::channel();
+        let Some(queue) = &self.queue else {
+            return Err(AuditError::WriterGone);
+        };
         self.metrics.audit_queue_depth.inc();
-        if let Err(e) = self.queue.try_send(writer::Pending { event, ack }) {
+        if let Err(e) = queue.try_send(writer::Pending { event, ack }) {
             self.metrics.audit_queue_depth.dec();
             return Err(match e {
                 TrySendError::Full(_) => AuditError::QueueFull,
@@ -199,5 +228,16 @@ impl AuditLog {
 
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
+    }
+}
+
+impl Drop for AuditLog {
+    /// Lets the writer finish what is queued and close its segment (dropping the unused
+    /// preallocated space) before the log is considered closed.
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }

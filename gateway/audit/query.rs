@@ -154,8 +154,7 @@ pub fn query(dir: &Path, filter: &Filter) -> Result<Answer> {
     for (_, path) in segment::list_segments(dir)? {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let (lines, _) = segment::split_lines(&bytes);
-        for (line_no, line) in lines {
+        for (line_no, line) in segment::contents(&bytes).lines {
             match record::parse_line(line) {
                 Ok(r) if filter.matches(&r) => answer.rows.push(Row::of(&r)),
                 Ok(_) => {}

@@ -168,6 +168,10 @@ pub struct StoredRecord {
     pub hash: String,
     /// Whether `hash` is the SHA-256 of the canonical record (without `hash`).
     pub hash_matches: bool,
+    /// Whether the line is byte for byte what the writer writes (canonical form, `hash`
+    /// last). A line can hash correctly yet not be canonical — reformatted, or with a
+    /// duplicate member that a JSON reader taking the first value would see differently.
+    pub canonical: bool,
     pub value: Value,
 }
 
@@ -207,14 +211,21 @@ pub fn parse_line(line: &[u8]) -> Result<StoredRecord, LineError> {
         .and_then(Value::as_str)
         .ok_or(LineError::MissingField("prev_hash"))?
         .to_string();
-    let mut canonical = Vec::with_capacity(line.len());
-    canonical_bytes(&value, &mut canonical);
-    let hash_matches = hex::encode(Sha256::digest(&canonical)) == hash;
+    let mut expected = Vec::with_capacity(line.len());
+    canonical_bytes(&value, &mut expected);
+    let hash_matches = hex::encode(Sha256::digest(&expected)) == hash;
+    // What the writer would have written: the canonical bytes with the hash spliced in.
+    expected.pop();
+    expected.extend_from_slice(b",\"hash\":\"");
+    expected.extend_from_slice(hash.as_bytes());
+    expected.extend_from_slice(b"\"}");
+    let canonical = expected == line;
     Ok(StoredRecord {
         seq,
         prev_hash,
         hash,
         hash_matches,
+        canonical,
         value,
     })
 }
@@ -293,6 +304,7 @@ mod tests {
             stored.hash_matches,
             "writer output must equal the canonical form"
         );
+        assert!(stored.canonical);
         assert_eq!(stored.hash, hash);
         assert_eq!(stored.seq, 1);
         assert_eq!(stored.prev_hash, GENESIS_HASH);
@@ -318,10 +330,20 @@ mod tests {
             let stored = parse_line(edited.trim_end().as_bytes()).unwrap();
             assert!(!stored.hash_matches, "{from} → {to} went unnoticed");
         }
-        // Reformatting alone (whitespace, member order) does not change the canonical hash.
+        // Reformatting keeps the canonical hash, but the line is no longer what was written.
         let value: Value = serde_json::from_str(text.trim_end()).unwrap();
         let pretty = serde_json::to_string_pretty(&value).unwrap();
-        assert!(parse_line(pretty.as_bytes()).unwrap().hash_matches);
+        let stored = parse_line(pretty.as_bytes()).unwrap();
+        assert!(stored.hash_matches && !stored.canonical);
+        // A duplicate member in front: serde keeps the last value, so the hash matches, but a
+        // reader that takes the first would see "deny".
+        let doubled = text.replacen(
+            "\"doelpoort.decision\":\"allow\"",
+            "\"doelpoort.decision\":\"deny\",\"doelpoort.decision\":\"allow\"",
+            1,
+        );
+        let stored = parse_line(doubled.trim_end().as_bytes()).unwrap();
+        assert!(stored.hash_matches && !stored.canonical);
     }
 
     #[test]

@@ -102,21 +102,44 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot sync directory {}", dir.display()))
 }
 
-/// Splits a segment's bytes into complete lines (with their 1-based line numbers) and the
-/// bytes after the last newline (a line still being written, or torn by a crash).
-pub fn split_lines(bytes: &[u8]) -> (Vec<(usize, &[u8])>, &[u8]) {
-    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let lines = bytes[..complete]
+/// A segment's bytes, read back.
+///
+/// The segment being written is preallocated with zeros ahead of the last record (so an
+/// `fdatasync` only flushes data, not a file-size change: see the writer). Records never
+/// contain a NUL byte, so the records end at the first NUL; everything after it must be zero.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Contents<'a> {
+    /// Complete lines (without their newline) with their 1-based line numbers.
+    pub lines: Vec<(usize, &'a [u8])>,
+    /// Bytes after the last newline and before the zeros: a record being written, or torn by
+    /// a crash.
+    pub tail: &'a [u8],
+    /// Bytes taken by the complete lines: where the next record goes.
+    pub complete_len: usize,
+    /// Non-zero bytes inside the zero-filled space after the records.
+    pub stray_after_end: bool,
+}
+
+pub fn contents(bytes: &[u8]) -> Contents<'_> {
+    let data_len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let stray_after_end = bytes[data_len..].iter().any(|&b| b != 0);
+    let data = &bytes[..data_len];
+    let complete_len = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut lines: Vec<(usize, &[u8])> = data[..complete_len]
         .split(|&b| b == b'\n')
         .enumerate()
         .map(|(i, line)| (i + 1, line))
-        .collect::<Vec<_>>();
+        .collect();
     // `split` yields one empty piece after the final newline.
-    let lines = match lines.split_last() {
-        Some((last, rest)) if last.1.is_empty() => rest.to_vec(),
-        _ => lines,
-    };
-    (lines, &bytes[complete..])
+    if lines.last().is_some_and(|(_, l)| l.is_empty()) {
+        lines.pop();
+    }
+    Contents {
+        lines,
+        tail: &data[complete_len..],
+        complete_len,
+        stray_after_end,
+    }
 }
 
 #[cfg(test)]
@@ -137,14 +160,17 @@ mod tests {
     }
 
     #[test]
-    fn lines_and_torn_tail() {
-        let (lines, tail) = split_lines(b"a\nbb\nccc");
-        assert_eq!(lines, vec![(1, &b"a"[..]), (2, &b"bb"[..])]);
-        assert_eq!(tail, b"ccc");
-        let (lines, tail) = split_lines(b"a\n");
-        assert_eq!(lines, vec![(1, &b"a"[..])]);
-        assert!(tail.is_empty());
-        let (lines, tail) = split_lines(b"");
-        assert!(lines.is_empty() && tail.is_empty());
+    fn lines_torn_tail_and_preallocated_zeros() {
+        let c = contents(b"a\nbb\nccc");
+        assert_eq!(c.lines, vec![(1, &b"a"[..]), (2, &b"bb"[..])]);
+        assert_eq!((c.tail, c.complete_len), (&b"ccc"[..], 5));
+        let c = contents(b"a\n\0\0\0");
+        assert_eq!(c.lines, vec![(1, &b"a"[..])]);
+        assert!(c.tail.is_empty() && !c.stray_after_end);
+        let c = contents(b"a\nb\0\0");
+        assert_eq!((c.tail, c.complete_len), (&b"b"[..], 2));
+        assert!(contents(b"a\n\0x\0").stray_after_end);
+        let c = contents(b"");
+        assert!(c.lines.is_empty() && c.tail.is_empty());
     }
 }

@@ -226,6 +226,18 @@ async fn every_kind_of_tampering_is_detected() {
             5,
             "not a JSON record",
         ),
+        (
+            "a duplicate member in front of the real one",
+            |_, l| {
+                l[4] = l[4].replacen(
+                    "{\"attributes\":{",
+                    "{\"attributes\":{\"doelpoort.decision\":\"deny\",",
+                    1,
+                )
+            },
+            5,
+            "not byte for byte",
+        ),
     ];
     for (what, tamper, line, message) in cases {
         let root = tempfile::tempdir().unwrap();
@@ -352,4 +364,54 @@ async fn a_full_queue_is_refused_not_waited_on() {
     }
     assert!(written > 0 && full > 0, "written {written}, refused {full}");
     assert_eq!(verify(&s.dir).unwrap().records, written);
+}
+
+#[tokio::test]
+async fn a_log_cut_at_its_end_is_not_continued() {
+    let root = tempfile::tempdir().unwrap();
+    let s = settings(root.path());
+    write(&s, 10).await;
+    let path = only_segment(&s.dir);
+    let mut l = lines(&path);
+    l.truncate(7);
+    rewrite(&path, &l);
+    let before = std::fs::read(&path).unwrap();
+    let err = AuditLog::open(&s, "test", Arc::new(Metrics::new()))
+        .err()
+        .expect("records missing from the end stop the start");
+    assert!(
+        format!("{err:#}").contains("records are missing from its end"),
+        "{err:#}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the evidence is left as it was"
+    );
+}
+
+#[tokio::test]
+async fn a_different_subject_key_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let s = settings(root.path());
+    write(&s, 2).await;
+    // The key file is lost (e.g. a volume not mounted) and would be silently replaced.
+    std::fs::remove_file(&s.subject_key).unwrap();
+    let err = AuditLog::open(&s, "test", Arc::new(Metrics::new()))
+        .err()
+        .expect("a new key would hide every earlier record from a query");
+    assert!(
+        format!("{err:#}").contains("restore the key file"),
+        "{err:#}"
+    );
+    assert!(!s.subject_key.exists(), "no replacement key was made");
+    // Another key put in its place is refused too.
+    subject::SubjectKey::load_or_create(&s.subject_key).unwrap();
+    let err = AuditLog::open(&s, "test", Arc::new(Metrics::new()))
+        .err()
+        .expect("a different key");
+    assert!(
+        format!("{err:#}").contains("not the subject key"),
+        "{err:#}"
+    );
 }

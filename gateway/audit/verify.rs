@@ -55,11 +55,38 @@ fn broken(file: &Path, line: usize, message: impl Into<String>) -> Break {
 
 /// Verifies the chain in `dir`. `Err` is the first break; an unreadable directory is a break
 /// on the directory itself.
+///
+/// Safe on a live log: the head marker is read before the segments (the writer only moves it
+/// forward), and a walk that finds a listed segment gone (pruned meanwhile) starts over.
 pub fn verify(dir: &Path) -> Result<Report, Break> {
-    let segments = segment::list_segments(dir).map_err(|e| broken(dir, 0, format!("{e:#}")))?;
+    let mut attempts = 0;
+    loop {
+        match verify_once(dir) {
+            Err(Failure::Vanished(_)) if attempts < 3 => attempts += 1,
+            Err(Failure::Vanished(b) | Failure::Broken(b)) => return Err(b),
+            Ok(report) => return Ok(report),
+        }
+    }
+}
+
+enum Failure {
+    Broken(Break),
+    /// A listed segment disappeared while the walk ran.
+    Vanished(Break),
+}
+
+impl From<Break> for Failure {
+    fn from(b: Break) -> Self {
+        Self::Broken(b)
+    }
+}
+
+fn verify_once(dir: &Path) -> Result<Report, Failure> {
+    let head = read_head(dir);
     let anchor_path = dir.join(segment::ANCHOR);
     let anchor = segment::read_json::<Anchor>(&anchor_path)
         .map_err(|e| broken(&anchor_path, 0, format!("{e:#}")))?;
+    let segments = segment::list_segments(dir).map_err(|e| broken(dir, 0, format!("{e:#}")))?;
     let mut report = Report {
         records: 0,
         segments: segments.len(),
@@ -92,6 +119,13 @@ pub fn verify(dir: &Path) -> Result<Report, Break> {
     }
     let last_index = segments.len().saturating_sub(1);
     for (index, (named_first, path)) in segments.iter().enumerate() {
+        if *named_first == 0 || expected.seq >= u64::MAX / 2 {
+            return Err(Failure::Broken(broken(
+                path,
+                0,
+                "implausible sequence number",
+            )));
+        }
         if *named_first != expected.seq + 1 {
             let message = if *named_first > expected.seq + 1 {
                 format!(
@@ -106,11 +140,22 @@ pub fn verify(dir: &Path) -> Result<Report, Break> {
                     named_first
                 )
             };
-            return Err(broken(path, 0, message));
+            return Err(Failure::Broken(broken(path, 0, message)));
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| broken(path, 0, format!("cannot read: {e}")))?;
-        let (lines, tail) = segment::split_lines(&bytes);
+        let bytes = std::fs::read(path).map_err(|e| {
+            let b = broken(path, 0, format!("cannot read: {e}"));
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Failure::Vanished(b)
+            } else {
+                Failure::Broken(b)
+            }
+        })?;
+        let segment::Contents {
+            lines,
+            tail,
+            stray_after_end,
+            ..
+        } = segment::contents(&bytes);
         if lines.is_empty() {
             report
                 .warnings
@@ -119,6 +164,13 @@ pub fn verify(dir: &Path) -> Result<Report, Break> {
         for &(line_no, line) in &lines {
             let stored =
                 record::parse_line(line).map_err(|e| broken(path, line_no, e.to_string()))?;
+            if stored.seq >= u64::MAX / 2 {
+                return Err(Failure::Broken(broken(
+                    path,
+                    line_no,
+                    "implausible sequence number",
+                )));
+            }
             if stored.seq != expected.seq + 1 {
                 let message = if stored.seq > expected.seq + 1 {
                     format!(
@@ -134,36 +186,46 @@ pub fn verify(dir: &Path) -> Result<Report, Break> {
                         stored.seq, expected.seq
                     )
                 };
-                return Err(broken(path, line_no, message));
+                return Err(Failure::Broken(broken(path, line_no, message)));
             }
             if !expected.hash.is_empty() && stored.prev_hash != expected.hash {
-                return Err(broken(
+                return Err(Failure::Broken(broken(
                     path,
                     line_no,
                     format!(
                         "record seq {} does not chain to the record before it (prev_hash differs): that record was changed, removed or replaced",
                         stored.seq
                     ),
-                ));
+                )));
             }
             if !stored.hash_matches {
-                return Err(broken(
+                return Err(Failure::Broken(broken(
                     path,
                     line_no,
                     format!(
                         "record seq {} was changed after it was written (its hash does not match its content)",
                         stored.seq
                     ),
-                ));
+                )));
+            }
+            if !stored.canonical {
+                return Err(Failure::Broken(broken(
+                    path,
+                    line_no,
+                    format!(
+                        "record seq {} was changed after it was written (not byte for byte what the gateway writes: reformatted, or a member added)",
+                        stored.seq
+                    ),
+                )));
             }
             if let Some(a) = anchor_to_meet {
                 if stored.seq == a.seq {
                     if stored.hash != a.hash {
-                        return Err(broken(
+                        return Err(Failure::Broken(broken(
                             path,
                             line_no,
                             format!("record seq {} differs from the retention anchor", a.seq),
-                        ));
+                        )));
                     }
                     anchor_to_meet = None;
                 }
@@ -175,6 +237,22 @@ pub fn verify(dir: &Path) -> Result<Report, Break> {
                 hash: stored.hash,
             };
         }
+        if stray_after_end {
+            let line_no = lines.len() + 1;
+            if index == last_index {
+                // The live segment: a batch landing while this walk read the file.
+                report.warnings.push(format!(
+                    "{}:{line_no}: records were being written while the log was read; run verify again for them",
+                    path.display()
+                ));
+            } else {
+                return Err(Failure::Broken(broken(
+                    path,
+                    line_no,
+                    "bytes after the last record, inside the zero-filled space where no record was written",
+                )));
+            }
+        }
         if !tail.is_empty() {
             let line_no = lines.len() + 1;
             if index == last_index {
@@ -183,54 +261,66 @@ pub fn verify(dir: &Path) -> Result<Report, Break> {
                     path.display()
                 ));
             } else {
-                return Err(broken(
+                return Err(Failure::Broken(broken(
                     path,
                     line_no,
                     "a torn line inside the log (only the newest segment may end mid-record)",
-                ));
+                )));
             }
         }
     }
     if let Some(a) = anchor_to_meet {
-        return Err(broken(
+        return Err(Failure::Broken(broken(
             &anchor_path,
             0,
             format!(
                 "the retention anchor names seq {} but the log never reaches it",
                 a.seq
             ),
-        ));
+        )));
     }
-    check_head(dir, &expected, &mut report)?;
+    check_head(dir, head, &expected, &mut report)?;
     if report.records > 0 {
         report.last = Some(expected);
     }
     Ok(report)
 }
 
-/// `head.json` may lag the log (it is not synced), never lead it.
-fn check_head(dir: &Path, last: &ChainPoint, report: &mut Report) -> Result<(), Break> {
+/// What `head.json` says, read before the segments.
+enum Head {
+    Missing,
+    Unreadable,
+    At(ChainPoint),
+}
+
+fn read_head(dir: &Path) -> Head {
+    match std::fs::read(dir.join(segment::HEAD)) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Head::Missing,
+        Ok(bytes) => serde_json::from_slice(&bytes).map_or(Head::Unreadable, Head::At),
+        Err(_) => Head::Missing,
+    }
+}
+
+/// `head.json` may lag the log (it is not synced, and a live log grows while it is read),
+/// never lead it.
+fn check_head(dir: &Path, head: Head, last: &ChainPoint, report: &mut Report) -> Result<(), Break> {
     let path = dir.join(segment::HEAD);
-    let head = match std::fs::read(&path) {
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => None,
-        Ok(bytes) => match serde_json::from_slice::<ChainPoint>(&bytes) {
-            Ok(head) => Some(head),
-            Err(_) => {
-                report.warnings.push(format!(
-                    "{}: unreadable; the end of the log is not checked",
-                    path.display()
-                ));
-                return Ok(());
-            }
-        },
-        Err(_) => None,
-    };
-    let Some(head) = head else {
-        report.warnings.push(format!(
-            "{}: missing; records cut off the end of the log would not be noticed",
-            path.display()
-        ));
-        return Ok(());
+    let head = match head {
+        Head::At(head) => head,
+        Head::Unreadable => {
+            report.warnings.push(format!(
+                "{}: unreadable; the end of the log is not checked",
+                path.display()
+            ));
+            return Ok(());
+        }
+        Head::Missing => {
+            report.warnings.push(format!(
+                "{}: missing; records cut off the end of the log would not be noticed",
+                path.display()
+            ));
+            return Ok(());
+        }
     };
     if head.seq > last.seq {
         return Err(broken(

@@ -16,6 +16,7 @@ use super::subject::{SubjectKey, BSN_TYPE};
 use super::{AuditError, AuditEvent};
 use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -50,6 +51,10 @@ struct OpenSegment {
     path: PathBuf,
     /// Bytes known to be durable; a failed batch is cut back to here.
     committed_len: u64,
+    /// The file's length: zeros (durably allocated) from `committed_len` up to here.
+    zeroed_len: u64,
+    /// A failed batch may have left bytes after `committed_len`.
+    dirty: bool,
     opened: Instant,
 }
 
@@ -69,6 +74,69 @@ pub(super) struct Writer {
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 /// `head.json` is padded to this many bytes so each update is one positional write.
 const HEAD_BYTES: usize = 160;
+
+/// Zeros are allocated ahead of the records in steps of this size.
+const PREALLOCATE_BYTES: u64 = 1 << 20;
+
+impl OpenSegment {
+    /// Makes sure `len` more bytes fit in zero-filled, durably allocated space.
+    ///
+    /// Why: `fdatasync` after an append must also commit the new file size to the filesystem
+    /// journal; after a write into space that already exists it only flushes the data. On the
+    /// reference VM that is ~120 µs instead of ~190 µs per group commit. The zeros are written
+    /// (not `fallocate`d: unwritten extents would need a journal commit on first write too).
+    fn make_room(&mut self, len: u64) -> std::io::Result<()> {
+        if self.committed_len + len <= self.zeroed_len {
+            return Ok(());
+        }
+        let target = (self.committed_len + len).max(self.zeroed_len + PREALLOCATE_BYTES);
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = self.zeroed_len;
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64) as usize;
+            // Anything that fails from here on leaves bytes to cut off.
+            self.dirty = true;
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        self.file.sync_all()?;
+        self.zeroed_len = target;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Removes whatever a failed batch left after the committed records (durably).
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.file.set_len(self.committed_len)?;
+        self.file.sync_all()?;
+        self.zeroed_len = self.committed_len;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Cuts the unused zeros off a segment that will not be written again.
+    fn close(self) {
+        if self.zeroed_len > self.committed_len || self.dirty {
+            let _ = self
+                .file
+                .set_len(self.committed_len)
+                .and_then(|()| self.file.sync_all());
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A stopped writer (shutdown or panic) writes nothing more: not ready.
+        self.writable.store(false, Ordering::Relaxed);
+        if let Some(segment) = self.segment.take() {
+            segment.close();
+        }
+    }
+}
 
 impl Writer {
     /// Recovers the log in `settings.dir` (see [`recover`]) and prepares to continue its chain.
@@ -154,6 +222,13 @@ impl Writer {
 
     /// Writes and syncs one batch; returns the seq of its first record.
     fn commit(&mut self, batch: &[Pending]) -> Result<u64> {
+        if let Some(segment) = self.segment.as_mut() {
+            // A failed batch whose bytes could not be cut off blocks the log until they are:
+            // appending after them would bury them inside the chain.
+            segment
+                .cut_back()
+                .context("cannot remove a failed audit batch")?;
+        }
         self.rotate_if_due()?;
         let first_seq = self.last.seq + 1;
         self.buf.clear();
@@ -165,9 +240,10 @@ impl Writer {
             .segment
             .as_mut()
             .expect("rotate_if_due opened a segment");
+        // Positional writes: the file offset never decides where a record lands.
         let written = segment
-            .file
-            .write_all(&self.buf)
+            .make_room(self.buf.len() as u64)
+            .and_then(|()| segment.file.write_all_at(&self.buf, segment.committed_len))
             .and_then(|()| segment.file.sync_data())
             .context("audit write or fsync failed")
             .and_then(|()| {
@@ -187,12 +263,14 @@ impl Writer {
                 Ok(first_seq)
             }
             Err(e) => {
-                // `self.last` still names the last committed record; cut the file back to it.
-                let cut = segment.file.set_len(segment.committed_len);
-                if cut.is_err() || segment.file.metadata().map_or(true, |m| m.nlink() == 0) {
-                    // The file can no longer be trusted to end at a record boundary (or is
-                    // gone): the next batch starts a new segment from the committed chain.
+                // `self.last` still names the last committed record. A segment that is gone
+                // is left behind (the next batch starts a new one, and verify will show the
+                // loss); otherwise the failed batch is cut off before anything else is written.
+                if segment.file.metadata().map_or(true, |m| m.nlink() == 0) {
                     self.segment = None;
+                } else {
+                    segment.dirty = true;
+                    let _ = segment.cut_back();
                 }
                 Err(e)
             }
@@ -216,7 +294,8 @@ impl Writer {
             .as_ref()
             .and_then(|p| p.legal_basis.as_ref())
             .map(|l| l.summary());
-        let released: Vec<&str> = event.fields_released.iter().collect();
+        let released: Vec<Cow<'_, str>> = event.fields_released.iter().map(scrub).collect();
+        let withheld: Vec<Cow<'_, str>> = event.fields_withheld.iter().map(scrub).collect();
         let categories: Vec<&str> = match (&event.grant, released.is_empty()) {
             (Some(grant), false) => grant.categories.iter().map(String::as_str).collect(),
             _ => Vec::new(),
@@ -232,8 +311,8 @@ impl Writer {
                 }),
                 data_categories: categories,
                 decision: event.decision.as_str(),
-                fields_released: released,
-                fields_withheld: event.fields_withheld.iter().collect(),
+                fields_released: released.iter().map(|p| p.as_ref()).collect(),
+                fields_withheld: withheld.iter().map(|p| p.as_ref()).collect(),
                 grant: event.grant.as_ref().map(|g| g.id.as_str()),
                 instance: &self.settings.instance,
                 legal_basis: legal_basis.as_deref(),
@@ -299,10 +378,16 @@ impl Writer {
             .with_context(|| format!("cannot create audit segment {}", path.display()))?;
         segment::sync_dir(&self.settings.dir)?;
         let rotated = self.segment.is_some();
+        // (The old segment is closed below, after the new one exists.)
+        if let Some(old) = self.segment.take() {
+            old.close();
+        }
         self.segment = Some(OpenSegment {
             file,
             path,
             committed_len: 0,
+            zeroed_len: 0,
+            dirty: false,
             opened: Instant::now(),
         });
         if rotated {
@@ -316,7 +401,9 @@ impl Writer {
         if let Some(s) = &self.segment {
             if s.opened.elapsed() >= self.settings.segment_max_age && s.committed_len > 0 {
                 // The next batch opens a fresh segment; this one is complete.
-                self.segment = None;
+                if let Some(old) = self.segment.take() {
+                    old.close();
+                }
             }
         }
         self.prune();
@@ -352,6 +439,32 @@ impl Writer {
     }
 }
 
+/// A JSON pointer as the log may hold it. Pointers name member keys of the partner's answer,
+/// and a partner keying a map by BSN would put one in a pointer: every run of nine or more
+/// digits is replaced by `#` (array positions are far shorter).
+fn scrub(pointer: &str) -> Cow<'_, str> {
+    let bytes = pointer.as_bytes();
+    let long_run = bytes
+        .chunk_by(|a, b| a.is_ascii_digit() == b.is_ascii_digit())
+        .any(|run| run.len() >= 9 && run[0].is_ascii_digit());
+    if !long_run {
+        return Cow::Borrowed(pointer);
+    }
+    let mut out = String::with_capacity(pointer.len());
+    for run in pointer
+        .as_bytes()
+        .chunk_by(|a, b| a.is_ascii_digit() == b.is_ascii_digit())
+    {
+        if run.len() >= 9 && run[0].is_ascii_digit() {
+            out.push('#');
+        } else {
+            // Runs split only between ASCII digits and other bytes: always on a char boundary.
+            out.push_str(std::str::from_utf8(run).unwrap_or("?"));
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T10:15:00.123456Z`: fixed width, so records
 /// and bounds compare as strings.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -368,26 +481,25 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// Only the newest segment can end in a torn line (the writer appends nowhere else). Its
 /// bytes after the last newline belong to a batch whose fsync never completed, so no exchange
 /// was answered on it: they are moved to `torn/` for inspection and cut from the segment. The
-/// last complete record must then verify against its own hash — if it does not, the log was
-/// damaged in a way recovery must not paper over, and the gateway refuses to start.
+/// last complete record must verify against its own hash and must not end the log before the
+/// last record the writer committed (`head.json`) — otherwise the log was damaged in a way
+/// recovery must not paper over, and the gateway refuses to start, changing nothing.
 pub fn recover(dir: &Path) -> Result<ChainPoint> {
     let segments = segment::list_segments(dir)?;
+    let mut repairs = Vec::new();
+    let mut last = None;
     for (_, path) in segments.iter().rev() {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let (lines, tail) = segment::split_lines(&bytes);
-        if !tail.is_empty() {
-            quarantine_torn(dir, path, bytes.len() - tail.len(), tail)?;
-            let file = std::fs::OpenOptions::new().write(true).open(path)?;
-            file.set_len((bytes.len() - tail.len()) as u64)?;
-            file.sync_all()?;
-            tracing::warn!(
-                segment = %path.display(),
-                bytes = tail.len(),
-                "the audit log ended in a torn record (a crash during a write); it was never acknowledged and was moved to torn/"
-            );
+        let contents = segment::contents(&bytes);
+        if contents.complete_len < bytes.len() {
+            // A torn record, and after a power loss possibly more of that unacknowledged batch
+            // beyond a gap of zeros: everything after the last complete line, minus the zeros.
+            let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            let tail = bytes[contents.complete_len..end.max(contents.complete_len)].to_vec();
+            repairs.push((path.clone(), contents.complete_len, tail));
         }
-        let Some(&(line_no, line)) = lines.last() else {
+        let Some(&(line_no, line)) = contents.lines.last() else {
             // An empty segment (created just before a crash) holds nothing; look further back.
             continue;
         };
@@ -399,19 +511,21 @@ pub fn recover(dir: &Path) -> Result<ChainPoint> {
             )
         })?;
         anyhow::ensure!(
-            stored.hash_matches,
+            stored.hash_matches && stored.canonical && stored.seq < u64::MAX / 2,
             "{}:{line_no}: the last audit record does not match its hash; run `doelpoort audit verify {}`",
             path.display(),
             dir.display()
         );
-        return Ok(ChainPoint {
+        last = Some(ChainPoint {
             seq: stored.seq,
             hash: stored.hash,
         });
+        break;
     }
     // No records: a fresh log, or one pruned to nothing (continue from the anchor).
-    Ok(
-        match segment::read_json::<Anchor>(&dir.join(segment::ANCHOR))? {
+    let last = match last {
+        Some(point) => point,
+        None => match segment::read_json::<Anchor>(&dir.join(segment::ANCHOR))? {
             Some(anchor) => ChainPoint {
                 seq: anchor.seq,
                 hash: anchor.hash,
@@ -421,7 +535,48 @@ pub fn recover(dir: &Path) -> Result<ChainPoint> {
                 hash: record::GENESIS_HASH.into(),
             },
         },
-    )
+    };
+    check_against_head(dir, &last)?;
+    for (path, complete_len, tail) in repairs {
+        if !tail.is_empty() {
+            quarantine_torn(dir, &path, complete_len, &tail)?;
+            tracing::warn!(
+                segment = %path.display(),
+                bytes = tail.len(),
+                "the audit log ended in a torn record (a crash during a write); it was never acknowledged and was moved to torn/"
+            );
+        }
+        // Cut the torn record and the unused preallocated zeros: this segment is closed.
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        file.set_len(complete_len as u64)?;
+        file.sync_all()?;
+    }
+    Ok(last)
+}
+
+/// Refuses to continue a log that ends before the last record the writer committed: records
+/// were removed from its end (or the disk lost them), and continuing would write over the
+/// evidence. `head.json` may lag the log after a power loss, never lead it.
+fn check_against_head(dir: &Path, last: &ChainPoint) -> Result<()> {
+    let path = dir.join(segment::HEAD);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let Ok(head) = serde_json::from_slice::<ChainPoint>(&bytes) else {
+        // Torn by a power loss while being rewritten: it only ever lags, so nothing is lost.
+        return Ok(());
+    };
+    let cut = head.seq > last.seq || (head.seq == last.seq && head.hash != last.hash);
+    anyhow::ensure!(
+        !cut,
+        "the audit log ends at seq {} but {} records seq {} as committed: records are missing from its end. \
+         Investigate (doelpoort audit verify {}); to continue the log deliberately from what is left, move head.json aside",
+        last.seq,
+        path.display(),
+        head.seq,
+        dir.display()
+    );
+    Ok(())
 }
 
 fn quarantine_torn(dir: &Path, segment: &Path, offset: usize, bytes: &[u8]) -> Result<()> {
@@ -449,8 +604,7 @@ pub fn prune_before(dir: &Path, cutoff: &str, current: Option<&Path>) -> Result<
             break;
         }
         let bytes = std::fs::read(&path)?;
-        let (lines, _) = segment::split_lines(&bytes);
-        let Some(&(_, line)) = lines.last() else {
+        let Some(&(_, line)) = segment::contents(&bytes).lines.last() else {
             break;
         };
         let last =
@@ -478,4 +632,16 @@ pub fn prune_before(dir: &Path, cutoff: &str, current: Option<&Path>) -> Result<
         pruned += 1;
     }
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub;
+
+    #[test]
+    fn pointers_lose_long_digit_runs() {
+        assert_eq!(scrub("/uitkeringen/12/soort"), "/uitkeringen/12/soort");
+        assert_eq!(scrub("/personen/999990019/naam"), "/personen/#/naam");
+        assert_eq!(scrub("/x999990019y/é/1234567890"), "/x#y/é/#");
+    }
 }

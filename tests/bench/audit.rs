@@ -1,0 +1,145 @@
+//! Audit-log benchmark: throughput with the durable audit log (group commit, fdatasync) versus
+//! audit off, at 1, 16 and 256 concurrent clients. A program that prints numbers, not a test.
+//!
+//! Run: `cargo bench --bench audit -- [--seconds S] [--clients 1,16,256]`
+//!
+//! Two gateways run side by side in one process, each on its own single-threaded runtime, in
+//! front of the same mock partner, with the same shipped policies (full pipeline: decision and
+//! minimisation of a 2 KB UWV answer). One has `audit.mode: off`; the other writes every record
+//! durably to a directory under `target/` (a real disk: a tmpfs fsync costs nothing and would
+//! flatter the result). For each client count the two are loaded alternately within the same
+//! minute, because this VM's speed drifts. Reported per run: requests/s, latency, the audit
+//! writer's records/s and fsyncs/s (group commits), records per fsync, and CPU per request of
+//! the gateway thread and of the writer thread.
+
+#[path = "data.rs"]
+mod data;
+#[path = "rig.rs"]
+mod rig;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn options() -> (u64, Vec<usize>) {
+    let args: Vec<String> = std::env::args().collect();
+    let mut seconds = 5;
+    let mut clients = vec![1, 16, 256];
+    for pair in args.windows(2) {
+        match pair[0].as_str() {
+            "--seconds" => seconds = pair[1].parse::<u64>().map_or(seconds, |s| s.clamp(2, 60)),
+            "--clients" => {
+                clients = pair[1]
+                    .split(',')
+                    .filter_map(|c| c.parse::<usize>().ok())
+                    .map(|c| c.clamp(1, 1024))
+                    .collect()
+            }
+            _ => {}
+        }
+    }
+    (seconds, clients)
+}
+
+struct Measured {
+    rps: f64,
+    p50: u32,
+    p99: u32,
+    errors: usize,
+    gateway_cpu_us: f64,
+    writer_cpu_us: f64,
+    records_per_s: f64,
+    fsyncs_per_s: f64,
+}
+
+fn measure(
+    client: &tokio::runtime::Runtime,
+    gateway: &rig::BenchGateway,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    clients: usize,
+    seconds: u64,
+) -> Measured {
+    let fsyncs_before = gateway.metrics.audit_write_duration.get_sample_count();
+    let cpu_before = gateway.cpu_ns();
+    let writer_before = rig::named_threads_cpu_ns("audit-writer");
+    let mut result = client.block_on(rig::load(
+        gateway.addr,
+        tls,
+        "/uwv/v1/personen/999990019/inkomen",
+        clients,
+        seconds,
+    ));
+    let cpu = gateway.cpu_ns() - cpu_before;
+    let writer = rig::named_threads_cpu_ns("audit-writer") - writer_before;
+    let fsyncs = gateway.metrics.audit_write_duration.get_sample_count() - fsyncs_before;
+    result.latencies_us.sort_unstable();
+    let total = seconds as f64 + 1.0; // the warm-up second is in the CPU and fsync counts
+    let rps = result.requests as f64 / seconds as f64;
+    let requests_incl_warmup = (rps * total).max(1.0);
+    Measured {
+        rps,
+        p50: rig::percentile(&result.latencies_us, 0.5),
+        p99: rig::percentile(&result.latencies_us, 0.99),
+        errors: result.errors,
+        gateway_cpu_us: cpu as f64 / 1000.0 / requests_incl_warmup,
+        writer_cpu_us: writer as f64 / 1000.0 / requests_incl_warmup,
+        records_per_s: if fsyncs > 0 { rps } else { 0.0 },
+        fsyncs_per_s: fsyncs as f64 / total,
+    }
+}
+
+fn main() {
+    let (seconds, client_counts) = options();
+    let dir = tempfile::tempdir().unwrap();
+    rig::write_pki(dir.path());
+    let body: &'static [u8] = Box::leak(data::uwv_body(2048).into_boxed_slice());
+    let partner = rig::start_partner(dir.path(), body);
+
+    // The durable log goes to a real disk, under target/.
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let audit_root = tempfile::tempdir_in(&target).unwrap();
+    let start = |name: &str, audit: String| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, rig::config_yaml(dir.path(), partner, &audit)).unwrap();
+        rig::BenchGateway::start(&path)
+    };
+    let off = start("off", "  mode: off".into());
+    let durable = start(
+        "durable",
+        format!(
+            "  dir: {}/audit\n  subject_key: {}/subject.key",
+            audit_root.path().display(),
+            audit_root.path().display()
+        ),
+    );
+    let tls = rig::client_tls(dir.path(), "consumer");
+    let client = rig::single_thread_runtime();
+
+    println!(
+        "# audit benchmark: {seconds} s per run (+1 s warm-up), 2 KB UWV answer, full pipeline; audit directory on {}",
+        audit_root.path().display()
+    );
+    println!("| clients | audit | req/s | p50 µs | p99 µs | errors | records/s | fsyncs/s | records/fsync | gateway CPU µs/req | writer CPU µs/req |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    for &clients in &client_counts {
+        let a = measure(&client, &off, tls.clone(), clients, seconds);
+        let b = measure(&client, &durable, tls.clone(), clients, seconds);
+        for (label, m) in [("off", &a), ("durable", &b)] {
+            let per_fsync = if m.fsyncs_per_s > 0.0 {
+                format!("{:.1}", m.records_per_s / m.fsyncs_per_s)
+            } else {
+                "-".into()
+            };
+            println!(
+                "| {clients} | {label} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {per_fsync} | {:.1} | {:.1} |",
+                m.rps, m.p50, m.p99, m.errors, m.records_per_s, m.fsyncs_per_s, m.gateway_cpu_us, m.writer_cpu_us
+            );
+        }
+        ratios.push((clients, b.rps / a.rps));
+    }
+    println!();
+    for (clients, ratio) in ratios {
+        println!("durable/off throughput at {clients} client(s): {ratio:.2}");
+    }
+}
