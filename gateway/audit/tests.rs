@@ -328,6 +328,8 @@ async fn a_failed_commit_refuses_the_batch_and_leaves_the_log_whole() {
         .unwrap();
     // The segment disappears from under the writer: records written to it would be lost.
     std::fs::remove_file(only_segment(&s.dir)).unwrap();
+    // (The writer looks at most once a second.)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let refused = log.record(event(Decision::Allow, SystemTime::now())).await;
     assert_eq!(refused, Err(AuditError::WriteFailed));
     assert!(!log.is_writable());

@@ -49,6 +49,26 @@ struct Measured {
     writer_cpu_us: f64,
     records_per_s: f64,
     fsyncs_per_s: f64,
+    /// Mean duration of one group commit (write + fdatasync), µs.
+    commit_us: f64,
+    /// Cores the whole process (client, partner, gateways, writer) kept busy.
+    process_cores: f64,
+}
+
+/// CPU seconds (user + system) this process has used, from /proc/self/stat.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn measure(
@@ -59,6 +79,8 @@ fn measure(
     seconds: u64,
 ) -> Measured {
     let fsyncs_before = gateway.metrics.audit_write_duration.get_sample_count();
+    let commit_s_before = gateway.metrics.audit_write_duration.get_sample_sum();
+    let process_before = process_cpu_s();
     let cpu_before = gateway.cpu_ns();
     let writer_before = rig::named_threads_cpu_ns("audit-writer");
     let mut result = client.block_on(rig::load(
@@ -71,6 +93,8 @@ fn measure(
     let cpu = gateway.cpu_ns() - cpu_before;
     let writer = rig::named_threads_cpu_ns("audit-writer") - writer_before;
     let fsyncs = gateway.metrics.audit_write_duration.get_sample_count() - fsyncs_before;
+    let commit_s = gateway.metrics.audit_write_duration.get_sample_sum() - commit_s_before;
+    let process_cores = (process_cpu_s() - process_before) / (seconds as f64 + 1.0);
     result.latencies_us.sort_unstable();
     let total = seconds as f64 + 1.0; // the warm-up second is in the CPU and fsync counts
     let rps = result.requests as f64 / seconds as f64;
@@ -84,6 +108,8 @@ fn measure(
         writer_cpu_us: writer as f64 / 1000.0 / requests_incl_warmup,
         records_per_s: if fsyncs > 0 { rps } else { 0.0 },
         fsyncs_per_s: fsyncs as f64 / total,
+        commit_us: commit_s * 1e6 / (fsyncs.max(1) as f64),
+        process_cores,
     }
 }
 
@@ -119,8 +145,8 @@ fn main() {
         "# audit benchmark: {seconds} s per run (+1 s warm-up), 2 KB UWV answer, full pipeline; audit directory on {}",
         audit_root.path().display()
     );
-    println!("| clients | audit | req/s | p50 µs | p99 µs | errors | records/s | fsyncs/s | records/fsync | gateway CPU µs/req | writer CPU µs/req |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| clients | audit | req/s | p50 µs | p99 µs | errors | records/s | fsyncs/s | records/fsync | commit µs | gateway CPU µs/req | writer CPU µs/req | cores busy |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for &clients in &client_counts {
         let a = measure(&client, &off, tls.clone(), clients, seconds);
@@ -132,8 +158,8 @@ fn main() {
                 "-".into()
             };
             println!(
-                "| {clients} | {label} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {per_fsync} | {:.1} | {:.1} |",
-                m.rps, m.p50, m.p99, m.errors, m.records_per_s, m.fsyncs_per_s, m.gateway_cpu_us, m.writer_cpu_us
+                "| {clients} | {label} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {per_fsync} | {:.0} | {:.1} | {:.1} | {:.2} |",
+                m.rps, m.p50, m.p99, m.errors, m.records_per_s, m.fsyncs_per_s, m.commit_us, m.gateway_cpu_us, m.writer_cpu_us, m.process_cores
             );
         }
         ratios.push((clients, b.rps / a.rps));
