@@ -369,6 +369,17 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
         "{}",
         demo::format_example_calls(&demo::example_calls(&options.root, addr))
     );
+    let audit = options.data_dir.join("audit");
+    println!("Every call above, allowed or refused, leaves one record in the audit log. Then:");
+    println!();
+    println!("# check the hash chain of the audit log");
+    println!("doelpoort audit verify {}", audit.display());
+    println!("# what happened with the data of test person 999990019 (GDPR art. 15)");
+    println!(
+        "doelpoort audit query {} --subject 999990019",
+        audit.display()
+    );
+    println!();
     println!("Press Ctrl-C to stop.");
     termination().await;
     println!("stopping…");
