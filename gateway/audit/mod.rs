@@ -162,6 +162,19 @@ impl AuditLog {
             );
         }
         let writable = Arc::new(AtomicBool::new(true));
+        // Receipts of a group commit travel to the runtime as one message; a task there
+        // answers each exchange (waking tasks from a foreign thread costs a syscall each).
+        let dispatcher = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<writer::Receipts>();
+            runtime.spawn(async move {
+                while let Some(receipts) = rx.recv().await {
+                    for (ack, result) in receipts {
+                        let _ = ack.send(result);
+                    }
+                }
+            });
+            tx
+        });
         let writer = writer::Writer::open(
             WriterSettings {
                 dir: settings.dir.clone(),
@@ -174,6 +187,7 @@ impl AuditLog {
             key.clone(),
             metrics.clone(),
             writable.clone(),
+            dispatcher,
         )?;
         Manifest {
             format: subject::FORMAT.into(),

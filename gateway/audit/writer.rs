@@ -39,6 +39,12 @@ pub struct WriterSettings {
     pub batch_max: usize,
 }
 
+/// The answers of one group commit: each waiting exchange with its seq or the failure.
+pub(super) type Receipts = Vec<(
+    oneshot::Sender<Result<u64, AuditError>>,
+    Result<u64, AuditError>,
+)>;
+
 /// A record waiting for the writer, with the exchange's way to hear back.
 pub(super) struct Pending {
     pub event: AuditEvent,
@@ -70,6 +76,8 @@ pub(super) struct Writer {
     last: ChainPoint,
     head: Option<File>,
     buf: Vec<u8>,
+    /// Where receipts go (see [`Writer::deliver`]).
+    dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
 }
 
 /// How often an idle writer checks time-based rotation and retention.
@@ -161,6 +169,7 @@ impl Writer {
         key: SubjectKey,
         metrics: Arc<Metrics>,
         writable: Arc<AtomicBool>,
+        dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&settings.dir).with_context(|| {
             format!(
@@ -189,6 +198,7 @@ impl Writer {
             last,
             head: Some(head),
             buf: Vec::with_capacity(64 * 1024),
+            dispatcher,
         };
         writer.write_head();
         Ok(writer)
@@ -217,22 +227,43 @@ impl Writer {
             self.metrics
                 .audit_write_duration
                 .observe(started.elapsed().as_secs_f64());
-            match outcome {
+            let receipts: Receipts = match outcome {
                 Ok(first_seq) => {
                     self.writable.store(true, Ordering::Relaxed);
-                    for (i, pending) in batch.drain(..).enumerate() {
-                        let _ = pending.ack.send(Ok(first_seq + i as u64));
-                    }
+                    batch
+                        .drain(..)
+                        .enumerate()
+                        .map(|(i, pending)| (pending.ack, Ok(first_seq + i as u64)))
+                        .collect()
                 }
                 Err(e) => {
                     if self.writable.swap(false, Ordering::Relaxed) {
                         tracing::error!(error = %format!("{e:#}"), "the audit log cannot be written; exchanges are refused until it can");
                     }
-                    for pending in batch.drain(..) {
-                        let _ = pending.ack.send(Err(AuditError::WriteFailed));
-                    }
+                    batch
+                        .drain(..)
+                        .map(|pending| (pending.ack, Err(AuditError::WriteFailed)))
+                        .collect()
                 }
-            }
+            };
+            self.deliver(receipts);
+        }
+    }
+
+    /// Answers the exchanges of one batch. Through the dispatcher task (one cross-thread wake
+    /// for the whole batch; the task then wakes each exchange on its own runtime), or directly
+    /// when there is none.
+    fn deliver(&self, receipts: Receipts) {
+        let receipts = match &self.dispatcher {
+            Some(dispatcher) => match dispatcher.send(receipts) {
+                Ok(()) => return,
+                // The runtime is gone (shutdown): answer directly.
+                Err(tokio::sync::mpsc::error::SendError(receipts)) => receipts,
+            },
+            None => receipts,
+        };
+        for (ack, result) in receipts {
+            let _ = ack.send(result);
         }
     }
 
