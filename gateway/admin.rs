@@ -1,7 +1,9 @@
-//! The admin listener (plain HTTP, loopback by default): `/healthz`, `/readyz`, `/metrics`.
+//! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics`, `/version`.
 //!
-//! It is separate from the data listener so that operators' scrapers and probes need no client
-//! certificate and can never reach a partner, and so that it can be firewalled on its own.
+//! It is separate from the data listener so that operators' scrapers and probes can never
+//! reach a partner, and so that it can be firewalled on its own. Plain HTTP by default (keep
+//! it on loopback or a management network); with `admin_tls` configured it requires a client
+//! certificate from its own trust anchors, like the data listener.
 
 use crate::audit::AuditHealth;
 use crate::metrics::Metrics;
@@ -21,21 +23,24 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub async fn start(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    policies: Arc<PolicyStore>,
-    audit: Option<AuditHealth>,
-) -> Result<(SocketAddr, JoinHandle<()>)> {
+/// What the admin endpoints look at.
+pub struct Admin {
+    pub metrics: Arc<Metrics>,
+    pub policies: Arc<PolicyStore>,
+    pub audit: Option<AuditHealth>,
+    /// This gateway instance (`instance` in the configuration), for `/version`.
+    pub instance: String,
+    /// mTLS for the admin listener, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+pub async fn start(addr: SocketAddr, admin: Admin) -> Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (admin)"))?;
     let local = listener.local_addr()?;
-    let state = Arc::new(AdminState {
-        metrics,
-        policies,
-        audit,
-    });
+    let acceptor = admin.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let state = Arc::new(admin);
     let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -43,16 +48,28 @@ pub async fn start(
                 continue;
             };
             let state = state.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(respond(&state, &req)) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let http = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(5))
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
+                    .clone();
+                match acceptor {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                    }
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp));
+                        if let Ok(Ok(tls)) = handshake.await {
+                            let _ = http.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -72,14 +89,7 @@ fn text(
     response
 }
 
-/// What the admin endpoints look at.
-struct AdminState {
-    metrics: Arc<Metrics>,
-    policies: Arc<PolicyStore>,
-    audit: Option<AuditHealth>,
-}
-
-fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let (metrics, policies) = (&state.metrics, &state.policies);
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
@@ -92,8 +102,25 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
             "text/plain; version=0.0.4",
             metrics.render(),
         ),
+        "/version" => version(state),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// `/version`: what is running — the build, this instance, and the policy set in force.
+fn version(state: &Admin) -> Response<Full<Bytes>> {
+    let policy = state.policies.current();
+    let body = serde_json::json!({
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "instance": state.instance,
+        "policy_version": policy.as_ref().map(|p| p.version.as_str()),
+    });
+    text(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
 }
 
 /// Ready when the data listener is serving (this listener only runs alongside it), a valid

@@ -34,6 +34,9 @@ pub struct Config {
     pub gateway_oin: Option<Oin>,
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
+    /// Optional mTLS for the admin listener (scrapers and probes then need a client
+    /// certificate from `client_ca`); plain HTTP without it.
+    pub admin_tls: Option<ListenerTls>,
     pub tls: ListenerTls,
     pub limits: Limits,
     pub problem_base: String,
@@ -175,6 +178,8 @@ struct RawConfig {
     admin_listen: Option<Spanned<String>>,
     tls: RawListenerTls,
     #[serde(default)]
+    admin_tls: Option<RawListenerTls>,
+    #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     problem_base: Option<Spanned<String>>,
@@ -296,12 +301,8 @@ impl Validator<'_> {
             .socket_addr(&raw.listen)
             .unwrap_or(([127, 0, 0, 1], 8443).into());
         let admin_listen = raw.admin_listen.as_ref().and_then(|a| self.socket_addr(a));
-        let tls = ListenerTls {
-            certificate: self.existing_file(&raw.tls.certificate),
-            key: self.existing_file(&raw.tls.key),
-            client_ca: self.file_list(&raw.tls.client_ca, "client_ca"),
-            crls: raw.tls.crls.iter().map(|p| self.existing_file(p)).collect(),
-        };
+        let tls = self.listener_tls(&raw.tls);
+        let admin_tls = raw.admin_tls.as_ref().map(|t| self.listener_tls(t));
         let l = &raw.limits;
         let limits = Limits {
             max_connections: self.count(&l.max_connections, defaults.max_connections, 1, 1_000_000),
@@ -441,6 +442,7 @@ impl Validator<'_> {
             gateway_oin,
             listen,
             admin_listen,
+            admin_tls,
             tls,
             limits,
             problem_base,
@@ -537,6 +539,15 @@ impl Validator<'_> {
             segment_max_age,
             retention,
             queue_capacity: self.count(&a.queue_capacity, A::DEFAULT_QUEUE_CAPACITY, 1, 1_000_000),
+        }
+    }
+
+    fn listener_tls(&mut self, raw: &RawListenerTls) -> ListenerTls {
+        ListenerTls {
+            certificate: self.existing_file(&raw.certificate),
+            key: self.existing_file(&raw.key),
+            client_ca: self.file_list(&raw.client_ca, "client_ca"),
+            crls: raw.crls.iter().map(|p| self.existing_file(p)).collect(),
         }
     }
 

@@ -9,15 +9,19 @@ use prometheus::{
     IntGauge, Opts, Registry, TextEncoder,
 };
 
-/// Buckets for a sub-millisecond proxy: 100 µs … 10 s.
+/// Buckets for a sub-millisecond proxy: 25 µs … 10 s (the gateway's own work per exchange is
+/// tens of microseconds; partners and fsyncs take milliseconds; timeouts are seconds).
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 pub struct Metrics {
     registry: Registry,
     pub requests_total: IntCounterVec,
+    /// Refusals and failures by problem code (beyond SPEC §6: `decision` alone cannot tell a
+    /// missing purpose from a missing grant).
+    pub problems_total: IntCounterVec,
     pub request_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
@@ -66,6 +70,11 @@ impl Metrics {
                 "doelpoort_requests_total",
                 "Exchanges handled, by decision.",
                 &["consumer", "partner", "operation", "purpose", "decision"],
+            ),
+            problems_total: counter_vec(
+                "doelpoort_problems_total",
+                "Exchanges answered with a problem, by problem code (SPEC §2).",
+                &["consumer", "partner", "code"],
             ),
             request_duration: histogram_vec(
                 "doelpoort_request_duration_seconds",
@@ -184,7 +193,10 @@ mod tests {
     fn exposes_contract_names() {
         let m = Metrics::new();
         m.requests_total
-            .with_label_values(&["c", "p", "o", "none", "allow"])
+            .with_label_values(&["c", "p", "o", "unknown", "allow"])
+            .inc();
+        m.problems_total
+            .with_label_values(&["c", "p", "not-granted"])
             .inc();
         m.request_duration
             .with_label_values(&["p", "allow"])
@@ -212,6 +224,7 @@ mod tests {
             "doelpoort_tls_handshake_failures_total",
             "doelpoort_certificate_expiry_timestamp_seconds",
             "doelpoort_connections_active",
+            "doelpoort_problems_total",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

@@ -358,6 +358,9 @@ async fn forward(
             e.problem
         })?;
     exchange.upstream_status = Some(response.status);
+    if response.status.is_server_error() {
+        exchange.upstream_error = Some(UpstreamErrorKind::Status);
+    }
     state
         .metrics
         .upstream_duration
@@ -652,7 +655,10 @@ fn finish(
         .operation
         .as_ref()
         .map_or("unknown", |o| o.id.as_str());
-    let purpose = exchange.purpose.as_ref().map_or("none", |p| p.id.as_str());
+    let purpose = exchange
+        .purpose
+        .as_ref()
+        .map_or("unknown", |p| p.id.as_str());
     let elapsed = exchange.started.elapsed();
     let metrics = &state.metrics;
     metrics
@@ -663,6 +669,12 @@ fn finish(
         .request_duration
         .with_label_values(&[partner, decision.as_str()])
         .observe(elapsed.as_secs_f64());
+    if let Some(code) = reason {
+        metrics
+            .problems_total
+            .with_label_values(&[consumer, partner, code])
+            .inc();
+    }
     if let Some(kind) = exchange.upstream_error {
         metrics
             .upstream_errors

@@ -191,8 +191,14 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
     let local_addr = listener.local_addr()?;
     let (admin_addr, admin_task) = match config.admin_listen {
         Some(addr) => {
-            let audit = state.audit.as_ref().map(|a| a.health());
-            let (addr, task) = admin::start(addr, metrics.clone(), policies.clone(), audit).await?;
+            let admin = admin::Admin {
+                metrics: metrics.clone(),
+                policies: policies.clone(),
+                audit: state.audit.as_ref().map(|a| a.health()),
+                instance: config.instance.clone(),
+                tls: tls::admin_server_config(config)?,
+            };
+            let (addr, task) = admin::start(addr, admin).await?;
             (Some(addr), Some(task))
         }
         None => (None, None),

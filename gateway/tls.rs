@@ -12,7 +12,7 @@
 //! exchange (rustls implements no others), so every session is forward secret.
 //! Contexts are built once at start-up (and on reload), never per connection.
 
-use crate::config::{Config, PartnerConfig};
+use crate::config::{Config, ListenerTls, PartnerConfig};
 use crate::identity::{Fingerprint, Oin, PeerIdentity};
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::client::WebPkiServerVerifier;
@@ -79,9 +79,23 @@ fn root_store(paths: &[impl AsRef<Path>]) -> Result<RootCertStore> {
 
 /// The data listener's TLS context: mutual TLS with client certificates required.
 pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>> {
+    listener_config(&config.tls, &[b"h2", b"http/1.1"])
+}
+
+/// The admin listener's TLS context, when `admin_tls` is configured (HTTP/1.1 only).
+pub fn admin_server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>> {
+    config
+        .admin_tls
+        .as_ref()
+        .map(|tls| listener_config(tls, &[b"http/1.1"]))
+        .transpose()
+}
+
+/// A server context that requires a client certificate chaining to `tls.client_ca`.
+fn listener_config(tls: &ListenerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
     let provider = provider();
-    let roots = Arc::new(root_store(&config.tls.client_ca)?);
-    let crls = load_crls(&config.tls.crls)?;
+    let roots = Arc::new(root_store(&tls.client_ca)?);
+    let crls = load_crls(&tls.crls)?;
     let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
     if !crls.is_empty() {
         // Revocation is checked for the end-entity (the consumer's certificate). A CRL past its
@@ -94,15 +108,15 @@ pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>> {
     let verifier = verifier
         .build()
         .map_err(|e| anyhow!("cannot build the client certificate verifier: {e}"))?;
-    let certs = load_certificates(&config.tls.certificate)?;
-    let key = load_private_key(&config.tls.key)?;
+    let certs = load_certificates(&tls.certificate)?;
+    let key = load_private_key(&tls.key)?;
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOLS)
         .context("TLS protocol versions")?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .context("the gateway certificate does not match its key")?;
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     // Resumption spares repeat callers a full handshake: stateless tickets plus a session
     // cache sized for many backend systems.
     server.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);

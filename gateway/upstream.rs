@@ -74,6 +74,8 @@ pub enum UpstreamErrorKind {
     Timeout,
     Protocol,
     TooLarge,
+    /// The partner answered with a 5xx status (its body is never relayed).
+    Status,
 }
 
 impl UpstreamErrorKind {
@@ -83,6 +85,7 @@ impl UpstreamErrorKind {
             Self::Timeout => "timeout",
             Self::Protocol => "protocol",
             Self::TooLarge => "too_large",
+            Self::Status => "status_5xx",
         }
     }
 }

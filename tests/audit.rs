@@ -376,12 +376,7 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
         .unwrap()
         .parse()
         .unwrap();
-    let admin = line["admin"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("Some(")
-        .trim_end_matches(')')
-        .to_string();
+    let admin = GatewayProcess::admin_addr(&line);
     let client = client(&pki, "consumer", Http::One);
     let ping = format!("https://localhost:{port}/uwv/v1/ping");
     let ok = get(&client, &ping).await;
@@ -415,9 +410,9 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
             "released without a record"
         );
     }
-    let http = reqwest_like_get(&admin, "/readyz").await;
-    assert!(http.starts_with("503") && http.contains("audit"), "{http}");
-    let metrics = reqwest_like_get(&admin, "/metrics").await;
+    let (status, body) = admin_get(&admin, "/readyz").await;
+    assert!(status == 503 && body.contains("audit"), "{status} {body}");
+    let (_, metrics) = admin_get(&admin, "/metrics").await;
     assert!(
         metrics.contains("doelpoort_audit_failures_total 3"),
         "{metrics}"
@@ -428,8 +423,8 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
     prlimit(Some(pid), Resource::Fsize, limit(None)).unwrap();
     let ok = get(&client, &ping).await;
     assert_eq!(ok.status, StatusCode::OK);
-    let http = reqwest_like_get(&admin, "/readyz").await;
-    assert!(http.starts_with("200"), "{http}");
+    let (status, body) = admin_get(&admin, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
     drop(gateway);
 
     let (code, out) = run_doelpoort(["audit", "verify", pki.path("audit").to_str().unwrap()]);
@@ -438,29 +433,6 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
         out.contains("2 records"),
         "only the released exchanges are recorded: {out}"
     );
-}
-
-/// A plain HTTP/1.1 GET on the admin listener; returns "STATUS body".
-async fn reqwest_like_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.split(' ').nth(1).unwrap_or("?").to_string();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    format!("{status} {body}")
 }
 
 /// A real gateway process under load, killed with SIGKILL: after a restart the chain

@@ -11,14 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn reloads(gateway: &doelpoort::server::RunningGateway, result: &str) -> u64 {
     gateway
         .metrics

@@ -412,10 +412,10 @@ async fn requests_are_counted_by_decision() {
         1
     );
     assert_eq!(
-        count("wijkteam-test", "unknown", "unknown", "none", "deny"),
+        count("wijkteam-test", "unknown", "unknown", "unknown", "deny"),
         1
     );
-    assert_eq!(count("unknown", "unknown", "unknown", "none", "deny"), 1);
+    assert_eq!(count("unknown", "unknown", "unknown", "unknown", "deny"), 1);
     let text = String::from_utf8(gateway.metrics.render()).unwrap();
     assert!(!text.contains("999990019"));
 }

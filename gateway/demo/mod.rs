@@ -301,6 +301,7 @@ pub fn demo_config(
         gateway_oin: Some(Oin::parse(&cat.gateway.oin).map_err(|e| anyhow!(e))?),
         listen: options.listen,
         admin_listen: Some(options.admin_listen),
+        admin_tls: None,
         tls: ListenerTls {
             certificate: certs.join("gateway.crt"),
             key: certs.join("gateway.key"),

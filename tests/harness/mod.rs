@@ -559,29 +559,61 @@ pub fn run_doelpoort<S: AsRef<std::ffi::OsStr>>(
 pub struct GatewayProcess {
     pub child: std::process::Child,
     logs: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// Every line the process wrote to stderr, as written.
+    pub raw_logs: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GatewayProcess {
     pub fn start(config: &Path) -> Self {
+        Self::start_with_log_level(config, "info")
+    }
+
+    /// Starts with `--log-level LEVEL` (a tracing filter, e.g. `debug`).
+    pub fn start_with_log_level(config: &Path, level: &str) -> Self {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
-            .args(["--log-format", "json", "run", "--config"])
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                level,
+                "run",
+                "--config",
+            ])
             .arg(config)
+            .env_remove("DOELPOORT_LOG")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("doelpoort starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, logs) = std::sync::mpsc::channel();
+        let raw_logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let raw = raw_logs.clone();
         // Reads every line so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
                     let _ = tx.send(json);
                 }
+                raw.lock().unwrap().push(line);
             }
         });
-        Self { child, logs }
+        Self {
+            child,
+            logs,
+            raw_logs,
+        }
+    }
+
+    /// The admin listener's address, from the start-up log line.
+    pub fn admin_addr(line: &serde_json::Value) -> String {
+        line["admin"]
+            .as_str()
+            .expect("the listening line names the admin address")
+            .trim_start_matches("Some(")
+            .trim_end_matches(')')
+            .to_string()
     }
 
     /// The next log line (within 20 s) for which `matches` holds.
@@ -617,4 +649,40 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits (bounded by `limit`) until `done` holds.
+pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET on an admin listener: (status, body).
+pub async fn admin_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf))
+        .await
+        .expect("the admin listener answers within 5 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
 }
