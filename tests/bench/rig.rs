@@ -252,6 +252,7 @@ pub fn start_partner(dir: &Path, body: &'static [u8]) -> SocketAddr {
 /// A gateway running on its own thread.
 pub struct BenchGateway {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     pub metrics: Arc<Metrics>,
     cpu_requests: std::sync::mpsc::Sender<std::sync::mpsc::Sender<u64>>,
 }
@@ -266,7 +267,11 @@ impl BenchGateway {
             single_thread_runtime().block_on(async move {
                 let gateway = doelpoort::server::start(&config).await.unwrap();
                 gw_tx
-                    .send((gateway.local_addr, gateway.metrics.clone()))
+                    .send((
+                        gateway.local_addr,
+                        gateway.admin_addr.expect("the bench config has an admin listener"),
+                        gateway.metrics.clone(),
+                    ))
                     .unwrap();
                 loop {
                     while let Ok(reply) = cpu_req_rx.try_recv() {
@@ -276,9 +281,10 @@ impl BenchGateway {
                 }
             })
         });
-        let (addr, metrics) = gw_rx.recv().unwrap();
+        let (addr, admin, metrics) = gw_rx.recv().unwrap();
         Self {
             addr,
+            admin,
             metrics,
             cpu_requests,
         }
