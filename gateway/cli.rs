@@ -483,6 +483,12 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
             format!("listener TLS: {e:#}"),
         ));
     }
+    if let Err(e) = tls::admin_server_config(config) {
+        out.push(Diagnostic::file_error(
+            source,
+            format!("admin listener TLS: {e:#}"),
+        ));
+    }
     for partner in &config.partners {
         if let Err(e) = tls::partner_client_config(partner) {
             out.push(Diagnostic::file_error(
@@ -492,12 +498,11 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
         }
     }
     let now = server::unix_now();
-    let mut files = vec![&config.tls.certificate];
-    files.extend(&config.tls.client_ca);
-    for p in &config.partners {
-        files.push(&p.client_certificate);
-        files.extend(&p.trust);
-    }
+    let mut files: Vec<&Path> = config
+        .certificate_files()
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
     files.sort();
     files.dedup();
     for file in files {

@@ -53,6 +53,31 @@ pub struct Config {
     pub pseudonym_secret: Option<PathBuf>,
 }
 
+impl Config {
+    /// Every certificate file the configuration names, with a stable label for the expiry
+    /// metric: the listeners' certificates and trust anchors, and each partner's client
+    /// certificate and trust anchors.
+    pub fn certificate_files(&self) -> Vec<(String, &Path)> {
+        let mut files: Vec<(String, &Path)> = vec![("listener".into(), &self.tls.certificate)];
+        for (i, ca) in self.tls.client_ca.iter().enumerate() {
+            files.push((format!("client_ca_{i}"), ca));
+        }
+        if let Some(admin) = &self.admin_tls {
+            files.push(("admin_listener".into(), &admin.certificate));
+            for (i, ca) in admin.client_ca.iter().enumerate() {
+                files.push((format!("admin_client_ca_{i}"), ca));
+            }
+        }
+        for p in &self.partners {
+            files.push((format!("partner_{}_client", p.id), &p.client_certificate));
+            for (i, ca) in p.trust.iter().enumerate() {
+                files.push((format!("partner_{}_trust_{i}", p.id), ca));
+            }
+        }
+        files
+    }
+}
+
 /// TLS material of the data listener.
 #[derive(Debug, Clone)]
 pub struct ListenerTls {

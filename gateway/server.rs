@@ -110,18 +110,7 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
 
 /// Records `notAfter` of every configured certificate in the expiry metric.
 fn publish_certificate_expiry(config: &Config, metrics: &Metrics) {
-    let mut files: Vec<(String, &std::path::Path)> =
-        vec![("listener".into(), &config.tls.certificate)];
-    for (i, ca) in config.tls.client_ca.iter().enumerate() {
-        files.push((format!("client_ca_{i}"), ca));
-    }
-    for p in &config.partners {
-        files.push((format!("partner_{}_client", p.id), &p.client_certificate));
-        for (i, ca) in p.trust.iter().enumerate() {
-            files.push((format!("partner_{}_trust_{i}", p.id), ca));
-        }
-    }
-    for (label, path) in files {
+    for (label, path) in config.certificate_files() {
         if let Ok(validity) = tls::certificate_validity(path) {
             if let Some(first) = validity.first() {
                 metrics.set_certificate_expiry(&label, first.not_after);

@@ -294,6 +294,15 @@ async fn the_admin_listener_can_require_a_client_certificate() {
     let config = doelpoort::config::Config::load(&path).unwrap();
     let gateway = doelpoort::server::start(&config).await.unwrap();
     let admin = gateway.admin_addr.unwrap();
+    assert!(
+        gateway
+            .metrics
+            .certificate_expiry
+            .with_label_values(&["admin_listener"])
+            .get()
+            > 0.0,
+        "the admin certificate's expiry is published too"
+    );
 
     // Plain HTTP gets nothing useful; TLS without a client certificate is refused.
     let (status, _) = admin_get(&admin.to_string(), "/metrics").await;
