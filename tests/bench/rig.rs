@@ -269,7 +269,9 @@ impl BenchGateway {
                 gw_tx
                     .send((
                         gateway.local_addr,
-                        gateway.admin_addr.expect("the bench config has an admin listener"),
+                        gateway
+                            .admin_addr
+                            .expect("the bench config has an admin listener"),
                         gateway.metrics.clone(),
                     ))
                     .unwrap();
