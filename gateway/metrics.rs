@@ -162,6 +162,24 @@ impl Metrics {
             ),
             registry,
         }
+        .with_known_series()
+    }
+
+    /// Series whose label values are known up front start at 0, so `increase()` sees their
+    /// first event (a series that appears at 1 has no increase to show).
+    fn with_known_series(self) -> Self {
+        for result in ["ok", "failed"] {
+            self.policy_reloads.with_label_values(&[result]);
+        }
+        self
+    }
+
+    /// Starts the per-partner error series at 0 (called once the partners are configured).
+    pub fn register_partner(&self, partner: &str) {
+        for kind in crate::upstream::UpstreamErrorKind::ALL {
+            self.upstream_errors
+                .with_label_values(&[partner, kind.as_str()]);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -83,6 +83,9 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
             &c.fingerprints,
         );
     }
+    for partner in &config.partners {
+        metrics.register_partner(&partner.id);
+    }
     let audit = if config.audit.enabled {
         Some(
             crate::audit::AuditLog::open(&config.audit, &config.instance, metrics.clone())

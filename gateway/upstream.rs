@@ -79,6 +79,14 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamErrorKind {
+    pub const ALL: [Self; 5] = [
+        Self::Connect,
+        Self::Timeout,
+        Self::Protocol,
+        Self::TooLarge,
+        Self::Status,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "connect",
