@@ -174,6 +174,34 @@ impl Metrics {
         self
     }
 
+    /// A registry with one example series in every family, so that the exposition lists every
+    /// metric with its labels (families of labelled metrics appear only once they have a
+    /// series). For tests, and for checking dashboards and alert rules against what exists.
+    pub fn with_example_series() -> Self {
+        let m = Self::new();
+        m.requests_total
+            .with_label_values(&["c", "p", "o", "unknown", "allow"])
+            .inc();
+        m.problems_total
+            .with_label_values(&["c", "p", "not-granted"])
+            .inc();
+        m.request_duration
+            .with_label_values(&["p", "allow"])
+            .observe(0.001);
+        m.upstream_duration.with_label_values(&["p"]).observe(0.001);
+        m.upstream_errors.with_label_values(&["p", "connect"]).inc();
+        m.tls_handshake_failures.with_label_values(&["x"]).inc();
+        m.connections_active.inc();
+        m.set_certificate_expiry("listener", 1);
+        m.audit_failures.inc();
+        m.audit_queue_depth.set(1);
+        m.audit_write_duration.observe(0.001);
+        m.policy_info.with_label_values(&["v"]).set(1.0);
+        m.policy_reloads.with_label_values(&["ok"]).inc();
+        m.fields_withheld.with_label_values(&["p", "o", "x"]).inc();
+        m
+    }
+
     /// Starts the per-partner error series at 0 (called once the partners are configured).
     pub fn register_partner(&self, partner: &str) {
         for kind in crate::upstream::UpstreamErrorKind::ALL {
@@ -209,24 +237,7 @@ mod tests {
 
     #[test]
     fn exposes_contract_names() {
-        let m = Metrics::new();
-        m.requests_total
-            .with_label_values(&["c", "p", "o", "unknown", "allow"])
-            .inc();
-        m.problems_total
-            .with_label_values(&["c", "p", "not-granted"])
-            .inc();
-        m.request_duration
-            .with_label_values(&["p", "allow"])
-            .observe(0.001);
-        m.upstream_duration.with_label_values(&["p"]).observe(0.001);
-        m.upstream_errors.with_label_values(&["p", "connect"]).inc();
-        m.tls_handshake_failures.with_label_values(&["x"]).inc();
-        m.set_certificate_expiry("gateway", 1);
-        m.policy_info.with_label_values(&["v"]).set(1.0);
-        m.policy_reloads.with_label_values(&["ok"]).inc();
-        m.fields_withheld.with_label_values(&["p", "o", "x"]).inc();
-        m.audit_write_duration.observe(0.001);
+        let m = Metrics::with_example_series();
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
             "doelpoort_requests_total",

@@ -367,16 +367,7 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
         &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
     );
     let gateway = GatewayProcess::start(&path);
-    let line = gateway.wait_for_log(|l| l["message"] == "doelpoort listening");
-    let port: u16 = line["local_addr"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let admin = GatewayProcess::admin_addr(&line);
+    let (port, admin) = gateway.wait_until_serving();
     let client = client(&pki, "consumer", Http::One);
     let ping = format!("https://localhost:{port}/uwv/v1/ping");
     let ok = get(&client, &ping).await;

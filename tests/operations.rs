@@ -335,16 +335,7 @@ async fn no_personal_data_in_logs_or_metrics() {
         &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
     );
     let gateway = GatewayProcess::start_with_log_level(&path, "debug");
-    let line = gateway.wait_for_log(|l| l["message"] == "doelpoort listening");
-    let port: u16 = line["local_addr"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let admin = GatewayProcess::admin_addr(&line);
+    let (port, admin) = gateway.wait_until_serving();
     let consumer = client(&pki, "consumer", Http::One);
     let subject = format!("bsn={BSN}");
     let bearer = format!("Bearer {TOKEN}");

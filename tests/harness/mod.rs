@@ -606,6 +606,17 @@ impl GatewayProcess {
         }
     }
 
+    /// Waits for the start-up log line: the data listener's port and the admin address.
+    pub fn wait_until_serving(&self) -> (u16, String) {
+        let line = self.wait_for_log(|l| l["message"] == "doelpoort listening");
+        let port = line["local_addr"]
+            .as_str()
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .expect("the listening line names the address")
+            .port();
+        (port, Self::admin_addr(&line))
+    }
+
     /// The admin listener's address, from the start-up log line.
     pub fn admin_addr(line: &serde_json::Value) -> String {
         line["admin"]
