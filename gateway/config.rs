@@ -48,6 +48,10 @@ pub struct Config {
     pub schemas: PathBuf,
     /// The lawful-basis audit log (required; `mode: off` only for development and benchmarks).
     pub audit: crate::audit::AuditSettings,
+    /// Trusted issuers of caller tokens (none: no consumer can use tokens).
+    pub tokens: Option<TokenConfig>,
+    /// Signing keys for outbound assertions (none: an ephemeral key is made at start).
+    pub assertions: Option<AssertionConfig>,
     /// File holding the secret pseudonyms are derived from (at least 32 bytes). Without it, a
     /// random secret is made at start and pseudonyms change with every restart.
     pub pseudonym_secret: Option<PathBuf>,
@@ -132,6 +136,56 @@ pub struct ConsumerConfig {
     pub name: String,
     pub oin: Option<Oin>,
     pub fingerprints: Vec<Fingerprint>,
+    /// Whether this consumer's requests carry a signed caller token.
+    pub token: TokenMode,
+    /// Ids of the `tokens.issuers` whose tokens this consumer may present.
+    pub token_issuers: Vec<String>,
+}
+
+/// Per consumer: may, must or does not present `Authorization: Bearer <JWT>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenMode {
+    /// A token is ignored (it is never forwarded either).
+    #[default]
+    Off,
+    /// A token, when present, is verified like a required one.
+    Optional,
+    /// Every request needs a valid token.
+    Required,
+}
+
+/// The `tokens` section: who may vouch for the employees of a consumer.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// The `aud` every token must name (this gateway).
+    pub audience: String,
+    /// Clock tolerance for `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// A trusted token issuer (the consumer's identity provider).
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub id: String,
+    /// The `iss` claim of its tokens.
+    pub issuer: String,
+    /// Signature algorithms accepted from it (never `none`, never HMAC).
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// PEM files with its public keys.
+    pub keys: Vec<PathBuf>,
+    /// A JWKS file with its public keys (tokens must then name a `kid`).
+    pub jwks: Option<PathBuf>,
+}
+
+/// The `assertions` section: how the gateway signs `Doelbinding-Assertion`.
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    /// PEM files with EC P-256 private keys; the first signs, all are published in the JWKS
+    /// (so a partner keeps accepting the previous key during a rollover).
+    pub keys: Vec<PathBuf>,
+    /// Lifetime of one assertion (at most 60 s).
+    pub lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +270,10 @@ struct RawConfig {
     schemas: Spanned<String>,
     audit: Spanned<RawAudit>,
     #[serde(default)]
+    tokens: Option<RawTokens>,
+    #[serde(default)]
+    assertions: Option<RawAssertions>,
+    #[serde(default)]
     pseudonym_secret: Option<Spanned<String>>,
 }
 
@@ -256,6 +314,39 @@ struct RawConsumer {
     oin: Option<Spanned<String>>,
     #[serde(default)]
     fingerprints: Vec<Spanned<String>>,
+    #[serde(default)]
+    token: Option<Spanned<String>>,
+    #[serde(default)]
+    token_issuers: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    audience: Spanned<String>,
+    #[serde(default)]
+    leeway: Option<Spanned<String>>,
+    issuers: Vec<RawIssuer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    id: Spanned<String>,
+    issuer: Spanned<String>,
+    algorithms: Vec<Spanned<String>>,
+    #[serde(default)]
+    keys: Vec<Spanned<String>>,
+    #[serde(default)]
+    jwks: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssertions {
+    keys: Vec<Spanned<String>>,
+    #[serde(default)]
+    lifetime: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -419,13 +510,32 @@ impl Validator<'_> {
                     format!("consumer '{}' needs an 'oin' or at least one 'fingerprints' entry to be recognised", c.id.value),
                 );
             }
+            let token = match c.token.as_ref().map(|t| (t, t.value.as_str())) {
+                None | Some((_, "off")) => TokenMode::Off,
+                Some((_, "optional")) => TokenMode::Optional,
+                Some((_, "required")) => TokenMode::Required,
+                Some((t, other)) => {
+                    self.error(
+                        &t.referenced,
+                        format!(
+                            "token mode '{other}' is unknown; expected off, optional or required"
+                        ),
+                    );
+                    TokenMode::Off
+                }
+            };
             consumers.push(ConsumerConfig {
                 id: c.id.value.clone(),
                 name: c.name.clone().unwrap_or_else(|| c.id.value.clone()),
                 oin,
                 fingerprints: fps,
+                token,
+                token_issuers: c.token_issuers.iter().map(|i| i.value.clone()).collect(),
             });
         }
+
+        let tokens = raw.tokens.as_ref().map(|t| self.tokens(t));
+        self.check_token_issuers(&raw.consumers, &consumers, tokens.as_ref());
 
         let mut partner_ids = HashSet::new();
         let mut partners = Vec::new();
@@ -476,6 +586,8 @@ impl Validator<'_> {
             policies: self.existing_dir(&raw.policies),
             schemas: self.existing_dir(&raw.schemas),
             audit: self.audit(&raw.audit),
+            tokens,
+            assertions: raw.assertions.as_ref().map(|a| self.assertions(a)),
             pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
         }
     }
@@ -565,6 +677,112 @@ impl Validator<'_> {
             retention,
             queue_capacity: self.count(&a.queue_capacity, A::DEFAULT_QUEUE_CAPACITY, 1, 1_000_000),
         }
+    }
+
+    fn tokens(&mut self, raw: &RawTokens) -> TokenConfig {
+        let mut ids = HashSet::new();
+        let mut issuers = Vec::new();
+        for i in &raw.issuers {
+            if !ids.insert(i.id.value.clone()) {
+                self.error(
+                    &i.id.referenced,
+                    format!("issuer '{}' is defined twice", i.id.value),
+                );
+            }
+            let mut algorithms = Vec::new();
+            for a in &i.algorithms {
+                match a.value.parse::<jsonwebtoken::Algorithm>() {
+                    Ok(alg) if alg.family() != jsonwebtoken::AlgorithmFamily::Hmac => {
+                        algorithms.push(alg)
+                    }
+                    Ok(_) => self.error(
+                        &a.referenced,
+                        "HMAC algorithms are not accepted: a shared secret would let every holder forge tokens; use ES256, ES384, PS256, RS256 or EdDSA",
+                    ),
+                    Err(_) => self.error(
+                        &a.referenced,
+                        format!("'{}' is not a signature algorithm; expected ES256, ES384, PS256, RS256 or EdDSA", a.value),
+                    ),
+                }
+            }
+            if i.algorithms.is_empty() {
+                self.error(
+                    &i.id.referenced,
+                    "list the algorithms accepted from this issuer",
+                );
+            }
+            let keys: Vec<PathBuf> = i.keys.iter().map(|k| self.existing_file(k)).collect();
+            let jwks = i.jwks.as_ref().map(|j| self.existing_file(j));
+            if keys.is_empty() && jwks.is_none() {
+                self.error(
+                    &i.id.referenced,
+                    "give the issuer's public keys: keys (PEM files) or jwks (a JWKS file)",
+                );
+            }
+            issuers.push(IssuerConfig {
+                id: i.id.value.clone(),
+                issuer: i.issuer.value.clone(),
+                algorithms,
+                keys,
+                jwks,
+            });
+        }
+        let leeway = match &raw.leeway {
+            None => Duration::from_secs(30),
+            Some(v) => match humantime::parse_duration(&v.value) {
+                Ok(d) if d <= Duration::from_secs(300) => d,
+                _ => {
+                    self.error(&v.referenced, "expected a leeway of at most 5m, e.g. 30s");
+                    Duration::from_secs(30)
+                }
+            },
+        };
+        TokenConfig {
+            audience: raw.audience.value.clone(),
+            leeway,
+            issuers,
+        }
+    }
+
+    /// Every consumer that uses tokens names issuers, and every named issuer exists.
+    fn check_token_issuers(
+        &mut self,
+        raw: &[RawConsumer],
+        consumers: &[ConsumerConfig],
+        tokens: Option<&TokenConfig>,
+    ) {
+        for (r, c) in raw.iter().zip(consumers) {
+            for name in &r.token_issuers {
+                if !tokens.is_some_and(|t| t.issuers.iter().any(|i| i.id == name.value)) {
+                    self.error(
+                        &name.referenced,
+                        format!(
+                            "issuer '{}' is not defined under tokens.issuers",
+                            name.value
+                        ),
+                    );
+                }
+            }
+            if c.token != TokenMode::Off && c.token_issuers.is_empty() {
+                let at = r.token.as_ref().map_or(&r.id.referenced, |t| &t.referenced);
+                self.error(at, "a consumer that uses tokens names its token_issuers");
+            }
+        }
+    }
+
+    fn assertions(&mut self, raw: &RawAssertions) -> AssertionConfig {
+        let keys: Vec<PathBuf> = raw.keys.iter().map(|k| self.existing_file(k)).collect();
+        let lifetime = match &raw.lifetime {
+            None => Duration::from_secs(60),
+            Some(v) => match humantime::parse_duration(&v.value) {
+                Ok(d) if !d.is_zero() && d <= Duration::from_secs(60) => d,
+                _ => {
+                    self.error(&v.referenced, "an assertion lives at most 60s");
+                    Duration::from_secs(60)
+                }
+            },
+        };
+        AssertionConfig { keys, lifetime }
     }
 
     fn listener_tls(&mut self, raw: &RawListenerTls) -> ListenerTls {
@@ -764,6 +982,53 @@ audit:
         assert!(cfg.audit.enabled);
         assert_eq!(cfg.audit.dir, dir.path().join("audit"));
         assert_eq!(cfg.audit.retention, None);
+    }
+
+    #[test]
+    fn token_issuers_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("idp.pem"), "x").unwrap();
+        let base = sample(dir.path());
+        let with = |consumer: &str, tokens: &str| {
+            base.replace(
+                "    oin: \"00000001999990001000\"\n",
+                &format!("    oin: \"00000001999990001000\"\n{consumer}"),
+            ) + tokens
+        };
+        let good_tokens = "tokens:\n  audience: urn:x\n  issuers:\n    - {id: idp, issuer: https://idp, algorithms: [ES256], keys: [idp.pem]}\n";
+        let ok = with(
+            "    token: required\n    token_issuers: [idp]\n",
+            good_tokens,
+        );
+        let cfg = Config::from_yaml(&ok, Path::new("gw.yaml"), dir.path()).unwrap();
+        assert_eq!(cfg.consumers[0].token, TokenMode::Required);
+        assert_eq!(cfg.tokens.unwrap().leeway, Duration::from_secs(30));
+
+        for (consumer, tokens, expected) in [
+            ("    token: required\n", good_tokens, "names its token_issuers"),
+            ("    token: maybe\n    token_issuers: [idp]\n", good_tokens, "token mode 'maybe'"),
+            ("    token: optional\n    token_issuers: [other]\n", good_tokens, "issuer 'other' is not defined"),
+            (
+                "    token: required\n    token_issuers: [idp]\n",
+                "tokens:\n  audience: urn:x\n  issuers:\n    - {id: idp, issuer: https://idp, algorithms: [HS256], keys: [idp.pem]}\n",
+                "HMAC algorithms are not accepted",
+            ),
+            (
+                "    token: required\n    token_issuers: [idp]\n",
+                "tokens:\n  audience: urn:x\n  issuers:\n    - {id: idp, issuer: https://idp, algorithms: [none], keys: [idp.pem]}\n",
+                "'none' is not a signature algorithm",
+            ),
+            (
+                "    token: required\n    token_issuers: [idp]\n",
+                "tokens:\n  audience: urn:x\n  issuers:\n    - {id: idp, issuer: https://idp, algorithms: [ES256]}\n",
+                "give the issuer's public keys",
+            ),
+        ] {
+            let err = Config::from_yaml(&with(consumer, tokens), Path::new("gw.yaml"), dir.path())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "expected '{expected}' in:\n{err}");
+        }
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub struct PeerIdentity {
 }
 
 /// A configured calling organisation (a municipal backend system).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Consumer {
     /// Stable id used in policies, metrics and audit records, e.g. `wijkteam-rotterdam`.
     pub id: String,
@@ -91,6 +91,17 @@ pub struct Consumer {
     pub oin: Option<Oin>,
     /// This consumer's key for the `pseudonym` transform (derived from the gateway secret).
     pub pseudonym_key: [u8; 32],
+    /// Whether its requests carry a signed caller token, and whose.
+    pub token: crate::config::TokenMode,
+    pub token_issuers: Vec<String>,
+}
+
+/// What is known about a connection once its handshake is done: the certificate's
+/// fingerprint (tokens are bound to it) and the consumer it maps to, if any.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub consumer: Option<std::sync::Arc<Consumer>>,
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// Lookup table from certificate facts to consumers; immutable once built.
@@ -164,7 +175,7 @@ mod tests {
                 id: "by-oin".into(),
                 name: "A".into(),
                 oin: Some(Oin::parse("00000001999990001000").unwrap()),
-                pseudonym_key: [0; 32],
+                ..Default::default()
             },
             &[],
         );
@@ -173,7 +184,7 @@ mod tests {
                 id: "pinned".into(),
                 name: "B".into(),
                 oin: None,
-                pseudonym_key: [0; 32],
+                ..Default::default()
             },
             &[Fingerprint([7; 32])],
         );

@@ -53,5 +53,6 @@ pub mod proxy;
 pub mod route;
 pub mod server;
 pub mod tls;
+pub mod token;
 pub mod trace;
 pub mod upstream;

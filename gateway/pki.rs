@@ -654,6 +654,16 @@ fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A fresh EC P-256 key pair for signing JWTs (caller tokens in tests and the demo, the
+/// gateway's assertions): the private key as PKCS#8 PEM, the public key as SPKI PEM.
+pub fn signing_key_pair() -> anyhow::Result<(String, String)> {
+    let key = generate_key()?;
+    Ok((
+        String::from_utf8(key.private_key_to_pem_pkcs8()?)?,
+        String::from_utf8(key.public_key_to_pem()?)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

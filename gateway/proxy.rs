@@ -17,7 +17,7 @@
 
 use crate::config::Limits;
 use crate::context::{Bsn, RequestContext};
-use crate::identity::{Consumer, ConsumerDirectory};
+use crate::identity::{Connection, Consumer, ConsumerDirectory};
 use crate::metrics::Metrics;
 use crate::policy::decide::{self, DecisionRequest, Permit};
 use crate::policy::store::PolicyStore;
@@ -71,6 +71,8 @@ pub struct GatewayState {
     pub minimise_limits: crate::minimise::Limits,
     /// The lawful-basis audit log; `None` only with `audit.mode: off`.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Trusted issuers of caller tokens, when configured.
+    pub tokens: Option<crate::token::TokenVerifier>,
 }
 
 /// The facts gathered about one request as it passes the phases.
@@ -100,6 +102,9 @@ pub struct Exchange {
     pub actor: Option<String>,
     /// Whether this request is an exchange the audit log records (discovery is not).
     pub audited: bool,
+    /// The issuer of the caller's verified token, and the approvals it carried.
+    pub token_issuer: Option<String>,
+    pub approvals: Vec<crate::policy::decide::Approval>,
 }
 
 impl Exchange {
@@ -125,6 +130,8 @@ impl Exchange {
             case_id: None,
             actor: None,
             audited: true,
+            token_issuer: None,
+            approvals: Vec::new(),
         }
     }
 }
@@ -172,22 +179,22 @@ pub fn internal_error(state: &GatewayState) -> Response<Full<Bytes>> {
 /// client certificate (once per connection), or `None` for a trusted but unmapped certificate.
 pub async fn handle(
     state: &GatewayState,
-    consumer: Option<&Arc<Consumer>>,
+    connection: &Connection,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let mut exchange = Exchange::begin(request.headers());
-    let outcome = run_phases(state, consumer, &mut exchange, request).await;
+    let outcome = run_phases(state, connection, &mut exchange, request).await;
     let outcome = record(state, &mut exchange, outcome).await;
     finish(state, exchange, outcome)
 }
 
 async fn run_phases(
     state: &GatewayState,
-    consumer: Option<&Arc<Consumer>>,
+    connection: &Connection,
     exchange: &mut Exchange,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Problem> {
-    let consumer = identify(consumer, exchange)?;
+    let consumer = identify(connection.consumer.as_ref(), exchange)?;
     let (parts, body) = request.into_parts();
     let target = route::split(parts.uri.path())?;
     if target.partner == ".well-known" {
@@ -203,10 +210,12 @@ async fn run_phases(
         path: target.path,
         today: crate::policy::today(),
     };
-    let context = RequestContext::from_headers(&parts.headers).inspect_err(|_| {
+    let mut context = RequestContext::from_headers(&parts.headers).inspect_err(|_| {
         // The record still names the person if that header alone was valid.
         exchange.subject = crate::context::declared_subject(&parts.headers);
     })?;
+    exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
+    let token = caller_token(state, connection, &call, &mut context, exchange)?;
     exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
     exchange.case_id.clone_from(&context.case_id);
     exchange.actor.clone_from(&context.actor);
@@ -220,7 +229,8 @@ async fn run_phases(
     exchange.policy = Some(policy.clone());
     // Read before deciding: grant conditions may look at the body.
     let body = read_body(body, &parts.headers, &state.limits).await?;
-    let permit = decide_exchange(&policy, &call, &context, &body, exchange)?;
+    let approvals = token.map(|t| t.approvals).unwrap_or_default();
+    let permit = decide_exchange(&policy, &call, &context, &body, &approvals, exchange)?;
     let body = allow_request_body(state, &permit, body)?;
     let response = forward(state, &call, &permit, body, exchange).await?;
     minimise(state, &policy, &call, &permit, response, exchange)
@@ -236,6 +246,44 @@ struct Call<'a> {
     /// The calendar day the exchange is decided and minimised on (read once, so both phases
     /// agree even across midnight).
     today: time::Date,
+}
+
+/// Phase *context*, second half: the caller's signed token, verified, lined up with the
+/// headers, and its case scope applied (see [`crate::token`]).
+fn caller_token(
+    state: &GatewayState,
+    connection: &Connection,
+    call: &Call<'_>,
+    context: &mut RequestContext,
+    exchange: &mut Exchange,
+) -> Result<Option<crate::token::CallerToken>, Problem> {
+    let token = crate::token::TokenVerifier::check(
+        state.tokens.as_ref(),
+        call.consumer,
+        connection.fingerprint.as_ref(),
+        &call.parts.headers,
+    )?;
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    exchange.token_issuer = Some(token.issuer.clone());
+    crate::token::reconcile(context, &token)?;
+    if let Some(scope) = &token.case_partners {
+        if !scope.iter().any(|p| p == &call.partner.id) {
+            return Err(Problem::new(
+                ProblemCode::NotGranted,
+                format!(
+                    "partner '{}' is outside the case scope the client agreed to (case_partners in the token)",
+                    call.partner.id
+                ),
+            ));
+        }
+        if context.case_partners.is_empty() {
+            context.case_partners.clone_from(scope);
+        }
+    }
+    exchange.approvals.clone_from(&token.approvals);
+    Ok(Some(token))
 }
 
 /// Phase *identify*: the consumer was looked up once per connection; here it is required.
@@ -286,6 +334,7 @@ fn decide_exchange(
     call: &Call<'_>,
     context: &RequestContext,
     body: &Bytes,
+    approvals: &[crate::policy::decide::Approval],
     exchange: &mut Exchange,
 ) -> Result<Permit, Problem> {
     let permit = decide::decide(
@@ -297,7 +346,7 @@ fn decide_exchange(
             path: call.path,
             context,
             body,
-            approvals: &[],
+            approvals,
             today: call.today,
         },
     )
@@ -602,6 +651,8 @@ async fn record(
         subject: exchange.subject.take(),
         case_id: exchange.case_id.take(),
         actor: exchange.actor.take(),
+        approvals: std::mem::take(&mut exchange.approvals),
+        token_issuer: exchange.token_issuer.take(),
         upstream_status: exchange.upstream_status.map(|s| s.as_u16()),
         // The pointer lists are only needed by the record; move them.
         fields_released: std::mem::take(&mut exchange.fields_released),
@@ -735,7 +786,7 @@ mod tests {
             id: "c".into(),
             name: "C".into(),
             oin: Some(crate::identity::Oin::parse("00000001999990001000").unwrap()),
-            pseudonym_key: [0; 32],
+            ..Default::default()
         };
         let out = forwarded_request_headers(&incoming, &exchange(), &consumer);
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();

@@ -79,6 +79,8 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
                 name: c.name.clone(),
                 oin: c.oin.clone(),
                 pseudonym_key: crate::minimise::transform::consumer_key(&secret, &c.id),
+                token: c.token,
+                token_issuers: c.token_issuers.clone(),
             },
             &c.fingerprints,
         );
@@ -97,7 +99,14 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
         );
         None
     };
+    let tokens = config
+        .tokens
+        .as_ref()
+        .map(crate::token::TokenVerifier::load)
+        .transpose()
+        .context("cannot load the token issuers' keys")?;
     Ok(GatewayState {
+        tokens,
         audit,
         consumers,
         partners: PartnerDirectory::build(&config.partners)?,
@@ -345,13 +354,16 @@ async fn serve_connection(
 
     // identify, once per connection: the certificate cannot change within a TLS session
     // (rustls does not support renegotiation).
-    let consumer = tls
+    let peer = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|chain| chain.first())
-        .and_then(|leaf| tls::peer_identity(leaf.as_ref()).ok())
-        .and_then(|peer| state.consumers.identify(&peer));
+        .and_then(|leaf| tls::peer_identity(leaf.as_ref()).ok());
+    let connection = Arc::new(crate::identity::Connection {
+        consumer: peer.as_ref().and_then(|p| state.consumers.identify(p)),
+        fingerprint: peer.map(|p| p.fingerprint),
+    });
 
     let activity = Arc::new(Activity {
         opened: Instant::now(),
@@ -361,20 +373,20 @@ async fn serve_connection(
     let service = {
         let state = state.clone();
         let activity = activity.clone();
-        let consumer = consumer.clone();
         service_fn(move |request| {
             let state = state.clone();
             let activity = activity.clone();
-            let consumer = consumer.clone();
+            let connection = connection.clone();
             async move {
                 let _in_flight = InFlight::start(&activity);
                 // The exchange runs as its own task: if the caller goes away (a reset stream, a
                 // closed connection), hyper drops this future, but an exchange that may already
                 // have reached the partner still ends with its audit record.
                 let task_state = state.clone();
-                let exchange = tokio::spawn(async move {
-                    proxy::handle(&task_state, consumer.as_ref(), request).await
-                });
+                let exchange =
+                    tokio::spawn(
+                        async move { proxy::handle(&task_state, &connection, request).await },
+                    );
                 Ok::<_, Infallible>(
                     exchange
                         .await

@@ -86,6 +86,8 @@ pub struct AuditEvent {
     pub subject: Option<Bsn>,
     pub case_id: Option<String>,
     pub actor: Option<String>,
+    pub approvals: Vec<crate::policy::decide::Approval>,
+    pub token_issuer: Option<String>,
     pub upstream_status: Option<u16>,
     pub fields_released: PointerList,
     pub fields_withheld: PointerList,

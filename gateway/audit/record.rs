@@ -43,6 +43,9 @@ pub struct Record<'a> {
 pub struct Attributes<'a> {
     #[serde(rename = "doelpoort.actor", skip_serializing_if = "Option::is_none")]
     pub actor: Option<&'a str>,
+    /// Who approved the exchange (four eyes), from the caller's signed token.
+    #[serde(rename = "doelpoort.approvals", skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRef<'a>>,
     #[serde(rename = "doelpoort.case_id", skip_serializing_if = "Option::is_none")]
     pub case_id: Option<&'a str>,
     #[serde(rename = "doelpoort.consumer", skip_serializing_if = "Option::is_none")]
@@ -76,6 +79,12 @@ pub struct Attributes<'a> {
     pub purpose: Option<&'a str>,
     #[serde(rename = "doelpoort.reason", skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// The configured issuer whose signed token vouched for the actor and context.
+    #[serde(
+        rename = "doelpoort.token_issuer",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub token_issuer: Option<&'a str>,
     #[serde(rename = "doelpoort.transaction_id")]
     pub transaction_id: &'a str,
     #[serde(
@@ -103,6 +112,14 @@ pub struct Attributes<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub processing_activity_id: Option<&'a str>,
+}
+
+/// One entry of `doelpoort.approvals` (members in canonical order).
+#[derive(Debug, Serialize)]
+pub struct ApprovalRef<'a> {
+    pub by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'a str>,
 }
 
 /// `doelpoort.consumer`: which organisation called (configured id, name and OIN).
@@ -258,6 +275,10 @@ mod tests {
         Record {
             attributes: Attributes {
                 actor: Some("medewerker-17"),
+                approvals: vec![ApprovalRef {
+                    by: "teamleider-3",
+                    role: Some("teamleider"),
+                }],
                 case_id: Some("casus-2026-001"),
                 consumer: Some(ConsumerRef {
                     id: "wijkteam-rotterdam",
@@ -275,6 +296,7 @@ mod tests {
                 policy_version: Some("abc"),
                 purpose: Some("wams-onderzoek"),
                 reason: None,
+                token_issuer: Some("idp"),
                 transaction_id: "0190-…",
                 upstream_status: Some(200),
                 data_subject_id: Some("ff"),

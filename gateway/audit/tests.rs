@@ -36,6 +36,8 @@ fn event(decision: Decision, at: SystemTime) -> AuditEvent {
         subject: Some(crate::context::Bsn::parse("999990019").unwrap()),
         case_id: Some("casus-1".into()),
         actor: None,
+        approvals: vec![],
+        token_issuer: None,
         upstream_status: None,
         fields_released: Default::default(),
         fields_withheld: Default::default(),

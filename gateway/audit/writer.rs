@@ -345,6 +345,14 @@ impl Writer {
         let record = Record {
             attributes: Attributes {
                 actor: event.actor.as_deref(),
+                approvals: event
+                    .approvals
+                    .iter()
+                    .map(|a| record::ApprovalRef {
+                        by: &a.by,
+                        role: a.role.as_deref(),
+                    })
+                    .collect(),
                 case_id: event.case_id.as_deref(),
                 consumer: event.consumer.as_ref().map(|c| ConsumerRef {
                     id: &c.id,
@@ -362,6 +370,7 @@ impl Writer {
                 policy_version: event.policy.as_ref().map(|p| p.version.as_str()),
                 purpose: event.purpose.as_ref().map(|p| p.id.as_str()),
                 reason: event.reason.map(|r| r.as_str()),
+                token_issuer: event.token_issuer.as_deref(),
                 transaction_id: &transaction_id,
                 upstream_status: event.upstream_status,
                 data_subject_id: subject_id.as_deref(),

@@ -270,6 +270,8 @@ pub fn demo_config(
                 name: c.organisation.clone(),
                 oin: Some(Oin::parse(&c.oin).map_err(|e| anyhow!(e))?),
                 fingerprints: vec![],
+                token: crate::config::TokenMode::Off,
+                token_issuers: vec![],
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -302,6 +304,8 @@ pub fn demo_config(
         listen: options.listen,
         admin_listen: Some(options.admin_listen),
         admin_tls: None,
+        tokens: None,
+        assertions: None,
         tls: ListenerTls {
             certificate: certs.join("gateway.crt"),
             key: certs.join("gateway.key"),

@@ -272,13 +272,15 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
 
     // 7. Four eyes: an approval by someone other than the actor (with the role, if set).
     if let Some(four_eyes) = &grant.four_eyes {
-        let approved = request.approvals.iter().any(|a| {
-            ctx.actor.as_deref() != Some(a.by.as_str())
-                && four_eyes
-                    .role
-                    .as_ref()
-                    .is_none_or(|r| a.role.as_ref() == Some(r))
-        });
+        // Without a known actor, "someone other than the actor" cannot be established.
+        let approved = ctx.actor.is_some()
+            && request.approvals.iter().any(|a| {
+                ctx.actor.as_deref() != Some(a.by.as_str())
+                    && four_eyes
+                        .role
+                        .as_ref()
+                        .is_none_or(|r| a.role.as_ref() == Some(r))
+            });
         if !approved {
             let role = four_eyes
                 .role

@@ -1,0 +1,454 @@
+//! Phase *context*, second half: the caller's signed token (RFC 9068 style, RFC 8705 bound).
+//!
+//! A client certificate says which organisation calls. The token says which employee (`sub`),
+//! for which purpose and case, about whom, with whose approval (`approvals`) and within which
+//! partner domains the client agreed to (`case_partners`). It is signed by an issuer the
+//! operator trusts for that consumer, names this gateway as its audience, and is bound to the
+//! client certificate of the connection it arrives on (`cnf.x5t#S256`): a token copied from
+//! one system is worthless on another.
+//!
+//! Fail closed: any doubt about a token is a refusal (`token-invalid`), never "no token". The
+//! claims override nothing; a `Doelbinding-*` header that disagrees with a claim is refused
+//! (`token-mismatch`), and a header that is absent is filled from the (signed) claim.
+
+use crate::config::{IssuerConfig, TokenConfig, TokenMode};
+use crate::context::{DataSubject, RequestContext};
+use crate::identity::{Consumer, Fingerprint};
+use crate::policy::decide::Approval;
+use crate::problem::{Problem, ProblemCode};
+use anyhow::{Context as _, Result};
+use base64::Engine as _;
+use http::HeaderMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The trusted issuers and their keys, loaded once from the configuration.
+pub struct TokenVerifier {
+    audience: String,
+    leeway: Duration,
+    /// By `iss` claim.
+    issuers: HashMap<String, Issuer>,
+}
+
+struct Issuer {
+    id: String,
+    algorithms: Vec<Algorithm>,
+    /// Keys with their `kid` (PEM keys have none).
+    keys: Vec<(Option<String>, DecodingKey)>,
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone)]
+pub struct CallerToken {
+    /// The configured id of the issuer that vouched for the caller.
+    pub issuer: String,
+    /// The employee acting (`sub`), pseudonymous.
+    pub actor: String,
+    pub purpose: Option<String>,
+    pub case_id: Option<String>,
+    pub data_subject: Option<DataSubject>,
+    pub approvals: Vec<Approval>,
+    /// The partner domains the client agreed to involve in this case (absent: not limited).
+    pub case_partners: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    purpose: Option<String>,
+    #[serde(default)]
+    case_id: Option<String>,
+    #[serde(default)]
+    data_subject: Option<String>,
+    #[serde(default)]
+    approvals: Vec<ApprovalClaim>,
+    #[serde(default)]
+    case_partners: Option<Vec<String>>,
+    cnf: Confirmation,
+    iat: u64,
+}
+
+#[derive(Deserialize)]
+struct ApprovalClaim {
+    sub: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: String,
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: String,
+}
+
+fn invalid(detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
+    Problem::new(ProblemCode::TokenInvalid, detail)
+}
+
+fn mismatch(what: &str) -> Problem {
+    Problem::new(
+        ProblemCode::TokenMismatch,
+        format!("the {what} in the request headers differs from the one in the signed token"),
+    )
+}
+
+/// `cnf.x5t#S256` of a certificate: base64url (no padding) of its SHA-256 (RFC 8705).
+pub fn thumbprint(fingerprint: &Fingerprint) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fingerprint.0)
+}
+
+impl TokenVerifier {
+    pub fn load(config: &TokenConfig) -> Result<Self> {
+        let mut issuers = HashMap::new();
+        for i in &config.issuers {
+            issuers.insert(i.issuer.clone(), Issuer::load(i)?);
+        }
+        Ok(Self {
+            audience: config.audience.clone(),
+            leeway: config.leeway,
+            issuers,
+        })
+    }
+
+    /// The caller's token for this request, verified — or `None` where the consumer presents
+    /// none and need not. `fingerprint` is the connection's client certificate.
+    pub fn check(
+        verifier: Option<&Self>,
+        consumer: &Consumer,
+        fingerprint: Option<&Fingerprint>,
+        headers: &HeaderMap,
+    ) -> Result<Option<CallerToken>, Problem> {
+        if consumer.token == TokenMode::Off {
+            // Not this consumer's way of working: whatever it sends is ignored (and, like every
+            // credential, never forwarded).
+            return Ok(None);
+        }
+        match (consumer.token, bearer(headers)?) {
+            (TokenMode::Optional, None) => Ok(None),
+            (TokenMode::Required, None) => Err(invalid(
+                "this consumer must present a signed caller token (Authorization: Bearer)",
+            )),
+            (TokenMode::Off, _) => Ok(None),
+            (_, Some(token)) => {
+                let verifier =
+                    verifier.ok_or_else(|| invalid("no token issuers are configured"))?;
+                let fingerprint =
+                    fingerprint.ok_or_else(|| invalid("no client certificate to bind to"))?;
+                verifier
+                    .verify(token, &consumer.token_issuers, fingerprint)
+                    .map(Some)
+            }
+        }
+    }
+
+    /// Verifies `token` for a consumer that trusts `allowed` issuers (configured ids).
+    pub fn verify(
+        &self,
+        token: &str,
+        allowed: &[String],
+        fingerprint: &Fingerprint,
+    ) -> Result<CallerToken, Problem> {
+        // `alg: none` and unknown algorithms fail here: the crate has no such algorithm.
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| invalid("the bearer token is not a signed JWT with a known algorithm"))?;
+        // The issuer picks the keys; it is read before the signature is checked, and only
+        // trusted once the signature under that issuer's keys holds.
+        let iss = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
+            .map_err(|_| invalid("the bearer token names no issuer (iss)"))?
+            .iss;
+        let issuer = self
+            .issuers
+            .get(&iss)
+            .ok_or_else(|| invalid("the token's issuer is not a trusted issuer"))?;
+        if !allowed.contains(&issuer.id) {
+            return Err(invalid(
+                "the token's issuer is not trusted for this consumer",
+            ));
+        }
+        if !issuer.algorithms.contains(&header.alg) {
+            return Err(invalid(
+                "the token's algorithm is not allowed for its issuer",
+            ));
+        }
+        let candidates: Vec<&DecodingKey> = match &header.kid {
+            Some(kid) => {
+                let named: Vec<_> = issuer
+                    .keys
+                    .iter()
+                    .filter(|(k, _)| k.as_deref() == Some(kid.as_str()))
+                    .map(|(_, key)| key)
+                    .collect();
+                if named.is_empty() {
+                    issuer
+                        .keys
+                        .iter()
+                        .filter(|(k, _)| k.is_none())
+                        .map(|(_, key)| key)
+                        .collect()
+                } else {
+                    named
+                }
+            }
+            None => issuer
+                .keys
+                .iter()
+                .filter(|(k, _)| k.is_none())
+                .map(|(_, key)| key)
+                .collect(),
+        };
+        if candidates.is_empty() {
+            return Err(invalid(
+                "the token's key id (kid) is unknown for its issuer",
+            ));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_audience(&[&self.audience]);
+        validation.set_issuer(&[&iss]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        let mut last = ErrorKind::InvalidSignature;
+        let mut claims = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+                Ok(data) => {
+                    claims = Some(data.claims);
+                    break;
+                }
+                Err(e) => last = e.into_kind(),
+            }
+        }
+        let claims = claims.ok_or_else(|| invalid(describe(&last)))?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if claims.iat > now + self.leeway.as_secs() {
+            return Err(invalid("the token was issued in the future (iat)"));
+        }
+        if claims.cnf.x5t_s256 != thumbprint(fingerprint) {
+            return Err(invalid(
+                "the token is bound to another client certificate (cnf.x5t#S256)",
+            ));
+        }
+        if !crate::context::is_plain_id(&claims.sub) {
+            return Err(invalid("the token's sub is not a plain pseudonymous id"));
+        }
+        let data_subject = claims
+            .data_subject
+            .as_deref()
+            .map(DataSubject::parse)
+            .transpose()
+            .map_err(|_| invalid("the token's data_subject is not bsn=<a valid BSN>"))?;
+        Ok(CallerToken {
+            issuer: issuer.id.clone(),
+            actor: claims.sub,
+            purpose: claims.purpose,
+            case_id: claims.case_id,
+            data_subject,
+            approvals: claims
+                .approvals
+                .into_iter()
+                .map(|a| Approval {
+                    by: a.sub,
+                    role: a.role,
+                })
+                .collect(),
+            case_partners: claims.case_partners,
+        })
+    }
+}
+
+/// Why a token failed, for the caller (no token content is echoed).
+fn describe(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired (exp)",
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+        ErrorKind::InvalidAudience => "the token is not meant for this gateway (aud)",
+        ErrorKind::InvalidIssuer => "the token's issuer does not match (iss)",
+        ErrorKind::InvalidAlgorithm => "the token's algorithm does not fit the issuer's key",
+        ErrorKind::MissingRequiredClaim(_) => {
+            "the token lacks a required claim (exp, iat, iss, aud, sub)"
+        }
+        ErrorKind::InvalidSignature => "the token's signature does not verify",
+        ErrorKind::Json(_) | ErrorKind::InvalidClaimFormat(_) => {
+            "the token's claims are malformed (cnf.x5t#S256, sub and iat are required)"
+        }
+        _ => "the bearer token is invalid",
+    }
+}
+
+impl Issuer {
+    fn load(config: &IssuerConfig) -> Result<Self> {
+        let mut keys = Vec::new();
+        for path in &config.keys {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read issuer key {}", path.display()))?;
+            let key = DecodingKey::from_ec_pem(&pem)
+                .or_else(|_| DecodingKey::from_rsa_pem(&pem))
+                .or_else(|_| DecodingKey::from_ed_pem(&pem))
+                .with_context(|| {
+                    format!("{}: not an EC, RSA or Ed25519 public key", path.display())
+                })?;
+            keys.push((None, key));
+        }
+        if let Some(path) = &config.jwks {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a JWKS", path.display()))?;
+            for jwk in &set.keys {
+                let kid = jwk.common.key_id.clone().with_context(|| {
+                    format!("{}: every key in a JWKS needs a kid", path.display())
+                })?;
+                let key = DecodingKey::from_jwk(jwk)
+                    .with_context(|| format!("{}: key '{kid}' is unusable", path.display()))?;
+                anyhow::ensure!(
+                    key.family() != jsonwebtoken::AlgorithmFamily::Hmac,
+                    "{}: key '{kid}' is a shared secret; only public keys are accepted",
+                    path.display()
+                );
+                keys.push((Some(kid), key));
+            }
+        }
+        Ok(Self {
+            id: config.id.clone(),
+            algorithms: config.algorithms.clone(),
+            keys,
+        })
+    }
+}
+
+/// The bearer token of a request, if any. More than one `Authorization` header, another
+/// scheme or an empty token is refused rather than ignored.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(invalid("the Authorization header is sent more than once"));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("the Authorization header is not printable ASCII"))?;
+    let (scheme, token) = text
+        .split_once(' ')
+        .ok_or_else(|| invalid("expected Authorization: Bearer <token>"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(invalid("expected Authorization: Bearer <token>"));
+    }
+    Ok(Some(token.trim()))
+}
+
+/// Lines the declared context up with the token: a header that disagrees is refused, a header
+/// that is absent is taken from the claim.
+pub fn reconcile(context: &mut RequestContext, token: &CallerToken) -> Result<(), Problem> {
+    fn agree(
+        header: &mut Option<String>,
+        claim: &Option<String>,
+        what: &str,
+    ) -> Result<(), Problem> {
+        match (header.as_ref(), claim) {
+            (Some(h), Some(c)) if h != c => Err(mismatch(what)),
+            (None, Some(c)) => {
+                *header = Some(c.clone());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    agree(&mut context.purpose, &token.purpose, "purpose")?;
+    agree(&mut context.case_id, &token.case_id, "case id")?;
+    agree(&mut context.actor, &Some(token.actor.clone()), "actor")?;
+    match (&context.data_subject, &token.data_subject) {
+        (Some(h), Some(c)) if h.bsn() != c.bsn() => return Err(mismatch("data subject")),
+        (None, Some(c)) => context.data_subject = Some(c.clone()),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn bearer_is_strict() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h).unwrap(), None);
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer abc.def.ghi"),
+        );
+        assert_eq!(bearer(&h).unwrap(), Some("abc.def.ghi"));
+        h.insert("authorization", HeaderValue::from_static("bearer  x"));
+        assert_eq!(bearer(&h).unwrap(), Some("x"));
+        for bad in ["Basic Zm9v", "Bearer", "Bearer  ", "abc"] {
+            h.insert("authorization", HeaderValue::from_static(bad));
+            assert_eq!(
+                bearer(&h).unwrap_err().code,
+                ProblemCode::TokenInvalid,
+                "{bad}"
+            );
+        }
+        h.insert("authorization", HeaderValue::from_static("Bearer a"));
+        h.append("authorization", HeaderValue::from_static("Bearer b"));
+        assert!(bearer(&h).is_err());
+    }
+
+    #[test]
+    fn thumbprint_is_base64url_of_the_sha256() {
+        let fp = Fingerprint([0xff; 32]);
+        assert_eq!(thumbprint(&fp), "_".repeat(42) + "8");
+    }
+
+    #[test]
+    fn headers_and_claims_must_agree() {
+        let token = CallerToken {
+            issuer: "idp".into(),
+            actor: "medewerker-1".into(),
+            purpose: Some("time-out".into()),
+            case_id: Some("casus-1".into()),
+            data_subject: Some(DataSubject::parse("bsn=999990019").unwrap()),
+            approvals: vec![],
+            case_partners: None,
+        };
+        let mut ctx = RequestContext::default();
+        reconcile(&mut ctx, &token).unwrap();
+        assert_eq!(ctx.purpose.as_deref(), Some("time-out"));
+        assert_eq!(ctx.actor.as_deref(), Some("medewerker-1"));
+        assert_eq!(ctx.data_subject.unwrap().bsn().as_str(), "999990019");
+        for (field, value) in [
+            ("purpose", "wams-onderzoek"),
+            ("actor", "medewerker-2"),
+            ("case", "casus-2"),
+        ] {
+            let mut ctx = RequestContext::default();
+            match field {
+                "purpose" => ctx.purpose = Some(value.into()),
+                "actor" => ctx.actor = Some(value.into()),
+                _ => ctx.case_id = Some(value.into()),
+            }
+            assert_eq!(
+                reconcile(&mut ctx, &token).unwrap_err().code,
+                ProblemCode::TokenMismatch
+            );
+        }
+        let mut ctx = RequestContext {
+            data_subject: Some(DataSubject::parse("bsn=999990020").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            reconcile(&mut ctx, &token).unwrap_err().code,
+            ProblemCode::TokenMismatch
+        );
+    }
+}
