@@ -32,6 +32,8 @@ pub struct Admin {
     pub instance: String,
     /// mTLS for the admin listener, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The public keys of the gateway's assertions (JWKS).
+    pub jwks: Bytes,
 }
 
 pub async fn start(addr: SocketAddr, admin: Admin) -> Result<(SocketAddr, JoinHandle<()>)> {
@@ -103,6 +105,11 @@ fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             metrics.render(),
         ),
         "/version" => version(state),
+        "/.well-known/jwks.json" => text(
+            StatusCode::OK,
+            "application/jwk-set+json",
+            state.jwks.clone(),
+        ),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod assertion;
 pub mod audit;
 pub mod cli;
 pub mod config;

@@ -42,6 +42,7 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const DOELBINDING_REQUESTER: HeaderName = HeaderName::from_static("doelbinding-requester");
 pub const DOELBINDING_PURPOSE: HeaderName = HeaderName::from_static("doelbinding-purpose");
 pub const DOELBINDING_LEGAL_BASIS: HeaderName = HeaderName::from_static("doelbinding-legal-basis");
+pub const DOELBINDING_ASSERTION: HeaderName = HeaderName::from_static("doelbinding-assertion");
 pub const DOELBINDING_PROCESSING_ACTIVITY: HeaderName =
     HeaderName::from_static("doelbinding-processing-activity");
 /// Where a consumer asks which grants it holds (on the data listener, answered per certificate).
@@ -73,6 +74,10 @@ pub struct GatewayState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Trusted issuers of caller tokens, when configured.
     pub tokens: Option<crate::token::TokenVerifier>,
+    /// Signs `Doelbinding-Assertion` for every forwarded request.
+    pub assertions: crate::assertion::AssertionSigner,
+    /// The gateway's own identity in assertions: its OIN, or the instance name without one.
+    pub gateway_id: String,
 }
 
 /// The facts gathered about one request as it passes the phases.
@@ -392,6 +397,10 @@ async fn forward(
     let (partner, parts) = (call.partner, call.parts);
     let mut headers = forwarded_request_headers(&parts.headers, exchange, call.consumer);
     add_lawful_basis(&mut headers, permit);
+    headers.insert(
+        DOELBINDING_ASSERTION,
+        assertion(state, call, permit, exchange)?,
+    );
     let upstream_request = UpstreamRequest {
         method: parts.method.clone(),
         path: call.path.to_string(),
@@ -529,6 +538,52 @@ fn forwarded_request_headers(
         }
     }
     out
+}
+
+/// The signed statement of this exchange's lawful basis for the partner (see
+/// [`crate::assertion`]). A signing failure refuses the exchange: nothing is forwarded
+/// without it.
+fn assertion(
+    state: &GatewayState,
+    call: &Call<'_>,
+    permit: &Permit,
+    exchange: &Exchange,
+) -> Result<HeaderValue, Problem> {
+    let purpose = permit.purpose();
+    let legal_basis = purpose.legal_basis.as_ref().map(|l| l.summary());
+    let mut tx = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let audit_record_id = exchange.transaction_id.hyphenated().encode_lower(&mut tx);
+    let claims = crate::assertion::AssertionClaims {
+        iss: &state.gateway_id,
+        sub: call
+            .consumer
+            .oin
+            .as_ref()
+            .map_or(call.consumer.id.as_str(), |o| o.as_str()),
+        aud: call
+            .partner
+            .oin
+            .as_ref()
+            .map_or(call.partner.id.as_str(), |o| o.as_str()),
+        purpose: &purpose.id,
+        legal_basis: legal_basis.as_deref(),
+        processing_activity: purpose.processing_activity.as_deref(),
+        case_id: exchange.case_id.as_deref(),
+        audit_record_id,
+    };
+    let failed = |_| {
+        Problem::new(
+            ProblemCode::Internal,
+            "the gateway could not sign the assertion for the partner",
+        )
+    };
+    let token = state.assertions.sign(&claims).map_err(failed)?;
+    HeaderValue::from_str(&token).map_err(|_| {
+        Problem::new(
+            ProblemCode::Internal,
+            "the gateway could not sign the assertion for the partner",
+        )
+    })
 }
 
 /// The lawful basis the partner can log on its side (values prepared at policy load).

@@ -105,8 +105,15 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
         .map(crate::token::TokenVerifier::load)
         .transpose()
         .context("cannot load the token issuers' keys")?;
+    let assertions = crate::assertion::AssertionSigner::load(config.assertions.as_ref())
+        .context("cannot load the assertion signing keys")?;
     Ok(GatewayState {
         tokens,
+        assertions,
+        gateway_id: config
+            .gateway_oin
+            .as_ref()
+            .map_or_else(|| config.instance.clone(), |o| o.as_str().to_string()),
         audit,
         consumers,
         partners: PartnerDirectory::build(&config.partners)?,
@@ -198,6 +205,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
                 audit: state.audit.as_ref().map(|a| a.health()),
                 instance: config.instance.clone(),
                 tls: tls::admin_server_config(config)?,
+                jwks: bytes::Bytes::copy_from_slice(state.assertions.jwks()),
             };
             let (addr, task) = admin::start(addr, admin).await?;
             (Some(addr), Some(task))

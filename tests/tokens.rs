@@ -387,3 +387,64 @@ async fn an_optional_token_is_verified_when_present() {
     assert_eq!(r.problem_code(), "token-invalid");
     s.gateway.shutdown().await;
 }
+
+/// The partner side of the contract: every forwarded request carries an assertion that
+/// verifies against the JWKS the admin listener publishes.
+#[tokio::test]
+async fn the_partner_receives_an_assertion_it_can_verify() {
+    let pki = TestPki::new();
+    let (handler, recorded) = recording(fixed(StatusCode::OK, r#"{"ok":true}"#, Duration::ZERO));
+    let partner = start_partner(&pki, handler).await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let client = client(&pki, "consumer", Http::One);
+    let r = send(
+        &client,
+        Request::get(url(&gateway, "/uwv/v1/ping"))
+            .header("doelbinding-purpose", TEST_PURPOSE)
+            .header("doelbinding-case-id", "casus-9")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let received = recorded.last();
+    let assertion = received.headers["doelbinding-assertion"].to_str().unwrap();
+
+    let (status, jwks) = admin_get(
+        &gateway.admin_addr.unwrap().to_string(),
+        "/.well-known/jwks.json",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&jwks).unwrap();
+    let header = jsonwebtoken::decode_header(assertion).unwrap();
+    assert_eq!(header.alg, Algorithm::ES256);
+    let key = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("signed by a published key");
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+    validation.set_audience(&[PARTNER_OIN]);
+    validation.set_issuer(&[GATEWAY_OIN]);
+    let claims = jsonwebtoken::decode::<Value>(
+        assertion,
+        &jsonwebtoken::DecodingKey::from_jwk(key).unwrap(),
+        &validation,
+    )
+    .expect("the assertion verifies")
+    .claims;
+    assert_eq!(claims["sub"], CONSUMER_OIN);
+    assert_eq!(claims["purpose"], TEST_PURPOSE);
+    assert_eq!(claims["legal_basis"], "AVG art. 6(1)(e); Testwet");
+    assert_eq!(
+        claims["processing_activity"],
+        "https://register.test.example/test-doel"
+    );
+    assert_eq!(claims["case_id"], "casus-9");
+    assert_eq!(
+        claims["audit_record_id"],
+        r.headers["fsc-transaction-id"].to_str().unwrap()
+    );
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert!(lifetime <= 60, "short-lived: {lifetime} s");
+    gateway.shutdown().await;
+}
