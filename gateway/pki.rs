@@ -470,6 +470,20 @@ pub fn generate_example(dir: &Path, pki: &ExamplePki<'_>) -> anyhow::Result<i64>
             .with_context(|| format!("creating directory {}", partners_dir.display()))?;
     }
 
+    // Signing keys for the demo's caller tokens (an example identity provider) and for the
+    // gateway's assertions to partners.
+    let tokens_dir = dir.join("tokens");
+    fs::create_dir_all(&tokens_dir)
+        .with_context(|| format!("creating directory {}", tokens_dir.display()))?;
+    let (private, public) = signing_key_pair()?;
+    write_private(&tokens_dir.join("demo-idp.key"), &private)?;
+    fs::write(tokens_dir.join("demo-idp.pub.pem"), public)?;
+    let assertion_dir = dir.join("assertion");
+    fs::create_dir_all(&assertion_dir)
+        .with_context(|| format!("creating directory {}", assertion_dir.display()))?;
+    let (private, _) = signing_key_pair()?;
+    write_private(&assertion_dir.join("gateway-assertion.key"), &private)?;
+
     let readme_path = dir.join("README.md");
     fs::write(&readme_path, readme(pki, unix_now(), earliest_expiry))
         .with_context(|| format!("writing {}", readme_path.display()))?;
@@ -522,6 +536,14 @@ fn readme(pki: &ExamplePki<'_>, generated: i64, expires: i64) -> String {
             oin = p.oin
         ));
     }
+    s.push_str(
+        "| `tokens/demo-idp.key`, `tokens/demo-idp.pub.pem` | ES256 key pair of the demo identity \
+         provider that signs caller tokens (`doelpoort token`) |\n",
+    );
+    s.push_str(
+        "| `assertion/gateway-assertion.key` | ES256 key the gateway signs `Doelbinding-Assertion` \
+         with; its public half is served at the admin listener's `/.well-known/jwks.json` |\n",
+    );
     s.push_str("\nRegenerate (overwrites everything in this directory):\n\n");
     s.push_str("```sh\ndoelpoort certs generate <dir>\n```\n");
     s

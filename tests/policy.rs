@@ -405,3 +405,78 @@ async fn only_the_fields_the_purpose_needs_arrive() {
         .get();
     assert!(withheld >= 6, "withheld {withheld}");
 }
+
+/// The partner side of the assertion contract in the demo: a mock partner asked directly (with
+/// the gateway's own client certificate, so TLS is fine) refuses without a valid
+/// `Doelbinding-Assertion`, and one signed by another key is refused too.
+#[tokio::test]
+async fn demo_partners_refuse_requests_without_a_valid_assertion() {
+    let run = start_demo().await;
+    let certs = run.root.path().join("certs-example");
+    let direct = client_with(
+        client_tls_from(
+            &certs.join("ca.crt"),
+            Some((
+                certs.join("gateway-client.crt").as_path(),
+                certs.join("gateway-client.key").as_path(),
+            )),
+        ),
+        Http::One,
+    );
+    let uwv = run.demo.partners[0].addr;
+    let url = format!(
+        "https://localhost:{}/v1/personen/999990019/inkomen",
+        uwv.port()
+    );
+    let response = send(
+        &direct,
+        request(&url, &[("doelbinding-purpose", "wams-onderzoek")]),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert!(!String::from_utf8_lossy(&response.body).contains("inkomsten"));
+
+    // Signed, well-formed, but by a key the gateway does not publish.
+    let (private, _) = doelpoort::pki::signing_key_pair().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rogue.key"), private).unwrap();
+    let rogue =
+        doelpoort::assertion::AssertionSigner::load(Some(&doelpoort::config::AssertionConfig {
+            keys: vec![dir.path().join("rogue.key")],
+            lifetime: std::time::Duration::from_secs(60),
+        }))
+        .unwrap();
+    let forged = rogue
+        .sign(&doelpoort::assertion::AssertionClaims {
+            iss: "00000001999990000000",
+            sub: "00000001999990001000",
+            aud: "00000001999990011000",
+            purpose: "wams-onderzoek",
+            legal_basis: None,
+            processing_activity: None,
+            case_id: None,
+            audit_record_id: "x",
+        })
+        .unwrap();
+    let response = send(
+        &direct,
+        request(
+            &url,
+            &[
+                ("doelbinding-purpose", "wams-onderzoek"),
+                ("doelbinding-assertion", forged.as_str()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+
+    // Through the gateway the same question is answered.
+    let client = run.client("wijkteam-rotterdam");
+    let response = send(
+        &client,
+        request(&run.url("/uwv/v1/personen/999990019/inkomen"), ONDERZOEK),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+}

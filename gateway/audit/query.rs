@@ -96,6 +96,8 @@ pub struct Row {
     pub decision: String,
     pub reason: String,
     pub case_id: String,
+    /// Who approved the exchange (four eyes), as `id (role)`.
+    pub approvals: Vec<String>,
     pub fields_released: Vec<String>,
     pub transaction_id: String,
 }
@@ -126,6 +128,23 @@ impl Row {
             decision: text("doelpoort.decision"),
             reason: text("doelpoort.reason"),
             case_id: text("doelpoort.case_id"),
+            approvals: r
+                .value
+                .get("attributes")
+                .and_then(|a| a.get("doelpoort.approvals"))
+                .and_then(|a| a.as_array())
+                .map(|list| {
+                    list.iter()
+                        .map(|a| {
+                            let by = a.get("by").and_then(|v| v.as_str()).unwrap_or("?");
+                            match a.get("role").and_then(|v| v.as_str()) {
+                                Some(role) => format!("{by} ({role})"),
+                                None => by.to_string(),
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             fields_released: r
                 .attribute_list("doelpoort.fields_released")
                 .into_iter()
@@ -210,10 +229,11 @@ pub fn render(rows: &[Row], format: Format) -> String {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
         Format::Csv => {
             let mut out = String::from(
-                "time,consumer,consumer_oin,purpose,legal_basis,partner,operation,decision,reason,case_id,fields_released,transaction_id\n",
+                "time,consumer,consumer_oin,purpose,legal_basis,partner,operation,decision,reason,case_id,approvals,fields_released,transaction_id\n",
             );
             for r in rows {
                 let fields = field_names(&r.fields_released).join(" ");
+                let approvals = r.approvals.join(" ");
                 let cells = [
                     &r.time,
                     &r.consumer,
@@ -225,6 +245,7 @@ pub fn render(rows: &[Row], format: Format) -> String {
                     &r.decision,
                     &r.reason,
                     &r.case_id,
+                    &approvals,
                     &fields,
                     &r.transaction_id,
                 ];

@@ -6,6 +6,7 @@
 //! tests use as an upstream.
 
 pub mod data;
+pub mod tokens;
 
 use crate::config::{Config, ConsumerConfig, Limits, ListenerTls, PartnerConfig};
 use crate::identity::Oin;
@@ -270,8 +271,10 @@ pub fn demo_config(
                 name: c.organisation.clone(),
                 oin: Some(Oin::parse(&c.oin).map_err(|e| anyhow!(e))?),
                 fingerprints: vec![],
-                token: crate::config::TokenMode::Off,
-                token_issuers: vec![],
+                // Tokens are optional in the demo: the plain calls work without one, and a
+                // token (`doelpoort token`) adds the employee's approvals.
+                token: crate::config::TokenMode::Optional,
+                token_issuers: vec!["demo-idp".into()],
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -304,8 +307,21 @@ pub fn demo_config(
         listen: options.listen,
         admin_listen: Some(options.admin_listen),
         admin_tls: None,
-        tokens: None,
-        assertions: None,
+        tokens: Some(crate::config::TokenConfig {
+            audience: tokens::DEMO_AUDIENCE.into(),
+            leeway: Duration::from_secs(30),
+            issuers: vec![crate::config::IssuerConfig {
+                id: "demo-idp".into(),
+                issuer: tokens::DEMO_ISSUER.into(),
+                algorithms: vec![jsonwebtoken::Algorithm::ES256],
+                keys: vec![tokens::issuer_public_key(&certs)],
+                jwks: None,
+            }],
+        }),
+        assertions: Some(crate::config::AssertionConfig {
+            keys: vec![tokens::assertion_key(&certs)],
+            lifetime: Duration::from_secs(60),
+        }),
         tls: ListenerTls {
             certificate: certs.join("gateway.crt"),
             key: certs.join("gateway.key"),
@@ -346,6 +362,14 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
     if !secret.exists() {
         server::write_new_secret(&secret)?;
     }
+    // The partners check the gateway's assertions against its published keys.
+    let signer = crate::assertion::AssertionSigner::load(Some(&crate::config::AssertionConfig {
+        keys: vec![tokens::assertion_key(&certs)],
+        lifetime: Duration::from_secs(60),
+    }))
+    .context("the example assertion key (certs-example/assertion/)")?;
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(signer.jwks())?;
+    let cat = catalog();
     let mut partners = Vec::new();
     let mut addrs = Vec::new();
     for id in DEMO_PARTNERS {
@@ -354,7 +378,19 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
             &certs.join("partners").join(format!("{id}.key")),
             &certs.join("ca.crt"),
         )?;
-        let partner = MockPartner::start(([127, 0, 0, 1], 0).into(), tls, demo_handler(id)).await?;
+        let partner_oin = cat
+            .partners
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.oin.clone())
+            .unwrap_or_default();
+        let handler = tokens::verifying_assertions(
+            demo_handler(id),
+            jwks.clone(),
+            cat.gateway.oin.clone(),
+            partner_oin,
+        );
+        let partner = MockPartner::start(([127, 0, 0, 1], 0).into(), tls, handler).await?;
         addrs.push((id.to_string(), partner.addr));
         partners.push(partner);
     }
@@ -454,6 +490,17 @@ pub fn example_calls(root: &Path, gateway: SocketAddr) -> Vec<ExampleCall> {
             expect: (403, Some("four-eyes-required")),
         },
         ExampleCall {
+            title: "The same time-out, approved by a team leader in a signed token of the demo identity provider",
+            command: format!(
+                "{} {} -H 'Doelbinding-Case-Partners: uwv, cjib' -H \"Authorization: Bearer $({} token --root {} --consumer schuldhulp-utrecht --actor medewerker-0042 --approved-by teamleider-0007)\" -H 'Content-Type: application/json' -d '{time_out_body}' {base}/cjib/v1/opschortingen",
+                curl("schuldhulp-utrecht"),
+                ctx("time-out", "shv-2026-0042", "999990019"),
+                doelpoort_command(),
+                shell_path(root),
+            ),
+            expect: (201, None),
+        },
+        ExampleCall {
             title: "Which grants do I hold? (answered per certificate)",
             command: format!("{} {base}/.well-known/doelpoort/grants", curl("wijkteam-rotterdam")),
             expect: (200, None),
@@ -468,6 +515,19 @@ pub fn example_calls(root: &Path, gateway: SocketAddr) -> Vec<ExampleCall> {
             expect: (403, Some("unknown-consumer")),
         },
     ]
+}
+
+/// How to run this very binary from a shell (the demo prints commands that call it).
+fn doelpoort_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .map(|p| shell_path(&p))
+        .unwrap_or_else(|| "doelpoort".into())
+}
+
+/// A path as a single-quoted shell word.
+fn shell_path(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
 /// The calls as the demo prints them: a comment with the title and expected answer, then
