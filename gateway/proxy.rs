@@ -73,7 +73,7 @@ pub struct GatewayState {
     /// The lawful-basis audit log; `None` only with `audit.mode: off`.
     pub audit: Option<crate::audit::AuditLog>,
     /// Trusted issuers of caller tokens, when configured.
-    pub tokens: Option<crate::token::TokenVerifier>,
+    pub tokens: Option<Arc<crate::token::TokenIssuers>>,
     /// Signs `Doelbinding-Assertion` for every forwarded request.
     pub assertions: crate::assertion::AssertionSigner,
     /// The gateway's own identity in assertions: its OIN, or the instance name without one.
@@ -263,7 +263,7 @@ fn caller_token(
     exchange: &mut Exchange,
 ) -> Result<Option<crate::token::CallerToken>, Problem> {
     let token = crate::token::TokenVerifier::check(
-        state.tokens.as_ref(),
+        state.tokens.as_deref(),
         call.consumer,
         connection.fingerprint.as_ref(),
         &call.parts.headers,

@@ -102,7 +102,7 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
     let tokens = config
         .tokens
         .as_ref()
-        .map(crate::token::TokenVerifier::load)
+        .map(|t| crate::token::TokenIssuers::load(t).map(Arc::new))
         .transpose()
         .context("cannot load the token issuers' keys")?;
     let assertions = crate::assertion::AssertionSigner::load(config.assertions.as_ref())
@@ -148,6 +148,7 @@ pub struct RunningGateway {
     task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
     watcher_task: JoinHandle<()>,
+    token_task: Option<JoinHandle<()>>,
 }
 
 impl RunningGateway {
@@ -156,6 +157,9 @@ impl RunningGateway {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.watcher_task.abort();
+        if let Some(task) = &self.token_task {
+            task.abort();
+        }
         let _ = self.task.await;
         if let Some(admin) = self.admin_task {
             admin.abort();
@@ -190,6 +194,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
     let state = Arc::new(build_state(config, metrics.clone())?);
     let policies = state.policies.clone();
     let watcher_task = policies.spawn_watcher();
+    let token_task = state.tokens.as_ref().map(|t| t.spawn_reloader());
     let acceptor = TlsAcceptor::from(tls::server_config(config)?);
     publish_certificate_expiry(config, &metrics);
 
@@ -224,6 +229,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
         task,
         admin_task,
         watcher_task,
+        token_task,
     })
 }
 

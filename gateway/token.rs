@@ -23,9 +23,57 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The trusted issuers and their keys, loaded once from the configuration.
+/// The trusted issuers with their current keys: loaded at start and reloaded on SIGHUP (an
+/// identity provider rotating its keys publishes a new JWKS file; the gateway picks it up
+/// without a restart). A reload that fails keeps the keys in force.
+pub struct TokenIssuers {
+    config: TokenConfig,
+    current: arc_swap::ArcSwap<TokenVerifier>,
+}
+
+impl TokenIssuers {
+    pub fn load(config: &TokenConfig) -> Result<Self> {
+        Ok(Self {
+            current: arc_swap::ArcSwap::from_pointee(TokenVerifier::load(config)?),
+            config: config.clone(),
+        })
+    }
+
+    pub fn current(&self) -> Arc<TokenVerifier> {
+        self.current.load_full()
+    }
+
+    /// Re-reads every issuer's key files.
+    pub fn reload(&self) -> Result<()> {
+        self.current
+            .store(Arc::new(TokenVerifier::load(&self.config)?));
+        Ok(())
+    }
+
+    /// Reloads on every SIGHUP until the task is aborted.
+    pub fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Registered now, so a SIGHUP right after start is not missed.
+        let hangup = signal(SignalKind::hangup());
+        let issuers = self.clone();
+        tokio::spawn(async move {
+            let Ok(mut hangup) = hangup else { return };
+            while hangup.recv().await.is_some() {
+                match issuers.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: token issuer keys reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "SIGHUP: token issuer keys NOT reloaded; the previous keys stay in force")
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The trusted issuers and their keys, as loaded from their files.
 pub struct TokenVerifier {
     audience: String,
     leeway: Duration,
@@ -122,7 +170,7 @@ impl TokenVerifier {
     /// The caller's token for this request, verified — or `None` where the consumer presents
     /// none and need not. `fingerprint` is the connection's client certificate.
     pub fn check(
-        verifier: Option<&Self>,
+        verifier: Option<&TokenIssuers>,
         consumer: &Consumer,
         fingerprint: Option<&Fingerprint>,
         headers: &HeaderMap,
@@ -139,8 +187,9 @@ impl TokenVerifier {
             )),
             (TokenMode::Off, _) => Ok(None),
             (_, Some(token)) => {
-                let verifier =
-                    verifier.ok_or_else(|| invalid("no token issuers are configured"))?;
+                let verifier = verifier
+                    .ok_or_else(|| invalid("no token issuers are configured"))?
+                    .current();
                 let fingerprint =
                     fingerprint.ok_or_else(|| invalid("no client certificate to bind to"))?;
                 verifier

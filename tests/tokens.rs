@@ -448,3 +448,41 @@ async fn the_partner_receives_an_assertion_it_can_verify() {
     assert!(lifetime <= 60, "short-lived: {lifetime} s");
     gateway.shutdown().await;
 }
+
+/// An identity provider rotates its keys: a new JWKS file is picked up on SIGHUP, without a
+/// restart; until then a token under the new key is refused.
+#[tokio::test]
+async fn sighup_reloads_the_issuers_keys() {
+    let s = setup().await;
+    let (private, _) = doelpoort::pki::signing_key_pair().unwrap();
+    let new_key = EncodingKey::from_ec_pem(private.as_bytes()).unwrap();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&new_key, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("k2".into());
+    let mut claims = s.claims();
+    claims["iss"] = json!("https://jwks.test.example");
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("k2".into());
+    let token = jsonwebtoken::encode(&header, &claims, &new_key).unwrap();
+    let r = s.call("consumer", "/uwv/v1/ping", Some(&token), &[]).await;
+    assert_eq!(r.problem_code(), "token-invalid", "not before the reload");
+
+    std::fs::write(
+        s.pki.path("issuer.jwks.json"),
+        serde_json::to_string(&json!({ "keys": [jwk] })).unwrap(),
+    )
+    .unwrap();
+    rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.call("consumer", "/uwv/v1/ping", Some(&token), &[]).await;
+        if r.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.gateway.shutdown().await;
+}
