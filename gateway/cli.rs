@@ -78,34 +78,7 @@ pub enum Command {
     },
     /// Sign a caller token with the demo identity provider (example keys in certs-example/),
     /// to try tokens and four-eyes approvals against `doelpoort demo`. Prints the JWT.
-    Token {
-        /// The consumer whose example certificate the token is bound to.
-        #[arg(long)]
-        consumer: String,
-        /// The employee acting (`sub`).
-        #[arg(long)]
-        actor: String,
-        #[arg(long)]
-        purpose: Option<String>,
-        #[arg(long = "case")]
-        case_id: Option<String>,
-        /// The person's BSN (`data_subject`).
-        #[arg(long)]
-        subject: Option<String>,
-        /// A colleague who approved the exchange (four eyes).
-        #[arg(long)]
-        approved_by: Option<String>,
-        #[arg(long, default_value = "teamleider")]
-        approver_role: String,
-        /// The partner ids the client agreed to involve (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        case_partners: Vec<String>,
-        #[arg(long, default_value = "10m")]
-        valid_for: humantime::Duration,
-        /// Repository root holding certs-example/.
-        #[arg(long, default_value = ".")]
-        root: PathBuf,
-    },
+    Token(TokenArgs),
     /// Certificate tools.
     Certs {
         #[command(subcommand)]
@@ -170,6 +143,55 @@ pub enum PolicyCommand {
 pub enum MatrixFormat {
     Markdown,
     Html,
+}
+
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    /// The consumer whose example certificate the token is bound to.
+    #[arg(long)]
+    consumer: String,
+    /// The employee acting (`sub`).
+    #[arg(long)]
+    actor: String,
+    #[arg(long)]
+    purpose: Option<String>,
+    #[arg(long = "case")]
+    case_id: Option<String>,
+    /// The person's BSN (`data_subject`).
+    #[arg(long)]
+    subject: Option<String>,
+    /// A colleague who approved the exchange (four eyes).
+    #[arg(long)]
+    approved_by: Option<String>,
+    #[arg(long, default_value = "teamleider")]
+    approver_role: String,
+    /// The partner ids the client agreed to involve (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    case_partners: Vec<String>,
+    #[arg(long, default_value = "10m")]
+    valid_for: humantime::Duration,
+    /// Repository root holding certs-example/.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+}
+
+impl TokenArgs {
+    fn sign(self) -> Result<String> {
+        demo::tokens::demo_token(
+            &self.root.join("certs-example"),
+            &demo::tokens::TokenRequest {
+                consumer: self.consumer,
+                actor: self.actor,
+                purpose: self.purpose,
+                case_id: self.case_id,
+                subject: self.subject,
+                approved_by: self.approved_by,
+                approver_role: Some(self.approver_role),
+                case_partners: self.case_partners,
+                valid_for: self.valid_for.into(),
+            },
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -251,32 +273,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Check { config } => return check(&config),
         Command::Policy { command } => return policy(command),
         Command::Audit { command } => return audit(command),
-        Command::Token {
-            consumer,
-            actor,
-            purpose,
-            case_id,
-            subject,
-            approved_by,
-            approver_role,
-            case_partners,
-            valid_for,
-            root,
-        } => demo::tokens::demo_token(
-            &root.join("certs-example"),
-            &demo::tokens::TokenRequest {
-                consumer,
-                actor,
-                purpose,
-                case_id,
-                subject,
-                approved_by,
-                approver_role: Some(approver_role),
-                case_partners,
-                valid_for: valid_for.into(),
-            },
-        )
-        .map(|token| println!("{token}")),
+        Command::Token(args) => args.sign().map(|token| println!("{token}")),
         Command::Certs {
             command: CertsCommand::Generate { dir, days },
         } => generate_certs(&dir, days),
