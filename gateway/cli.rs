@@ -168,7 +168,8 @@ pub struct TokenArgs {
     /// The partner ids the client agreed to involve (comma-separated).
     #[arg(long, value_delimiter = ',')]
     case_partners: Vec<String>,
-    #[arg(long, default_value = "10m")]
+    /// Lifetime (a token with an approval may live at most 5 minutes).
+    #[arg(long, default_value = "5m")]
     valid_for: humantime::Duration,
     /// Repository root holding certs-example/.
     #[arg(long, default_value = ".")]

@@ -681,12 +681,19 @@ impl Validator<'_> {
 
     fn tokens(&mut self, raw: &RawTokens) -> TokenConfig {
         let mut ids = HashSet::new();
+        let mut iss_values = HashSet::new();
         let mut issuers = Vec::new();
         for i in &raw.issuers {
             if !ids.insert(i.id.value.clone()) {
                 self.error(
                     &i.id.referenced,
                     format!("issuer '{}' is defined twice", i.id.value),
+                );
+            }
+            if !iss_values.insert(i.issuer.value.clone()) {
+                self.error(
+                    &i.issuer.referenced,
+                    "another issuer has the same `issuer` (iss); each needs its own",
                 );
             }
             let mut algorithms = Vec::new();
@@ -1022,6 +1029,11 @@ audit:
                 "    token: required\n    token_issuers: [idp]\n",
                 "tokens:\n  audience: urn:x\n  issuers:\n    - {id: idp, issuer: https://idp, algorithms: [ES256]}\n",
                 "give the issuer's public keys",
+            ),
+            (
+                "    token: required\n    token_issuers: [idp]\n",
+                "tokens:\n  audience: urn:x\n  issuers:\n    - {id: idp, issuer: https://idp, algorithms: [ES256], keys: [idp.pem]}\n    - {id: idp2, issuer: https://idp, algorithms: [ES256], keys: [idp.pem]}\n",
+                "another issuer has the same `issuer`",
             ),
         ] {
             let err = Config::from_yaml(&with(consumer, tokens), Path::new("gw.yaml"), dir.path())

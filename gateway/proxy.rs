@@ -220,6 +220,9 @@ async fn run_phases(
         exchange.subject = crate::context::declared_subject(&parts.headers);
     })?;
     exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
+    // (Set before the token is checked, so a refused token's record still names case and actor.)
+    exchange.case_id.clone_from(&context.case_id);
+    exchange.actor.clone_from(&context.actor);
     let token = caller_token(state, connection, &call, &mut context, exchange)?;
     exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
     exchange.case_id.clone_from(&context.case_id);
@@ -234,8 +237,12 @@ async fn run_phases(
     exchange.policy = Some(policy.clone());
     // Read before deciding: grant conditions may look at the body.
     let body = read_body(body, &parts.headers, &state.limits).await?;
-    let approvals = token.map(|t| t.approvals).unwrap_or_default();
+    let approvals = token
+        .as_ref()
+        .map(|t| t.approvals.clone())
+        .unwrap_or_default();
     let permit = decide_exchange(&policy, &call, &context, &body, &approvals, exchange)?;
+    check_approval_scope(&permit, token.as_ref())?;
     let body = allow_request_body(state, &permit, body)?;
     let response = forward(state, &call, &permit, body, exchange).await?;
     minimise(state, &policy, &call, &permit, response, exchange)
@@ -285,10 +292,49 @@ fn caller_token(
         }
         if context.case_partners.is_empty() {
             context.case_partners.clone_from(scope);
+        } else {
+            let mut declared = context.case_partners.clone();
+            let mut signed = scope.clone();
+            declared.sort();
+            signed.sort();
+            if declared != signed {
+                return Err(Problem::new(
+                    ProblemCode::TokenMismatch,
+                    "the Doelbinding-Case-Partners header differs from case_partners in the signed token",
+                ));
+            }
         }
     }
     exchange.approvals.clone_from(&token.approvals);
     Ok(Some(token))
+}
+
+/// An approval counts only for what it names. Under a four-eyes grant the approving token must
+/// itself carry the purpose and, where the grant depends on them, the case, the person and the
+/// partners involved: headers the caller writes cannot stretch a colleague's approval to
+/// another person or case.
+fn check_approval_scope(
+    permit: &Permit,
+    token: Option<&crate::token::CallerToken>,
+) -> Result<(), Problem> {
+    if permit.grant().four_eyes.is_none() {
+        return Ok(());
+    }
+    let grant = permit.grant();
+    let bound = token.is_some_and(|t| {
+        t.purpose.is_some()
+            && (!grant.requires.case_id || t.case_id.is_some())
+            && (permit.operation().subject == crate::policy::SubjectSource::None
+                || t.data_subject.is_some())
+            && (!grant.requires.involved_partner || t.case_partners.is_some())
+    });
+    if bound {
+        return Ok(());
+    }
+    Err(Problem::new(
+        ProblemCode::FourEyesRequired,
+        "the approval must name what it approves: the signed token must carry purpose, case_id, data_subject and case_partners as this grant needs them",
+    ))
 }
 
 /// Phase *identify*: the consumer was looked up once per connection; here it is required.

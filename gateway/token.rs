@@ -118,7 +118,12 @@ struct Claims {
     case_partners: Option<Vec<String>>,
     cnf: Confirmation,
     iat: u64,
+    exp: u64,
 }
+
+/// An approval names exactly what was approved and is used at once: a token carrying
+/// approvals may live at most this long.
+pub const MAX_APPROVAL_LIFETIME_SECS: u64 = 300;
 
 #[derive(Deserialize)]
 struct ApprovalClaim {
@@ -214,15 +219,12 @@ impl TokenVerifier {
         let iss = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
             .map_err(|_| invalid("the bearer token names no issuer (iss)"))?
             .iss;
+        // One message for both cases: a caller learns nothing about which issuers exist.
         let issuer = self
             .issuers
             .get(&iss)
-            .ok_or_else(|| invalid("the token's issuer is not a trusted issuer"))?;
-        if !allowed.contains(&issuer.id) {
-            return Err(invalid(
-                "the token's issuer is not trusted for this consumer",
-            ));
-        }
+            .filter(|i| allowed.contains(&i.id))
+            .ok_or_else(|| invalid("the token's issuer is not trusted for this consumer"))?;
         if !issuer.algorithms.contains(&header.alg) {
             return Err(invalid(
                 "the token's algorithm is not allowed for its issuer",
@@ -286,9 +288,7 @@ impl TokenVerifier {
                 "the token is bound to another client certificate (cnf.x5t#S256)",
             ));
         }
-        if !crate::context::is_plain_id(&claims.sub) {
-            return Err(invalid("the token's sub is not a plain pseudonymous id"));
-        }
+        check_claim_values(&claims)?;
         let data_subject = claims
             .data_subject
             .as_deref()
@@ -312,6 +312,46 @@ impl TokenVerifier {
             case_partners: claims.case_partners,
         })
     }
+}
+
+/// The claims that end up in the audit log, the assertion and the decision get the same checks
+/// as the headers they stand in for: plain ids, and nothing that looks like a BSN.
+fn check_claim_values(claims: &Claims) -> Result<(), Problem> {
+    use crate::context::{holds_bsn, is_plain_id};
+    let plain = |s: &str| is_plain_id(s) && !holds_bsn(s);
+    if !plain(&claims.sub) {
+        return Err(invalid("the token's sub is not a plain pseudonymous id"));
+    }
+    if claims.case_id.as_deref().is_some_and(|c| !plain(c)) {
+        return Err(invalid("the token's case_id is not a plain id"));
+    }
+    if claims.purpose.as_deref().is_some_and(|p| !is_plain_id(p)) {
+        return Err(invalid("the token's purpose is not a purpose id"));
+    }
+    let approvals_ok = claims
+        .approvals
+        .iter()
+        .all(|a| plain(&a.sub) && a.role.as_deref().is_none_or(is_plain_id));
+    if !approvals_ok {
+        return Err(invalid(
+            "an approval in the token does not name a plain id and role",
+        ));
+    }
+    if !claims.approvals.is_empty()
+        && claims.exp.saturating_sub(claims.iat) > MAX_APPROVAL_LIFETIME_SECS
+    {
+        return Err(invalid(
+            "a token carrying approvals may live at most 5 minutes (exp - iat)",
+        ));
+    }
+    if claims
+        .case_partners
+        .as_ref()
+        .is_some_and(|list| !list.iter().all(|p| is_plain_id(p)))
+    {
+        return Err(invalid("the token's case_partners are not partner ids"));
+    }
+    Ok(())
 }
 
 /// Why a token failed, for the caller (no token content is echoed).
@@ -352,18 +392,29 @@ impl Issuer {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a JWKS", path.display()))?;
+            // A key the gateway cannot or must not use is skipped, not fatal: an issuer that
+            // removes a compromised key and adds an odd one must not leave the old key trusted.
             for jwk in &set.keys {
-                let kid = jwk.common.key_id.clone().with_context(|| {
-                    format!("{}: every key in a JWKS needs a kid", path.display())
-                })?;
-                let key = DecodingKey::from_jwk(jwk)
-                    .with_context(|| format!("{}: key '{kid}' is unusable", path.display()))?;
-                anyhow::ensure!(
-                    key.family() != jsonwebtoken::AlgorithmFamily::Hmac,
-                    "{}: key '{kid}' is a shared secret; only public keys are accepted",
-                    path.display()
-                );
-                keys.push((Some(kid), key));
+                let Some(kid) = jwk.common.key_id.clone() else {
+                    tracing::warn!(file = %path.display(), "JWKS key without kid skipped");
+                    continue;
+                };
+                if jwk
+                    .common
+                    .public_key_use
+                    .as_ref()
+                    .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+                {
+                    continue;
+                }
+                match DecodingKey::from_jwk(jwk) {
+                    Ok(key) if key.family() != jsonwebtoken::AlgorithmFamily::Hmac => {
+                        keys.push((Some(kid), key))
+                    }
+                    _ => {
+                        tracing::warn!(file = %path.display(), kid, "JWKS key skipped: not a usable public key")
+                    }
+                }
             }
         }
         Ok(Self {

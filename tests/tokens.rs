@@ -300,6 +300,41 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
     expected.push(("approval without the role", r, 403, "four-eyes-required"));
     let mut c = s.claims();
+    c["approvals"] = json!([{"sub": "Medewerker-1", "role": "teamleider"}]);
+    let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
+    expected.push((
+        "self-approval, other letter case",
+        r,
+        403,
+        "four-eyes-required",
+    ));
+    let mut c = s.claims();
+    c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
+    c.as_object_mut().unwrap().remove("purpose");
+    let r = s
+        .call(
+            "consumer",
+            upload,
+            Some(&s.sign(&c)),
+            &[("doelbinding-purpose", TEST_PURPOSE)],
+        )
+        .await;
+    expected.push((
+        "approval that does not name the purpose",
+        r,
+        403,
+        "four-eyes-required",
+    ));
+    let mut c = s.claims();
+    c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
+    c["exp"] = json!(now() + 3600);
+    let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
+    expected.push(("long-lived approval", r, 401, "token-invalid"));
+    let mut c = s.claims();
+    c["case_id"] = json!("casus-999990019");
+    let r = s.call("consumer", ping, Some(&s.sign(&c)), &[]).await;
+    expected.push(("a BSN in the case claim", r, 401, "token-invalid"));
+    let mut c = s.claims();
     c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
     let approved = s.sign(&c);
     let r = s.call("consumer", upload, Some(&approved), &[]).await;

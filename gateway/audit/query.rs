@@ -312,6 +312,10 @@ pub fn render(rows: &[Row], format: Format) -> String {
 }
 
 fn csv_cell(text: &str) -> String {
+    // A cell a spreadsheet would run as a formula is defused with a leading apostrophe.
+    if text.starts_with(['=', '+', '-', '@']) {
+        return csv_cell(&format!("'{text}"));
+    }
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -360,5 +364,6 @@ mod tests {
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(csv_cell("say \"x\""), "\"say \"\"x\"\"\"");
         assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
     }
 }

@@ -275,7 +275,10 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
         // Without a known actor, "someone other than the actor" cannot be established.
         let approved = ctx.actor.is_some()
             && request.approvals.iter().any(|a| {
-                ctx.actor.as_deref() != Some(a.by.as_str())
+                // Ids differing only in case are the same person in most directories.
+                !ctx.actor
+                    .as_deref()
+                    .is_some_and(|actor| actor.eq_ignore_ascii_case(&a.by))
                     && four_eyes
                         .role
                         .as_ref()
