@@ -243,6 +243,11 @@ async fn run_phases(
         .unwrap_or_default();
     let permit = decide_exchange(&policy, &call, &context, &body, &approvals, exchange)?;
     check_approval_scope(&permit, token.as_ref())?;
+    if let (Some(issuers), Some(token)) = (&state.tokens, &token) {
+        if permit.grant().four_eyes.is_some() {
+            issuers.spend_approval(token)?;
+        }
+    }
     let body = allow_request_body(state, &permit, body)?;
     let response = forward(state, &call, &permit, body, exchange).await?;
     minimise(state, &policy, &call, &permit, response, exchange)

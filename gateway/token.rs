@@ -32,6 +32,8 @@ use std::time::Duration;
 pub struct TokenIssuers {
     config: TokenConfig,
     current: arc_swap::ArcSwap<TokenVerifier>,
+    /// Approvals already used, by issuer and `jti`, until their token expires.
+    spent: std::sync::Mutex<HashMap<(String, String), u64>>,
 }
 
 impl TokenIssuers {
@@ -39,7 +41,32 @@ impl TokenIssuers {
         Ok(Self {
             current: arc_swap::ArcSwap::from_pointee(TokenVerifier::load(config)?),
             config: config.clone(),
+            spent: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Spends the approval `token` carries: an approval is for one exchange. A second use
+    /// (a replay, or a retry) needs a new approval. Kept per gateway instance.
+    pub fn spend_approval(&self, token: &CallerToken) -> Result<(), Problem> {
+        let Some((jti, exp)) = &token.approval_use else {
+            return Ok(());
+        };
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        // Expired approvals cannot be replayed anyway (exp is checked): forget them.
+        if spent.len() >= 1024 {
+            spent.retain(|_, until| *until + self.config.leeway.as_secs() >= now);
+        }
+        match spent.entry((token.issuer.clone(), jti.clone())) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(Problem::new(
+                ProblemCode::FourEyesRequired,
+                "this approval has already been used; each exchange needs its own approval",
+            )),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(*exp);
+                Ok(())
+            }
+        }
     }
 
     pub fn current(&self) -> Arc<TokenVerifier> {
@@ -101,6 +128,8 @@ pub struct CallerToken {
     pub approvals: Vec<Approval>,
     /// The partner domains the client agreed to involve in this case (absent: not limited).
     pub case_partners: Option<Vec<String>>,
+    /// For a token carrying approvals: its `jti` and `exp`, so the approval is used once.
+    pub approval_use: Option<(String, u64)>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +148,8 @@ struct Claims {
     cnf: Confirmation,
     iat: u64,
     exp: u64,
+    #[serde(default)]
+    jti: Option<String>,
 }
 
 /// An approval names exactly what was approved and is used at once: a token carrying
@@ -295,6 +326,9 @@ impl TokenVerifier {
             .map(DataSubject::parse)
             .transpose()
             .map_err(|_| invalid("the token's data_subject is not bsn=<a valid BSN>"))?;
+        let approval_use = (!claims.approvals.is_empty())
+            .then(|| claims.jti.clone().map(|jti| (jti, claims.exp)))
+            .flatten();
         Ok(CallerToken {
             issuer: issuer.id.clone(),
             actor: claims.sub,
@@ -310,6 +344,7 @@ impl TokenVerifier {
                 })
                 .collect(),
             case_partners: claims.case_partners,
+            approval_use,
         })
     }
 }
@@ -335,6 +370,11 @@ fn check_claim_values(claims: &Claims) -> Result<(), Problem> {
     if !approvals_ok {
         return Err(invalid(
             "an approval in the token does not name a plain id and role",
+        ));
+    }
+    if !claims.approvals.is_empty() && !claims.jti.as_deref().is_some_and(is_plain_id) {
+        return Err(invalid(
+            "a token carrying approvals needs a jti (each approval is used once)",
         ));
     }
     if !claims.approvals.is_empty()
@@ -520,6 +560,7 @@ mod tests {
             data_subject: Some(DataSubject::parse("bsn=999990019").unwrap()),
             approvals: vec![],
             case_partners: None,
+            approval_use: None,
         };
         let mut ctx = RequestContext::default();
         reconcile(&mut ctx, &token).unwrap();

@@ -291,16 +291,19 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     let upload = "/uwv/v1/x";
     let mut c = s.claims();
     c["approvals"] = json!([{"sub": "medewerker-1", "role": "teamleider"}]);
+    c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
     expected.push(("self-approval", r, 403, "four-eyes-required"));
     let r = s.call("consumer", upload, Some(&good), &[]).await;
     expected.push(("no approval", r, 403, "four-eyes-required"));
     let mut c = s.claims();
     c["approvals"] = json!([{"sub": "teamleider-7", "role": "medewerker"}]);
+    c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
     expected.push(("approval without the role", r, 403, "four-eyes-required"));
     let mut c = s.claims();
     c["approvals"] = json!([{"sub": "Medewerker-1", "role": "teamleider"}]);
+    c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
     expected.push((
         "self-approval, other letter case",
@@ -310,6 +313,7 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     ));
     let mut c = s.claims();
     c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
+    c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     c.as_object_mut().unwrap().remove("purpose");
     let r = s
         .call(
@@ -327,6 +331,7 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     ));
     let mut c = s.claims();
     c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
+    c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     c["exp"] = json!(now() + 3600);
     let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
     expected.push(("long-lived approval", r, 401, "token-invalid"));
@@ -336,9 +341,16 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     expected.push(("a BSN in the case claim", r, 401, "token-invalid"));
     let mut c = s.claims();
     c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
+    c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     let approved = s.sign(&c);
     let r = s.call("consumer", upload, Some(&approved), &[]).await;
     expected.push(("approved by a team leader", r, 200, ""));
+    let r = s.call("consumer", upload, Some(&approved), &[]).await;
+    expected.push(("the same approval used again", r, 403, "four-eyes-required"));
+    let mut c = s.claims();
+    c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
+    let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
+    expected.push(("an approval without jti", r, 401, "token-invalid"));
 
     // 13. Case scope: the client agreed to involve SVB only.
     let mut c = s.claims();

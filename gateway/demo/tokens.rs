@@ -83,6 +83,8 @@ pub fn demo_token(certs: &Path, request: &TokenRequest) -> Result<String> {
     }
     if let Some(by) = &request.approved_by {
         claims["approvals"] = json!([{"sub": by, "role": request.approver_role}]);
+        // Each approval is used once: it has its own id.
+        claims["jti"] = json!(uuid::Uuid::new_v4().to_string());
     }
     if !request.case_partners.is_empty() {
         claims["case_partners"] = json!(request.case_partners);
