@@ -636,33 +636,23 @@ impl Validator<'_> {
             }
         }
         let retention = a.retention.as_ref().and_then(|v| {
-            match humantime::parse_duration(&v.value) {
-                Ok(d) if d >= Duration::from_secs(24 * 3600) => Some(d),
-                _ => {
-                    self.error(
-                        &v.referenced,
-                        format!("'{}' is not a retention period of at least a day; expected e.g. 365d, 7years", v.value),
-                    );
-                    None
-                }
-            }
+            self.duration_within(
+                v,
+                Duration::from_secs(24 * 3600)..=Duration::MAX,
+                "a retention period of at least a day; expected e.g. 365d, 7years",
+            )
         });
-        let segment_max_age = match &a.segment_max_age {
-            None => A::DEFAULT_SEGMENT_MAX_AGE,
-            Some(v) => match humantime::parse_duration(&v.value) {
-                Ok(d) if d >= Duration::from_secs(1) => d,
-                _ => {
-                    self.error(
-                        &v.referenced,
-                        format!(
-                            "'{}' is not a segment age; expected e.g. 1h, 24h, 7d",
-                            v.value
-                        ),
-                    );
-                    A::DEFAULT_SEGMENT_MAX_AGE
-                }
-            },
-        };
+        let segment_max_age = a
+            .segment_max_age
+            .as_ref()
+            .and_then(|v| {
+                self.duration_within(
+                    v,
+                    Duration::from_secs(1)..=Duration::MAX,
+                    "a segment age; expected e.g. 1h, 24h, 7d",
+                )
+            })
+            .unwrap_or(A::DEFAULT_SEGMENT_MAX_AGE);
         A {
             enabled,
             dir,
@@ -734,16 +724,17 @@ impl Validator<'_> {
                 jwks,
             });
         }
-        let leeway = match &raw.leeway {
-            None => Duration::from_secs(30),
-            Some(v) => match humantime::parse_duration(&v.value) {
-                Ok(d) if d <= Duration::from_secs(300) => d,
-                _ => {
-                    self.error(&v.referenced, "expected a leeway of at most 5m, e.g. 30s");
-                    Duration::from_secs(30)
-                }
-            },
-        };
+        let leeway = raw
+            .leeway
+            .as_ref()
+            .and_then(|v| {
+                self.duration_within(
+                    v,
+                    Duration::ZERO..=Duration::from_secs(300),
+                    "a leeway of at most 5m; expected e.g. 30s",
+                )
+            })
+            .unwrap_or(Duration::from_secs(30));
         TokenConfig {
             audience: raw.audience.value.clone(),
             leeway,
@@ -779,16 +770,17 @@ impl Validator<'_> {
 
     fn assertions(&mut self, raw: &RawAssertions) -> AssertionConfig {
         let keys: Vec<PathBuf> = raw.keys.iter().map(|k| self.existing_file(k)).collect();
-        let lifetime = match &raw.lifetime {
-            None => Duration::from_secs(60),
-            Some(v) => match humantime::parse_duration(&v.value) {
-                Ok(d) if !d.is_zero() && d <= Duration::from_secs(60) => d,
-                _ => {
-                    self.error(&v.referenced, "an assertion lives at most 60s");
-                    Duration::from_secs(60)
-                }
-            },
-        };
+        let lifetime = raw
+            .lifetime
+            .as_ref()
+            .and_then(|v| {
+                self.duration_within(
+                    v,
+                    Duration::from_secs(1)..=Duration::from_secs(60),
+                    "an assertion lifetime from 1s to 60s",
+                )
+            })
+            .unwrap_or(Duration::from_secs(60));
         AssertionConfig { keys, lifetime }
     }
 
@@ -879,6 +871,22 @@ impl Validator<'_> {
                     format!("expected a number from {min} to {max}"),
                 );
                 default
+            }
+        }
+    }
+
+    /// A duration within `range`, or an error "'<value>' is not <expected>".
+    fn duration_within(
+        &mut self,
+        v: &Spanned<String>,
+        range: std::ops::RangeInclusive<Duration>,
+        expected: &str,
+    ) -> Option<Duration> {
+        match humantime::parse_duration(&v.value) {
+            Ok(d) if range.contains(&d) => Some(d),
+            _ => {
+                self.error(&v.referenced, format!("'{}' is not {expected}", v.value));
+                None
             }
         }
     }

@@ -113,6 +113,13 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// Keeps what the audit record needs of the declared context.
+    fn note_context(&mut self, context: &RequestContext) {
+        self.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
+        self.case_id.clone_from(&context.case_id);
+        self.actor.clone_from(&context.actor);
+    }
+
     fn begin(headers: &HeaderMap) -> Self {
         let trace = TraceContext::continue_or_start(headers.get(&TRACEPARENT));
         Self {
@@ -219,14 +226,11 @@ async fn run_phases(
         // The record still names the person if that header alone was valid.
         exchange.subject = crate::context::declared_subject(&parts.headers);
     })?;
-    exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
-    // (Set before the token is checked, so a refused token's record still names case and actor.)
-    exchange.case_id.clone_from(&context.case_id);
-    exchange.actor.clone_from(&context.actor);
+    // Noted before the token is checked (a refused token's record still names case and actor),
+    // and again after: the token may have filled in what the headers left out.
+    exchange.note_context(&context);
     let token = caller_token(state, connection, &call, &mut context, exchange)?;
-    exchange.subject = context.data_subject.as_ref().map(|s| s.bsn().clone());
-    exchange.case_id.clone_from(&context.case_id);
-    exchange.actor.clone_from(&context.actor);
+    exchange.note_context(&context);
     // The snapshot this exchange is decided under, kept to the end even if a reload happens.
     let policy = state.policies.current().ok_or_else(|| {
         Problem::new(
@@ -237,11 +241,8 @@ async fn run_phases(
     exchange.policy = Some(policy.clone());
     // Read before deciding: grant conditions may look at the body.
     let body = read_body(body, &parts.headers, &state.limits).await?;
-    let approvals = token
-        .as_ref()
-        .map(|t| t.approvals.clone())
-        .unwrap_or_default();
-    let permit = decide_exchange(&policy, &call, &context, &body, &approvals, exchange)?;
+    let approvals = token.as_ref().map_or(&[][..], |t| t.approvals.as_slice());
+    let permit = decide_exchange(&policy, &call, &context, &body, approvals, exchange)?;
     check_approval_scope(&permit, token.as_ref())?;
     if let (Some(issuers), Some(token)) = (&state.tokens, &token) {
         if permit.grant().four_eyes.is_some() {
@@ -601,7 +602,6 @@ fn assertion(
     exchange: &Exchange,
 ) -> Result<HeaderValue, Problem> {
     let purpose = permit.purpose();
-    let legal_basis = purpose.legal_basis.as_ref().map(|l| l.summary());
     let mut tx = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let audit_record_id = exchange.transaction_id.hyphenated().encode_lower(&mut tx);
     let claims = crate::assertion::AssertionClaims {
@@ -617,24 +617,22 @@ fn assertion(
             .as_ref()
             .map_or(call.partner.id.as_str(), |o| o.as_str()),
         purpose: &purpose.id,
-        legal_basis: legal_basis.as_deref(),
+        legal_basis: purpose.legal_basis_text.as_deref(),
         processing_activity: purpose.processing_activity.as_deref(),
         case_id: exchange.case_id.as_deref(),
         audit_record_id,
     };
-    let failed = |_| {
-        Problem::new(
-            ProblemCode::Internal,
-            "the gateway could not sign the assertion for the partner",
-        )
-    };
-    let token = state.assertions.sign(&claims).map_err(failed)?;
-    HeaderValue::from_str(&token).map_err(|_| {
-        Problem::new(
-            ProblemCode::Internal,
-            "the gateway could not sign the assertion for the partner",
-        )
-    })
+    state
+        .assertions
+        .sign(&claims)
+        .ok()
+        .and_then(|token| HeaderValue::from_str(&token).ok())
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemCode::Internal,
+                "the gateway could not sign the assertion for the partner",
+            )
+        })
 }
 
 /// The lawful basis the partner can log on its side (values prepared at policy load).

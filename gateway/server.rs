@@ -36,14 +36,22 @@ use tokio_rustls::TlsAcceptor;
 
 /// Writes a new random 32-byte secret (hex) to `path`, readable by the owner only.
 pub fn write_new_secret(path: &std::path::Path) -> Result<()> {
-    let secret = hex::encode(random_secret());
-    std::fs::write(path, secret).with_context(|| format!("cannot write {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(())
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Created private (never readable by others, not even briefly) and never over an existing
+    // secret: replacing one would silently change every pseudonym or subject id.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(hex::encode(random_secret()).as_bytes())?;
+    file.sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub(crate) fn random_secret() -> [u8; 32] {
+fn random_secret() -> [u8; 32] {
     // Two v4 UUIDs: 244 random bits from the OS-seeded generator uuid uses.
     let mut out = [0u8; 32];
     out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());

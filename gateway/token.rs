@@ -261,32 +261,7 @@ impl TokenVerifier {
                 "the token's algorithm is not allowed for its issuer",
             ));
         }
-        let candidates: Vec<&DecodingKey> = match &header.kid {
-            Some(kid) => {
-                let named: Vec<_> = issuer
-                    .keys
-                    .iter()
-                    .filter(|(k, _)| k.as_deref() == Some(kid.as_str()))
-                    .map(|(_, key)| key)
-                    .collect();
-                if named.is_empty() {
-                    issuer
-                        .keys
-                        .iter()
-                        .filter(|(k, _)| k.is_none())
-                        .map(|(_, key)| key)
-                        .collect()
-                } else {
-                    named
-                }
-            }
-            None => issuer
-                .keys
-                .iter()
-                .filter(|(k, _)| k.is_none())
-                .map(|(_, key)| key)
-                .collect(),
-        };
+        let candidates = issuer.keys_for(header.kid.as_deref());
         if candidates.is_empty() {
             return Err(invalid(
                 "the token's key id (kid) is unknown for its issuer",
@@ -414,6 +389,22 @@ fn describe(kind: &ErrorKind) -> &'static str {
 }
 
 impl Issuer {
+    /// The keys a token with `kid` may be signed with: those published under that kid, or
+    /// else the issuer's PEM keys (which have no kid).
+    fn keys_for(&self, kid: Option<&str>) -> Vec<&DecodingKey> {
+        let with = |wanted: Option<&str>| -> Vec<&DecodingKey> {
+            self.keys
+                .iter()
+                .filter(|(k, _)| k.as_deref() == wanted)
+                .map(|(_, key)| key)
+                .collect()
+        };
+        match kid.map(|kid| with(Some(kid))) {
+            Some(named) if !named.is_empty() => named,
+            _ => with(None),
+        }
+    }
+
     fn load(config: &IssuerConfig) -> Result<Self> {
         let mut keys = Vec::new();
         for path in &config.keys {

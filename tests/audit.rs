@@ -60,25 +60,6 @@ fn transaction_id(r: &TestResponse) -> String {
         .to_string()
 }
 
-/// Every record in the audit directory, oldest first.
-fn records(dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut segments: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    segments.sort();
-    for s in segments {
-        let text = std::fs::read_to_string(s).unwrap();
-        // The live segment is preallocated with zeros after its last record.
-        for line in text.trim_end_matches('\0').lines() {
-            out.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    out
-}
-
 fn attr<'a>(record: &'a Value, name: &str) -> &'a Value {
     &record["attributes"][name]
 }
@@ -204,7 +185,7 @@ async fn every_decision_class_leaves_exactly_one_record() {
     }
 
     let dir = pki.path("audit");
-    let records = records(&dir);
+    let records = audit_records(&dir);
     assert_eq!(
         records.len(),
         expected.len(),
@@ -502,7 +483,7 @@ async fn sigkill_under_load_loses_no_answered_record() {
     let dir = pki.path("audit");
     let (code, out) = run_doelpoort(["audit", "verify", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    let recorded: HashSet<String> = records(&dir)
+    let recorded: HashSet<String> = audit_records(&dir)
         .iter()
         .map(|r| {
             attr(r, "doelpoort.transaction_id")

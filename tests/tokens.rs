@@ -11,7 +11,6 @@ use http_body_util::Full;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 const AUDIENCE: &str = "urn:doelpoort:test";
@@ -155,26 +154,6 @@ impl Setup {
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Every audit record, by transaction id.
-fn audit_records(dir: &Path) -> HashMap<String, Value> {
-    let mut out = HashMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "jsonl") {
-            let text = std::fs::read_to_string(path).unwrap();
-            for line in text.trim_end_matches('\0').lines() {
-                let record: Value = serde_json::from_str(line).unwrap();
-                let tx = record["attributes"]["doelpoort.transaction_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                out.insert(tx, record);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -359,7 +338,16 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     expected.push(("partner outside the case scope", r, 403, "not-granted"));
 
     // Each answer, and one audit record per exchange with the same reason.
-    let records = audit_records(&s.pki.path("audit"));
+    let records: HashMap<String, Value> = audit_records(&s.pki.path("audit"))
+        .into_iter()
+        .map(|r| {
+            let tx = r["attributes"]["doelpoort.transaction_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (tx, r)
+        })
+        .collect();
     for (what, response, status, code) in &expected {
         assert_eq!(
             response.status.as_u16(),

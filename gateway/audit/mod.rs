@@ -66,6 +66,19 @@ impl AuditSettings {
     pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
     pub const DEFAULT_SEGMENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
     pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+
+    /// A durable log in `dir` with the default rotation and queue, no retention.
+    pub fn durable(dir: PathBuf, subject_key: PathBuf) -> Self {
+        Self {
+            enabled: true,
+            dir,
+            subject_key,
+            segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
+            segment_max_age: Self::DEFAULT_SEGMENT_MAX_AGE,
+            retention: None,
+            queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+        }
+    }
 }
 
 /// What the pipeline knows about an exchange when it ends: the input of one record.

@@ -59,6 +59,30 @@ pub struct ChainPoint {
     pub hash: String,
 }
 
+impl ChainPoint {
+    /// Whether this point (the head marker) is ahead of `last` (the log's end): records the
+    /// writer committed are missing. The head may lag the log, never lead it.
+    pub fn leads(&self, last: &ChainPoint) -> bool {
+        self.seq > last.seq || (self.seq == last.seq && self.hash != last.hash)
+    }
+}
+
+/// What `head.json` says.
+pub enum Head {
+    Missing,
+    /// Torn by a power loss while being rewritten (it only ever lags, so nothing is lost).
+    Unreadable,
+    At(ChainPoint),
+}
+
+pub fn read_head(dir: &Path) -> Head {
+    match std::fs::read(dir.join(HEAD)) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Head::Missing,
+        Ok(bytes) => serde_json::from_slice(&bytes).map_or(Head::Unreadable, Head::At),
+        Err(_) => Head::Missing,
+    }
+}
+
 /// `anchor.json`: where the retained chain starts after pruning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anchor {

@@ -57,19 +57,9 @@ impl SubjectKey {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let key = crate::server::random_secret();
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("cannot create the audit subject key {}", path.display()))?;
-        file.write_all(hex::encode(key).as_bytes())?;
-        file.sync_all()?;
+        crate::server::write_new_secret(path).context("cannot create the audit subject key")?;
         tracing::info!(path = %path.display(), "created a new audit subject key");
-        Self::from_bytes(&key)
+        Self::load(path)
     }
 
     fn mac(&self) -> Hmac<Sha256> {

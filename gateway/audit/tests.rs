@@ -9,13 +9,8 @@ use std::path::Path;
 
 fn settings(root: &Path) -> AuditSettings {
     AuditSettings {
-        enabled: true,
-        dir: root.join("audit"),
-        subject_key: root.join("subject.key"),
-        segment_max_bytes: AuditSettings::DEFAULT_SEGMENT_MAX_BYTES,
-        segment_max_age: AuditSettings::DEFAULT_SEGMENT_MAX_AGE,
-        retention: None,
         queue_capacity: 1024,
+        ..AuditSettings::durable(root.join("audit"), root.join("subject.key"))
     }
 }
 

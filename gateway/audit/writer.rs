@@ -331,11 +331,6 @@ impl Writer {
             .subject
             .as_ref()
             .map(|b| self.key.subject_id(b.as_str()));
-        let legal_basis = event
-            .purpose
-            .as_ref()
-            .and_then(|p| p.legal_basis.as_ref())
-            .map(|l| l.summary());
         let released: Vec<Cow<'_, str>> = event.fields_released.iter().map(scrub).collect();
         let withheld: Vec<Cow<'_, str>> = event.fields_withheld.iter().map(scrub).collect();
         let categories: Vec<&str> = match (&event.grant, released.is_empty()) {
@@ -365,7 +360,10 @@ impl Writer {
                 fields_withheld: withheld.iter().map(|p| p.as_ref()).collect(),
                 grant: event.grant.as_ref().map(|g| g.id.as_str()),
                 instance: &self.settings.instance,
-                legal_basis: legal_basis.as_deref(),
+                legal_basis: event
+                    .purpose
+                    .as_ref()
+                    .and_then(|p| p.legal_basis_text.as_deref()),
                 partner: event.partner.as_ref().map(|p| p.id.as_str()),
                 policy_version: event.policy.as_ref().map(|p| p.version.as_str()),
                 purpose: event.purpose.as_ref().map(|p| p.id.as_str()),
@@ -610,17 +608,12 @@ pub fn recover(dir: &Path) -> Result<ChainPoint> {
 /// were removed from its end (or the disk lost them), and continuing would write over the
 /// evidence. `head.json` may lag the log after a power loss, never lead it.
 fn check_against_head(dir: &Path, last: &ChainPoint) -> Result<()> {
+    let segment::Head::At(head) = segment::read_head(dir) else {
+        return Ok(());
+    };
     let path = dir.join(segment::HEAD);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(());
-    };
-    let Ok(head) = serde_json::from_slice::<ChainPoint>(&bytes) else {
-        // Torn by a power loss while being rewritten: it only ever lags, so nothing is lost.
-        return Ok(());
-    };
-    let cut = head.seq > last.seq || (head.seq == last.seq && head.hash != last.hash);
     anyhow::ensure!(
-        !cut,
+        !head.leads(last),
         "the audit log ends at seq {} but {} records seq {} as committed: records are missing from its end. \
          Investigate (doelpoort audit verify {}); to continue the log deliberately from what is left, move head.json aside",
         last.seq,

@@ -334,15 +334,10 @@ pub fn demo_config(
         partners,
         policies: options.root.join("policies"),
         schemas: options.root.join("schemas"),
-        audit: crate::audit::AuditSettings {
-            enabled: true,
-            dir: options.data_dir.join("audit"),
-            subject_key: options.data_dir.join("audit-subject.key"),
-            segment_max_bytes: crate::audit::AuditSettings::DEFAULT_SEGMENT_MAX_BYTES,
-            segment_max_age: crate::audit::AuditSettings::DEFAULT_SEGMENT_MAX_AGE,
-            retention: None,
-            queue_capacity: crate::audit::AuditSettings::DEFAULT_QUEUE_CAPACITY,
-        },
+        audit: crate::audit::AuditSettings::durable(
+            options.data_dir.join("audit"),
+            options.data_dir.join("audit-subject.key"),
+        ),
         pseudonym_secret: Some(options.data_dir.join("pseudonym.secret")),
     })
 }

@@ -406,13 +406,15 @@ impl Compiler<'_> {
             }
             special_categories.insert(category.value.clone(), exception.clone());
         }
+        let legal_basis_text = legal_basis.as_ref().map(LegalBasis::summary);
         let header_values = PurposeHeaders {
             purpose: header_text(&p.id.value),
-            legal_basis: legal_basis.as_ref().map(|lb| header_text(&lb.summary())),
+            legal_basis: legal_basis_text.as_deref().map(header_text),
             processing_activity: processing_activity.as_deref().map(header_text),
         };
         Purpose {
             header_values,
+            legal_basis_text,
             id: p.id.value.clone(),
             title: p.title.clone(),
             legal_basis,

@@ -142,6 +142,9 @@ pub struct Purpose {
     pub id: String,
     pub title: String,
     pub legal_basis: Option<LegalBasis>,
+    /// `legal_basis` as one line ([`LegalBasis::summary`]), made once at load: it goes into
+    /// every assertion, audit record and report.
+    pub legal_basis_text: Option<String>,
     pub processing_activity: Option<String>,
     /// Special category → the legal exception allowing it under this purpose.
     pub special_categories: BTreeMap<String, String>,

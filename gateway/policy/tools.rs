@@ -170,11 +170,7 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
     }
     if verdict == "ALLOW" {
         if let Some(p) = &purpose {
-            let basis = p
-                .legal_basis
-                .as_ref()
-                .map(|l| l.summary())
-                .unwrap_or_else(|| "-".into());
+            let basis = p.legal_basis_text.clone().unwrap_or_else(|| "-".into());
             let _ = writeln!(out, "lawful basis that would be logged:");
             let _ = writeln!(out, "  legal basis:         {basis}");
             let _ = writeln!(
@@ -518,8 +514,7 @@ pub fn matrix_markdown(set: &PolicySet) -> String {
         let g = row.grant;
         let purpose = set.purposes.get(&g.purpose);
         let basis = purpose
-            .and_then(|p| p.legal_basis.as_ref())
-            .map(|l| l.summary())
+            .and_then(|p| p.legal_basis_text.clone())
             .unwrap_or_default();
         let fields: Vec<String> = g
             .fields
@@ -590,8 +585,7 @@ pub fn matrix_html(set: &PolicySet) -> String {
         let basis = set
             .purposes
             .get(&g.purpose)
-            .and_then(|p| p.legal_basis.as_ref())
-            .map(|l| l.summary())
+            .and_then(|p| p.legal_basis_text.clone())
             .unwrap_or_default();
         let schema_name = set
             .operations
@@ -656,7 +650,7 @@ pub fn discovery_document(set: &PolicySet, consumer: &str) -> Value {
                 "path": op.map(|o| format!("/{}{}", o.partner, o.template.as_str())),
                 "purpose": g.purpose,
                 "purpose_title": purpose.map(|p| p.title.clone()),
-                "legal_basis": purpose.and_then(|p| p.legal_basis.as_ref()).map(|l| l.summary()),
+                "legal_basis": purpose.and_then(|p| p.legal_basis_text.as_deref()),
                 "fields": g.fields.iter().map(|f| json!({"path": f.path.to_string(), "transform": f.transform.describe()})).collect::<Vec<_>>(),
                 "query": g.query,
                 "request_fields": g.request_fields.iter().map(ToString::to_string).collect::<Vec<_>>(),

@@ -697,3 +697,22 @@ pub async fn admin_get(addr: &str, path: &str) -> (u16, String) {
         .to_string();
     (status, body)
 }
+
+/// Every record in an audit directory, oldest first, as JSON.
+pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    segments.sort();
+    let mut out = Vec::new();
+    for s in segments {
+        let text = std::fs::read_to_string(s).unwrap();
+        // The live segment is preallocated with zeros after its last record.
+        for line in text.trim_end_matches('\0').lines() {
+            out.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    out
+}
