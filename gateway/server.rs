@@ -336,7 +336,14 @@ fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
         "certificate_revoked"
     } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
         "certificate_untrusted"
-    } else if text.contains("ProtocolVersion") || text.contains("protocol version") {
+    } else if text.contains("ProtocolVersion")
+        || text.contains("protocol version")
+        // rustls' words for a ClientHello that offers only TLS 1.0/1.1 (which also lacks the
+        // TLS 1.2 signature_algorithms extension).
+        || text.contains("Tls12NotOffered")
+        || text.contains("SupportedVersionsExtensionRequired")
+        || text.contains("SignatureAlgorithmsExtensionRequired")
+    {
         "protocol_version"
     } else {
         "handshake_error"

@@ -4,7 +4,8 @@
 //! - Inbound: a client certificate is **required** and must chain to one of the configured
 //!   trust anchors (and, when CRLs are configured, not be revoked). Expired, not-yet-valid and
 //!   wrongly-used (no clientAuth EKU) certificates fail the handshake inside rustls/webpki,
-//!   before any HTTP is read.
+//!   before any HTTP is read. A keyUsage that does not allow digitalSignature is refused too
+//!   (webpki does not check it; see `SigningKeyUsage`).
 //! - Outbound: every partner gets its own client context: the gateway's client certificate for
 //!   that partner and the trust anchors that partner's server certificate must chain to.
 //!
@@ -15,12 +16,17 @@
 use crate::config::{Config, ListenerTls, PartnerConfig};
 use crate::identity::{Fingerprint, Oin, PeerIdentity};
 use anyhow::{anyhow, bail, Context, Result};
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -105,9 +111,10 @@ fn listener_config(tls: &ListenerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig
             .only_check_end_entity_revocation()
             .enforce_revocation_expiration();
     }
-    let verifier = verifier
-        .build()
-        .map_err(|e| anyhow!("cannot build the client certificate verifier: {e}"))?;
+    let verifier =
+        Arc::new(SigningKeyUsage(verifier.build().map_err(|e| {
+            anyhow!("cannot build the client certificate verifier: {e}")
+        })?));
     let certs = load_certificates(&tls.certificate)?;
     let key = load_private_key(&tls.key)?;
     let mut server = ServerConfig::builder_with_provider(provider)
@@ -123,6 +130,70 @@ fn listener_config(tls: &ListenerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig
     server.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|e| anyhow!("cannot create a TLS session ticketer: {e}"))?;
     Ok(Arc::new(server))
+}
+
+/// webpki checks the extended key usage (clientAuth) but not the key usage bits of an
+/// end-entity certificate. A certificate whose keyUsage does not allow digitalSignature (say,
+/// only keyCertSign or keyEncipherment) may not sign a TLS handshake (RFC 5280 §4.2.1.3), so it
+/// identifies nobody: refused like a certificate with the wrong purpose.
+#[derive(Debug)]
+struct SigningKeyUsage(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for SigningKeyUsage {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        match cert.key_usage() {
+            Ok(None) => Ok(verified),
+            Ok(Some(usage)) if usage.value.digital_signature() => Ok(verified),
+            Ok(Some(_)) => Err(rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose,
+            )),
+            Err(_) => Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// The client context the gateway uses towards one partner.

@@ -49,6 +49,8 @@ impl TestPki {
         let path = dir.path();
         let ca = CertificateAuthority::generate("Test Root CA", "Doelpoort tests", 30).unwrap();
         std::fs::write(path.join("ca.crt"), ca.cert_pem()).unwrap();
+        // Kept so hostile tests can mint certificates the defaults below do not cover.
+        std::fs::write(path.join("ca.key"), ca.key_pem()).unwrap();
         let issue =
             |stem: &str, spec: LeafSpec| ca.issue(&spec).unwrap().write(path, stem).unwrap();
         issue("gateway", spec("gateway", Some(GATEWAY_OIN), Usage::Server));
@@ -715,4 +717,508 @@ pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile inputs (tests/hostile_*.rs): odd certificates, raw protocol peers, and the checks every
+// hostile case ends with.
+// ---------------------------------------------------------------------------------------------
+
+/// A recognisable string in mock partner bodies: it must never reach a caller in a hostile case.
+pub const LEAK_MARKER: &str = "UPSTREAM-MARKER-7f3a9c";
+
+/// A certificate the default [`TestPki`] does not have: any key usage and extended key usage,
+/// issued by the test CA or self-signed.
+pub struct Mint<'a> {
+    pub common_name: &'a str,
+    pub oin: Option<&'a str>,
+    /// keyUsage bits by OpenSSL name (`digitalSignature`, `keyEncipherment`, `keyCertSign`, …);
+    /// empty: no keyUsage extension.
+    pub key_usage: &'a [&'a str],
+    /// extendedKeyUsage by OpenSSL name (`clientAuth`, `serverAuth`, `codeSigning`, …); empty:
+    /// no extendedKeyUsage extension.
+    pub extended_key_usage: &'a [&'a str],
+    /// subjectAltName DNS names (plus 127.0.0.1 when `loopback_ip`).
+    pub dns_names: &'a [&'a str],
+    pub loopback_ip: bool,
+    /// Signed with its own key instead of the test CA's.
+    pub self_signed: bool,
+}
+
+impl Mint<'_> {
+    /// A client certificate like the consumer's (same OIN), before the test bends one thing.
+    pub fn consumer() -> Self {
+        Self {
+            common_name: "wijkteam-test",
+            oin: Some(CONSUMER_OIN),
+            key_usage: &["digitalSignature"],
+            extended_key_usage: &["clientAuth"],
+            dns_names: &[],
+            loopback_ip: false,
+            self_signed: false,
+        }
+    }
+
+    /// A server certificate like the partner's, before the test bends one thing.
+    pub fn partner() -> Self {
+        Self {
+            common_name: "uwv",
+            oin: Some(PARTNER_OIN),
+            key_usage: &["digitalSignature"],
+            extended_key_usage: &["serverAuth"],
+            dns_names: &["localhost"],
+            loopback_ip: true,
+            self_signed: false,
+        }
+    }
+}
+
+/// Writes `<stem>.crt` / `<stem>.key` into the PKI directory (see [`Mint`]).
+pub fn mint(pki: &TestPki, stem: &str, spec: &Mint<'_>) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{
+        AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage,
+        SubjectAlternativeName, SubjectKeyIdentifier,
+    };
+    use openssl::x509::{X509NameBuilder, X509};
+
+    let ca_cert = X509::from_pem(&std::fs::read(pki.path("ca.crt")).unwrap()).unwrap();
+    let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.path("ca.key")).unwrap()).unwrap();
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_nid(Nid::COUNTRYNAME, "NL").unwrap();
+    name.append_entry_by_nid(
+        Nid::ORGANIZATIONNAME,
+        &format!("{} (test)", spec.common_name),
+    )
+    .unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, spec.common_name)
+        .unwrap();
+    if let Some(oin) = spec.oin {
+        name.append_entry_by_nid(Nid::SERIALNUMBER, oin).unwrap();
+    }
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(if spec.self_signed {
+        &name
+    } else {
+        ca_cert.subject_name()
+    })
+    .unwrap();
+    b.set_pubkey(&key).unwrap();
+    let now = server::unix_now();
+    b.set_not_before(&Asn1Time::from_unix(now - 3600).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + 30 * 86_400).unwrap())
+        .unwrap();
+    let mut exts = vec![BasicConstraints::new().build().unwrap()];
+    if !spec.key_usage.is_empty() {
+        let mut ku = KeyUsage::new();
+        ku.critical();
+        for bit in spec.key_usage {
+            match *bit {
+                "digitalSignature" => ku.digital_signature(),
+                "keyEncipherment" => ku.key_encipherment(),
+                "keyAgreement" => ku.key_agreement(),
+                "keyCertSign" => ku.key_cert_sign(),
+                "cRLSign" => ku.crl_sign(),
+                other => panic!("unknown key usage {other}"),
+            };
+        }
+        exts.push(ku.build().unwrap());
+    }
+    if !spec.extended_key_usage.is_empty() {
+        let mut eku = ExtendedKeyUsage::new();
+        for purpose in spec.extended_key_usage {
+            match *purpose {
+                "clientAuth" => eku.client_auth(),
+                "serverAuth" => eku.server_auth(),
+                "codeSigning" => eku.code_signing(),
+                "emailProtection" => eku.email_protection(),
+                other => panic!("unknown extended key usage {other}"),
+            };
+        }
+        exts.push(eku.build().unwrap());
+    }
+    {
+        let issuer = if spec.self_signed {
+            None
+        } else {
+            Some(&*ca_cert)
+        };
+        let ctx = b.x509v3_context(issuer, None);
+        exts.push(SubjectKeyIdentifier::new().build(&ctx).unwrap());
+        if !spec.self_signed {
+            exts.push(
+                AuthorityKeyIdentifier::new()
+                    .keyid(false)
+                    .build(&ctx)
+                    .unwrap(),
+            );
+        }
+        if !spec.dns_names.is_empty() || spec.loopback_ip {
+            let mut san = SubjectAlternativeName::new();
+            for dns in spec.dns_names {
+                san.dns(dns);
+            }
+            if spec.loopback_ip {
+                san.ip("127.0.0.1");
+            }
+            exts.push(san.build(&ctx).unwrap());
+        }
+    }
+    for ext in exts {
+        b.append_extension(ext).unwrap();
+    }
+    let signer = if spec.self_signed { &key } else { &ca_key };
+    b.sign(signer, MessageDigest::sha256()).unwrap();
+    let cert = b.build();
+    std::fs::write(pki.path(&format!("{stem}.crt")), cert.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        pki.path(&format!("{stem}.key")),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+}
+
+pub type RawTls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS connection to `addr` (server name `localhost`) with `tls`, for hand-written requests.
+pub async fn raw_tls(addr: SocketAddr, tls: rustls::ClientConfig) -> RawTls {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .expect("handshake within 5 s")
+        .expect("handshake succeeds")
+}
+
+/// Reads until the peer closes (or errors), at most `limit` long and 1 MiB: what came back.
+pub async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + limit;
+    while out.len() < 1 << 20 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (out, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (out, false)
+}
+
+/// Sends hand-written HTTP/1.1 bytes over a fresh mTLS connection as the consumer and returns
+/// everything the gateway wrote back before it closed the connection (within 10 s).
+pub async fn raw_http1(pki: &TestPki, addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut tls = raw_tls(addr, client_tls(pki, Some("consumer"))).await;
+    tls.write_all(request).await.unwrap();
+    let (bytes, _) = read_until_closed(&mut tls, Duration::from_secs(10)).await;
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The status code of the first response in raw HTTP/1.1 output (0 if there is none).
+pub fn first_status(raw: &str) -> u16 {
+    raw.strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The one audit record of a transaction in `dir` (panics when there is none or more).
+pub fn audit_record_of(dir: &Path, transaction_id: &str) -> serde_json::Value {
+    let mut found: Vec<_> = audit_records(dir)
+        .into_iter()
+        .filter(|r| r["attributes"]["doelpoort.transaction_id"] == transaction_id)
+        .collect();
+    assert_eq!(found.len(), 1, "records of {transaction_id}: {found:?}");
+    found.remove(0)
+}
+
+/// Checks a refusal end to end: status, problem code, no partner body bytes in the answer,
+/// and its one audit record with `decision` and `code` as reason. Returns the record.
+pub fn assert_refused(
+    response: &TestResponse,
+    status: u16,
+    code: &str,
+    audit_dir: &Path,
+    decision: &str,
+) -> serde_json::Value {
+    let body = String::from_utf8_lossy(&response.body);
+    assert_eq!(response.status.as_u16(), status, "{body}");
+    assert_eq!(response.problem_code(), code, "{body}");
+    assert!(!body.contains(LEAK_MARKER), "partner bytes leaked: {body}");
+    for (name, value) in &response.headers {
+        assert!(
+            !value
+                .as_bytes()
+                .windows(LEAK_MARKER.len())
+                .any(|w| w == LEAK_MARKER.as_bytes()),
+            "partner bytes leaked in header {name}"
+        );
+    }
+    let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
+    let record = audit_record_of(audit_dir, tx);
+    let attributes = &record["attributes"];
+    assert_eq!(attributes["doelpoort.decision"], decision, "{record}");
+    assert_eq!(attributes["doelpoort.reason"], code, "{record}");
+    assert_eq!(record["status"], "error", "{record}");
+    assert!(
+        !record.to_string().contains(LEAK_MARKER),
+        "partner bytes in the audit record"
+    );
+    record
+}
+
+/// A normal exchange on a fresh connection still succeeds: the gateway survived the case.
+pub async fn assert_still_serving(pki: &TestPki, port: u16) {
+    let client = client(pki, "consumer", Http::One);
+    let response = get(&client, &format!("https://localhost:{port}/uwv/v1/ping")).await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "the gateway no longer serves: {}",
+        String::from_utf8_lossy(&response.body)
+    );
+}
+
+/// What a raw mock partner does once it has read a request head.
+#[derive(Clone)]
+pub enum RawAnswer {
+    /// Writes these bytes, then closes cleanly (TLS close_notify).
+    Close(Vec<u8>),
+    /// Writes these bytes, then resets the TCP connection (no close_notify, RST).
+    Reset(Vec<u8>),
+    /// Writes these bytes, then keeps the connection open for this long.
+    Hang(Vec<u8>, Duration),
+}
+
+/// A partner that speaks TLS (with the PKI's certificate `<stem>`, requiring the gateway's
+/// client certificate, HTTP/1.1 only) but writes hand-made bytes instead of a proper response.
+/// Returns its address and a count of the requests it read.
+pub async fn start_raw_partner(
+    pki: &TestPki,
+    stem: &str,
+    answer: RawAnswer,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = demo::mock_partner_tls(
+        &pki.path(&format!("{stem}.crt")),
+        &pki.path(&format!("{stem}.key")),
+        &pki.path("ca.crt"),
+    )
+    .unwrap();
+    let mut config = (*base).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    tokio::spawn(async move {
+        // Bounded: a test never needs more than a few hundred connections.
+        for _ in 0..512 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, answer, count) = (acceptor.clone(), answer.clone(), count.clone());
+            tokio::spawn(async move {
+                let Ok(Ok(mut tls)) =
+                    tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
+                else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 1 << 16 {
+                    match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await {
+                        Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                match answer {
+                    RawAnswer::Close(bytes) => {
+                        let _ = tls.write_all(&bytes).await;
+                        let _ = tls.shutdown().await;
+                    }
+                    RawAnswer::Reset(bytes) => {
+                        let _ = tls.write_all(&bytes).await;
+                        let _ = tls.flush().await;
+                        let (tcp, _) = tls.into_inner();
+                        let _ = tcp.set_zero_linger();
+                        drop(tcp);
+                    }
+                    RawAnswer::Hang(bytes, how_long) => {
+                        let _ = tls.write_all(&bytes).await;
+                        let _ = tls.flush().await;
+                        tokio::time::sleep(how_long).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, requests)
+}
+
+/// A plain TCP listener that counts connections and writes `bytes` to each (a partner that
+/// does not speak TLS, or a trap that must never be contacted).
+pub async fn start_plain_listener(
+    bytes: &'static [u8],
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        for _ in 0..512 {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = tcp.write_all(bytes).await;
+            let _ = tcp.shutdown().await;
+        }
+    });
+    (addr, connections)
+}
+
+/// Hand-written HTTP/2 frames, for the cases a well-behaved client library cannot produce
+/// (rapid reset, stream floods, invalid header fields). Header blocks use HPACK literals
+/// without indexing or Huffman coding, which every decoder must accept.
+pub mod h2raw {
+    use tokio::io::{AsyncRead, AsyncReadExt};
+
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    pub const DATA: u8 = 0;
+    pub const HEADERS: u8 = 1;
+    pub const RST_STREAM: u8 = 3;
+    pub const SETTINGS: u8 = 4;
+    pub const GOAWAY: u8 = 7;
+    pub const END_STREAM: u8 = 0x1;
+    pub const END_HEADERS: u8 = 0x4;
+    pub const ACK: u8 = 0x1;
+    pub const CANCEL: u32 = 0x8;
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut out = Vec::with_capacity(9 + payload.len());
+        out.extend_from_slice(&len.to_be_bytes()[1..]);
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn integer(out: &mut Vec<u8>, value: usize) {
+        // 7-bit prefix, H bit clear (no Huffman).
+        if value < 127 {
+            out.push(value as u8);
+            return;
+        }
+        out.push(127);
+        let mut rest = value - 127;
+        while rest >= 128 {
+            out.push((rest % 128) as u8 | 0x80);
+            rest /= 128;
+        }
+        out.push(rest as u8);
+    }
+
+    /// An HPACK block of literal fields (without indexing, new names).
+    pub fn header_block(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            out.push(0x00);
+            integer(&mut out, name.len());
+            out.extend_from_slice(name);
+            integer(&mut out, value.len());
+            out.extend_from_slice(value);
+        }
+        out
+    }
+
+    /// A complete GET on `stream` with the test purpose, plus `extra` fields.
+    pub fn get(stream: u32, path: &str, extra: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut fields: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"localhost"),
+            (b":path", path.as_bytes()),
+            (b"doelbinding-purpose", super::TEST_PURPOSE.as_bytes()),
+        ];
+        fields.extend_from_slice(extra);
+        frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            &header_block(&fields),
+        )
+    }
+
+    pub fn rst(stream: u32, code: u32) -> Vec<u8> {
+        frame(RST_STREAM, 0, stream, &code.to_be_bytes())
+    }
+
+    /// The client's connection start: preface and empty SETTINGS.
+    pub fn start() -> Vec<u8> {
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(SETTINGS, 0, 0, &[]));
+        out
+    }
+
+    #[derive(Debug)]
+    pub struct Frame {
+        pub kind: u8,
+        pub flags: u8,
+        pub stream: u32,
+        pub payload: Vec<u8>,
+    }
+
+    impl Frame {
+        /// The error code of a GOAWAY or RST_STREAM frame.
+        pub fn error_code(&self) -> u32 {
+            let at = if self.kind == GOAWAY { 4 } else { 0 };
+            self.payload
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        }
+    }
+
+    /// The next frame, or None when the connection ended.
+    pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<Frame> {
+        let mut head = [0u8; 9];
+        r.read_exact(&mut head).await.ok()?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        r.read_exact(&mut payload).await.ok()?;
+        Some(Frame {
+            kind: head[3],
+            flags: head[4],
+            stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+            payload,
+        })
+    }
 }
