@@ -399,6 +399,11 @@ async fn serve_connection(
         in_flight: AtomicUsize::new(0),
         last_ms: AtomicU64::new(0),
     });
+    // Exchanges of this connection, including those that outlive a reset stream (below): at
+    // most `max_concurrent_streams`. Without this bound, an HTTP/2 client that resets every
+    // stream once it is accepted keeps the stream limit but not the work: each reset exchange
+    // runs on, and one connection could keep any number of partner requests in flight.
+    let exchanges = Arc::new(Semaphore::new(limits.max_concurrent_streams as usize));
     let service = {
         let state = state.clone();
         let activity = activity.clone();
@@ -406,16 +411,22 @@ async fn serve_connection(
             let state = state.clone();
             let activity = activity.clone();
             let connection = connection.clone();
+            let exchanges = exchanges.clone();
             async move {
                 let _in_flight = InFlight::start(&activity);
+                // Waiting here costs nothing: a stream reset while waiting is simply dropped.
+                let Ok(permit) = exchanges.acquire_owned().await else {
+                    return Ok(proxy::internal_error(&state));
+                };
                 // The exchange runs as its own task: if the caller goes away (a reset stream, a
                 // closed connection), hyper drops this future, but an exchange that may already
                 // have reached the partner still ends with its audit record.
                 let task_state = state.clone();
-                let exchange =
-                    tokio::spawn(
-                        async move { proxy::handle(&task_state, &connection, request).await },
-                    );
+                let exchange = tokio::spawn(async move {
+                    let response = proxy::handle(&task_state, &connection, request).await;
+                    drop(permit);
+                    response
+                });
                 Ok::<_, Infallible>(
                     exchange
                         .await
