@@ -1012,15 +1012,17 @@ pub enum RawAnswer {
 }
 
 /// A partner that speaks TLS (with the PKI's certificate `<stem>`, requiring the gateway's
-/// client certificate, HTTP/1.1 only) but writes hand-made bytes instead of a proper response.
-/// Returns its address and a count of the requests it read.
+/// client certificate, HTTP/1.1 only) but writes hand-made bytes instead of a proper response:
+/// the n-th request it reads gets `script[n]` (the last entry once the script is used up), one
+/// request per connection. Returns its address and a count of the requests it read.
 pub async fn start_raw_partner(
     pki: &TestPki,
     stem: &str,
-    answer: RawAnswer,
+    script: Vec<RawAnswer>,
 ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    assert!(!script.is_empty());
     let base = demo::mock_partner_tls(
         &pki.path(&format!("{stem}.crt")),
         &pki.path(&format!("{stem}.key")),
@@ -1034,13 +1036,14 @@ pub async fn start_raw_partner(
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
     let count = requests.clone();
+    let script = Arc::new(script);
     tokio::spawn(async move {
         // Bounded: a test never needs more than a few hundred connections.
         for _ in 0..512 {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let (acceptor, answer, count) = (acceptor.clone(), answer.clone(), count.clone());
+            let (acceptor, script, count) = (acceptor.clone(), script.clone(), count.clone());
             tokio::spawn(async move {
                 let Ok(Ok(mut tls)) =
                     tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
@@ -1055,8 +1058,8 @@ pub async fn start_raw_partner(
                         _ => return,
                     }
                 }
-                count.fetch_add(1, Ordering::SeqCst);
-                match answer {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                match script[n.min(script.len() - 1)].clone() {
                     RawAnswer::Close(bytes) => {
                         let _ = tls.write_all(&bytes).await;
                         let _ = tls.shutdown().await;
@@ -1078,6 +1081,15 @@ pub async fn start_raw_partner(
         }
     });
     (addr, requests)
+}
+
+/// A well-formed HTTP/1.1 JSON answer that closes its connection, for raw partner scripts.
+pub fn raw_json_answer(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// A plain TCP listener that counts connections and writes `bytes` to each (a partner that
