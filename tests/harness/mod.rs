@@ -572,8 +572,42 @@ impl GatewayProcess {
 
     /// Starts with `--log-level LEVEL` (a tracing filter, e.g. `debug`).
     pub fn start_with_log_level(config: &Path, level: &str) -> Self {
+        Self::spawn(
+            std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort")),
+            config,
+            level,
+        )
+    }
+
+    /// Starts as a user without privileges, so that file permissions apply to the gateway (a
+    /// test running as root would otherwise bypass them). As root: a copy of the binary and
+    /// the whole test directory `root` are given to `nobody` (65534), and the gateway runs as
+    /// that user. As anyone else: started as that user, unchanged.
+    pub fn start_unprivileged(config: &Path, root: &Path) -> Self {
+        use std::os::unix::process::CommandExt;
+        if !rustix::process::getuid().is_root() {
+            return Self::start(config);
+        }
+        const NOBODY: u32 = 65_534;
+        let program = root.join("doelpoort-unprivileged");
+        std::fs::copy(env!("CARGO_BIN_EXE_doelpoort"), &program).unwrap();
+        fn give(path: &Path) {
+            std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+            if path.is_dir() && !path.is_symlink() {
+                for entry in std::fs::read_dir(path).unwrap() {
+                    give(&entry.unwrap().path());
+                }
+            }
+        }
+        give(root);
+        let mut command = std::process::Command::new(program);
+        command.uid(NOBODY).gid(NOBODY);
+        Self::spawn(command, config, "info")
+    }
+
+    fn spawn(mut command: std::process::Command, config: &Path, level: &str) -> Self {
         use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+        let mut child = command
             .args([
                 "--log-format",
                 "json",
