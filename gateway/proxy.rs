@@ -501,7 +501,7 @@ fn minimise(
         .operation()
         .response_schema
         .as_deref()
-        .and_then(|name| policy.validator(name));
+        .and_then(|name| policy.strict_schema(name));
     let minimised = crate::minimise::minimise_response(
         &response.body,
         response.headers.get(header::CONTENT_TYPE),

@@ -1,12 +1,21 @@
 //! Phase *minimise*: only the fields a purpose needs leave the gateway.
 //!
-//! A granted partner response is parsed strictly ([`strict`]: no duplicate keys, bounded
-//! nesting), checked against the operation's JSON Schema in strict mode, and rebuilt from
-//! scratch with only the granted paths, each through its transform. Nothing of the partner's
-//! body is copied through unparsed: the output is serialised from the minimised tree, so an
-//! ungranted value cannot survive by accident. Anything that cannot be checked — wrong content
-//! type, invalid JSON, duplicate keys, nesting too deep, too large, schema violation — ends the
-//! exchange with `minimisation-failed` and nothing of the body is released.
+//! A granted partner response is parsed strictly (no duplicate keys, bounded nesting),
+//! checked against the operation's JSON Schema in strict mode, and rebuilt from scratch with
+//! only the granted paths, each through its transform. Nothing of the partner's body is
+//! copied through unchecked: the output is written field by field from what the parser read,
+//! so an ungranted value cannot survive by accident.
+//!
+//! Two paths do this and accept the same answers:
+//! - [`stream`] (the usual one): a single pass over the bytes that checks the schema's
+//!   compiled [`shape::Shape`] and writes the granted fields as it reads;
+//! - the reference path: [`strict::parse`] into a tree, the `jsonschema` validator, and
+//!   [`tree`]'s rebuild. It serves schemas the shape cannot express and names the reason when
+//!   the streaming pass refuses an answer.
+//!
+//! Anything that cannot be checked — wrong content type, invalid JSON, duplicate keys,
+//! nesting too deep, too large, schema violation — ends the exchange with
+//! `minimisation-failed` and nothing of the body is released.
 //!
 //! The same machinery allow-lists request bodies: only the grant's `request_fields` are
 //! forwarded to the partner.
@@ -14,10 +23,13 @@
 //! The result records which JSON pointers were released and which withheld (for the audit
 //! record) and counts the withheld ones (for metrics). Values themselves are never recorded.
 
+pub mod shape;
+mod stream;
 pub mod strict;
 pub mod transform;
 pub mod tree;
 
+pub use shape::StrictSchema;
 pub use tree::{FieldTree, PointerList};
 
 use crate::problem::{Problem, ProblemCode};
@@ -67,14 +79,14 @@ pub fn is_json_content_type(value: Option<&http::HeaderValue>) -> bool {
 
 /// Minimises a partner response body for a grant.
 ///
-/// `validator` is the operation's compiled response schema (strict mode); `None` skips schema
+/// `schema` is the operation's compiled response schema (strict mode); `None` skips schema
 /// validation, which only happens when the operation has no schema (policy check refuses
 /// grants that release fields from such operations).
 pub fn minimise_response(
     body: &[u8],
     content_type: Option<&http::HeaderValue>,
     tree: &FieldTree,
-    validator: Option<&jsonschema::Validator>,
+    schema: Option<&StrictSchema>,
     context: &transform::Context<'_>,
     limits: &Limits,
 ) -> Result<Minimised, Problem> {
@@ -83,6 +95,38 @@ pub fn minimise_response(
             "the partner answered with a content type other than JSON; nothing of it is released",
         ));
     }
+    let shape = match schema {
+        None => Some(&shape::ANY),
+        Some(schema) => schema.shape(),
+    };
+    if let Some(shape) = shape {
+        return match stream::minimise(body, shape, tree, context, limits.max_depth) {
+            Ok((body, log)) => Ok(Minimised {
+                body,
+                released: log.released,
+                withheld: log.withheld,
+            }),
+            // The reference path names the reason. Should it accept what the pass refused
+            // (a defect), the answer is still refused: fail closed.
+            Err(stream::Stop) => Err(reference(body, tree, schema, context, limits)
+                .err()
+                .unwrap_or_else(|| {
+                    failed("the partner's answer cannot be checked; nothing of it is released")
+                })),
+        };
+    }
+    reference(body, tree, schema, context, limits)
+}
+
+/// The reference path: strict parse into a tree, validation by the `jsonschema` crate,
+/// rebuild from the tree.
+pub fn reference(
+    body: &[u8],
+    tree: &FieldTree,
+    schema: Option<&StrictSchema>,
+    context: &transform::Context<'_>,
+    limits: &Limits,
+) -> Result<Minimised, Problem> {
     let value = strict::parse(body, limits.max_depth).map_err(|e| {
         // The reason is safe to show (it names no value); the body itself is not.
         Problem::new(
@@ -90,8 +134,8 @@ pub fn minimise_response(
             format!("the partner's answer cannot be checked ({e}); nothing of it is released"),
         )
     })?;
-    if let Some(validator) = validator {
-        if !validator.is_valid(&value) {
+    if let Some(schema) = schema {
+        if !schema.is_valid(&value) {
             return Err(failed(
                 "the partner's answer does not match its schema; nothing of it is released",
             ));
@@ -130,5 +174,7 @@ pub fn apply(value: &Value, tree: &FieldTree, context: &transform::Context<'_>) 
     }
 }
 
+#[cfg(test)]
+mod differential;
 #[cfg(test)]
 mod tests;

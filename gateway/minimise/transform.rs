@@ -58,13 +58,23 @@ fn text_of(value: &Value) -> Option<String> {
 }
 
 fn date_of(value: &Value) -> Option<Date> {
-    let s = value.as_str()?;
-    let day = s.get(..10)?;
-    Date::parse(
-        day,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .ok()
+    date_of_text(value.as_str()?)
+}
+
+/// The date a text starts with (`YYYY-MM-DD…`, four-digit year).
+fn date_of_text(s: &str) -> Option<Date> {
+    let b = s.as_bytes().get(..10)?;
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u16, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u16::from(c - b'0'))
+        })
+    };
+    let month = time::Month::try_from(u8::try_from(number(&b[5..7])?).ok()?).ok()?;
+    let day = u8::try_from(number(&b[8..10])?).ok()?;
+    Date::from_calendar_date(i32::from(number(&b[..4])?), month, day).ok()
 }
 
 fn age_on(birth: Date, today: Date) -> i32 {
@@ -81,6 +91,11 @@ fn format_bound(b: f64) -> String {
     } else {
         b.to_string()
     }
+}
+
+/// The `year` transform of a string, without building a value: `None` becomes `null`.
+pub fn year_of_text(text: &str) -> Option<i32> {
+    date_of_text(text).map(|d| d.year())
 }
 
 pub fn apply(transform: &Transform, value: &Value, context: &Context<'_>) -> Value {

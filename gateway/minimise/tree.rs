@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq)]
-enum Node {
+pub(super) enum Node {
     /// Release this value (and everything beneath it) through the transform.
     Release(Transform),
     /// Descend into an object; only these keys.
@@ -22,7 +22,7 @@ enum Node {
 /// The compiled release plan of one grant (or the allow-list of a request body).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldTree {
-    root: Node,
+    pub(super) root: Node,
 }
 
 impl Default for FieldTree {
@@ -78,7 +78,7 @@ pub struct PointerList {
 impl PointerList {
     /// Adds a pointer; the whole document is the empty pointer `""` (RFC 6901), not `/`,
     /// which would name a member with an empty key.
-    fn push(&mut self, pointer: &str) {
+    pub(super) fn push(&mut self, pointer: &str) {
         self.text.push_str(pointer);
         self.ends.push(self.text.len());
     }
@@ -112,13 +112,26 @@ impl PointerList {
 /// The walk's state: where we are (as a JSON pointer) and what was released or withheld.
 #[derive(Default)]
 pub(super) struct Log {
-    pointer: String,
+    pub(super) pointer: String,
     pub(super) released: PointerList,
     pub(super) withheld: PointerList,
 }
 
 impl Log {
-    fn withhold(&mut self) {
+    /// A log with room for the pointers of a body of `bytes` bytes.
+    pub(super) fn with_capacity(bytes: usize) -> Self {
+        let list = || PointerList {
+            text: String::with_capacity(bytes / 2),
+            ends: Vec::with_capacity(bytes / 48),
+        };
+        Self {
+            pointer: String::with_capacity(64),
+            released: list(),
+            withheld: list(),
+        }
+    }
+
+    pub(super) fn withhold(&mut self) {
         self.withheld.push(&self.pointer);
     }
 }
@@ -162,9 +175,9 @@ fn insert(node: &mut Node, path: &[Segment], transform: Transform) -> Result<(),
 }
 
 /// Appends one RFC 6901 reference token.
-fn push_token(pointer: &mut String, token: &str) {
+pub(super) fn push_token(pointer: &mut String, token: &str) {
     pointer.push('/');
-    if !token.contains(['~', '/']) {
+    if !token.bytes().any(|b| b == b'~' || b == b'/') {
         pointer.push_str(token);
         return;
     }
@@ -177,7 +190,7 @@ fn push_token(pointer: &mut String, token: &str) {
     }
 }
 
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+pub(super) fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Writing to a Vec cannot fail and a serde_json::Value always serialises.
     let _ = serde_json::to_writer(&mut *out, value);
 }

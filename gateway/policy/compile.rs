@@ -14,6 +14,7 @@ use super::schema::{self, Schemas, SPECIAL_CATEGORIES};
 use super::template::PathTemplate;
 use super::*;
 use crate::diagnostic::{from_yaml_error, Diagnostic};
+use crate::minimise::StrictSchema;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -70,37 +71,34 @@ pub fn load(dir: &Path, schemas_dir: &Path, today: Date) -> (Option<PolicySet>, 
     let digest = hasher.finalize();
     let version = hex::encode(&digest[..8]);
 
-    let validators = compile_validators(schemas_dir, &schemas, &mut diagnostics);
+    let strict_schemas = compile_strict_schemas(schemas_dir, &schemas, &mut diagnostics);
     let mut compiler = Compiler {
         today,
         schemas: &schemas,
         diagnostics: &mut diagnostics,
     };
     let mut set = compiler.compile(parsed, version);
-    set.validators = validators;
+    set.strict_schemas = strict_schemas;
     let ok = !diagnostics.iter().any(Diagnostic::is_error);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     (ok.then_some(set), diagnostics)
 }
 
-/// Strict-mode validators for every schema. Formats (`date`, …) are validated; references
-/// are resolved only within the schema itself — a gateway never fetches a schema over the
-/// network or from elsewhere on disk at run time.
-fn compile_validators(
+/// Strict-mode checks for every schema (the validator and, where it can be, the streaming
+/// shape). Formats (`date`, …) are validated; references are resolved only within the schema
+/// itself — a gateway never fetches a schema over the network or from elsewhere on disk at
+/// run time.
+fn compile_strict_schemas(
     dir: &Path,
     schemas: &Schemas,
     diagnostics: &mut Vec<Diagnostic>,
-) -> HashMap<String, Arc<jsonschema::Validator>> {
+) -> HashMap<String, Arc<StrictSchema>> {
     let mut out = HashMap::new();
     for name in schemas.names() {
         let Some(schema) = schemas.get(name) else {
             continue;
         };
-        match jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(schema)
-        {
+        match StrictSchema::compile(schema) {
             Ok(v) => {
                 out.insert(name.to_string(), Arc::new(v));
             }
@@ -322,7 +320,7 @@ impl Compiler<'_> {
             index,
             routes,
             schemas: self.schemas.clone(),
-            validators: HashMap::new(),
+            strict_schemas: HashMap::new(),
         }
     }
 

@@ -48,8 +48,8 @@ pub struct PolicySet {
     /// partner → method → operations (matched by template).
     routes: HashMap<String, HashMap<http::Method, Vec<Arc<Operation>>>>,
     pub schemas: Schemas,
-    /// Strict-mode validators, by schema file name (compiled once per load).
-    validators: HashMap<String, Arc<jsonschema::Validator>>,
+    /// Strict-mode schema checks, by schema file name (compiled once per load).
+    strict_schemas: HashMap<String, Arc<crate::minimise::StrictSchema>>,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -91,9 +91,9 @@ impl PolicySet {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// The compiled validator of a schema.
-    pub fn validator(&self, schema: &str) -> Option<&jsonschema::Validator> {
-        self.validators.get(schema).map(Arc::as_ref)
+    /// The compiled strict-mode check of a schema.
+    pub fn strict_schema(&self, schema: &str) -> Option<&crate::minimise::StrictSchema> {
+        self.strict_schemas.get(schema).map(Arc::as_ref)
     }
 
     /// Every grant naming this consumer, in file order.

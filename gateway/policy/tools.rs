@@ -183,7 +183,10 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
     if let (Some(sample), Some(g), Some(op), true) =
         (response, &grant, &operation, verdict == "ALLOW")
     {
-        let validator = op.response_schema.as_deref().and_then(|n| set.validator(n));
+        let validator = op
+            .response_schema
+            .as_deref()
+            .and_then(|n| set.strict_schema(n));
         let context = crate::minimise::transform::Context {
             pseudonym_key: Some(&[0u8; 32]),
             today: request.today,

@@ -5,8 +5,9 @@
 //! For UWV income answers of about 1 KB, 10 KB, 100 KB and 1 MB (valid against the shipped
 //! schema), it minimises with the shipped grant `wijkteam-uwv-inkomen-onderzoek` (kinds of
 //! income and benefit, whether there is income, the year a benefit started) and reports the
-//! time per response and the throughput, split into the three steps: strict parse, schema
-//! validation, and rebuilding the granted fields. Each measurement is bounded by count and
+//! time per response and the throughput of the gateway's path (the streaming pass), and for
+//! comparison the reference path (strict parse to a tree, schema validation, rebuild) with its
+//! three steps timed separately. Each measurement is bounded by count and
 //! time, after a warm-up; the median of 5 runs is reported.
 
 #[path = "data.rs"]
@@ -58,7 +59,7 @@ fn main() {
         .find(|g| g.id == "wijkteam-uwv-inkomen-onderzoek")
         .expect("shipped grant");
     let validator = set
-        .validator("uwv-inkomen.response.schema.json")
+        .strict_schema("uwv-inkomen.response.schema.json")
         .expect("shipped schema");
     let limits = minimise::Limits::default();
     let key = [7u8; 32];
@@ -68,9 +69,32 @@ fn main() {
     };
     let content_type = http::HeaderValue::from_static("application/json");
 
+    // For a profiler: only the gateway's path on a 10 KB answer, for 3 s.
+    if std::env::var_os("MINIMISE_PROFILE").is_some() {
+        let body = data::uwv_body(10_000);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            black_box(
+                minimise::minimise_response(
+                    black_box(&body),
+                    Some(&content_type),
+                    &grant.release,
+                    Some(validator),
+                    &context,
+                    &limits,
+                )
+                .expect("valid answer"),
+            );
+        }
+        return;
+    }
     println!("# minimisation cost, grant wijkteam-uwv-inkomen-onderzoek, UWV income answers");
-    println!("| size | total µs | MB/s | parse µs (strict) | parse µs (serde_json Value, reference) | validate µs | rebuild µs | released | withheld |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    assert!(
+        validator.streams(),
+        "the shipped schema takes the streaming path"
+    );
+    println!("| size | streaming µs | MB/s | reference path µs | strict parse µs | serde_json Value parse µs | validate µs | rebuild µs | released | withheld |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for size in [1_000usize, 10_000, 100_000, 1_000_000] {
         let body = data::uwv_body(size);
         let iters = (20_000_000 / body.len() as u64).max(20);
@@ -79,6 +103,18 @@ fn main() {
                 minimise::minimise_response(
                     black_box(&body),
                     Some(&content_type),
+                    &grant.release,
+                    Some(validator),
+                    &context,
+                    &limits,
+                )
+                .expect("valid answer"),
+            );
+        });
+        let reference = measure(iters, || {
+            black_box(
+                minimise::reference(
+                    black_box(&body),
                     &grant.release,
                     Some(validator),
                     &context,
@@ -112,18 +148,52 @@ fn main() {
             black_box(minimise::apply(black_box(&value), &keep_all, &context));
         });
         if std::env::var_os("MINIMISE_DIAG").is_some() {
+            let stream = |tree: &minimise::FieldTree| {
+                measure(iters, || {
+                    black_box(
+                        minimise::minimise_response(
+                            black_box(&body),
+                            Some(&content_type),
+                            tree,
+                            Some(validator),
+                            &context,
+                            &limits,
+                        )
+                        .expect("valid answer"),
+                    );
+                })
+            };
+            let nothing = stream(&minimise::FieldTree::default());
+            let keep = stream(&keep_all);
+            let no_schema = measure(iters, || {
+                black_box(
+                    minimise::minimise_response(
+                        black_box(&body),
+                        Some(&content_type),
+                        &grant.release,
+                        None,
+                        &context,
+                        &limits,
+                    )
+                    .expect("valid answer"),
+                );
+            });
             eprintln!(
-                "{} B: rebuild with keep-only transforms {:.1} µs",
+                "{} B: reference rebuild with keep-only transforms {:.1} µs; streaming: nothing granted {:.1} µs, keep-only {:.1} µs, without schema {:.1} µs",
                 body.len(),
-                rebuild_keep / 1000.0
+                rebuild_keep / 1000.0,
+                nothing / 1000.0,
+                keep / 1000.0,
+                no_schema / 1000.0,
             );
         }
         let out = minimise::apply(&value, &grant.release, &context);
         println!(
-            "| {} B | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            "| {} B | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
             body.len(),
             total / 1000.0,
             body.len() as f64 / (total / 1e9) / 1e6,
+            reference / 1000.0,
             parse / 1000.0,
             plain / 1000.0,
             validate / 1000.0,
