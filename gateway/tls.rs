@@ -7,7 +7,8 @@
 //!   before any HTTP is read. A keyUsage that does not allow digitalSignature is refused too
 //!   (webpki does not check it; see `SigningKeyUsage`).
 //! - Outbound: every partner gets its own client context: the gateway's client certificate for
-//!   that partner and the trust anchors that partner's server certificate must chain to.
+//!   that partner and the trust anchors that partner's server certificate must chain to (with
+//!   the partner's host name, serverAuth and a key usage that allows signing).
 //!
 //! Only TLS 1.2 and 1.3 are offered, and only the provider's AEAD suites with ephemeral key
 //! exchange (rustls implements no others), so every session is forward secret.
@@ -16,7 +17,7 @@
 use crate::config::{Config, ListenerTls, PartnerConfig};
 use crate::identity::{Fingerprint, Oin, PeerIdentity};
 use anyhow::{anyhow, bail, Context, Result};
-use rustls::client::danger::HandshakeSignatureValid;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -26,7 +27,9 @@ use rustls::{
     ServerConfig, SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -132,10 +135,26 @@ fn listener_config(tls: &ListenerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig
     Ok(Arc::new(server))
 }
 
-/// webpki checks the extended key usage (clientAuth) but not the key usage bits of an
-/// end-entity certificate. A certificate whose keyUsage does not allow digitalSignature (say,
-/// only keyCertSign or keyEncipherment) may not sign a TLS handshake (RFC 5280 §4.2.1.3), so it
-/// identifies nobody: refused like a certificate with the wrong purpose.
+/// webpki checks the extended key usage (clientAuth, serverAuth) but not the key usage bits of
+/// an end-entity certificate. A certificate whose keyUsage does not allow digitalSignature (say,
+/// only keyCertSign or keyEncipherment) may not sign a TLS 1.3 or ECDHE handshake (RFC 5280
+/// §4.2.1.3), so it identifies nobody: refused like a certificate with the wrong purpose.
+fn may_sign(end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    match cert.key_usage() {
+        Ok(None) => Ok(()),
+        Ok(Some(usage)) if usage.value.digital_signature() => Ok(()),
+        Ok(Some(_)) => Err(rustls::Error::InvalidCertificate(
+            CertificateError::InvalidPurpose,
+        )),
+        Err(_) => Err(rustls::Error::InvalidCertificate(
+            CertificateError::BadEncoding,
+        )),
+    }
+}
+
+/// A caller's certificate: webpki's checks, then [`may_sign`].
 #[derive(Debug)]
 struct SigningKeyUsage(Arc<dyn ClientCertVerifier>);
 
@@ -159,18 +178,55 @@ impl ClientCertVerifier for SigningKeyUsage {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
-        let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        match cert.key_usage() {
-            Ok(None) => Ok(verified),
-            Ok(Some(usage)) if usage.value.digital_signature() => Ok(verified),
-            Ok(Some(_)) => Err(rustls::Error::InvalidCertificate(
-                CertificateError::InvalidPurpose,
-            )),
-            Err(_) => Err(rustls::Error::InvalidCertificate(
-                CertificateError::BadEncoding,
-            )),
-        }
+        may_sign(end_entity)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A partner's certificate: webpki's checks (chain, name, serverAuth), then [`may_sign`].
+#[derive(Debug)]
+struct PartnerKeyUsage(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for PartnerKeyUsage {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.0.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        may_sign(end_entity)?;
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -208,7 +264,8 @@ pub fn partner_client_config(partner: &PartnerConfig) -> Result<ClientConfig> {
     let client = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOLS)
         .context("TLS protocol versions")?
-        .with_webpki_verifier(verifier)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PartnerKeyUsage(verifier)))
         .with_client_auth_cert(certs, key)
         .with_context(|| {
             format!(

@@ -277,8 +277,9 @@ async fn a_partner_that_refuses_the_gateways_certificate_is_upstream_unavailable
     s.assert_still_serving().await;
 }
 
-/// The gateway verifies partners: a certificate for another name, for clients only,
-/// self-signed, or expired is refused in the handshake and the request is never sent.
+/// The gateway verifies partners: a certificate for another name, for clients only, with a key
+/// that may not sign, self-signed, or expired is refused in the handshake and the request is
+/// never sent.
 #[tokio::test]
 async fn wrong_partner_certificates_are_refused() {
     let pki = TestPki::new();
@@ -296,6 +297,14 @@ async fn wrong_partner_certificates_are_refused() {
         "partner-client-only",
         &Mint {
             extended_key_usage: &["clientAuth"],
+            ..Mint::partner()
+        },
+    );
+    mint(
+        &pki,
+        "partner-key-cert-sign",
+        &Mint {
+            key_usage: &["keyCertSign"],
             ..Mint::partner()
         },
     );
@@ -323,6 +332,7 @@ async fn wrong_partner_certificates_are_refused() {
     for stem in [
         "partner-other-name",
         "partner-client-only",
+        "partner-key-cert-sign",
         "partner-self-signed",
         "partner-expired",
         "rogue-partner",
