@@ -423,6 +423,16 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
         "{}",
         demo::format_example_calls(&demo::example_calls(&options.root, addr))
     );
+    let root = options.root.display();
+    println!(
+        "The first call's answer as UWV sent it, and as the district team receives it (minimised):"
+    );
+    println!();
+    println!("cat {root}/schemas/examples/uwv-inkomen.999990019.json");
+    println!(
+        "doelpoort policy explain {root}/policies --consumer wijkteam-rotterdam --request 'GET /uwv/v1/personen/999990019/inkomen' -H 'Doelbinding-Purpose: wams-onderzoek' -H 'Doelbinding-Case-Id: casus-2026-0001' -H 'Doelbinding-Data-Subject: bsn=999990019' --response {root}/schemas/examples/uwv-inkomen.999990019.json"
+    );
+    println!();
     let audit = options.data_dir.join("audit");
     println!("Every call above, allowed or refused, leaves one record in the audit log. Then:");
     println!();

@@ -55,6 +55,17 @@ pub struct Config {
     /// File holding the secret pseudonyms are derived from (at least 32 bytes). Without it, a
     /// random secret is made at start and pseudonyms change with every restart.
     pub pseudonym_secret: Option<PathBuf>,
+    /// Switches for the benchmark programs only: no configuration file can set them.
+    pub benchmark: BenchmarkSwitches,
+}
+
+/// What a benchmark may switch off to show what a phase costs. Set in code by the programs
+/// in `tests/bench/`; the configuration loader always leaves them off, so a deployed gateway
+/// never runs without them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BenchmarkSwitches {
+    /// Relay granted partner answers unchanged (no minimisation) — the pass-through baseline.
+    pub skip_minimisation: bool,
 }
 
 impl Config {
@@ -589,6 +600,7 @@ impl Validator<'_> {
             tokens,
             assertions: raw.assertions.as_ref().map(|a| self.assertions(a)),
             pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
+            benchmark: BenchmarkSwitches::default(),
         }
     }
 
@@ -997,6 +1009,19 @@ audit:
         assert!(cfg.audit.enabled);
         assert_eq!(cfg.audit.dir, dir.path().join("audit"));
         assert_eq!(cfg.audit.retention, None);
+        assert_eq!(cfg.benchmark, BenchmarkSwitches::default());
+    }
+
+    #[test]
+    fn no_configuration_file_can_switch_minimisation_off() {
+        let dir = tempfile::tempdir().unwrap();
+        for extra in [
+            "benchmark:\n  skip_minimisation: true\n",
+            "skip_minimisation: true\n",
+        ] {
+            let yaml = sample(dir.path()) + extra;
+            assert!(Config::from_yaml(&yaml, Path::new("gw.yaml"), dir.path()).is_err());
+        }
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct GatewayState {
     pub metrics: Arc<Metrics>,
     pub policies: Arc<PolicyStore>,
     pub minimise_limits: crate::minimise::Limits,
+    /// Off in every deployed gateway (see [`crate::config::BenchmarkSwitches`]).
+    pub benchmark: crate::config::BenchmarkSwitches,
     /// The lawful-basis audit log; `None` only with `audit.mode: off`.
     pub audit: Option<crate::audit::AuditLog>,
     /// Trusted issuers of caller tokens, when configured.
@@ -496,6 +498,9 @@ fn minimise(
         );
     if without_body {
         return Ok(release(&response, Bytes::new()));
+    }
+    if state.benchmark.skip_minimisation {
+        return Ok(release(&response, response.body.clone()));
     }
     let validator = permit
         .operation()

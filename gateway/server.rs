@@ -131,6 +131,7 @@ pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayStat
         minimise_limits: crate::minimise::Limits {
             max_depth: config.limits.max_json_depth,
         },
+        benchmark: config.benchmark.clone(),
         metrics,
     })
 }

@@ -303,6 +303,7 @@ pub fn demo_config(
     Ok(Config {
         source: None,
         instance: "demo".into(),
+        benchmark: Default::default(),
         gateway_oin: Some(Oin::parse(&cat.gateway.oin).map_err(|e| anyhow!(e))?),
         listen: options.listen,
         admin_listen: Some(options.admin_listen),

@@ -260,7 +260,11 @@ pub struct BenchGateway {
 impl BenchGateway {
     /// Starts a gateway from the configuration at `config_path` on its own thread.
     pub fn start(config_path: &Path) -> Self {
-        let config = doelpoort::config::Config::load(config_path).unwrap();
+        Self::start_with(doelpoort::config::Config::load(config_path).unwrap())
+    }
+
+    /// Starts a gateway from a loaded (and possibly adjusted) configuration.
+    pub fn start_with(config: doelpoort::config::Config) -> Self {
         let (gw_tx, gw_rx) = std::sync::mpsc::channel();
         let (cpu_requests, cpu_req_rx) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<u64>>();
         std::thread::spawn(move || {
