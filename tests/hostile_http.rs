@@ -741,3 +741,115 @@ async fn very_many_idle_connections_are_closed_and_do_not_lock_callers_out() {
     .await;
     assert_eq!(s.records(), 1, "only the normal caller's exchange");
 }
+
+/// Whatever framing and hop-by-hop headers the caller uses, the partner gets a request the
+/// gateway framed itself: its own Content-Length for the (minimised) body, none of the caller's
+/// Transfer-Encoding, Connection, Upgrade, TE or Expect, and nothing the Connection header
+/// names. No desynchronisation can travel downstream.
+#[tokio::test]
+async fn requests_reach_partners_framed_by_the_gateway() {
+    let pki = TestPki::new();
+    let raw = start_raw_partner(
+        &pki,
+        "partner",
+        vec![RawAnswer::Close(raw_json_answer(r#"{"ok":true}"#))],
+    )
+    .await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", raw.addr)], "").await;
+    let request = b"POST /uwv/v1/x HTTP/1.1\r\nhost: localhost\r\ndoelbinding-purpose: test-doel\r\n\
+                    content-type: application/json\r\ntransfer-encoding: chunked\r\n\
+                    connection: close, x-smuggle\r\nx-smuggle: 1\r\nupgrade: h2c\r\nte: trailers\r\n\
+                    expect: 100-continue\r\n\r\n\
+                    5\r\n{\"a\":\r\n16\r\n1,\"b\":\"GET / HTTP/1.1\"\r\n1\r\n}\r\n0\r\n\r\n";
+    let answer = raw_http1(&pki, gateway.local_addr, request).await;
+    // hyper answers the Expect itself before the final answer.
+    let answer = answer
+        .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+        .unwrap_or(&answer);
+    assert_eq!(first_status(answer), 200, "{answer}");
+    let received = raw.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let text = String::from_utf8_lossy(&received[0]).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST /v1/x HTTP/1.1\r\n"), "{head}");
+    assert_eq!(
+        body, r#"{"a":1}"#,
+        "only the granted field, as the gateway wrote it"
+    );
+    let names: Vec<String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    assert!(names.contains(&"content-length".to_string()), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 7"),
+        "{head}"
+    );
+    for forbidden in ["transfer-encoding", "x-smuggle", "upgrade", "te", "expect"] {
+        assert!(
+            !names.iter().any(|n| n == forbidden),
+            "{forbidden} forwarded: {head}"
+        );
+    }
+}
+
+/// HEADERS without END_HEADERS, then an endless run of CONTINUATION frames (the 2024
+/// "CONTINUATION flood"): the gateway stops buffering at the header list limit and ends the
+/// connection instead of reading megabytes of header block.
+#[tokio::test]
+async fn http2_continuation_floods_are_cut_off() {
+    const CONTINUATION: u8 = 0x9;
+    let s = Setup::new("").await;
+    let tls = h2_connect(&s).await;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let first: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"GET"),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", b"/uwv/v1/ping"),
+    ];
+    let filler = vec![b'a'; 1000];
+    let fragment = h2raw::header_block(&[(b"x-c", &filler)]);
+    let writer_task = tokio::spawn(async move {
+        let mut sent = 0usize;
+        let headers = h2raw::frame(h2raw::HEADERS, 0, 1, &h2raw::header_block(&first));
+        if writer.write_all(&headers).await.is_err() {
+            return sent;
+        }
+        // At most 4000 frames (about 4 MB), far over the 16 KiB header list limit.
+        for _ in 0..4000 {
+            let frame = h2raw::frame(CONTINUATION, 0, 1, &fragment);
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+            sent += frame.len();
+        }
+        sent
+    });
+    let mut goaway = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(frame)) =
+        tokio::time::timeout_at(deadline, h2raw::read_frame(&mut reader)).await
+    {
+        assert!(
+            !(frame.kind == h2raw::HEADERS && frame.stream == 1),
+            "the flooded stream was answered"
+        );
+        if frame.kind == h2raw::GOAWAY {
+            goaway = Some(frame.error_code());
+        }
+    }
+    let sent = tokio::time::timeout(Duration::from_secs(10), writer_task)
+        .await
+        .expect("the writer stops once the connection is gone")
+        .unwrap();
+    assert!(
+        goaway.is_some(),
+        "no GOAWAY after {sent} bytes of CONTINUATION"
+    );
+    assert_eq!(s.recorded.count(), 0);
+    assert_eq!(s.records(), 0);
+    s.still_serving().await;
+}

@@ -124,7 +124,7 @@ fn head(extra: &str) -> String {
 async fn a_partner_that_resets_mid_body_is_upstream_unavailable() {
     let pki = TestPki::new();
     let partial = format!("{}{}", head("content-length: 2000\r\n"), marked(true));
-    let (addr, requests) = start_raw_partner(
+    let raw = start_raw_partner(
         &pki,
         "partner",
         vec![
@@ -133,7 +133,7 @@ async fn a_partner_that_resets_mid_body_is_upstream_unavailable() {
         ],
     )
     .await;
-    let s = Setup::new(pki, addr, "5s").await;
+    let s = Setup::new(pki, raw.addr, "5s").await;
     let record = s.assert_uwv_refused(502, "upstream-unavailable").await;
     assert!(record["attributes"]["doelpoort.upstream_status"].is_null());
     assert_eq!(s.upstream_errors("protocol"), 1);
@@ -141,7 +141,7 @@ async fn a_partner_that_resets_mid_body_is_upstream_unavailable() {
     let response = s.ping("uwv").await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(&response.body[..], br#"{"ok":true}"#);
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(raw.requests.load(Ordering::SeqCst), 2);
     s.assert_still_serving().await;
 }
 
@@ -156,7 +156,7 @@ async fn a_partner_lying_about_its_content_length_releases_nothing_extra() {
         head("content-length: 11\r\nconnection: close\r\n"),
         marked(false)
     );
-    let (addr, _) = start_raw_partner(
+    let raw = start_raw_partner(
         &pki,
         "partner",
         vec![
@@ -165,7 +165,7 @@ async fn a_partner_lying_about_its_content_length_releases_nothing_extra() {
         ],
     )
     .await;
-    let s = Setup::new(pki, addr, "5s").await;
+    let s = Setup::new(pki, raw.addr, "5s").await;
     s.assert_uwv_refused(502, "upstream-unavailable").await;
     assert_eq!(s.upstream_errors("protocol"), 1);
     let response = s.ping("uwv").await;
@@ -206,8 +206,8 @@ async fn chunked_garbage_is_upstream_unavailable() {
         .map(|g| RawAnswer::Close(g.clone().into_bytes()))
         .collect();
     script.push(RawAnswer::Close(raw_json_answer(r#"{"ok":true}"#)));
-    let (addr, _) = start_raw_partner(&pki, "partner", script).await;
-    let s = Setup::new(pki, addr, "5s").await;
+    let raw = start_raw_partner(&pki, "partner", script).await;
+    let s = Setup::new(pki, raw.addr, "5s").await;
     for _ in &garbage {
         s.assert_uwv_refused(502, "upstream-unavailable").await;
     }
@@ -220,7 +220,7 @@ async fn chunked_garbage_is_upstream_unavailable() {
 async fn a_body_that_trickles_past_the_response_timeout_is_upstream_timeout() {
     let pki = TestPki::new();
     let partial = format!("{}{{\"ok\":", head("content-length: 1000\r\n"));
-    let (addr, _) = start_raw_partner(
+    let raw = start_raw_partner(
         &pki,
         "partner",
         vec![
@@ -229,7 +229,7 @@ async fn a_body_that_trickles_past_the_response_timeout_is_upstream_timeout() {
         ],
     )
     .await;
-    let s = Setup::new(pki, addr, "500ms").await;
+    let s = Setup::new(pki, raw.addr, "500ms").await;
     s.assert_uwv_refused(504, "upstream-timeout").await;
     assert_eq!(s.upstream_errors("timeout"), 1);
     assert_eq!(s.ping("uwv").await.status, StatusCode::OK);

@@ -589,8 +589,22 @@ impl GatewayProcess {
             return Self::start(config);
         }
         const NOBODY: u32 = 65_534;
-        let program = root.join("doelpoort-unprivileged");
-        std::fs::copy(env!("CARGO_BIN_EXE_doelpoort"), &program).unwrap();
+        // The binary itself, if `nobody` can reach it; otherwise a copy in the test directory.
+        let binary = Path::new(env!("CARGO_BIN_EXE_doelpoort"));
+        let reachable = binary.ancestors().skip(1).all(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+        }) && std::fs::metadata(binary).is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o005 == 0o005
+        });
+        let program = if reachable {
+            binary.to_path_buf()
+        } else {
+            let copy = root.join("doelpoort-unprivileged");
+            std::fs::copy(binary, &copy).unwrap();
+            copy
+        };
         fn give(path: &Path) {
             std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
             if path.is_dir() && !path.is_symlink() {
@@ -1045,17 +1059,34 @@ pub enum RawAnswer {
     Hang(Vec<u8>, Duration),
 }
 
+/// Reads once more into `into` (within 5 s); false at the end of the stream or on error.
+async fn read_some<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, into: &mut Vec<u8>) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => {
+            into.extend_from_slice(&buf[..n]);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A raw partner's address, the number of requests it read, and each request as read (head
+/// and, when it declared a Content-Length, body).
+pub struct RawPartner {
+    pub addr: SocketAddr,
+    pub requests: Arc<std::sync::atomic::AtomicUsize>,
+    pub received: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
 /// A partner that speaks TLS (with the PKI's certificate `<stem>`, requiring the gateway's
 /// client certificate, HTTP/1.1 only) but writes hand-made bytes instead of a proper response:
 /// the n-th request it reads gets `script[n]` (the last entry once the script is used up), one
-/// request per connection. Returns its address and a count of the requests it read.
-pub async fn start_raw_partner(
-    pki: &TestPki,
-    stem: &str,
-    script: Vec<RawAnswer>,
-) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+/// request per connection.
+pub async fn start_raw_partner(pki: &TestPki, stem: &str, script: Vec<RawAnswer>) -> RawPartner {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     assert!(!script.is_empty());
     let base = demo::mock_partner_tls(
         &pki.path(&format!("{stem}.crt")),
@@ -1069,7 +1100,8 @@ pub async fn start_raw_partner(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
-    let count = requests.clone();
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (count, log) = (requests.clone(), received.clone());
     let script = Arc::new(script);
     tokio::spawn(async move {
         // Bounded: a test never needs more than a few hundred connections.
@@ -1077,21 +1109,38 @@ pub async fn start_raw_partner(
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let (acceptor, script, count) = (acceptor.clone(), script.clone(), count.clone());
+            let (acceptor, script, count, log) =
+                (acceptor.clone(), script.clone(), count.clone(), log.clone());
             tokio::spawn(async move {
                 let Ok(Ok(mut tls)) =
                     tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
                 else {
                     return;
                 };
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 1 << 16 {
-                    match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await {
-                        Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
+                let mut request = Vec::new();
+                let head_end = loop {
+                    if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    if request.len() > 1 << 16 || !read_some(&mut tls, &mut request).await {
+                        return;
+                    }
+                };
+                let declared = String::from_utf8_lossy(&request[..head_end])
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0)
+                    .min(1 << 20);
+                while request.len() < head_end + declared {
+                    if !read_some(&mut tls, &mut request).await {
+                        break;
                     }
                 }
+                log.lock().unwrap().push(request);
                 let n = count.fetch_add(1, Ordering::SeqCst);
                 match script[n.min(script.len() - 1)].clone() {
                     RawAnswer::Close(bytes) => {
@@ -1114,7 +1163,11 @@ pub async fn start_raw_partner(
             });
         }
     });
-    (addr, requests)
+    RawPartner {
+        addr,
+        requests,
+        received,
+    }
 }
 
 /// A well-formed HTTP/1.1 JSON answer that closes its connection, for raw partner scripts.
