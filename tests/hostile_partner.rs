@@ -590,3 +590,67 @@ async fn json_bombs_are_refused_whole() {
     }
     s.assert_still_serving().await;
 }
+
+/// Answers a partner should not give: a redirect (never followed), an upgrade, a status line
+/// that is not HTTP, too many header fields, an unknown status class. None is relayed: each
+/// is `502 upstream-unavailable`, and a host named in a `Location` is never contacted.
+#[tokio::test]
+async fn odd_partner_answers_are_refused_and_never_followed() {
+    let pki = TestPki::new();
+    let (trap, trapped) = start_plain_listener(b"HTTP/1.1 200 OK\r\n\r\n").await;
+    let body = marked(true);
+    let with_body = |status_line: &str, extra: &str| {
+        format!(
+            "{status_line}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut many_headers = String::new();
+    for i in 0..200 {
+        many_headers.push_str(&format!("x-h{i}: 1\r\n"));
+    }
+    let odd = [
+        (
+            "redirect",
+            with_body(
+                "HTTP/1.1 302 Found",
+                &format!("location: https://127.0.0.1:{}/v1/ping\r\n", trap.port()),
+            ),
+        ),
+        (
+            "permanent redirect",
+            with_body(
+                "HTTP/1.1 308 Permanent Redirect",
+                &format!("location: https://127.0.0.1:{}/v1/ping\r\n", trap.port()),
+            ),
+        ),
+        (
+            "upgrade",
+            format!("HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n{body}"),
+        ),
+        ("not HTTP", format!("HTTP/1.1 2OO OK\r\n\r\n{body}")),
+        ("too many header fields", with_body("HTTP/1.1 200 OK", &many_headers)),
+        ("unknown status class", with_body("HTTP/1.1 600 Odd", "")),
+    ];
+    let mut script: Vec<RawAnswer> = odd
+        .iter()
+        .map(|(_, bytes)| RawAnswer::Close(bytes.clone().into_bytes()))
+        .collect();
+    script.push(RawAnswer::Close(raw_json_answer(r#"{"ok":true}"#)));
+    let raw = start_raw_partner(&pki, "partner", script).await;
+    let s = Setup::new(pki, raw.addr, "5s").await;
+    for (what, _) in &odd {
+        let response = s.ping("uwv").await;
+        assert!(!response.headers.contains_key("location"), "{what}");
+        assert_refused(
+            &response,
+            502,
+            "upstream-unavailable",
+            &s.pki.path("audit"),
+            "error",
+        );
+    }
+    assert_eq!(trapped.load(Ordering::SeqCst), 0, "a redirect was followed");
+    assert_eq!(s.ping("uwv").await.status, StatusCode::OK);
+    s.assert_still_serving().await;
+}
