@@ -208,8 +208,6 @@ async fn the_policy_directory_removed_and_recreated() {
 /// sees the new directory by itself. It does not yet (the watch is on the removed directory's
 /// inode), so the test above needs SIGHUP.
 #[tokio::test]
-#[ignore = "reason: finding for gateway/policy/store.rs (off-limits here): the watcher is not \
-            re-established when the policy directory is recreated; SIGHUP works meanwhile"]
 async fn a_recreated_policy_directory_is_watched_again() {
     let pki = TestPki::new();
     let partner = start_partner(&pki, echo()).await;

@@ -127,18 +127,34 @@ impl PolicyStore {
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let changed = Arc::new(tokio::sync::Notify::new());
+        // Absolute, so that events (whose paths the watcher joins from the watched path) and
+        // the directories compare, and a relative directory still has a parent to watch.
+        let dirs = [&store.policies_dir, &store.schemas_dir]
+            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()));
         let watcher = {
             let changed = changed.clone();
+            let dirs = dirs.clone();
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|e| !e.kind.is_access()) {
+                // The parents are watched too (to see a directory come back); of their events
+                // only those about the policy or schema directory itself count.
+                let relevant = event.is_ok_and(|e| {
+                    !e.kind.is_access()
+                        && e.paths
+                            .iter()
+                            .any(|p| dirs.iter().any(|d| p.starts_with(d)))
+                });
+                if relevant {
                     changed.notify_one();
                 }
             })
         };
-        let watcher = match watcher {
+        let mut watcher = match watcher {
             Ok(mut w) => {
                 use notify::Watcher;
-                for dir in [&store.policies_dir, &store.schemas_dir] {
+                for dir in &dirs {
+                    if let Some(parent) = dir.parent() {
+                        let _ = w.watch(parent, notify::RecursiveMode::NonRecursive);
+                    }
                     if let Err(e) = w.watch(dir, notify::RecursiveMode::Recursive) {
                         tracing::warn!(target: "doelpoort::policy", error = %e, dir = %dir.display(), "cannot watch; reload with SIGHUP");
                     }
@@ -151,8 +167,7 @@ impl PolicyStore {
             }
         };
         tokio::spawn(async move {
-            // Owned by the task: dropping the watcher (when the task is aborted) stops it.
-            let _watcher = watcher;
+            // The task owns the watcher: aborting the task drops it, which stops it.
             loop {
                 let hup = async {
                     match hangup.as_mut() {
@@ -170,6 +185,14 @@ impl PolicyStore {
                     }
                     _ = hup => {
                         tracing::info!(target: "doelpoort::policy", "SIGHUP: reloading policies");
+                    }
+                }
+                // A directory that was removed and made again is a new directory: its old
+                // watch died with it, so watch it afresh (a no-op while it is the same one).
+                if let Some(w) = watcher.as_mut() {
+                    use notify::Watcher;
+                    for dir in &dirs {
+                        let _ = w.watch(dir, notify::RecursiveMode::Recursive);
                     }
                 }
                 let store = store.clone();
