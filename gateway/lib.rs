@@ -9,9 +9,10 @@
 //! a partner operation only for a declared purpose it holds a valid grant for, with the context
 //! the grant requires. Deny by default.
 //!
-//! ## What it does not do (yet)
-//! Response minimisation and the lawful-basis audit log plug into the pipeline as the phases
-//! `minimise` and `record`; until they exist, a granted response passes unchanged.
+//! A granted partner answer is minimised before it leaves: strictly parsed, checked against
+//! its schema, and rebuilt from the granted fields only, each through its transform; what
+//! cannot be checked is refused. Every decision, allowed, denied or failed, is recorded in a
+//! durable, hash-chained audit log before anything is released.
 //!
 //! ## Layout: one module per phase or concern
 //! | module | what it is for |
@@ -24,7 +25,10 @@
 //! | [`policy`] | phase *decide*: purposes, operations, grants; `Permit`; reload; policy tools |
 //! | [`proxy`] | the exchange pipeline that runs the phases and always finishes with metrics and logs |
 //! | [`upstream`] | phase *forward*: pooled mTLS clients per partner, timeouts |
-//! | [`minimise`] | phase *minimise*: strict JSON, schema check, granted fields only, transforms |
+//! | [`minimise`] | phase *minimise*: one streaming pass (strict JSON, schema shape, granted fields, transforms), the tree path as reference |
+//! | [`audit`] | phase *record*: the hash-chained audit log, group commit, verify and query |
+//! | [`token`] | signed caller tokens bound to the client certificate, four-eyes approvals |
+//! | [`assertion`] | the signed `Doelbinding-Assertion` to partners and the gateway's JWKS |
 //! | [`problem`] | the one mapping from refusals to `application/problem+json` |
 //! | [`trace`] | `traceparent` and the FSC transaction id |
 //! | [`metrics`] | Prometheus metrics with bounded labels |

@@ -7,8 +7,8 @@
 //! so an ungranted value cannot survive by accident.
 //!
 //! Two paths do this and accept the same answers:
-//! - [`stream`] (the usual one): a single pass over the bytes that checks the schema's
-//!   compiled [`shape::Shape`] and writes the granted fields as it reads;
+//! - `stream` (the usual one): a single pass over the bytes that checks the schema's
+//!   compiled `shape::Shape` and writes the granted fields as it reads;
 //! - the reference path: [`strict::parse`] into a tree, the `jsonschema` validator, and
 //!   [`tree`]'s rebuild. It serves schemas the shape cannot express and names the reason when
 //!   the streaming pass refuses an answer.

@@ -1,6 +1,6 @@
 //! A partner schema compiled twice: as the `jsonschema` validator (the reference, which
 //! knows all of JSON Schema 2020-12) and, when the schema keeps to the keywords partner
-//! schemas use, as a [`Shape`] the streaming minimiser ([`super::stream`]) checks while it
+//! schemas use, as a `Shape` the streaming minimiser (`super::stream`) checks while it
 //! reads the body once.
 //!
 //! The shape covers the structural keywords (`type`, `properties`, `required`,

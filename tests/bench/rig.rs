@@ -223,7 +223,8 @@ pub fn named_threads_cpu_ns(name: &str) -> u64 {
 pub fn start_partner(dir: &Path, body: &'static [u8]) -> SocketAddr {
     let (partner_tx, partner_rx) = std::sync::mpsc::channel();
     let pdir = dir.to_path_buf();
-    std::thread::spawn(move || {
+    // Named threads, so a profiler can tell partner, gateway and load generator apart.
+    named_thread("partner", move || {
         single_thread_runtime().block_on(async move {
             let tls = demo::mock_partner_tls(
                 &pdir.join("partner.crt"),
@@ -249,6 +250,13 @@ pub fn start_partner(dir: &Path, body: &'static [u8]) -> SocketAddr {
     partner_rx.recv().unwrap()
 }
 
+fn named_thread(name: &str, f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("a thread");
+}
+
 /// A gateway running on its own thread.
 pub struct BenchGateway {
     pub addr: SocketAddr,
@@ -267,7 +275,7 @@ impl BenchGateway {
     pub fn start_with(config: doelpoort::config::Config) -> Self {
         let (gw_tx, gw_rx) = std::sync::mpsc::channel();
         let (cpu_requests, cpu_req_rx) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<u64>>();
-        std::thread::spawn(move || {
+        named_thread("gateway", move || {
             single_thread_runtime().block_on(async move {
                 let gateway = doelpoort::server::start(&config).await.unwrap();
                 gw_tx
