@@ -748,7 +748,9 @@ pub async fn admin_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Every record in an audit directory, oldest first, as JSON.
+/// Every record in an audit directory, oldest first, as JSON. Safe to poll while the gateway
+/// writes: the last line of the live (newest) segment may be read half-written, and is then
+/// left out; an unparsable line anywhere else is a broken log and panics.
 pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
     let mut segments: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -757,11 +759,22 @@ pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
         .collect();
     segments.sort();
     let mut out = Vec::new();
-    for s in segments {
+    let newest = segments.len().saturating_sub(1);
+    for (i, s) in segments.iter().enumerate() {
         let text = std::fs::read_to_string(s).unwrap();
         // The live segment is preallocated with zeros after its last record.
-        for line in text.trim_end_matches('\0').lines() {
-            out.push(serde_json::from_str(line).unwrap());
+        let lines: Vec<&str> = text.trim_end_matches('\0').lines().collect();
+        for (j, line) in lines.iter().enumerate() {
+            match serde_json::from_str(line) {
+                Ok(record) => out.push(record),
+                // A torn read of the record being written: it is complete on the next poll.
+                Err(_) if i == newest && j + 1 == lines.len() => {}
+                Err(e) => panic!(
+                    "{}: line {} is not a record ({e}): {line}",
+                    s.display(),
+                    j + 1
+                ),
+            }
         }
     }
     out
@@ -974,13 +987,14 @@ pub async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
 }
 
 /// Sends hand-written HTTP/1.1 bytes over a fresh mTLS connection as the consumer and returns
-/// everything the gateway wrote back before it closed the connection (within 10 s).
-pub async fn raw_http1(pki: &TestPki, addr: SocketAddr, request: &[u8]) -> String {
+/// everything the gateway wrote back within 10 s, and whether the gateway closed the
+/// connection in that time (false: it was still open after 10 s).
+pub async fn raw_http1(pki: &TestPki, addr: SocketAddr, request: &[u8]) -> (String, bool) {
     use tokio::io::AsyncWriteExt;
     let mut tls = raw_tls(addr, client_tls(pki, Some("consumer"))).await;
     tls.write_all(request).await.unwrap();
-    let (bytes, _) = read_until_closed(&mut tls, Duration::from_secs(10)).await;
-    String::from_utf8_lossy(&bytes).into_owned()
+    let (bytes, closed) = read_until_closed(&mut tls, Duration::from_secs(10)).await;
+    (String::from_utf8_lossy(&bytes).into_owned(), closed)
 }
 
 /// The status code of the first response in raw HTTP/1.1 output (0 if there is none).
