@@ -216,22 +216,41 @@ async fn chunked_garbage_is_upstream_unavailable() {
     s.assert_still_serving().await;
 }
 
+/// `response_timeout` bounds the whole answer, not each read: a body that keeps coming, one
+/// byte every 100 ms (about 4.5 s in all), is cut off at the timeout; so is one that stops half-way.
 #[tokio::test]
 async fn a_body_that_trickles_past_the_response_timeout_is_upstream_timeout() {
     let pki = TestPki::new();
+    let trickled = marked(true).into_bytes();
+    let trickle_head = head(&format!("content-length: {}\r\n", trickled.len()));
     let partial = format!("{}{{\"ok\":", head("content-length: 1000\r\n"));
     let raw = start_raw_partner(
         &pki,
         "partner",
         vec![
+            RawAnswer::Trickle(
+                trickle_head.into_bytes(),
+                trickled,
+                Duration::from_millis(100),
+            ),
             RawAnswer::Hang(partial.into_bytes(), Duration::from_secs(10)),
             RawAnswer::Close(raw_json_answer(r#"{"ok":true}"#)),
         ],
     )
     .await;
     let s = Setup::new(pki, raw.addr, "500ms").await;
-    s.assert_uwv_refused(504, "upstream-timeout").await;
-    assert_eq!(s.upstream_errors("timeout"), 1);
+    for case in ["trickling", "stopped half-way"] {
+        let started = std::time::Instant::now();
+        s.assert_uwv_refused(504, "upstream-timeout").await;
+        // At the timeout: not before it, and before the trickle would have ended (4.5 s);
+        // generous for a loaded machine.
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(500) && elapsed < Duration::from_secs(5),
+            "{case}: answered after {elapsed:?}, response_timeout is 500 ms"
+        );
+    }
+    assert_eq!(s.upstream_errors("timeout"), 2);
     assert_eq!(s.ping("uwv").await.status, StatusCode::OK);
     s.assert_still_serving().await;
 }
@@ -279,10 +298,12 @@ async fn a_partner_that_refuses_the_gateways_certificate_is_upstream_unavailable
 
 /// The gateway verifies partners: a certificate for another name, for clients only, with a key
 /// that may not sign, self-signed, or expired is refused in the handshake and the request is
-/// never sent.
+/// never sent. The positive control: an unbent `Mint::partner()` certificate is accepted, so
+/// each refusal is caused by the one thing its case bends.
 #[tokio::test]
 async fn wrong_partner_certificates_are_refused() {
     let pki = TestPki::new();
+    mint(&pki, "partner-minted-control", &Mint::partner());
     mint(
         &pki,
         "partner-other-name",
@@ -330,6 +351,7 @@ async fn wrong_partner_certificates_are_refused() {
 
     let mut partners = Vec::new();
     for stem in [
+        "partner-minted-control",
         "partner-other-name",
         "partner-client-only",
         "partner-key-cert-sign",
@@ -355,6 +377,18 @@ async fn wrong_partner_certificates_are_refused() {
         copy_dir(pki.dir.path(), pki_dir.path());
         let own = TestPki { dir: pki_dir };
         let s = Setup::new(own, partner.addr, "5s").await;
+        if *stem == "partner-minted-control" {
+            let response = s.ping("uwv").await;
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "an unmodified minted partner certificate is refused: {:?}",
+                response.body
+            );
+            assert_eq!(&response.body[..], br#"{"ok":true}"#, "{stem}");
+            assert_eq!(recorded.count(), 1, "{stem}");
+            continue;
+        }
         s.assert_uwv_refused(502, "upstream-unavailable").await;
         assert_eq!(s.upstream_errors("connect"), 1, "{stem}");
         assert_eq!(recorded.count(), 0, "{stem}: the request was sent");
@@ -363,55 +397,119 @@ async fn wrong_partner_certificates_are_refused() {
 }
 
 /// A partner that ignores `Accept-Encoding: identity` and sends a gzip bomb: the gateway
-/// never inflates it, so it is not JSON and nothing is released.
+/// never inflates it, so it is not JSON and nothing is released. A bomb inflates to invalid
+/// JSON, so inflating would refuse it too; the proof that nothing is inflated is a small gzip
+/// of a valid answer (`{"ok":true}`), which is refused all the same. Likewise for requests.
 #[tokio::test]
 async fn a_gzip_bomb_from_a_partner_is_never_inflated() {
     let pki = TestPki::new();
     let bomb = Bytes::from(gzip_bomb(16 << 20));
     assert!(bomb.len() < 200 * 1024, "{}", bomb.len());
-    let served = bomb.clone();
+    let valid_answer = Bytes::from(gzip_stored(br#"{"ok":true}"#));
+    // The bomb, then the gzip of a valid answer, then (for the control below) plain JSON.
+    let served = [
+        (bomb.clone(), true),
+        (valid_answer, true),
+        (Bytes::from_static(br#"{"ok":true}"#), false),
+    ];
+    let next = Arc::new(AtomicUsize::new(0));
     let handler: doelpoort::demo::MockHandler = Arc::new(move |_req| {
-        let body = served.clone();
+        let (body, gzipped) = served[next.fetch_add(1, Ordering::SeqCst).min(2)].clone();
         Box::pin(async move {
             let mut r = Response::new(Full::new(body));
             r.headers_mut()
                 .insert("content-type", "application/json".parse().unwrap());
-            r.headers_mut()
-                .insert("content-encoding", "gzip".parse().unwrap());
+            if gzipped {
+                r.headers_mut()
+                    .insert("content-encoding", "gzip".parse().unwrap());
+            }
             r
         })
     });
     let (handler, recorded) = recording(handler);
     let partner = start_partner(&pki, handler).await;
     let s = Setup::new(pki, partner.addr, "5s").await;
-    let response = s.ping("uwv").await;
-    assert!(!response.headers.contains_key("content-encoding"));
-    assert_refused(
-        &response,
-        502,
-        "minimisation-failed",
-        &s.pki.path("audit"),
-        "error",
-    );
-    assert_eq!(recorded.last().headers["accept-encoding"], "identity");
-    // The caller's side: a compressed request body is not inflated either, and the header
-    // that names it is not forwarded.
+    for what in ["bomb", "gzip of a valid answer"] {
+        let response = s.ping("uwv").await;
+        assert!(!response.headers.contains_key("content-encoding"), "{what}");
+        assert_refused(
+            &response,
+            502,
+            "minimisation-failed",
+            &s.pki.path("audit"),
+            "error",
+        );
+        assert_eq!(
+            recorded.last().headers["accept-encoding"],
+            "identity",
+            "{what}"
+        );
+    }
+    // The caller's side: a compressed request body is not inflated either (not even a valid
+    // one the grant would allow), and the header that names it is not forwarded.
+    let valid_request = Bytes::from(gzip_stored(br#"{"a":1}"#));
+    for body in [bomb, valid_request] {
+        let request = Request::post(url(&s.gateway, "/uwv/v1/x"))
+            .header("doelbinding-purpose", TEST_PURPOSE)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(Full::new(body))
+            .unwrap();
+        let response = send(&client(&s.pki, "consumer", Http::One), request).await;
+        assert_refused(
+            &response,
+            400,
+            "context-invalid",
+            &s.pki.path("audit"),
+            "deny",
+        );
+    }
+    assert_eq!(recorded.count(), 2);
+    // The control: the same request uncompressed is allowed and forwarded.
     let request = Request::post(url(&s.gateway, "/uwv/v1/x"))
         .header("doelbinding-purpose", TEST_PURPOSE)
         .header("content-type", "application/json")
-        .header("content-encoding", "gzip")
-        .body(Full::new(bomb))
+        .body(Full::new(Bytes::from_static(br#"{"a":1}"#)))
         .unwrap();
     let response = send(&client(&s.pki, "consumer", Http::One), request).await;
-    assert_refused(
-        &response,
-        400,
-        "context-invalid",
-        &s.pki.path("audit"),
-        "deny",
-    );
-    assert_eq!(recorded.count(), 1);
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(recorded.count(), 3);
+    assert_eq!(&recorded.last().body[..], br#"{"a":1}"#);
     s.assert_still_serving().await;
+}
+
+/// CRC-32 (IEEE, as gzip uses it) of `data`.
+fn crc32(data: impl IntoIterator<Item = u8>) -> u32 {
+    let mut table = [0u32; 256];
+    for (i, entry) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+        *entry = c;
+    }
+    let mut crc = !0u32;
+    for byte in data {
+        crc = table[((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// A valid gzip of `data` (less than 64 KiB) in one stored (uncompressed) deflate block.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(data.len()).unwrap();
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.push(1); // BFINAL, BTYPE = 00 (stored), padded to the byte
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc32(data.iter().copied()).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
 }
 
 /// gzip of `size` bytes of `[`: deflate with fixed Huffman codes, one literal followed by
@@ -461,23 +559,8 @@ fn gzip_bomb(size: usize) -> Vec<u8> {
         bits.out.push(bits.acc as u8);
     }
     // Trailer: CRC-32 and length of the uncompressed data.
-    let mut table = [0u32; 256];
-    for (i, entry) in table.iter_mut().enumerate() {
-        let mut c = i as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-        *entry = c;
-    }
-    let mut crc = !0u32;
-    for _ in 0..size {
-        crc = table[((crc ^ 0x5b) & 0xff) as usize] ^ (crc >> 8);
-    }
-    bits.out.extend_from_slice(&(!crc).to_le_bytes());
+    bits.out
+        .extend_from_slice(&crc32(std::iter::repeat_n(b'[', size)).to_le_bytes());
     bits.out.extend_from_slice(&(size as u32).to_le_bytes());
     bits.out
 }

@@ -1071,6 +1071,9 @@ pub enum RawAnswer {
     Reset(Vec<u8>),
     /// Writes these bytes, then keeps the connection open for this long.
     Hang(Vec<u8>, Duration),
+    /// Writes the first bytes (a head), then the second one byte at a time, each after the
+    /// interval, then closes cleanly.
+    Trickle(Vec<u8>, Vec<u8>, Duration),
 }
 
 /// Reads once more into `into` (within 5 s); false at the end of the stream or on error.
@@ -1172,6 +1175,18 @@ pub async fn start_raw_partner(pki: &TestPki, stem: &str, script: Vec<RawAnswer>
                         let _ = tls.write_all(&bytes).await;
                         let _ = tls.flush().await;
                         tokio::time::sleep(how_long).await;
+                    }
+                    RawAnswer::Trickle(head, body, interval) => {
+                        let _ = tls.write_all(&head).await;
+                        let _ = tls.flush().await;
+                        // Bounded by the body's length; stops when the gateway hangs up.
+                        for byte in body {
+                            tokio::time::sleep(interval).await;
+                            if tls.write_all(&[byte]).await.is_err() || tls.flush().await.is_err() {
+                                return;
+                            }
+                        }
+                        let _ = tls.shutdown().await;
                     }
                 }
             });
