@@ -311,3 +311,32 @@ impl BenchGateway {
         rx.recv().unwrap()
     }
 }
+
+/// Pins this process's threads to CPU cores by thread name (`taskset -p` on each thread id),
+/// as issue 8's layout asks: the gateway side on one core, load generator and partner on the
+/// other. `main` stands for the main thread (the load generator). Returns what it pinned.
+pub fn pin_threads(layout: &[(&str, usize)]) -> Vec<String> {
+    let mut pinned = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pinned;
+    };
+    let pid = std::process::id().to_string();
+    for task in tasks.filter_map(Result::ok) {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let name = if tid == pid { "main" } else { comm.trim() };
+        if let Some((_, core)) = layout.iter().find(|(n, _)| *n == name) {
+            let ok = std::process::Command::new("taskset")
+                .args(["-p", "-c", &core.to_string(), &tid])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                pinned.push(format!("{name}→{core}"));
+            }
+        }
+    }
+    pinned.sort();
+    pinned.dedup();
+    pinned
+}
