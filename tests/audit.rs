@@ -275,7 +275,7 @@ async fn every_decision_class_leaves_exactly_one_record() {
     let dir_arg = dir.to_str().unwrap();
     let (code, out) = run_doelpoort(["audit", "verify", dir_arg]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("audit log OK: 8 records"), "{out}");
+    assert!(out.contains("audit log OK: 8 records in "), "{out}");
     let (code, out) = run_doelpoort([
         "audit",
         "query",
@@ -402,7 +402,7 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
     let (code, out) = run_doelpoort(["audit", "verify", pki.path("audit").to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("2 records"),
+        out.contains("audit log OK: 2 records in "),
         "only the released exchanges are recorded: {out}"
     );
 }
