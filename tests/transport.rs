@@ -240,7 +240,8 @@ async fn upstream_down_is_upstream_unavailable() {
 #[tokio::test]
 async fn upstream_slow_is_upstream_timeout() {
     let pki = TestPki::new();
-    let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::from_secs(3))).await;
+    // Far slower than the bound below, so that bound tells a timeout from a late answer.
+    let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::from_secs(10))).await;
     let spec = PartnerSpec {
         response_timeout: "300ms",
         ..PartnerSpec::new("uwv", partner.addr)
@@ -251,8 +252,9 @@ async fn upstream_slow_is_upstream_timeout() {
     let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
     assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(response.problem_code(), "upstream-timeout");
+    // Generous for a loaded machine: the timeout is 300 ms.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
@@ -485,7 +487,7 @@ async fn idle_keep_alive_connections_are_closed() {
     );
     // Then, idle, the connection is closed by the gateway within a bounded time.
     let started = std::time::Instant::now();
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match tls.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
@@ -495,8 +497,9 @@ async fn idle_keep_alive_connections_are_closed() {
     })
     .await;
     assert!(closed.is_ok(), "the idle connection stayed open");
+    // Generous for a loaded machine: the idle timeout is 300 ms.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
