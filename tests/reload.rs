@@ -19,6 +19,15 @@ fn reloads(gateway: &doelpoort::server::RunningGateway, result: &str) -> u64 {
         .get()
 }
 
+/// Replaces the policy file as an editor or a deploy tool should: the whole new content in a
+/// temporary file (outside the watched directory), renamed over the old one, so the watcher
+/// never sees a half-written file.
+fn write_policy_atomically(pki: &TestPki, content: &str) {
+    let tmp = pki.path("policy.yaml.tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, pki.path("policies/policy.yaml")).unwrap();
+}
+
 const EXTRA_GRANT: &str = r#"
   - id: test-new
     consumers: [wijkteam-test]
@@ -70,12 +79,8 @@ async fn a_valid_change_applies_under_load_without_dropping_a_request() {
     })
     .await;
 
-    // Change the policy on disk, as an editor would.
-    std::fs::write(
-        pki.path("policies/policy.yaml"),
-        policy_with_new_operation(),
-    )
-    .unwrap();
+    // Change the policy on disk, as a deploy would.
+    write_policy_atomically(&pki, &policy_with_new_operation());
     eventually("the new version is live", Duration::from_secs(10), || {
         gateway.policies.current().unwrap().version != before
     })
@@ -125,18 +130,33 @@ async fn an_invalid_change_is_rejected_and_the_old_version_keeps_serving() {
     let before = gateway.policies.current().unwrap().version.clone();
     let client = client(&pki, "consumer", Http::One);
 
-    for broken in [
+    for (broken, named) in [
         // YAML syntax error
-        TEST_POLICY.replace("grants:", "grants: [unclosed"),
+        (
+            TEST_POLICY.replace("grants:", "grants: [unclosed"),
+            "error: illegal placement of ':' indicator",
+        ),
         // An unknown reference
-        TEST_POLICY.replace("operation: uwv/ping", "operation: uwv/pong"),
+        (
+            TEST_POLICY.replace("operation: uwv/ping", "operation: uwv/pong"),
+            "error: unknown operation 'uwv/pong'",
+        ),
     ] {
         let failed_before = reloads(&gateway, "failed");
-        std::fs::write(pki.path("policies/policy.yaml"), broken).unwrap();
+        write_policy_atomically(&pki, &broken);
         eventually("the reload to fail", Duration::from_secs(10), || {
             reloads(&gateway, "failed") > failed_before
         })
         .await;
+        let errors = gateway.policies.last_errors();
+        // The file (and where in it), and what is wrong there.
+        assert!(
+            errors.iter().any(|e| {
+                e.split_once("policies/policy.yaml:")
+                    .is_some_and(|(_, at)| at.contains(&format!(": {named}")))
+            }),
+            "the rejection does not name {named:?} in policy.yaml: {errors:?}"
+        );
         assert_eq!(gateway.policies.current().unwrap().version, before);
         let response = get(&client, &url(&gateway, "/uwv/v1/ping")).await;
         assert_eq!(response.status, StatusCode::OK, "the old version serves");
@@ -150,6 +170,13 @@ async fn an_invalid_change_is_rejected_and_the_old_version_keeps_serving() {
         reloads(&gateway, "failed") > failed_before
     })
     .await;
+    let errors = gateway.policies.last_errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("policies: error: no policy files (*.yaml) found")),
+        "the rejection does not say that no policy file is left: {errors:?}"
+    );
     assert_eq!(gateway.policies.current().unwrap().version, before);
     assert_eq!(
         get(&client, &url(&gateway, "/uwv/v1/ping")).await.status,
@@ -157,11 +184,7 @@ async fn an_invalid_change_is_rejected_and_the_old_version_keeps_serving() {
     );
 
     // Fixed again: the valid set loads.
-    std::fs::write(
-        pki.path("policies/policy.yaml"),
-        policy_with_new_operation(),
-    )
-    .unwrap();
+    write_policy_atomically(&pki, &policy_with_new_operation());
     eventually("the fixed version is live", Duration::from_secs(10), || {
         gateway.policies.current().unwrap().version != before
     })
@@ -195,7 +218,7 @@ async fn in_flight_requests_finish_under_the_version_they_started_with() {
         "operation: uwv/slow",
         "operation: uwv/slow\n    valid_until: 2000-01-01",
     );
-    std::fs::write(pki.path("policies/policy.yaml"), ended).unwrap();
+    write_policy_atomically(&pki, &ended);
     eventually("the new version is live", Duration::from_secs(10), || {
         gateway.policies.current().unwrap().version != before
     })
