@@ -111,6 +111,7 @@ async fn the_audit_directory_removed_refuses_exchanges_until_it_is_back() {
     assert_eq!(record["attributes"]["doelpoort.decision"], "allow");
     let (status, body) = admin_get(&admin, "/readyz").await;
     assert_eq!(status, 200, "{body}");
+    assert_still_serving(&pki, gateway.local_addr.port()).await;
     gateway.shutdown().await;
 
     // What is left starts in the middle of the chain: verify says so instead of passing.
@@ -162,9 +163,10 @@ async fn losing_write_permission_on_the_audit_directory_refuses_exchanges() {
     assert_eq!(get(&client, &ping).await.status, StatusCode::OK);
     let (status, body) = admin_get(&admin, "/readyz").await;
     assert_eq!(status, 200, "{body}");
+    assert_still_serving(&pki, port).await;
     drop(gateway);
 
-    let released = 2 + released_while_read_only;
+    let released = 3 + released_while_read_only;
     let (code, out) = run_doelpoort(["audit", "verify", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(

@@ -31,9 +31,14 @@ async fn assert_decided_under(
     gateway: &doelpoort::server::RunningGateway,
     version: &str,
 ) {
+    assert_port_decides_under(pki, gateway.local_addr.port(), version).await;
+}
+
+/// [`assert_decided_under`] for a gateway known by its port (a child process).
+async fn assert_port_decides_under(pki: &TestPki, port: u16, version: &str) {
     let response = get(
         &client(pki, "consumer", Http::One),
-        &url(gateway, "/uwv/v1/ping"),
+        &format!("https://localhost:{port}/uwv/v1/ping"),
     )
     .await;
     assert_eq!(response.status, StatusCode::OK);
@@ -167,8 +172,10 @@ async fn a_symlink_swapped_to_a_missing_target_keeps_the_running_version() {
 }
 
 /// The whole policy directory removed and recreated (a careless deploy: `rm -r`, then copy).
-/// The removal is noticed and rejected; the recreated directory is a new inode the file
-/// watcher is not watching, so the documented fallback, SIGHUP, loads it.
+/// The removal is noticed and rejected. The file watcher sees the recreated directory too (the
+/// next test); here the documented fallback, SIGHUP, must load it as well: the load that
+/// follows the "SIGHUP: reloading policies" line is the signal's (the watcher task handles one
+/// trigger at a time, so no watcher reload can come between).
 #[tokio::test]
 async fn the_policy_directory_removed_and_recreated() {
     let pki = TestPki::new();
@@ -193,7 +200,12 @@ async fn the_policy_directory_removed_and_recreated() {
     )
     .unwrap();
     gateway.signal(rustix::process::Signal::HUP);
-    let reloaded = gateway.wait_for_log(|l| l["message"] == "policy set loaded");
+    gateway.wait_for_log(|l| l["message"] == "SIGHUP: reloading policies");
+    let reloaded = gateway.wait_for_log(|l| {
+        l["message"] == "policy set loaded"
+            || l["message"] == "policy set rejected; the running version stays"
+    });
+    assert_eq!(reloaded["message"], "policy set loaded", "{reloaded}");
     let v2 = reloaded["version"].as_str().unwrap();
     assert_ne!(v2, v1);
     let (_, metrics) = admin_get(&admin, "/metrics").await;
@@ -201,12 +213,13 @@ async fn the_policy_directory_removed_and_recreated() {
         metrics.contains(&format!("doelpoort_policy_info{{version=\"{v2}\"}} 1")),
         "{metrics}"
     );
+    assert_port_decides_under(&pki, port, v2).await;
     assert_still_serving(&pki, port).await;
 }
 
 /// What an operator would expect after `rm -r policies && cp -r new policies`: the file watcher
-/// sees the new directory by itself. It does not yet (the watch is on the removed directory's
-/// inode), so the test above needs SIGHUP.
+/// sees the new directory by itself (it also watches the parent directory, and watches the
+/// policy directory afresh after every reload), and the new version decides.
 #[tokio::test]
 async fn a_recreated_policy_directory_is_watched_again() {
     let pki = TestPki::new();
@@ -222,5 +235,7 @@ async fn a_recreated_policy_directory_is_watched_again() {
         TEST_POLICY.replace("rationale: test", "rationale: test v2"),
     )
     .unwrap();
-    wait_for_new_version(&gateway, &v1).await;
+    let v2 = wait_for_new_version(&gateway, &v1).await;
+    assert_decided_under(&pki, &gateway, &v2).await;
+    assert_still_serving(&pki, gateway.local_addr.port()).await;
 }
