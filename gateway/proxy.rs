@@ -632,6 +632,12 @@ fn assertion(
         .sign(&claims)
         .ok()
         .and_then(|token| HeaderValue::from_str(&token).ok())
+        .map(|mut value| {
+            // Unique per exchange, so HTTP/2 header compression gains nothing by indexing it;
+            // sensitive values are sent "never indexed" and kept out of the HPACK tables.
+            value.set_sensitive(true);
+            value
+        })
         .ok_or_else(|| {
             Problem::new(
                 ProblemCode::Internal,
