@@ -328,15 +328,7 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
     let marker = r#"{"ok":"RELEASED-ONLY-IF-RECORDED"}"#;
     let partner = start_partner(&pki, fixed(StatusCode::OK, marker, Duration::ZERO)).await;
     // `ping` gets a response schema and its grant releases `ok`: a body worth holding back.
-    let policy = TEST_POLICY
-        .replace(
-            "path: /v1/ping, subject: none}",
-            "path: /v1/ping, subject: none, response_schema: ping.json}",
-        )
-        .replace(
-            "    without_subject: a health check about no one\n",
-            "    without_subject: a health check about no one\n    fields: {ok: keep}\n",
-        );
+    let policy = test_policy_releasing_ok();
     write_policies(&pki, &policy);
     std::fs::write(
         pki.path("schemas/ping.json"),

@@ -18,15 +18,7 @@ const RELEASED: &str = "RELEASED-ONLY-IF-RECORDED";
 
 /// `ping` releases `ok`, so a refused exchange has something to hold back.
 fn write_marker_policy(pki: &TestPki) {
-    let policy = TEST_POLICY
-        .replace(
-            "path: /v1/ping, subject: none}",
-            "path: /v1/ping, subject: none, response_schema: ping.json}",
-        )
-        .replace(
-            "    without_subject: a health check about no one\n",
-            "    without_subject: a health check about no one\n    fields: {ok: keep}\n",
-        );
+    let policy = test_policy_releasing_ok();
     write_policies(pki, &policy);
     std::fs::write(
         pki.path("schemas/ping.json"),

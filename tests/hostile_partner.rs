@@ -24,15 +24,7 @@ use std::time::Duration;
 /// The test policy, with `uwv/ping` releasing `ok` under a response schema, and a healthy
 /// second partner `svb`.
 fn policy() -> String {
-    TEST_POLICY
-        .replace(
-            "path: /v1/ping, subject: none}",
-            "path: /v1/ping, subject: none, response_schema: ping.json}",
-        )
-        .replace(
-            "    without_subject: a health check about no one\n",
-            "    without_subject: a health check about no one\n    fields: {ok: keep}\n",
-        )
+    test_policy_releasing_ok()
         .replace(
             "grants:\n",
             "  - id: svb\n    operations:\n      - {id: ping, method: GET, path: /v1/ping, subject: none}\ngrants:\n",

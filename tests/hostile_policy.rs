@@ -105,15 +105,7 @@ async fn a_deleted_response_schema_fails_the_reload_and_the_running_set_still_mi
         ),
     )
     .await;
-    let policy = TEST_POLICY
-        .replace(
-            "path: /v1/ping, subject: none}",
-            "path: /v1/ping, subject: none, response_schema: ping.json}",
-        )
-        .replace(
-            "    without_subject: a health check about no one\n",
-            "    without_subject: a health check about no one\n    fields: {ok: keep}\n",
-        );
+    let policy = test_policy_releasing_ok();
     write_policies(&pki, &policy);
     std::fs::write(
         pki.path("schemas/ping.json"),

@@ -181,6 +181,20 @@ partners:
 /// The purpose test requests declare (see [`TEST_POLICY`]).
 pub const TEST_PURPOSE: &str = "test-doel";
 
+/// [`TEST_POLICY`] with a response schema (`ping.json`) for `ping` and its grant releasing
+/// `ok`: an answer with something to hold back (write the schema with the test's fields).
+pub fn test_policy_releasing_ok() -> String {
+    TEST_POLICY
+        .replace(
+            "path: /v1/ping, subject: none}",
+            "path: /v1/ping, subject: none, response_schema: ping.json}",
+        )
+        .replace(
+            "    without_subject: a health check about no one\n",
+            "    without_subject: a health check about no one\n    fields: {ok: keep}\n",
+        )
+}
+
 /// A small policy set for transport tests: consumer `wijkteam-test` may call a few `uwv`
 /// operations for purpose `test-doel`. Operations without a person need `without_subject`.
 pub const TEST_POLICY: &str = r#"
