@@ -397,6 +397,8 @@ struct RawAudit {
     retention: Option<Spanned<String>>,
     #[serde(default)]
     queue_capacity: Option<Spanned<u64>>,
+    #[serde(default)]
+    commit_delay: Option<Spanned<String>>,
 }
 
 // ---- validation ------------------------------------------------------------------------------
@@ -665,6 +667,17 @@ impl Validator<'_> {
                 )
             })
             .unwrap_or(A::DEFAULT_SEGMENT_MAX_AGE);
+        let commit_delay = a
+            .commit_delay
+            .as_ref()
+            .and_then(|v| {
+                self.duration_within(
+                    v,
+                    Duration::ZERO..=Duration::from_millis(10),
+                    "a commit delay of at most 10ms; expected e.g. 0s, 200us, 1ms",
+                )
+            })
+            .unwrap_or(Duration::ZERO);
         A {
             enabled,
             dir,
@@ -678,6 +691,7 @@ impl Validator<'_> {
             segment_max_age,
             retention,
             queue_capacity: self.count(&a.queue_capacity, A::DEFAULT_QUEUE_CAPACITY, 1, 1_000_000),
+            commit_delay,
         }
     }
 

@@ -60,6 +60,9 @@ pub struct AuditSettings {
     pub retention: Option<Duration>,
     /// Records that may wait for the writer; beyond it exchanges are refused.
     pub queue_capacity: usize,
+    /// Under concurrent load, how long a group commit waits for more records before its
+    /// fsync (PostgreSQL's `commit_delay`); zero, the default, never waits.
+    pub commit_delay: Duration,
 }
 
 impl AuditSettings {
@@ -77,6 +80,7 @@ impl AuditSettings {
             segment_max_age: Self::DEFAULT_SEGMENT_MAX_AGE,
             retention: None,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+            commit_delay: Duration::ZERO,
         }
     }
 }
@@ -198,6 +202,7 @@ impl AuditLog {
                 segment_max_age: settings.segment_max_age,
                 retention: settings.retention,
                 batch_max: 1024,
+                commit_delay: settings.commit_delay,
             },
             key.clone(),
             metrics.clone(),

@@ -37,6 +37,8 @@ pub struct WriterSettings {
     pub segment_max_age: Duration,
     pub retention: Option<Duration>,
     pub batch_max: usize,
+    /// See [`super::AuditSettings::commit_delay`].
+    pub commit_delay: Duration,
 }
 
 /// The answers of one group commit: each waiting exchange with its seq or the failure.
@@ -206,6 +208,7 @@ impl Writer {
 
     pub fn run(mut self, queue: Receiver<Pending>) {
         let mut batch: Vec<Pending> = Vec::with_capacity(self.settings.batch_max);
+        let mut last_batch = 0usize;
         loop {
             match queue.recv_timeout(MAINTENANCE_INTERVAL) {
                 Ok(first) => batch.push(first),
@@ -221,6 +224,22 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // Under concurrent load (the previous batch had company), wait a little for more
+            // records so that one fsync serves more of them: where the writer shares a core
+            // with the gateway, each fsync's own CPU is what limits throughput. A lone caller
+            // never waits.
+            // It sleeps rather than waiting on the queue: a writer blocked on the queue would
+            // be woken (a context switch) by every record that arrives in the window.
+            if !self.settings.commit_delay.is_zero() && last_batch > 1 {
+                std::thread::sleep(self.settings.commit_delay);
+                while batch.len() < self.settings.batch_max {
+                    match queue.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+            }
+            last_batch = batch.len();
             self.metrics.audit_queue_depth.sub(batch.len() as i64);
             let started = Instant::now();
             let outcome = self.commit(&batch);

@@ -20,10 +20,11 @@ mod rig;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn options() -> (u64, Vec<usize>) {
+fn options() -> (u64, Vec<usize>, String) {
     let args: Vec<String> = std::env::args().collect();
     let mut seconds = 5;
     let mut clients = vec![1, 16, 256];
+    let mut commit_delay = "0s".to_string();
     for pair in args.windows(2) {
         match pair[0].as_str() {
             "--seconds" => seconds = pair[1].parse::<u64>().map_or(seconds, |s| s.clamp(2, 60)),
@@ -34,10 +35,11 @@ fn options() -> (u64, Vec<usize>) {
                     .map(|c| c.clamp(1, 1024))
                     .collect()
             }
+            "--commit-delay" => commit_delay = pair[1].clone(),
             _ => {}
         }
     }
-    (seconds, clients)
+    (seconds, clients, commit_delay)
 }
 
 struct Measured {
@@ -114,7 +116,7 @@ fn measure(
 }
 
 fn main() {
-    let (seconds, client_counts) = options();
+    let (seconds, client_counts, commit_delay) = options();
     let dir = tempfile::tempdir().unwrap();
     rig::write_pki(dir.path());
     let body: &'static [u8] = Box::leak(data::uwv_body(2048).into_boxed_slice());
@@ -133,7 +135,7 @@ fn main() {
     let durable = start(
         "durable",
         format!(
-            "  dir: {}/audit\n  subject_key: {}/subject.key",
+            "  dir: {}/audit\n  subject_key: {}/subject.key\n  commit_delay: {commit_delay}",
             audit_root.path().display(),
             audit_root.path().display()
         ),
@@ -154,7 +156,7 @@ fn main() {
     };
 
     println!(
-        "# audit benchmark: {seconds} s per run (+1 s warm-up), 2 KB UWV answer, full pipeline; audit directory on {}; threads pinned: {}",
+        "# audit benchmark: {seconds} s per run (+1 s warm-up), 2 KB UWV answer, full pipeline; commit delay {commit_delay}; audit directory on {}; threads pinned: {}",
         audit_root.path().display(),
         if pinned.is_empty() { "no".to_string() } else { pinned.join(", ") }
     );
