@@ -1027,6 +1027,24 @@ audit:
     }
 
     #[test]
+    fn the_commit_delay_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |delay: &str| {
+            sample(dir.path()).replace(
+                "  subject_key: keys/audit-subject.key\n",
+                &format!("  subject_key: keys/audit-subject.key\n  commit_delay: {delay}\n"),
+            )
+        };
+        let cfg = Config::from_yaml(&with("200us"), Path::new("gw.yaml"), dir.path()).unwrap();
+        assert_eq!(cfg.audit.commit_delay, Duration::from_micros(200));
+        let err = Config::from_yaml(&with("20ms"), Path::new("gw.yaml"), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("commit delay"), "{err}");
+        let default =
+            Config::from_yaml(&sample(dir.path()), Path::new("gw.yaml"), dir.path()).unwrap();
+        assert_eq!(default.audit.commit_delay, Duration::ZERO);
+    }
+
+    #[test]
     fn no_configuration_file_can_switch_minimisation_off() {
         let dir = tempfile::tempdir().unwrap();
         for extra in [
