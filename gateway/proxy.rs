@@ -502,7 +502,7 @@ fn minimise(
     if state.benchmark.skip_minimisation {
         return Ok(release(&response, response.body.clone()));
     }
-    let validator = permit
+    let schema = permit
         .operation()
         .response_schema
         .as_deref()
@@ -511,7 +511,7 @@ fn minimise(
         &response.body,
         response.headers.get(header::CONTENT_TYPE),
         &permit.grant().release,
-        validator,
+        schema,
         &crate::minimise::transform::Context {
             pseudonym_key: Some(&call.consumer.pseudonym_key),
             today: call.today,

@@ -151,13 +151,7 @@ async fn certificates_with_the_wrong_key_usage_or_extended_key_usage_are_refused
 async fn refused_handshakes_leave_no_record_and_the_gateway_serves_on() {
     let pki = TestPki::new();
     let partner = start_partner(&pki, echo()).await;
-    let yaml = config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").replace(
-        "  client_ca: [",
-        &format!(
-            "  crls: [{}]\n  client_ca: [",
-            pki.path("crl.pem").display()
-        ),
-    );
+    let yaml = config_yaml_with_crl(&pki, &[PartnerSpec::new("uwv", partner.addr)]);
     let path = write_config(&pki, &yaml);
     let config = doelpoort::config::Config::load(&path).unwrap();
     let gateway = doelpoort::server::start(&config).await.unwrap();

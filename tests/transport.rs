@@ -72,13 +72,7 @@ async fn expired_and_not_yet_valid_certificates_are_refused() {
 async fn a_revoked_certificate_is_refused_when_crls_are_configured() {
     let pki = TestPki::new();
     let partner = start_partner(&pki, echo()).await;
-    let yaml = config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").replace(
-        "  client_ca: [",
-        &format!(
-            "  crls: [{}]\n  client_ca: [",
-            pki.path("crl.pem").display()
-        ),
-    );
+    let yaml = config_yaml_with_crl(&pki, &[PartnerSpec::new("uwv", partner.addr)]);
     let path = write_config(&pki, &yaml);
     let config = doelpoort::config::Config::load(&path).unwrap();
     assert_eq!(config.tls.crls.len(), 1);

@@ -227,9 +227,8 @@ impl Writer {
             // Under concurrent load (the previous batch had company), wait a little for more
             // records so that one fsync serves more of them: where the writer shares a core
             // with the gateway, each fsync's own CPU is what limits throughput. A lone caller
-            // never waits.
-            // It sleeps rather than waiting on the queue: a writer blocked on the queue would
-            // be woken (a context switch) by every record that arrives in the window.
+            // never waits. The writer sleeps rather than waiting on the queue, which would
+            // wake it (a context switch) for every record that arrives in the window.
             if !self.settings.commit_delay.is_zero() && last_batch > 1 {
                 std::thread::sleep(self.settings.commit_delay);
                 while batch.len() < self.settings.batch_max {

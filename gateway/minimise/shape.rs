@@ -418,27 +418,46 @@ fn native_checks<'a>(
     Some(n)
 }
 
-/// RFC 3339 `full-date`, as JSON Schema's `date` format (and the `jsonschema` crate) read it.
+/// RFC 3339 `full-date`, as JSON Schema's `date` format (and the `jsonschema` crate) read it:
+/// exactly `YYYY-MM-DD`, a real calendar day. The `year` transform reads dates the same way.
 pub(super) fn is_valid_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
+    s.len() == 10 && super::transform::date_of_text(s).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_as_the_jsonschema_crate_reads_them() {
+        let date = validator_options()
+            .build(&serde_json::json!({"type": "string", "format": "date"}))
+            .unwrap();
+        for s in [
+            "2024-02-29",
+            "2023-02-29",
+            "1900-02-29",
+            "2000-02-29",
+            "0000-02-29",
+            "0000-01-01",
+            "9999-12-31",
+            "2024-04-31",
+            "2024-00-10",
+            "2024-13-01",
+            "2024-06-00",
+            "2024-6-01",
+            "2024-06-1x",
+            "+024-06-01",
+            "2024-06-01T",
+            "2024/06/01",
+            "",
+            "２０２４-06-01",
+        ] {
+            assert_eq!(
+                is_valid_date(s),
+                date.is_valid(&serde_json::json!(s)),
+                "{s:?}"
+            );
+        }
     }
-    let digits = |r: std::ops::Range<usize>| {
-        b[r].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
-        return false;
-    };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let last = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=last).contains(&day)
 }

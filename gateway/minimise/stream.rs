@@ -128,6 +128,23 @@ impl<'a> Pass<'a, '_> {
         Ok(())
     }
 
+    /// After a member or element: a comma (another follows) or the closing bracket.
+    fn another(&mut self, close: u8) -> Step<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Stop),
+        }
+    }
+
     /// One value under `plan` (`None`: check only, nothing is written or logged). Returns
     /// whether anything was written, with the release rules of [`super::tree`].
     fn value(&mut self, shape: &Shape, plan: Option<&Node>, depth: usize) -> Step<bool> {
@@ -249,17 +266,8 @@ impl<'a> Pass<'a, '_> {
                         self.log.pointer.truncate(len);
                     }
                 }
-                self.ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.pos += 1;
-                        self.ws();
-                    }
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Stop),
+                if !self.another(b'}')? {
+                    break;
                 }
             }
         }
@@ -317,17 +325,8 @@ impl<'a> Pass<'a, '_> {
                     }
                 }
                 count += 1;
-                self.ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.pos += 1;
-                        self.ws();
-                    }
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Stop),
+                if !self.another(b']')? {
+                    break;
                 }
             }
         }

@@ -62,7 +62,7 @@ fn date_of(value: &Value) -> Option<Date> {
 }
 
 /// The date a text starts with (`YYYY-MM-DD…`, four-digit year).
-fn date_of_text(s: &str) -> Option<Date> {
+pub(super) fn date_of_text(s: &str) -> Option<Date> {
     let b = s.as_bytes().get(..10)?;
     if b[4] != b'-' || b[7] != b'-' {
         return None;

@@ -183,7 +183,7 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
     if let (Some(sample), Some(g), Some(op), true) =
         (response, &grant, &operation, verdict == "ALLOW")
     {
-        let validator = op
+        let schema = op
             .response_schema
             .as_deref()
             .and_then(|n| set.strict_schema(n));
@@ -197,7 +197,7 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
             sample,
             Some(&json),
             &g.release,
-            validator,
+            schema,
             &context,
             &crate::minimise::Limits::default(),
         ) {

@@ -58,7 +58,7 @@ fn main() {
         .iter()
         .find(|g| g.id == "wijkteam-uwv-inkomen-onderzoek")
         .expect("shipped grant");
-    let validator = set
+    let schema = set
         .strict_schema("uwv-inkomen.response.schema.json")
         .expect("shipped schema");
     let limits = minimise::Limits::default();
@@ -88,13 +88,13 @@ fn main() {
         let body = data::uwv_body(10_000);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(3) {
-            streaming(&body, &grant.release, Some(validator));
+            streaming(&body, &grant.release, Some(schema));
         }
         return;
     }
     println!("# minimisation cost, grant wijkteam-uwv-inkomen-onderzoek, UWV income answers");
     assert!(
-        validator.streams(),
+        schema.streams(),
         "the shipped schema takes the streaming path"
     );
     println!("| size | streaming µs | MB/s | reference path µs | strict parse µs | serde_json Value parse µs | validate µs | rebuild µs | released | withheld |");
@@ -102,13 +102,13 @@ fn main() {
     for size in [1_000usize, 10_000, 100_000, 1_000_000] {
         let body = data::uwv_body(size);
         let iters = (20_000_000 / body.len() as u64).max(20);
-        let total = measure(iters, || streaming(&body, &grant.release, Some(validator)));
+        let total = measure(iters, || streaming(&body, &grant.release, Some(schema)));
         let reference = measure(iters, || {
             black_box(
                 minimise::reference(
                     black_box(&body),
                     &grant.release,
-                    Some(validator),
+                    Some(schema),
                     &context,
                     &limits,
                 )
@@ -125,7 +125,7 @@ fn main() {
         });
         let value = strict::parse(&body, limits.max_depth).expect("valid JSON");
         let validate = measure(iters, || {
-            black_box(validator.is_valid(black_box(&value)));
+            black_box(schema.is_valid(black_box(&value)));
         });
         let rebuild = measure(iters, || {
             black_box(minimise::apply(black_box(&value), &grant.release, &context));
@@ -141,9 +141,9 @@ fn main() {
         });
         if std::env::var_os("MINIMISE_DIAG").is_some() {
             let nothing = measure(iters, || {
-                streaming(&body, &minimise::FieldTree::default(), Some(validator))
+                streaming(&body, &minimise::FieldTree::default(), Some(schema))
             });
-            let keep = measure(iters, || streaming(&body, &keep_all, Some(validator)));
+            let keep = measure(iters, || streaming(&body, &keep_all, Some(schema)));
             let no_schema = measure(iters, || streaming(&body, &grant.release, None));
             eprintln!(
                 "{} B: reference rebuild with keep-only transforms {:.1} µs; streaming: nothing granted {:.1} µs, keep-only {:.1} µs, without schema {:.1} µs",

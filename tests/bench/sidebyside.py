@@ -97,7 +97,7 @@ def uwv_body():
     return json.dumps(doc, separators=(",", ":"))
 
 
-def write_configs(doelpoort, audit_mode):
+def write_configs(audit_mode):
     pki = WORK / "pki"
     nginx_dir = WORK / "nginx"
     for d in (nginx_dir / "upstream", nginx_dir / "proxy", WORK / "www"):
@@ -359,10 +359,9 @@ def main():
     run([doelpoort, "certs", "generate", str(WORK / "pki")], stdout=subprocess.DEVNULL)
     (WORK / "pseudonym.secret").write_text(os.urandom(32).hex())
     os.chmod(WORK / "pseudonym.secret", 0o600)
-    configs = {mode: write_configs(doelpoort, mode) for mode in ("durable", "off")}
+    configs = {mode: write_configs(mode) for mode in ("durable", "off")}
 
     upstream = start_nginx(nginx, "upstream")
-    rows = []  # (scenario, metric, nginx, doelpoort full, doelpoort audit off)
     try:
         direct = f"https://localhost:{UPSTREAM_PORT}{PATH_DIRECT}"
         base = measure(oha_bin, None, direct, min(seconds, 5), 1)
@@ -407,10 +406,11 @@ def main():
     finally:
         upstream.stop()
 
+    rows = []  # (scenario, metric, nginx, Doelpoort full, Doelpoort audit off, full/nginx)
     n, d, o = results["nginx"], results["durable"], results["off"]
     def ratio(a, b):
         return f"{a / b:.2f}" if b else "-"
-    def line(scenario, metric, key, field, fmt="{:.0f}", lower_is_better=False):
+    def line(scenario, metric, key, field, fmt="{:.0f}"):
         a, b, c = n[key][field], d[key][field], o[key][field]
         rows.append((scenario, metric, fmt.format(a), fmt.format(b), fmt.format(c), ratio(b, a)))
 

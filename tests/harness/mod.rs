@@ -130,6 +130,17 @@ impl PartnerSpec {
     }
 }
 
+/// [`config_yaml`] with the test PKI's CRL (`crl.pem`) checked for every client certificate.
+pub fn config_yaml_with_crl(pki: &TestPki, partners: &[PartnerSpec]) -> String {
+    config_yaml(pki, partners, "").replace(
+        "  client_ca: [",
+        &format!(
+            "  crls: [{}]\n  client_ca: [",
+            pki.path("crl.pem").display()
+        ),
+    )
+}
+
 /// The YAML configuration for a test gateway; `extra_limits` is inserted under `limits:`.
 pub fn config_yaml(pki: &TestPki, partners: &[PartnerSpec], extra_limits: &str) -> String {
     let mut yaml = format!(
