@@ -5,7 +5,8 @@
 //! semaphore before accepting, so at most `max_connections` are open and excess callers wait
 //! in the kernel backlog instead of exhausting file descriptors. Each connection task runs the
 //! TLS handshake (bounded by `handshake_timeout`), identifies the consumer once from the client
-//! certificate, then serves HTTP/1.1 or HTTP/2 with `proxy::handle` per request.
+//! certificate, then — once the client sends its first bytes, so that an idle connection holds
+//! no HTTP state — serves HTTP/1.1 or HTTP/2 with `proxy::handle` per request.
 //!
 //! Shutdown: the accept loop stops, every open connection is told to finish its in-flight
 //! requests and close (HTTP/1 stops keep-alive, HTTP/2 sends GOAWAY), and the server waits up
@@ -274,9 +275,10 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let state = state.clone();
         let watcher = graceful.watcher();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             state.metrics.connections_active.inc();
-            serve_connection(tcp, remote, acceptor, &state, watcher).await;
+            serve_connection(tcp, remote, acceptor, &state, watcher, shutdown).await;
             state.metrics.connections_active.dec();
             drop(permit);
         });
@@ -357,10 +359,11 @@ async fn serve_connection(
     acceptor: TlsAcceptor,
     state: &Arc<GatewayState>,
     watcher: hyper_util::server::graceful::Watcher,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = &state.limits;
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let reason = handshake_failure_reason(&e);
@@ -395,6 +398,45 @@ async fn serve_connection(
         fingerprint: peer.map(|p| p.fingerprint),
     });
 
+    // Until the client speaks, a connection costs only its TLS state: the HTTP connection
+    // (hyper's state and buffers, most of this task's size) is built on the heap once the first
+    // bytes arrive. A gateway holding thousands of pooled, idle connections saves ~3 KB on
+    // each (docs/performance.md, scenario 6).
+    tokio::select! {
+        spoke = first_bytes(&mut tls) => if !spoke { return },
+        _ = tokio::time::sleep(limits.idle_timeout) => {
+            tracing::debug!(%remote, "closing idle connection (no request)");
+            return;
+        }
+        // Nothing was asked on it: a shutdown simply closes it.
+        _ = shutdown.wait_for(|stopping| *stopping) => return,
+    }
+    Box::pin(serve_http(tls, remote, connection, state, watcher)).await;
+}
+
+/// Waits until the client has sent something on `tls` (or closed it): plaintext rustls already
+/// holds (sent with the handshake's last flight), or bytes on the socket. `false` when the
+/// connection is broken.
+async fn first_bytes(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> bool {
+    let (tcp, session) = tls.get_mut();
+    match session.process_new_packets() {
+        Ok(io) if io.plaintext_bytes_to_read() > 0 || io.peer_has_closed() => return true,
+        Ok(_) => {}
+        Err(_) => return false,
+    }
+    // Readiness may be spurious; hyper then simply reads nothing yet and waits itself.
+    tcp.readable().await.is_ok()
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on an identified TLS connection until it ends or stays idle.
+async fn serve_http(
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    remote: SocketAddr,
+    connection: Arc<crate::identity::Connection>,
+    state: &Arc<GatewayState>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let limits = &state.limits;
     let activity = Arc::new(Activity {
         opened: Instant::now(),
         in_flight: AtomicUsize::new(0),

@@ -57,3 +57,47 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A connection that finished its handshake but never sent a request (the gateway has not
+/// started HTTP on it yet) is closed by a shutdown at once, not after the grace period.
+#[tokio::test]
+async fn sigterm_closes_connections_that_never_sent_a_request() {
+    use tokio::io::AsyncReadExt;
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::ZERO)).await;
+    let path = write_config(
+        &pki,
+        &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
+    );
+    let mut gateway = GatewayProcess::start(&path);
+    let addr = gateway.wait_until_listening();
+    let connector =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&pki, Some("consumer"))));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut idle = connector
+        .connect(name, tokio::net::TcpStream::connect(addr).await.unwrap())
+        .await
+        .expect("the handshake completes");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    gateway.signal(rustix::process::Signal::TERM);
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection was not closed: {closed:?}"
+    );
+    loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        // The default grace period is 10 s; an idle connection must not use it.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the gateway waited for a connection that never asked anything"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
