@@ -218,11 +218,15 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            while batch.len() < self.settings.batch_max {
-                match queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
+            self.take_queued(&queue, &mut batch);
+            // Under concurrent load (the previous batch had company), give the core away once
+            // before the fsync: where the writer shares a core with the gateway (a one-CPU
+            // container, or issue 8's pinned layout), the gateway then hands over the records
+            // it is producing, and one fsync — whose own CPU is what limits throughput there —
+            // serves them all. On a core of its own `sched_yield` returns at once.
+            if last_batch > 1 {
+                std::thread::yield_now();
+                self.take_queued(&queue, &mut batch);
             }
             // Under concurrent load (the previous batch had company), wait a little for more
             // records so that one fsync serves more of them: where the writer shares a core
@@ -231,12 +235,7 @@ impl Writer {
             // wake it (a context switch) for every record that arrives in the window.
             if !self.settings.commit_delay.is_zero() && last_batch > 1 {
                 std::thread::sleep(self.settings.commit_delay);
-                while batch.len() < self.settings.batch_max {
-                    match queue.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
+                self.take_queued(&queue, &mut batch);
             }
             last_batch = batch.len();
             self.metrics.audit_queue_depth.sub(batch.len() as i64);
@@ -265,6 +264,16 @@ impl Writer {
                 }
             };
             self.deliver(receipts);
+        }
+    }
+
+    /// Adds what is queued to `batch`, up to `batch_max`, without waiting.
+    fn take_queued(&self, queue: &Receiver<Pending>, batch: &mut Vec<Pending>) {
+        while batch.len() < self.settings.batch_max {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
         }
     }
 
