@@ -363,7 +363,10 @@ async fn serve_connection(
 ) {
     let limits = &state.limits;
     let _ = tcp.set_nodelay(true);
-    let mut tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+    // The handshake's state is boxed: freed once it completes, it does not size the task
+    // that then holds the connection for as long as it stays open.
+    let handshake = Box::pin(acceptor.accept(tcp));
+    let mut tls = match tokio::time::timeout(limits.handshake_timeout, handshake).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let reason = handshake_failure_reason(&e);
