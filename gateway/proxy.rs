@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Each phase either adds facts to the [`Exchange`] or ends it with a [`Problem`]. Whatever
-//! happens, [`finish`] runs last: it turns the outcome into the response and projects the
+//! happens, `finish` runs last: it turns the outcome into the response and projects the
 //! exchange onto the metrics and the access log, so nothing is counted that the pipeline did
 //! not decide and nothing decided goes uncounted. Later phases (minimise, record) slot in
 //! between without changing that shape.
