@@ -44,16 +44,28 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     assert_eq!(response.json(), serde_json::json!({}));
 
     // And the process exits cleanly, well within the grace period.
-    let started = Instant::now();
+    exits_cleanly_within(
+        &mut gateway,
+        Instant::now(),
+        Duration::from_secs(10),
+        "did not exit after draining",
+    )
+    .await;
+}
+
+/// Waits until the gateway process exits with success, at most `limit` after `since`.
+async fn exits_cleanly_within(
+    gateway: &mut GatewayProcess,
+    since: Instant,
+    limit: Duration,
+    why: &str,
+) {
     loop {
         if let Some(status) = gateway.child.try_wait().unwrap() {
             assert!(status.success(), "exit status {status}");
-            break;
+            return;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "did not exit after draining"
-        );
+        assert!(since.elapsed() < limit, "{why}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -88,16 +100,12 @@ async fn sigterm_closes_connections_that_never_sent_a_request() {
         matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
         "the idle connection was not closed: {closed:?}"
     );
-    loop {
-        if let Some(status) = gateway.child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status}");
-            break;
-        }
-        // The default grace period is 10 s; an idle connection must not use it.
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the gateway waited for a connection that never asked anything"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The default grace period is 10 s; an idle connection must not use it.
+    exits_cleanly_within(
+        &mut gateway,
+        started,
+        Duration::from_secs(5),
+        "the gateway waited for a connection that never asked anything",
+    )
+    .await;
 }
