@@ -403,8 +403,9 @@ async fn serve_connection(
 
     // Until the client speaks, a connection costs only its TLS state: the HTTP connection
     // (hyper's state and buffers, most of this task's size) is built on the heap once the first
-    // bytes arrive. A gateway holding thousands of pooled, idle connections saves ~3 KB on
-    // each (docs/performance.md, scenario 6).
+    // bytes arrive. That saves ~3 KB on each connection opened ahead of use (measured in
+    // docs/performance.md, "Memory per connection"); one that has served a request keeps
+    // hyper's state while it idles.
     tokio::select! {
         spoke = first_bytes(&mut tls) => if !spoke { return },
         _ = tokio::time::sleep(limits.idle_timeout) => {

@@ -74,7 +74,6 @@ async fn exits_cleanly_within(
 /// started HTTP on it yet) is closed by a shutdown at once, not after the grace period.
 #[tokio::test]
 async fn sigterm_closes_connections_that_never_sent_a_request() {
-    use tokio::io::AsyncReadExt;
     let pki = TestPki::new();
     let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::ZERO)).await;
     let path = write_config(
@@ -83,22 +82,16 @@ async fn sigterm_closes_connections_that_never_sent_a_request() {
     );
     let mut gateway = GatewayProcess::start(&path);
     let addr = gateway.wait_until_listening();
-    let connector =
-        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&pki, Some("consumer"))));
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut idle = connector
-        .connect(name, tokio::net::TcpStream::connect(addr).await.unwrap())
-        .await
-        .expect("the handshake completes");
+    let mut idle = raw_tls(addr, client_tls(&pki, Some("consumer"))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();
     gateway.signal(rustix::process::Signal::TERM);
-    let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    let (answered, closed) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
     assert!(
-        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-        "the idle connection was not closed: {closed:?}"
+        closed && answered.is_empty(),
+        "the idle connection was not closed ({} bytes came back)",
+        answered.len()
     );
     // The default grace period is 10 s; an idle connection must not use it.
     exits_cleanly_within(
