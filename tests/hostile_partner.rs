@@ -90,7 +90,12 @@ impl Setup {
     /// The broken partner's answer is refused with `status`/`code`, recorded as an error.
     async fn assert_uwv_refused(&self, status: u16, code: &str) -> serde_json::Value {
         let response = self.ping("uwv").await;
-        assert_refused(&response, status, code, &self.pki.path("audit"), "error")
+        self.assert_error(&response, status, code)
+    }
+
+    /// `response` is a refusal with `status`/`code`, recorded as an error.
+    fn assert_error(&self, response: &TestResponse, status: u16, code: &str) -> serde_json::Value {
+        assert_refused(response, status, code, &self.pki.path("audit"), "error")
     }
 
     /// The healthy partner is served: the gateway survived.
@@ -424,13 +429,7 @@ async fn a_gzip_bomb_from_a_partner_is_never_inflated() {
     for what in ["bomb", "gzip of a valid answer"] {
         let response = s.ping("uwv").await;
         assert!(!response.headers.contains_key("content-encoding"), "{what}");
-        assert_refused(
-            &response,
-            502,
-            "minimisation-failed",
-            &s.pki.path("audit"),
-            "error",
-        );
+        s.assert_error(&response, 502, "minimisation-failed");
         assert_eq!(
             recorded.last().headers["accept-encoding"],
             "identity",
@@ -629,13 +628,7 @@ async fn json_bombs_are_refused_whole() {
     let s = Setup::new(pki, partner.addr, "5s").await;
     for _ in &bombs {
         let response = s.ping("uwv").await;
-        assert_refused(
-            &response,
-            502,
-            "minimisation-failed",
-            &s.pki.path("audit"),
-            "error",
-        );
+        s.assert_error(&response, 502, "minimisation-failed");
     }
     assert_eq!(s.ping("uwv").await.status, StatusCode::OK);
 
@@ -717,13 +710,7 @@ async fn odd_partner_answers_are_refused_and_never_followed() {
     for (what, _) in &odd {
         let response = s.ping("uwv").await;
         assert!(!response.headers.contains_key("location"), "{what}");
-        assert_refused(
-            &response,
-            502,
-            "upstream-unavailable",
-            &s.pki.path("audit"),
-            "error",
-        );
+        s.assert_error(&response, 502, "upstream-unavailable");
     }
     assert_eq!(trapped.load(Ordering::SeqCst), 0, "a redirect was followed");
     assert_eq!(s.ping("uwv").await.status, StatusCode::OK);

@@ -54,6 +54,16 @@ async fn wait_for_failed_reload(gateway: &doelpoort::server::RunningGateway, bef
     .await;
 }
 
+/// Makes the removed policy directory again, holding a second version of the test policy.
+fn recreate_policies_as_v2(pki: &TestPki) {
+    std::fs::create_dir_all(pki.path("policies")).unwrap();
+    std::fs::write(
+        pki.path("policies/policy.yaml"),
+        TEST_POLICY.replace("rationale: test", "rationale: test v2"),
+    )
+    .unwrap();
+}
+
 async fn wait_for_new_version(gateway: &doelpoort::server::RunningGateway, old: &str) -> String {
     eventually("a new version", Duration::from_secs(10), || {
         version(gateway) != old
@@ -185,12 +195,7 @@ async fn the_policy_directory_removed_and_recreated() {
     gateway.wait_for_log(|l| l["message"] == "policy set rejected; the running version stays");
     assert_still_serving(&pki, port).await;
 
-    std::fs::create_dir_all(pki.path("policies")).unwrap();
-    std::fs::write(
-        pki.path("policies/policy.yaml"),
-        TEST_POLICY.replace("rationale: test", "rationale: test v2"),
-    )
-    .unwrap();
+    recreate_policies_as_v2(&pki);
     gateway.signal(rustix::process::Signal::HUP);
     gateway.wait_for_log(|l| l["message"] == "SIGHUP: reloading policies");
     let reloaded = gateway.wait_for_log(|l| {
@@ -221,12 +226,7 @@ async fn a_recreated_policy_directory_is_watched_again() {
     let failed = reloads(&gateway, "failed");
     std::fs::remove_dir_all(pki.path("policies")).unwrap();
     wait_for_failed_reload(&gateway, failed).await;
-    std::fs::create_dir_all(pki.path("policies")).unwrap();
-    std::fs::write(
-        pki.path("policies/policy.yaml"),
-        TEST_POLICY.replace("rationale: test", "rationale: test v2"),
-    )
-    .unwrap();
+    recreate_policies_as_v2(&pki);
     let v2 = wait_for_new_version(&gateway, &v1).await;
     assert_decided_under(&pki, &gateway, &v2).await;
     assert_still_serving(&pki, gateway.local_addr.port()).await;
