@@ -13,14 +13,6 @@ use harness::*;
 use http::StatusCode;
 use std::time::Duration;
 
-fn reloads(gateway: &doelpoort::server::RunningGateway, result: &str) -> u64 {
-    gateway
-        .metrics
-        .policy_reloads
-        .with_label_values(&[result])
-        .get()
-}
-
 fn version(gateway: &doelpoort::server::RunningGateway) -> String {
     gateway.policies.current().unwrap().version.clone()
 }
@@ -49,7 +41,7 @@ async fn assert_port_decides_under(pki: &TestPki, port: u16, version: &str) {
 
 async fn wait_for_failed_reload(gateway: &doelpoort::server::RunningGateway, before: u64) {
     eventually("the reload to fail", Duration::from_secs(10), || {
-        reloads(gateway, "failed") > before
+        policy_reloads(gateway, "failed") > before
     })
     .await;
 }
@@ -86,7 +78,7 @@ async fn one_file_of_a_split_set_disappearing_keeps_the_running_version() {
 
     // The catalog goes away (an editor deleting before writing, a half-done deploy): the
     // grants now name a consumer, purpose and operations that do not exist.
-    let failed = reloads(&gateway, "failed");
+    let failed = policy_reloads(&gateway, "failed");
     std::fs::remove_file(pki.path("policies/policy.yaml")).unwrap();
     wait_for_failed_reload(&gateway, failed).await;
     assert_eq!(version(&gateway), v1);
@@ -125,7 +117,7 @@ async fn a_deleted_response_schema_fails_the_reload_and_the_running_set_still_mi
     let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
     let v1 = version(&gateway);
 
-    let failed = reloads(&gateway, "failed");
+    let failed = policy_reloads(&gateway, "failed");
     std::fs::remove_file(pki.path("schemas/ping.json")).unwrap();
     wait_for_failed_reload(&gateway, failed).await;
     assert_eq!(version(&gateway), v1);
@@ -157,7 +149,7 @@ async fn a_symlink_swapped_to_a_missing_target_keeps_the_running_version() {
         std::fs::rename(&tmp, pki.path("policies/policy.yaml")).unwrap();
     };
 
-    let failed = reloads(&gateway, "failed");
+    let failed = policy_reloads(&gateway, "failed");
     swap("v2-not-deployed-yet.yaml");
     wait_for_failed_reload(&gateway, failed).await;
     assert_eq!(version(&gateway), v1);
@@ -223,7 +215,7 @@ async fn a_recreated_policy_directory_is_watched_again() {
     let partner = start_partner(&pki, echo()).await;
     let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
     let v1 = version(&gateway);
-    let failed = reloads(&gateway, "failed");
+    let failed = policy_reloads(&gateway, "failed");
     std::fs::remove_dir_all(pki.path("policies")).unwrap();
     wait_for_failed_reload(&gateway, failed).await;
     recreate_policies_as_v2(&pki);

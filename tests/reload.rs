@@ -10,15 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Waits (bounded) until `done` holds.
-fn reloads(gateway: &doelpoort::server::RunningGateway, result: &str) -> u64 {
-    gateway
-        .metrics
-        .policy_reloads
-        .with_label_values(&[result])
-        .get()
-}
-
 /// Replaces the policy file as an editor or a deploy tool should: the whole new content in a
 /// temporary file (outside the watched directory), renamed over the old one, so the watcher
 /// never sees a half-written file.
@@ -101,7 +92,7 @@ async fn a_valid_change_applies_under_load_without_dropping_a_request() {
         "requests failed during the reload: {:?}",
         failures.lock().unwrap()
     );
-    assert!(reloads(&gateway, "ok") >= 2, "initial load + reload");
+    assert!(policy_reloads(&gateway, "ok") >= 2, "initial load + reload");
 
     // The new grant is in force.
     let response = get(
@@ -142,10 +133,10 @@ async fn an_invalid_change_is_rejected_and_the_old_version_keeps_serving() {
             "error: unknown operation 'uwv/pong'",
         ),
     ] {
-        let failed_before = reloads(&gateway, "failed");
+        let failed_before = policy_reloads(&gateway, "failed");
         write_policy_atomically(&pki, &broken);
         eventually("the reload to fail", Duration::from_secs(10), || {
-            reloads(&gateway, "failed") > failed_before
+            policy_reloads(&gateway, "failed") > failed_before
         })
         .await;
         let errors = gateway.policies.last_errors();
@@ -164,10 +155,10 @@ async fn an_invalid_change_is_rejected_and_the_old_version_keeps_serving() {
 
     // A policy file deleted mid-change: the set without grants is still valid YAML, but the
     // directory without any file is rejected; the old version stays.
-    let failed_before = reloads(&gateway, "failed");
+    let failed_before = policy_reloads(&gateway, "failed");
     std::fs::remove_file(pki.path("policies/policy.yaml")).unwrap();
     eventually("the reload to fail", Duration::from_secs(10), || {
-        reloads(&gateway, "failed") > failed_before
+        policy_reloads(&gateway, "failed") > failed_before
     })
     .await;
     let errors = gateway.policies.last_errors();

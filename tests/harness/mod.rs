@@ -737,6 +737,15 @@ impl Drop for GatewayProcess {
     }
 }
 
+/// How many policy reloads ended with `result` (`ok`, `failed`) so far.
+pub fn policy_reloads(gateway: &RunningGateway, result: &str) -> u64 {
+    gateway
+        .metrics
+        .policy_reloads
+        .with_label_values(&[result])
+        .get()
+}
+
 /// Waits (bounded by `limit`) until `done` holds.
 pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
