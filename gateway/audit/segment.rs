@@ -166,6 +166,113 @@ pub fn contents(bytes: &[u8]) -> Contents<'_> {
     }
 }
 
+/// What recovery needs from the newest segment, read in fixed-size chunks: the same reading
+/// as [`contents`], without holding a segment (up to `segment_max_bytes`, 64 MiB by default)
+/// in memory — the allocator would keep that peak for the life of the process.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// The last complete line (without its newline) and its 1-based line number.
+    pub last_line: Option<(usize, Vec<u8>)>,
+    /// Bytes taken by the complete lines.
+    pub complete_len: usize,
+    /// Everything after the complete lines up to the last non-zero byte of the file: a torn
+    /// record and whatever else of its batch reached the disk. Empty after a clean stop.
+    pub torn: Vec<u8>,
+    /// The file's length (the complete lines plus torn bytes plus preallocated zeros).
+    pub len: usize,
+}
+
+/// Reads `reader` once, `chunk` bytes at a time, the way [`contents`] reads a whole segment.
+pub fn scan(mut reader: impl std::io::Read, chunk: usize) -> std::io::Result<Scan> {
+    let mut buf = vec![0u8; chunk.max(1)];
+    let mut len = 0usize;
+    let mut lines = 0usize;
+    let mut last_line: Option<Vec<u8>> = None;
+    // Bytes after the last newline of the records; they become the start of `torn`.
+    let mut current: Vec<u8> = Vec::new();
+    // `None` while still in the records (before the first NUL).
+    let mut after_end: Option<Vec<u8>> = None;
+    let mut zeros_pending = 0usize;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        len += n;
+        let mut bytes = &buf[..n];
+        if after_end.is_none() {
+            let records = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+            let data = &bytes[..records];
+            if let Some(last_nl) = data.iter().rposition(|&b| b == b'\n') {
+                let complete = &data[..last_nl];
+                lines += 1 + complete.iter().filter(|&&b| b == b'\n').count();
+                last_line = Some(match complete.iter().rposition(|&b| b == b'\n') {
+                    Some(prev) => complete[prev + 1..].to_vec(),
+                    None => {
+                        current.extend_from_slice(complete);
+                        std::mem::take(&mut current)
+                    }
+                });
+                current.clear();
+                current.extend_from_slice(&data[last_nl + 1..]);
+            } else {
+                current.extend_from_slice(data);
+            }
+            if records == bytes.len() {
+                continue;
+            }
+            after_end = Some(std::mem::take(&mut current));
+            bytes = &bytes[records..];
+        }
+        let torn = after_end.as_mut().expect("past the records");
+        // Zeros count only when non-zero bytes follow them: trailing zeros are preallocation.
+        for &b in bytes {
+            if b == 0 {
+                zeros_pending += 1;
+            } else {
+                torn.resize(torn.len() + zeros_pending, 0);
+                zeros_pending = 0;
+                torn.push(b);
+            }
+        }
+    }
+    let torn = after_end.unwrap_or(current);
+    let complete_len = len - torn.len() - zeros_pending;
+    Ok(Scan {
+        last_line: last_line.map(|line| (lines, line)),
+        complete_len,
+        torn,
+        len,
+    })
+}
+
+/// The last line of a closed segment, read from its end: segments the writer has closed end
+/// in a newline, with no preallocated zeros. `None` when this one does not (it is then read
+/// whole by the caller) or holds no complete line.
+pub fn last_line_of_closed(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let len = file.metadata()?.len();
+    let mut window = 16 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        let mut bytes = vec![0u8; (len - start) as usize];
+        file.read_exact_at(&mut bytes, start)?;
+        if bytes.last() != Some(&b'\n') || bytes.contains(&0) {
+            return Ok(None);
+        }
+        let body = &bytes[..bytes.len() - 1];
+        match body.iter().rposition(|&b| b == b'\n') {
+            Some(prev) => return Ok(Some(body[prev + 1..].to_vec())),
+            None if start == 0 => return Ok(Some(body.to_vec())),
+            None => window *= 4,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +303,75 @@ mod tests {
         assert!(contents(b"a\n\0x\0").stray_after_end);
         let c = contents(b"");
         assert!(c.lines.is_empty() && c.tail.is_empty());
+    }
+
+    /// What `scan` finds, said the way `contents` says it.
+    fn scan_as_contents(bytes: &[u8]) -> Scan {
+        let c = contents(bytes);
+        let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        Scan {
+            last_line: c.lines.last().map(|&(n, l)| (n, l.to_vec())),
+            complete_len: c.complete_len,
+            torn: bytes[c.complete_len..end.max(c.complete_len)].to_vec(),
+            len: bytes.len(),
+        }
+    }
+
+    #[test]
+    fn scan_reads_torn_tails_and_zeros_like_contents() {
+        for bytes in [
+            &b""[..],
+            b"a\nbb\nccc",
+            b"a\n\0\0\0",
+            b"a\nb\0\0",
+            b"a\n\0x\0",
+            b"\0\0a\n",
+            b"abc",
+            b"a\nbb\n",
+        ] {
+            for chunk in [1, 2, 3, 64] {
+                assert_eq!(
+                    scan(bytes, chunk).unwrap(),
+                    scan_as_contents(bytes),
+                    "{bytes:?} in chunks of {chunk}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scan_agrees_with_contents(
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', 0u8]), 0..200),
+            chunk in 1usize..40,
+        ) {
+            proptest::prop_assert_eq!(scan(&bytes[..], chunk).unwrap(), scan_as_contents(&bytes));
+        }
+    }
+
+    #[test]
+    fn the_last_line_of_a_closed_segment_is_read_from_its_end() {
+        let dir = std::env::temp_dir().join(format!("doelpoort-last-line-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("segment");
+        let long = "x".repeat(40_000);
+        for (text, expected) in [
+            (format!("a\nbb\n{long}\n"), Some(long.as_str())),
+            (format!("{long}\n"), Some(long.as_str())),
+            ("a\nbb\n".to_string(), Some("bb")),
+            // Not closed by the writer: the caller reads these whole.
+            ("a\nbb".to_string(), None),
+            ("a\n\0\0".to_string(), None),
+            (String::new(), None),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(
+                last_line_of_closed(&path).unwrap(),
+                expected.map(|l| l.as_bytes().to_vec()),
+                "{:?}",
+                &text[..text.len().min(20)]
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

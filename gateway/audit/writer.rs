@@ -564,21 +564,21 @@ pub fn recover(dir: &Path) -> Result<ChainPoint> {
     let mut repairs = Vec::new();
     let mut last = None;
     for (_, path) in segments.iter().rev() {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let contents = segment::contents(&bytes);
-        if contents.complete_len < bytes.len() {
+        // Read in chunks, not whole: a segment is up to 64 MiB, and the allocator would keep
+        // that peak for the life of the process.
+        let scan = std::fs::File::open(path)
+            .and_then(|file| segment::scan(file, 1 << 20))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if scan.complete_len < scan.len {
             // A torn record, and after a power loss possibly more of that unacknowledged batch
             // beyond a gap of zeros: everything after the last complete line, minus the zeros.
-            let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-            let tail = bytes[contents.complete_len..end.max(contents.complete_len)].to_vec();
-            repairs.push((path.clone(), contents.complete_len, tail));
+            repairs.push((path.clone(), scan.complete_len, scan.torn));
         }
-        let Some(&(line_no, line)) = contents.lines.last() else {
+        let Some((line_no, line)) = scan.last_line else {
             // An empty segment (created just before a crash) holds nothing; look further back.
             continue;
         };
-        let stored = record::parse_line(line).map_err(|e| {
+        let stored = record::parse_line(&line).map_err(|e| {
             anyhow::anyhow!(
                 "{}:{line_no}: the last audit record is damaged ({e}); run `doelpoort audit verify {}`",
                 path.display(),
@@ -673,12 +673,21 @@ pub fn prune_before(dir: &Path, cutoff: &str, current: Option<&Path>) -> Result<
         if Some(path.as_path()) == current {
             break;
         }
-        let bytes = std::fs::read(&path)?;
-        let Some(&(_, line)) = segment::contents(&bytes).lines.last() else {
-            break;
+        // Read from the end: pruning runs on the writer thread (at rotation, between group
+        // commits), and a whole segment is up to 64 MiB.
+        let line = match segment::last_line_of_closed(&path)? {
+            Some(line) => line,
+            // Not as the writer closes segments (a crash during rotation): read it whole.
+            None => {
+                let bytes = std::fs::read(&path)?;
+                match segment::contents(&bytes).lines.last() {
+                    Some(&(_, line)) => line.to_vec(),
+                    None => break,
+                }
+            }
         };
         let last =
-            record::parse_line(line).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            record::parse_line(&line).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let ended = last.field("end_time").unwrap_or_default().to_string();
         if ended.as_str() >= cutoff {
             break;
