@@ -19,6 +19,7 @@ use crate::config::Limits;
 use crate::context::{Bsn, RequestContext};
 use crate::identity::{Connection, Consumer, ConsumerDirectory};
 use crate::metrics::Metrics;
+use crate::minimise::RequestBody;
 use crate::policy::decide::{self, DecisionRequest, Permit};
 use crate::policy::store::PolicyStore;
 use crate::policy::{Grant, Operation, PolicySet, Purpose};
@@ -243,15 +244,23 @@ async fn run_phases(
     exchange.policy = Some(policy.clone());
     // Read before deciding: grant conditions may look at the body.
     let body = read_body(body, &parts.headers, &state.limits).await?;
-    let approvals = token.as_ref().map_or(&[][..], |t| t.approvals.as_slice());
-    let permit = decide_exchange(&policy, &call, &context, &body, approvals, exchange)?;
-    check_approval_scope(&permit, token.as_ref())?;
-    if let (Some(issuers), Some(token)) = (&state.tokens, &token) {
-        if permit.grant().four_eyes.is_some() {
-            issuers.spend_approval(token)?;
+    // Parsed (once) only if the decision or the request's minimisation needs it; the parse is
+    // dropped before the partner is called.
+    let (permit, body) = {
+        let body = RequestBody::new(&body, &state.minimise_limits);
+        let approvals = token.as_ref().map_or(&[][..], |t| t.approvals.as_slice());
+        let permit = decide_exchange(&policy, &call, &context, &body, approvals, exchange)?;
+        check_approval_scope(&permit, token.as_ref())?;
+        // Before the approval is spent: a body that cannot be checked is refused, and the
+        // colleague's approval stays usable for the corrected request.
+        let body = allow_request_body(&permit, &body)?;
+        if let (Some(issuers), Some(token)) = (&state.tokens, &token) {
+            if permit.grant().four_eyes.is_some() {
+                issuers.spend_approval(token)?;
+            }
         }
-    }
-    let body = allow_request_body(state, &permit, body)?;
+        (permit, body)
+    };
     let response = forward(state, &call, &permit, body, exchange).await?;
     minimise(state, &policy, &call, &permit, response, exchange)
 }
@@ -392,7 +401,7 @@ fn decide_exchange(
     policy: &PolicySet,
     call: &Call<'_>,
     context: &RequestContext,
-    body: &Bytes,
+    body: &RequestBody<'_>,
     approvals: &[crate::policy::decide::Approval],
     exchange: &mut Exchange,
 ) -> Result<Permit, Problem> {
@@ -422,13 +431,9 @@ fn decide_exchange(
 }
 
 /// Request bodies: only the fields the grant lists go to the partner.
-fn allow_request_body(
-    state: &GatewayState,
-    permit: &Permit,
-    body: Bytes,
-) -> Result<Bytes, Problem> {
+fn allow_request_body(permit: &Permit, body: &RequestBody<'_>) -> Result<Bytes, Problem> {
     if body.is_empty() {
-        return Ok(body);
+        return Ok(Bytes::new());
     }
     let allow = permit.grant().request_allow.as_ref().ok_or_else(|| {
         Problem::new(
@@ -436,7 +441,7 @@ fn allow_request_body(
             "the grant allows no request body for this operation",
         )
     })?;
-    let minimised = crate::minimise::minimise_request(&body, allow, &state.minimise_limits)?;
+    let minimised = crate::minimise::minimise_request(body, allow)?;
     Ok(Bytes::from(minimised.body))
 }
 

@@ -212,6 +212,10 @@ async fn time_out(run: &DemoRun, einddatum: &str, vordering: (&str, &str)) -> Te
         "einddatum": einddatum,
         "reden": "schuldhulpverlening gestart",
     });
+    time_out_with_body(run, body.to_string()).await
+}
+
+async fn time_out_with_body(run: &DemoRun, body: String) -> TestResponse {
     let request = Request::post(run.url("/cjib/v1/opschortingen"))
         .header("content-type", "application/json")
         .header("doelbinding-purpose", "time-out")
@@ -219,9 +223,34 @@ async fn time_out(run: &DemoRun, einddatum: &str, vordering: (&str, &str)) -> Te
         .header("doelbinding-data-subject", "bsn=999990019")
         .header("doelbinding-actor", "medewerker-0042")
         .header("doelbinding-case-partners", "uwv, cjib")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(body)))
         .unwrap();
     send(&run.client("schuldhulp-utrecht"), request).await
+}
+
+#[tokio::test]
+async fn a_body_that_reads_two_ways_is_refused_by_the_decision() {
+    // `einddatum` twice: 5 months ahead (refused by the condition), then 3 (allowed). A
+    // last-key-wins reading would judge the second while a partner may act on the first: the
+    // decision reads bodies strictly and refuses it before any condition or approval.
+    let run = start_demo().await;
+    let body = format!(
+        r#"{{"bsn":"999990019","vorderingen":[{{"vordering_id":"CJIB-2026-000123","categorie":"verkeersboete"}}],"einddatum":"{}","einddatum":"{}","reden":"schuldhulpverlening gestart"}}"#,
+        date_in_months(5),
+        date_in_months(3)
+    );
+    let response = time_out_with_body(&run, body).await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        response.body
+    );
+    assert_eq!(response.problem_code(), "context-invalid");
+    assert!(response.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("duplicate key"));
 }
 
 #[tokio::test]

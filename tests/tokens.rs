@@ -130,6 +130,19 @@ impl Setup {
         token: Option<&str>,
         headers: &[(&str, &str)],
     ) -> TestResponse {
+        self.call_with_body(stem, path, token, headers, br#"{"a":1}"#)
+            .await
+    }
+
+    /// As `call`, with `body` as the body of a POST (paths ending in `/x`).
+    async fn call_with_body(
+        &self,
+        stem: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        post_body: &'static [u8],
+    ) -> TestResponse {
         let client = client(&self.pki, stem, Http::One);
         let method = if path.ends_with("/x") { "POST" } else { "GET" };
         let mut b = Request::builder().method(method).uri(format!(
@@ -144,7 +157,7 @@ impl Setup {
         }
         let body = if method == "POST" {
             b = b.header("content-type", "application/json");
-            Bytes::from_static(br#"{"a":1}"#)
+            Bytes::from_static(post_body)
         } else {
             Bytes::new()
         };
@@ -322,6 +335,22 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
     c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     let approved = s.sign(&c);
+    // A body the gateway cannot check is refused without spending the approval.
+    let r = s
+        .call_with_body(
+            "consumer",
+            upload,
+            Some(&approved),
+            &[],
+            br#"{"a":1,"a":2}"#,
+        )
+        .await;
+    expected.push((
+        "approved, but a duplicate key in the body",
+        r,
+        400,
+        "context-invalid",
+    ));
     let r = s.call("consumer", upload, Some(&approved), &[]).await;
     expected.push(("approved by a team leader", r, 200, ""));
     let r = s.call("consumer", upload, Some(&approved), &[]).await;

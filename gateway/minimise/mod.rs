@@ -144,19 +144,50 @@ pub fn reference(
     Ok(apply(&value, tree, context))
 }
 
+/// A caller's request body, parsed strictly at most once, when first needed.
+///
+/// The decision reads it when a grant looks at the body (a body subject, conditions) and
+/// [`minimise_request`] rebuilds it from the same parse. Both therefore see one value, read
+/// the way partner answers are read (duplicate keys and deep nesting refused): what was
+/// decided on is what is forwarded, and a body that cannot be checked is refused during the
+/// decision, before a four-eyes approval is spent on it.
+pub struct RequestBody<'a> {
+    bytes: &'a [u8],
+    max_depth: usize,
+    parsed: std::cell::OnceCell<Result<Value, strict::StrictError>>,
+}
+
+impl<'a> RequestBody<'a> {
+    pub fn new(bytes: &'a [u8], limits: &Limits) -> Self {
+        Self {
+            bytes,
+            max_depth: limits.max_depth,
+            parsed: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The parsed body, or why it cannot be checked (a refusal with `context-invalid`).
+    pub fn json(&self) -> Result<&Value, Problem> {
+        self.parsed
+            .get_or_init(|| strict::parse(self.bytes, self.max_depth))
+            .as_ref()
+            .map_err(|e| {
+                // The reason names no value of the body.
+                Problem::new(
+                    ProblemCode::ContextInvalid,
+                    format!("the request body cannot be checked ({e})"),
+                )
+            })
+    }
+}
+
 /// Allow-lists a request body: only the fields the grant lists go to the partner.
-pub fn minimise_request(
-    body: &[u8],
-    tree: &FieldTree,
-    limits: &Limits,
-) -> Result<Minimised, Problem> {
-    let value = strict::parse(body, limits.max_depth).map_err(|e| {
-        Problem::new(
-            ProblemCode::ContextInvalid,
-            format!("the request body cannot be checked ({e})"),
-        )
-    })?;
-    Ok(apply(&value, tree, &transform::Context::none()))
+pub fn minimise_request(body: &RequestBody<'_>, tree: &FieldTree) -> Result<Minimised, Problem> {
+    Ok(apply(body.json()?, tree, &transform::Context::none()))
 }
 
 /// Rebuilds `value` with only the granted paths, serialising as it goes.

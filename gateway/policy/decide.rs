@@ -9,6 +9,7 @@
 
 use super::{Grant, Operation, PolicySet, Purpose, SubjectSource, Test};
 use crate::context::{Bsn, RequestContext};
+use crate::minimise::RequestBody;
 use crate::problem::{Problem, ProblemCode};
 use std::sync::Arc;
 use time::Date;
@@ -29,8 +30,8 @@ pub struct DecisionRequest<'a> {
     /// Partner-side path (after `/<partner>`), canonical.
     pub path: &'a str,
     pub context: &'a RequestContext,
-    /// The request body (empty for GET).
-    pub body: &'a [u8],
+    /// The request body (empty for GET), parsed only if a grant looks at it.
+    pub body: &'a RequestBody<'a>,
     pub approvals: &'a [Approval],
     pub today: Date,
 }
@@ -182,15 +183,12 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
     }
 
     // 5. The data subject: declared, and the one the operation is about ("no fishing").
-    let body_json = || -> Result<serde_json::Value, Denial> {
-        serde_json::from_slice(request.body).map_err(|_| {
-            partial.deny(
-                ProblemCode::ContextInvalid,
-                "the request body is not valid JSON",
-            )
-        })
+    let body_json = || {
+        request
+            .body
+            .json()
+            .map_err(|p| partial.deny(p.code, p.detail))
     };
-    let mut parsed_body: Option<serde_json::Value> = None;
     match &operation.subject {
         SubjectSource::None => {}
         subject => {
@@ -205,16 +203,11 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
                     .iter()
                     .find(|(name, _)| name == param)
                     .map(|(_, value)| value.to_string()),
-                SubjectSource::Body(field) => {
-                    let body = body_json()?;
-                    let value = field
-                        .values(&body)
-                        .first()
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string);
-                    parsed_body = Some(body);
-                    value
-                }
+                SubjectSource::Body(field) => field
+                    .values(body_json()?)
+                    .first()
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
                 SubjectSource::None => None,
             };
             let matches = actual
@@ -232,12 +225,9 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
 
     // 6. Conditions on the request body.
     if !grant.conditions.is_empty() {
-        let body = match parsed_body.take() {
-            Some(b) => b,
-            None => body_json()?,
-        };
+        let body = body_json()?;
         for condition in &grant.conditions {
-            let values = condition.field.values(&body);
+            let values = condition.field.values(body);
             let holds = !values.is_empty()
                 && values.iter().all(|value| match &condition.test {
                     Test::AtMost(limit) => {

@@ -8,6 +8,7 @@ use super::fieldpath::FieldPath;
 use super::{schema, Grant, PolicySet};
 use crate::context::RequestContext;
 use crate::diagnostic::{from_yaml_error, Diagnostic};
+use crate::minimise::RequestBody;
 use crate::problem::Problem;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,7 +79,7 @@ pub fn simulate(set: &PolicySet, request: &SimulatedRequest) -> Outcome {
             method: &request.method,
             path: target.path,
             context: &context,
-            body: &request.body,
+            body: &RequestBody::new(&request.body, &crate::minimise::Limits::default()),
             approvals: &request.approvals,
             today: request.today,
         },

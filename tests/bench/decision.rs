@@ -24,6 +24,7 @@
 //! under a mixed production load.
 
 use doelpoort::context::RequestContext;
+use doelpoort::minimise::{Limits, RequestBody};
 use doelpoort::policy::compile;
 use doelpoort::policy::decide::{self, DecisionRequest};
 use doelpoort::problem::ProblemCode;
@@ -264,14 +265,19 @@ fn cases(n: usize) -> Vec<Case> {
     ]
 }
 
-fn request<'a>(case: &'a Case, context: &'a RequestContext, today: Date) -> DecisionRequest<'a> {
+fn request<'a>(
+    case: &'a Case,
+    context: &'a RequestContext,
+    body: &'a RequestBody<'a>,
+    today: Date,
+) -> DecisionRequest<'a> {
     DecisionRequest {
         consumer: &case.consumer,
         partner: case.partner,
         method: &Method::GET,
         path: &case.path,
         context,
-        body: &[],
+        body,
         approvals: &[],
         today,
     }
@@ -314,10 +320,11 @@ fn bench(n: usize, today: Date) -> Row {
 
     let mut decide_ns = Vec::new();
     let mut with_context_ns = Vec::new();
+    let no_body = RequestBody::new(&[], &Limits::default());
     for case in cases(n) {
         // Check the outcome first: a benchmark of the wrong path would measure nothing useful.
         let context = RequestContext::from_headers(&case.headers).expect("valid context");
-        let outcome = decide::decide(&set, &request(&case, &context, today));
+        let outcome = decide::decide(&set, &request(&case, &context, &no_body, today));
         let got = outcome.as_ref().map(|_| ()).map_err(|d| d.problem.code);
         assert_eq!(got, case.expect, "N = {n}, case {}", case.name);
 
@@ -326,7 +333,7 @@ fn bench(n: usize, today: Date) -> Row {
         decide_ns.push(measure(|| {
             black_box(decide::decide(
                 black_box(&set),
-                black_box(&request(&case, &context, today)),
+                black_box(&request(&case, &context, &no_body, today)),
             ))
             .ok();
         }));
@@ -335,7 +342,7 @@ fn bench(n: usize, today: Date) -> Row {
             let context = RequestContext::from_headers(black_box(&case.headers)).unwrap();
             black_box(decide::decide(
                 black_box(&set),
-                black_box(&request(&case, &context, today)),
+                black_box(&request(&case, &context, &no_body, today)),
             ))
             .ok();
         }));
