@@ -243,24 +243,33 @@ async fn run_phases(
     })?;
     exchange.policy = Some(policy.clone());
     // Read before deciding: grant conditions may look at the body.
-    let body = read_body(body, &parts.headers, &state.limits).await?;
-    // Parsed (once) only if the decision or the request's minimisation needs it; the parse is
-    // dropped before the partner is called.
+    let raw = read_body(body, &parts.headers, &state.limits).await?;
+    // Parsed (once) only if the decision or the request's minimisation needs it; the parse and
+    // the caller's bytes are dropped before the partner is called.
     let (permit, body) = {
-        let body = RequestBody::new(&body, &state.minimise_limits);
+        let body = RequestBody::new(&raw, &state.minimise_limits);
         let approvals = token.as_ref().map_or(&[][..], |t| t.approvals.as_slice());
         let permit = decide_exchange(&policy, &call, &context, &body, approvals, exchange)?;
         check_approval_scope(&permit, token.as_ref())?;
+        let four_eyes = match (&state.tokens, &token) {
+            (Some(issuers), Some(token)) if permit.grant().four_eyes.is_some() => {
+                Some((issuers, token))
+            }
+            _ => None,
+        };
+        // A replayed approval is refused as a replay, whatever else is wrong with the request.
+        if let Some((issuers, token)) = four_eyes {
+            issuers.check_approval_unspent(token)?;
+        }
         // Before the approval is spent: a body that cannot be checked is refused, and the
         // colleague's approval stays usable for the corrected request.
         let body = allow_request_body(&permit, &body)?;
-        if let (Some(issuers), Some(token)) = (&state.tokens, &token) {
-            if permit.grant().four_eyes.is_some() {
-                issuers.spend_approval(token)?;
-            }
+        if let Some((issuers, token)) = four_eyes {
+            issuers.spend_approval(token)?;
         }
         (permit, body)
     };
+    drop(raw);
     let response = forward(state, &call, &permit, body, exchange).await?;
     minimise(state, &policy, &call, &permit, response, exchange)
 }

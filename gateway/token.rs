@@ -45,6 +45,20 @@ impl TokenIssuers {
         })
     }
 
+    /// Refuses an approval that was already spent, without spending it: a replay is reported
+    /// as one even when the request has other faults. [`Self::spend_approval`] still decides
+    /// (atomically) which of two concurrent uses gets it.
+    pub fn check_approval_unspent(&self, token: &CallerToken) -> Result<(), Problem> {
+        let Some((jti, _)) = &token.approval_use else {
+            return Ok(());
+        };
+        let spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        if spent.contains_key(&(token.issuer.clone(), jti.clone())) {
+            return Err(already_used());
+        }
+        Ok(())
+    }
+
     /// Spends the approval `token` carries: an approval is for one exchange. A second use
     /// (a replay, or a retry) needs a new approval. Kept per gateway instance.
     pub fn spend_approval(&self, token: &CallerToken) -> Result<(), Problem> {
@@ -58,10 +72,7 @@ impl TokenIssuers {
             spent.retain(|_, until| *until + self.config.leeway.as_secs() >= now);
         }
         match spent.entry((token.issuer.clone(), jti.clone())) {
-            std::collections::hash_map::Entry::Occupied(_) => Err(Problem::new(
-                ProblemCode::FourEyesRequired,
-                "this approval has already been used; each exchange needs its own approval",
-            )),
+            std::collections::hash_map::Entry::Occupied(_) => Err(already_used()),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(*exp);
                 Ok(())
@@ -504,6 +515,13 @@ pub fn reconcile(context: &mut RequestContext, token: &CallerToken) -> Result<()
         _ => {}
     }
     Ok(())
+}
+
+fn already_used() -> Problem {
+    Problem::new(
+        ProblemCode::FourEyesRequired,
+        "this approval has already been used; each exchange needs its own approval",
+    )
 }
 
 #[cfg(test)]

@@ -355,6 +355,21 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     expected.push(("approved by a team leader", r, 200, ""));
     let r = s.call("consumer", upload, Some(&approved), &[]).await;
     expected.push(("the same approval used again", r, 403, "four-eyes-required"));
+    let r = s
+        .call_with_body(
+            "consumer",
+            upload,
+            Some(&approved),
+            &[],
+            br#"{"a":1,"a":2}"#,
+        )
+        .await;
+    expected.push((
+        "the same approval again, with a body that cannot be checked",
+        r,
+        403,
+        "four-eyes-required",
+    ));
     let mut c = s.claims();
     c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
     let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
