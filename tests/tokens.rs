@@ -134,6 +134,12 @@ impl Setup {
             .await
     }
 
+    /// The district team's system POSTs `body` to `path` with `token`.
+    async fn consumer_posts(&self, path: &str, token: &str, body: &'static [u8]) -> TestResponse {
+        self.call_with_body("consumer", path, Some(token), &[], body)
+            .await
+    }
+
     /// As `call`, with `body` as the body of a POST (paths ending in `/x`).
     async fn call_with_body(
         &self,
@@ -164,6 +170,9 @@ impl Setup {
         send(&client, b.body(Full::new(body)).unwrap()).await
     }
 }
+
+/// A body the gateway refuses to read: the same key twice.
+const DUPLICATE_KEY: &[u8] = br#"{"a":1,"a":2}"#;
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -336,15 +345,7 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     c["jti"] = json!(uuid::Uuid::new_v4().to_string());
     let approved = s.sign(&c);
     // A body the gateway cannot check is refused without spending the approval.
-    let r = s
-        .call_with_body(
-            "consumer",
-            upload,
-            Some(&approved),
-            &[],
-            br#"{"a":1,"a":2}"#,
-        )
-        .await;
+    let r = s.consumer_posts(upload, &approved, DUPLICATE_KEY).await;
     expected.push((
         "approved, but a duplicate key in the body",
         r,
@@ -355,15 +356,7 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     expected.push(("approved by a team leader", r, 200, ""));
     let r = s.call("consumer", upload, Some(&approved), &[]).await;
     expected.push(("the same approval used again", r, 403, "four-eyes-required"));
-    let r = s
-        .call_with_body(
-            "consumer",
-            upload,
-            Some(&approved),
-            &[],
-            br#"{"a":1,"a":2}"#,
-        )
-        .await;
+    let r = s.consumer_posts(upload, &approved, DUPLICATE_KEY).await;
     expected.push((
         "the same approval again, with a body that cannot be checked",
         r,
