@@ -248,10 +248,23 @@ pub fn scan(mut reader: impl std::io::Read, chunk: usize) -> std::io::Result<Sca
     })
 }
 
+/// The last complete line of the segment at `path` (its last record), without holding the
+/// segment in memory: read from its end when it ends as the writer closes segments, else
+/// (a crash during rotation left zeros or a torn line) scanned in chunks like recovery does.
+pub fn last_line(path: &Path) -> Result<Option<Vec<u8>>> {
+    if let Some(line) = last_line_of_closed(path)? {
+        return Ok(Some(line));
+    }
+    let scan = std::fs::File::open(path)
+        .and_then(|file| scan(file, 1 << 20))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(scan.last_line.map(|(_, line)| line))
+}
+
 /// The last line of a closed segment, read from its end: segments the writer has closed end
-/// in a newline, with no preallocated zeros. `None` when this one does not (it is then read
-/// whole by the caller) or holds no complete line.
-pub fn last_line_of_closed(path: &Path) -> Result<Option<Vec<u8>>> {
+/// in a newline, with no preallocated zeros. `None` when this one does not, or holds no
+/// complete line.
+fn last_line_of_closed(path: &Path) -> Result<Option<Vec<u8>>> {
     use std::os::unix::fs::FileExt;
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -359,7 +372,7 @@ mod tests {
             (format!("a\nbb\n{long}\n"), Some(long.as_str())),
             (format!("{long}\n"), Some(long.as_str())),
             ("a\nbb\n".to_string(), Some("bb")),
-            // Not closed by the writer: the caller reads these whole.
+            // Not closed by the writer: `last_line` scans these instead.
             ("a\nbb".to_string(), None),
             ("a\n\0\0".to_string(), None),
             (String::new(), None),
@@ -370,6 +383,19 @@ mod tests {
                 expected.map(|l| l.as_bytes().to_vec()),
                 "{:?}",
                 &text[..text.len().min(20)]
+            );
+        }
+        for (text, expected) in [
+            ("a\nbb\n", Some("bb")),
+            ("a\nbb", Some("a")),
+            ("a\n\0\0", Some("a")),
+            ("", None),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(
+                last_line(&path).unwrap(),
+                expected.map(|l| l.as_bytes().to_vec()),
+                "{text:?}"
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();

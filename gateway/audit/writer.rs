@@ -675,16 +675,8 @@ pub fn prune_before(dir: &Path, cutoff: &str, current: Option<&Path>) -> Result<
         }
         // Read from the end: pruning runs on the writer thread (at rotation, between group
         // commits), and a whole segment is up to 64 MiB.
-        let line = match segment::last_line_of_closed(&path)? {
-            Some(line) => line,
-            // Not as the writer closes segments (a crash during rotation): read it whole.
-            None => {
-                let bytes = std::fs::read(&path)?;
-                match segment::contents(&bytes).lines.last() {
-                    Some(&(_, line)) => line.to_vec(),
-                    None => break,
-                }
-            }
+        let Some(line) = segment::last_line(&path)? else {
+            break;
         };
         let last =
             record::parse_line(&line).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
