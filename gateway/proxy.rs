@@ -243,35 +243,52 @@ async fn run_phases(
     })?;
     exchange.policy = Some(policy.clone());
     // Read before deciding: grant conditions may look at the body.
-    let raw = read_body(body, &parts.headers, &state.limits).await?;
-    // Parsed (once) only if the decision or the request's minimisation needs it; the parse and
-    // the caller's bytes are dropped before the partner is called.
-    let (permit, body) = {
-        let body = RequestBody::new(&raw, &state.minimise_limits);
-        let approvals = token.as_ref().map_or(&[][..], |t| t.approvals.as_slice());
-        let permit = decide_exchange(&policy, &call, &context, &body, approvals, exchange)?;
-        check_approval_scope(&permit, token.as_ref())?;
-        let four_eyes = match (&state.tokens, &token) {
-            (Some(issuers), Some(token)) if permit.grant().four_eyes.is_some() => {
-                Some((issuers, token))
-            }
-            _ => None,
-        };
-        // A replayed approval is refused as a replay, whatever else is wrong with the request.
-        if let Some((issuers, token)) = four_eyes {
-            issuers.check_approval_unspent(token)?;
-        }
-        // Before the approval is spent: a body that cannot be checked is refused, and the
-        // colleague's approval stays usable for the corrected request.
-        let body = allow_request_body(&permit, &body)?;
-        if let Some((issuers, token)) = four_eyes {
-            issuers.spend_approval(token)?;
-        }
-        (permit, body)
-    };
-    drop(raw);
+    let body = read_body(body, &parts.headers, &state.limits).await?;
+    let (permit, body) = decide_and_admit(
+        state,
+        &policy,
+        &call,
+        &context,
+        token.as_ref(),
+        body,
+        exchange,
+    )?;
     let response = forward(state, &call, &permit, body, exchange).await?;
     minimise(state, &policy, &call, &permit, response, exchange)
+}
+
+/// Phase *decide*: the decision, the four-eyes approval it may need, and the body the partner
+/// may receive. The caller's body is parsed (once) only if the decision or the request's
+/// minimisation needs it; the parse and the caller's bytes end here, before the partner call.
+fn decide_and_admit(
+    state: &GatewayState,
+    policy: &PolicySet,
+    call: &Call<'_>,
+    context: &RequestContext,
+    token: Option<&crate::token::CallerToken>,
+    raw: Bytes,
+    exchange: &mut Exchange,
+) -> Result<(Permit, Bytes), Problem> {
+    let body = RequestBody::new(&raw, &state.minimise_limits);
+    let approvals = token.map_or(&[][..], |t| t.approvals.as_slice());
+    let permit = decide_exchange(policy, call, context, &body, approvals, exchange)?;
+    check_approval_scope(&permit, token)?;
+    let four_eyes = state
+        .tokens
+        .as_ref()
+        .zip(token)
+        .filter(|_| permit.grant().four_eyes.is_some());
+    // A replayed approval is refused as a replay, whatever else is wrong with the request.
+    if let Some((issuers, token)) = four_eyes {
+        issuers.check_approval_unspent(token)?;
+    }
+    // Before the approval is spent: a body that cannot be checked is refused, and the
+    // colleague's approval stays usable for the corrected request.
+    let forwarded = allow_request_body(&permit, &body)?;
+    if let Some((issuers, token)) = four_eyes {
+        issuers.spend_approval(token)?;
+    }
+    Ok((permit, forwarded))
 }
 
 /// Who calls which partner with which request: the facts the later phases share.
