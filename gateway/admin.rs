@@ -156,7 +156,7 @@ fn readiness(
             ),
         );
     }
-    let now = crate::server::unix_now() as f64;
+    let now = crate::clock::unix_now() as f64;
     let expired: Vec<String> = metrics
         .certificate_expiry
         .collect()

@@ -124,6 +124,16 @@ impl ConsumerDirectory {
         }
     }
 
+    /// The consumer with this configured id (a search over all of them: for tools and tests,
+    /// not for the data path, which identifies by certificate).
+    pub fn by_id(&self, id: &str) -> Option<Arc<Consumer>> {
+        self.by_oin
+            .values()
+            .chain(self.by_fingerprint.values())
+            .find(|c| c.id == id)
+            .cloned()
+    }
+
     /// The consumer this peer is, if any.
     pub fn identify(&self, peer: &PeerIdentity) -> Option<Arc<Consumer>> {
         if let Some(consumer) = self.by_fingerprint.get(&peer.fingerprint) {

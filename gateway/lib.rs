@@ -15,48 +15,74 @@
 //! durable, hash-chained audit log before anything is released.
 //!
 //! ## Layout: one module per phase or concern
+//! From the top of the tree down; a module imports only modules below it.
+//!
 //! | module | what it is for |
 //! |---|---|
+//! | [`cli`] | subcommands (`run`, `demo`, `check`, `policy …`, `audit …`, `certs …`) |
+//! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp) and their synthetic data |
 //! | [`server`] | listeners, connection tasks, limits, graceful shutdown |
-//! | [`tls`] | phase *accept*: TLS contexts (inbound mTLS, outbound per partner), peer identity |
-//! | [`identity`] | phase *identify*: certificate → [`identity::Consumer`]; `Oin`, fingerprints |
-//! | [`route`] | phase *route*: `/<partner>/<path>`, canonical-path checks |
-//! | [`context`] | phase *context*: `Doelbinding-*` headers; `Bsn` with the elfproef |
-//! | [`policy`] | phase *decide*: purposes, operations, grants; `Permit`; reload; policy tools |
-//! | [`proxy`] | the exchange pipeline that runs the phases and always finishes with metrics and logs |
-//! | [`upstream`] | phase *forward*: pooled mTLS clients per partner, timeouts |
-//! | [`minimise`] | phase *minimise*: one streaming pass (strict JSON, schema shape, granted fields, transforms), the tree path as reference |
+//! | [`admin`] | `/healthz`, `/readyz`, `/metrics`, the JWKS |
+//! | [`state`] | [`state::GatewayState`]: everything an exchange needs, built once from the configuration |
+//! | [`pipeline`] | the spine that runs one exchange through its phases, one file per phase: admission (identify, route, context, token, decide, admit), forward, release, discovery, record, respond |
 //! | [`audit`] | phase *record*: the hash-chained audit log, group commit, verify and query |
-//! | [`token`] | signed caller tokens bound to the client certificate, four-eyes approvals |
+//! | [`exchange`] | [`exchange::Exchange`] (the facts one request establishes) and [`exchange::Concluded`], which the audit record, metrics and access log project from |
+//! | [`upstream`] | pooled mTLS clients per partner; [`upstream::UpstreamRequest`] needs a `Permit` |
+//! | [`policy`] | purposes, operations, grants; [`policy::decide`] (the `Permit`), [`policy::four_eyes`], reload, the policy tools |
+//! | [`minimise`] | one streaming pass (strict JSON, schema shape, granted fields, transforms), the tree path as reference; [`minimise::Released`] |
+//! | [`token`] | signed caller tokens bound to the client certificate, and the approvals they carry |
 //! | [`assertion`] | the signed `Doelbinding-Assertion` to partners and the gateway's JWKS |
-//! | [`problem`] | the one mapping from refusals to `application/problem+json` |
-//! | [`trace`] | `traceparent` and the FSC transaction id |
 //! | [`metrics`] | Prometheus metrics with bounded labels |
-//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`tls`] | TLS contexts (inbound mTLS, outbound per partner), peer identity, handshake failures |
+//! | [`identity`] | certificate → [`identity::Consumer`]; `Oin`, fingerprints |
+//! | [`context`] | the `Doelbinding-*` headers; `Bsn` with the elfproef |
+//! | [`route`] | `/<partner>/<path>`, canonical-path checks |
 //! | [`config`] | the operator's YAML configuration, validated with file:line:col errors |
+//! | [`headers`] | the header vocabulary and the allow-lists in both directions |
+//! | [`problem`] | the one mapping from refusals to `application/problem+json`; a problem's source |
+//! | [`trace`] | `traceparent` and the FSC transaction id |
+//! | [`secrets`], [`clock`] | the gateway's own secret files; the wall clock |
 //! | [`diagnostic`] | located messages about input files |
 //! | [`pki`] | example/test PKI generation (`doelpoort certs generate`) |
-//! | [`demo`] | `doelpoort demo` and the mock partners |
-//! | [`cli`] | subcommands |
+//!
+//! ## What Doelpoort does not do
+//! - It does not pass anything through it cannot check: a partner answer that is not JSON,
+//!   does not match its schema, or cannot be parsed strictly is not released at all; there is
+//!   no "raw" mode in a production build.
+//! - It does not tunnel the caller's TLS connection or forward its credentials: it terminates
+//!   the caller's mTLS, decides, and calls the partner as itself.
+//! - It does not judge whether a purpose is lawful: the privacy officers' policy files say
+//!   which consumer may do what for which purpose; Doelpoort enforces and records that.
+//! - It does not store payloads: the audit log holds lawful-basis metadata and JSON pointers,
+//!   never a released value; a BSN is stored only as a keyed HMAC.
+//! - It does not minimise XML/SOAP, compressed or streamed (unbounded) bodies: bodies are read
+//!   whole within limits and must be JSON.
+//! - It does not speak FSC's contract management yet, nor share state between replicas: each
+//!   instance keeps its own audit chain and its own ledger of spent four-eyes approvals.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod assertion;
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod demo;
 pub mod diagnostic;
+pub mod exchange;
+pub mod headers;
 pub mod identity;
 pub mod metrics;
 pub mod minimise;
+pub mod pipeline;
 pub mod pki;
 pub mod policy;
 pub mod problem;
-pub mod proxy;
 pub mod route;
+pub mod secrets;
 pub mod server;
+pub mod state;
 pub mod tls;
 pub mod token;
 pub mod trace;

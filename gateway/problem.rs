@@ -147,6 +147,33 @@ impl ProblemCode {
     }
 }
 
+/// Where a problem arose: whose fault ends the exchange. The audit record and the metrics call
+/// a caller's fault a denial and the others an error, so a partner's refusal or a gateway
+/// failure is never counted against the caller (pingora's error source, in Doelpoort's terms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The request: its context, token, body or what it asks for.
+    Caller,
+    /// The partner: unreachable, too slow, refusing, or answering what cannot be released.
+    Partner,
+    /// The gateway itself: the audit log, a signing key, a defect.
+    Gateway,
+}
+
+impl ProblemCode {
+    /// Where a problem with this code arises.
+    pub const fn source(self) -> Source {
+        match self {
+            Self::PartnerRejected
+            | Self::MinimisationFailed
+            | Self::UpstreamUnavailable
+            | Self::UpstreamTimeout => Source::Partner,
+            Self::AuditUnavailable | Self::Internal => Source::Gateway,
+            _ => Source::Caller,
+        }
+    }
+}
+
 impl fmt::Display for ProblemCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -182,6 +209,11 @@ impl Problem {
             )),
             status_override: Some(status),
         }
+    }
+
+    /// Where this problem arose (see [`Source`]).
+    pub fn source(&self) -> Source {
+        self.code.source()
     }
 
     pub fn status(&self) -> StatusCode {

@@ -6,20 +6,21 @@
 //! in the kernel backlog instead of exhausting file descriptors. Each connection task runs the
 //! TLS handshake (bounded by `handshake_timeout`), identifies the consumer once from the client
 //! certificate, then — once the client sends its first bytes, so that an idle connection holds
-//! no HTTP state — serves HTTP/1.1 or HTTP/2 with `proxy::handle` per request.
+//! no HTTP state — serves HTTP/1.1 or HTTP/2 with [`pipeline::serve`] per request.
 //!
 //! Shutdown: the accept loop stops, every open connection is told to finish its in-flight
 //! requests and close (HTTP/1 stops keep-alive, HTTP/2 sends GOAWAY), and the server waits up
 //! to `shutdown_grace` for them before dropping what is left.
 
 use crate::admin;
+/// Moved to [`crate::clock`]; kept here for callers not yet updated.
+pub use crate::clock::unix_now;
 use crate::config::{Config, Limits};
-use crate::identity::{Consumer, ConsumerDirectory};
 use crate::metrics::Metrics;
+use crate::pipeline;
 use crate::policy::store::PolicyStore;
-use crate::proxy::{self, GatewayState};
+use crate::state::GatewayState;
 use crate::tls;
-use crate::upstream::PartnerDirectory;
 use anyhow::{Context, Result};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -29,113 +30,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-
-/// Writes a new random 32-byte secret (hex) to `path`, readable by the owner only.
-pub fn write_new_secret(path: &std::path::Path) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Created private (never readable by others, not even briefly) and never over an existing
-    // secret: replacing one would silently change every pseudonym or subject id.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(hex::encode(random_secret()).as_bytes())?;
-    file.sync_all()
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn random_secret() -> [u8; 32] {
-    // Two v4 UUIDs: 244 random bits from the OS-seeded generator uuid uses.
-    let mut out = [0u8; 32];
-    out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    out
-}
-
-/// The secret pseudonyms are derived from: the configured file, or a random one.
-fn pseudonym_secret(config: &Config) -> Result<Vec<u8>> {
-    let Some(path) = &config.pseudonym_secret else {
-        tracing::warn!("no pseudonym_secret configured: pseudonyms will change at every restart");
-        return Ok(random_secret().to_vec());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the pseudonym secret {}", path.display()))?;
-    let bytes = hex::decode(text.trim()).unwrap_or_else(|_| text.trim().as_bytes().to_vec());
-    anyhow::ensure!(
-        bytes.len() >= 32,
-        "the pseudonym secret in {} is shorter than 32 bytes",
-        path.display()
-    );
-    Ok(bytes)
-}
-
-/// Builds the immutable gateway state from a validated configuration.
-pub fn build_state(config: &Config, metrics: Arc<Metrics>) -> Result<GatewayState> {
-    let secret = pseudonym_secret(config)?;
-    let mut consumers = ConsumerDirectory::default();
-    for c in &config.consumers {
-        consumers.insert(
-            Consumer {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                oin: c.oin.clone(),
-                pseudonym_key: crate::minimise::transform::consumer_key(&secret, &c.id),
-                token: c.token,
-                token_issuers: c.token_issuers.clone(),
-            },
-            &c.fingerprints,
-        );
-    }
-    for partner in &config.partners {
-        metrics.register_partner(&partner.id);
-    }
-    let audit = if config.audit.enabled {
-        Some(
-            crate::audit::AuditLog::open(&config.audit, &config.instance, metrics.clone())
-                .context("cannot open the audit log")?,
-        )
-    } else {
-        tracing::warn!(
-            "audit mode is off: exchanges are NOT recorded (development and benchmarks only)"
-        );
-        None
-    };
-    let tokens = config
-        .tokens
-        .as_ref()
-        .map(|t| crate::token::TokenIssuers::load(t).map(Arc::new))
-        .transpose()
-        .context("cannot load the token issuers' keys")?;
-    let assertions = crate::assertion::AssertionSigner::load(config.assertions.as_ref())
-        .context("cannot load the assertion signing keys")?;
-    Ok(GatewayState {
-        tokens,
-        assertions,
-        gateway_id: config
-            .gateway_oin
-            .as_ref()
-            .map_or_else(|| config.instance.clone(), |o| o.as_str().to_string()),
-        audit,
-        consumers,
-        partners: PartnerDirectory::build(&config.partners)?,
-        limits: config.limits.clone(),
-        problem_base: config.problem_base.clone(),
-        policies: PolicyStore::open(&config.policies, &config.schemas, metrics.clone()),
-        minimise_limits: crate::minimise::Limits {
-            max_depth: config.limits.max_json_depth,
-        },
-        benchmark: config.benchmark.clone(),
-        metrics,
-    })
-}
 
 /// Records `notAfter` of every configured certificate in the expiry metric.
 fn publish_certificate_expiry(config: &Config, metrics: &Metrics) {
@@ -201,7 +100,7 @@ fn survive_file_size_limit() {
 pub async fn start(config: &Config) -> Result<RunningGateway> {
     survive_file_size_limit();
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(build_state(config, metrics.clone())?);
+    let state = Arc::new(GatewayState::build(config, metrics.clone())?);
     let policies = state.policies.clone();
     let watcher_task = policies.spawn_watcher();
     let token_task = state.tokens.as_ref().map(|t| t.spawn_reloader());
@@ -329,30 +228,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
-    let text = error.to_string();
-    if text.contains("peer sent no certificates") || text.contains("NoCertificatesPresented") {
-        "no_client_certificate"
-    } else if text.contains("Expired") || text.contains("expired") {
-        "certificate_expired"
-    } else if text.contains("Revoked") {
-        "certificate_revoked"
-    } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
-        "certificate_untrusted"
-    } else if text.contains("ProtocolVersion")
-        || text.contains("protocol version")
-        // rustls' words for a ClientHello that offers only TLS 1.0/1.1 (which also lacks the
-        // TLS 1.2 signature_algorithms extension).
-        || text.contains("Tls12NotOffered")
-        || text.contains("SupportedVersionsExtensionRequired")
-        || text.contains("SignatureAlgorithmsExtensionRequired")
-    {
-        "protocol_version"
-    } else {
-        "handshake_error"
-    }
-}
-
 async fn serve_connection(
     tcp: TcpStream,
     remote: SocketAddr,
@@ -369,7 +244,7 @@ async fn serve_connection(
     let mut tls = match tokio::time::timeout(limits.handshake_timeout, handshake).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            let reason = handshake_failure_reason(&e);
+            let reason = tls::HandshakeFailure::of(&e).as_str();
             state
                 .metrics
                 .tls_handshake_failures
@@ -463,21 +338,21 @@ async fn serve_http(
                 let _in_flight = InFlight::start(&activity);
                 // Waiting here costs nothing: a stream reset while waiting is simply dropped.
                 let Ok(permit) = exchanges.acquire_owned().await else {
-                    return Ok(proxy::internal_error(&state));
+                    return Ok(pipeline::internal_error(&state));
                 };
                 // The exchange runs as its own task: if the caller goes away (a reset stream, a
                 // closed connection), hyper drops this future, but an exchange that may already
                 // have reached the partner still ends with its audit record.
                 let task_state = state.clone();
                 let exchange = tokio::spawn(async move {
-                    let response = proxy::handle(&task_state, &connection, request).await;
+                    let response = pipeline::serve(&task_state, &connection, request).await;
                     drop(permit);
                     response
                 });
                 Ok::<_, Infallible>(
                     exchange
                         .await
-                        .unwrap_or_else(|_| proxy::internal_error(&state)),
+                        .unwrap_or_else(|_| pipeline::internal_error(&state)),
                 )
             }
         })
@@ -533,11 +408,4 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     builder
-}
-
-/// Seconds since the epoch, for expiry checks.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -264,6 +264,62 @@ pub fn partner_client_config(partner: &PartnerConfig) -> Result<ClientConfig> {
     Ok(client)
 }
 
+/// Why an inbound TLS handshake failed, as the `reason` label of
+/// `doelpoort_tls_handshake_failures_total` names it. Read from rustls' typed error, never from
+/// its message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    NoClientCertificate,
+    CertificateExpired,
+    CertificateRevoked,
+    CertificateUntrusted,
+    /// TLS 1.0/1.1, or a hello without what TLS 1.2+ requires.
+    ProtocolVersion,
+    /// Anything else: garbage, a broken hello, a reset.
+    Other,
+}
+
+impl HandshakeFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoClientCertificate => "no_client_certificate",
+            Self::CertificateExpired => "certificate_expired",
+            Self::CertificateRevoked => "certificate_revoked",
+            Self::CertificateUntrusted => "certificate_untrusted",
+            Self::ProtocolVersion => "protocol_version",
+            Self::Other => "handshake_error",
+        }
+    }
+
+    /// Classifies the error tokio-rustls returns from an accept (a rustls error inside an
+    /// I/O error; anything else is `Other`).
+    pub fn of(error: &std::io::Error) -> Self {
+        use rustls::{AlertDescription as Alert, CertificateError as Cert, Error, InvalidMessage};
+        use rustls::{PeerIncompatible as Incompatible, PeerMisbehaved};
+        let Some(error) = error.get_ref().and_then(|e| e.downcast_ref::<Error>()) else {
+            return Self::Other;
+        };
+        match error {
+            Error::NoCertificatesPresented => Self::NoClientCertificate,
+            Error::InvalidCertificate(Cert::Expired | Cert::ExpiredContext { .. })
+            | Error::AlertReceived(Alert::CertificateExpired) => Self::CertificateExpired,
+            Error::InvalidCertificate(Cert::Revoked)
+            | Error::AlertReceived(Alert::CertificateRevoked) => Self::CertificateRevoked,
+            Error::InvalidCertificate(_) => Self::CertificateUntrusted,
+            Error::PeerIncompatible(
+                Incompatible::Tls12NotOffered
+                | Incompatible::Tls12NotOfferedOrEnabled
+                | Incompatible::SupportedVersionsExtensionRequired
+                | Incompatible::SignatureAlgorithmsExtensionRequired,
+            )
+            | Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion)
+            | Error::PeerMisbehaved(PeerMisbehaved::OfferedEarlyDataWithOldProtocolVersion)
+            | Error::AlertReceived(Alert::ProtocolVersion) => Self::ProtocolVersion,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// Reads the organisation identity from a (verified) end-entity certificate.
 pub fn peer_identity(der: &[u8]) -> Result<PeerIdentity> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)

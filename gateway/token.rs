@@ -14,7 +14,6 @@
 use crate::config::{IssuerConfig, TokenConfig, TokenMode};
 use crate::context::{DataSubject, RequestContext};
 use crate::identity::{Consumer, Fingerprint};
-use crate::policy::decide::Approval;
 use crate::problem::{Problem, ProblemCode};
 use anyhow::{Context as _, Result};
 use base64::Engine as _;
@@ -32,8 +31,6 @@ use std::time::Duration;
 pub struct TokenIssuers {
     config: TokenConfig,
     current: arc_swap::ArcSwap<TokenVerifier>,
-    /// Approvals already used, by issuer and `jti`, until their token expires.
-    spent: std::sync::Mutex<HashMap<(String, String), u64>>,
 }
 
 impl TokenIssuers {
@@ -41,43 +38,7 @@ impl TokenIssuers {
         Ok(Self {
             current: arc_swap::ArcSwap::from_pointee(TokenVerifier::load(config)?),
             config: config.clone(),
-            spent: std::sync::Mutex::new(HashMap::new()),
         })
-    }
-
-    /// Refuses an approval that was already spent, without spending it: a replay is reported
-    /// as one even when the request has other faults. [`Self::spend_approval`] still decides
-    /// (atomically) which of two concurrent uses gets it.
-    pub fn check_approval_unspent(&self, token: &CallerToken) -> Result<(), Problem> {
-        let Some((jti, _)) = &token.approval_use else {
-            return Ok(());
-        };
-        let spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        if spent.contains_key(&(token.issuer.clone(), jti.clone())) {
-            return Err(already_used());
-        }
-        Ok(())
-    }
-
-    /// Spends the approval `token` carries: an approval is for one exchange. A second use
-    /// (a replay, or a retry) needs a new approval. Kept per gateway instance.
-    pub fn spend_approval(&self, token: &CallerToken) -> Result<(), Problem> {
-        let Some((jti, exp)) = &token.approval_use else {
-            return Ok(());
-        };
-        let now = jsonwebtoken::get_current_timestamp();
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        // Expired approvals cannot be replayed anyway (exp is checked): forget them.
-        if spent.len() >= 1024 {
-            spent.retain(|_, until| *until + self.config.leeway.as_secs() >= now);
-        }
-        match spent.entry((token.issuer.clone(), jti.clone())) {
-            std::collections::hash_map::Entry::Occupied(_) => Err(already_used()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(*exp);
-                Ok(())
-            }
-        }
     }
 
     pub fn current(&self) -> Arc<TokenVerifier> {
@@ -124,6 +85,15 @@ struct Issuer {
     algorithms: Vec<Algorithm>,
     /// Keys with their `kid` (PEM keys have none).
     keys: Vec<(Option<String>, DecodingKey)>,
+}
+
+/// An approval of this exchange by a colleague, as a signed caller token carries it (see
+/// [`crate::policy::four_eyes`] for what it counts for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Pseudonymous id of the approver.
+    pub by: String,
+    pub role: Option<String>,
 }
 
 /// What a verified token says.
@@ -515,13 +485,6 @@ pub fn reconcile(context: &mut RequestContext, token: &CallerToken) -> Result<()
         _ => {}
     }
     Ok(())
-}
-
-fn already_used() -> Problem {
-    Problem::new(
-        ProblemCode::FourEyesRequired,
-        "this approval has already been used; each exchange needs its own approval",
-    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! phase minimises them, and a response that cannot be checked is not released.
 
 use crate::config::PartnerConfig;
+use crate::headers;
 use crate::identity::Oin;
+use crate::policy::decide::Permit;
 use crate::problem::{Problem, ProblemCode};
 use crate::tls;
 use anyhow::{Context, Result};
@@ -48,14 +50,69 @@ impl std::fmt::Debug for Partner {
     }
 }
 
-/// What the gateway asks of a partner.
+/// What the gateway asks of a partner. Its fields are private and [`UpstreamRequest::new`]
+/// needs a [`Permit`], which only the decision can build: a request that was not decided
+/// cannot be sent. This does not compile:
+///
+/// ```compile_fail
+/// # use doelpoort::upstream::UpstreamRequest;
+/// let undecided = UpstreamRequest {
+///     method: http::Method::GET,
+///     path: "/v1/personen/999990019/inkomen".into(),
+///     query: None,
+///     headers: http::HeaderMap::new(),
+///     body: bytes::Bytes::new(),
+/// };
+/// ```
+///
+/// while building it from a permit does:
+///
+/// ```no_run
+/// # use doelpoort::{policy::decide::Permit, upstream::UpstreamRequest};
+/// fn ask(permit: &Permit) -> UpstreamRequest {
+///     UpstreamRequest::new(permit, http::Method::GET, "/v1/x", None, http::HeaderMap::new(), bytes::Bytes::new())
+/// }
+/// ```
 pub struct UpstreamRequest {
-    pub method: Method,
+    method: Method,
     /// Partner-side path, starting with `/`.
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl UpstreamRequest {
+    /// The request the permit allows: only the grant's query parameters pass, and the
+    /// purpose's lawful basis is stated for the partner's own log (values prepared at policy
+    /// load). `headers` are the gateway's own (the caller's allow-listed ones included).
+    pub fn new(
+        permit: &Permit,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Self {
+        let purpose = permit.purpose();
+        headers.insert(
+            headers::DOELBINDING_PURPOSE,
+            purpose.header_values.purpose.clone(),
+        );
+        if let Some(v) = &purpose.header_values.legal_basis {
+            headers.insert(headers::DOELBINDING_LEGAL_BASIS, v.clone());
+        }
+        if let Some(v) = &purpose.header_values.processing_activity {
+            headers.insert(headers::DOELBINDING_PROCESSING_ACTIVITY, v.clone());
+        }
+        Self {
+            method,
+            path: path.to_string(),
+            query: permit.allowed_query(query),
+            headers,
+            body,
+        }
+    }
 }
 
 /// What the partner answered, fully read.

@@ -198,7 +198,8 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 /// it has them (an exhaustive `match` makes a new variant a compile error here); otherwise
 /// checked to still occur as literals in the source that sets them.
 fn enumerated_label_values() -> BTreeMap<&'static str, BTreeSet<String>> {
-    use doelpoort::proxy::Decision;
+    use doelpoort::exchange::Decision;
+    use doelpoort::tls::HandshakeFailure as Failure;
     use doelpoort::upstream::UpstreamErrorKind as Kind;
 
     let decisions = [Decision::Allow, Decision::Deny, Decision::Error];
@@ -250,21 +251,27 @@ fn enumerated_label_values() -> BTreeMap<&'static str, BTreeSet<String>> {
         "result",
         from_source("gateway/policy/store.rs", &["ok", "failed"]),
     );
-    values.insert(
-        "reason",
-        from_source(
-            "gateway/server.rs",
-            &[
-                "no_client_certificate",
-                "certificate_expired",
-                "certificate_revoked",
-                "certificate_untrusted",
-                "protocol_version",
-                "handshake_error",
-                "timeout",
-            ],
-        ),
-    );
+    let failures = [
+        Failure::NoClientCertificate,
+        Failure::CertificateExpired,
+        Failure::CertificateRevoked,
+        Failure::CertificateUntrusted,
+        Failure::ProtocolVersion,
+        Failure::Other,
+    ];
+    for f in failures {
+        match f {
+            Failure::NoClientCertificate
+            | Failure::CertificateExpired
+            | Failure::CertificateRevoked
+            | Failure::CertificateUntrusted
+            | Failure::ProtocolVersion
+            | Failure::Other => {}
+        }
+    }
+    let mut reasons: BTreeSet<String> = failures.iter().map(|f| f.as_str().to_string()).collect();
+    reasons.extend(from_source("gateway/server.rs", &["timeout"]));
+    values.insert("reason", reasons);
     values
 }
 

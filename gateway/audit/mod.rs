@@ -2,7 +2,7 @@
 //!
 //! Every exchange that reaches the pipeline — allowed, denied or failed — leaves exactly one
 //! record, and its response is released only after that record is on disk. The record is a
-//! projection of the [`Exchange`](crate::proxy::Exchange): who asked (consumer, actor), about
+//! projection of the [`Concluded`] exchange: who asked (consumer, actor), about
 //! whom (the data subject as a keyed HMAC), for what (purpose, legal basis, processing
 //! activity, case), under which policy version and grant, what was decided and which fields
 //! were released or withheld. It never holds a payload value.
@@ -27,23 +27,15 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
-use crate::context::Bsn;
-use crate::identity::Consumer;
+use crate::exchange::Concluded;
 use crate::metrics::Metrics;
-use crate::minimise::PointerList;
-use crate::policy::{Grant, Operation, PolicySet, Purpose};
-use crate::problem::ProblemCode;
-use crate::proxy::Decision;
-use crate::trace::TraceContext;
-use crate::upstream::Partner;
 use anyhow::{Context as _, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use subject::{Manifest, SubjectKey};
-use uuid::Uuid;
 pub use writer::WriterSettings;
 
 /// The `audit` section of the configuration, validated.
@@ -85,30 +77,9 @@ impl AuditSettings {
     }
 }
 
-/// What the pipeline knows about an exchange when it ends: the input of one record.
-pub struct AuditEvent {
-    pub transaction_id: Uuid,
-    pub trace: TraceContext,
-    pub start_time: SystemTime,
-    pub end_time: SystemTime,
-    pub consumer: Option<Arc<Consumer>>,
-    pub partner: Option<Arc<Partner>>,
-    pub policy: Option<Arc<PolicySet>>,
-    pub operation: Option<Arc<Operation>>,
-    pub purpose: Option<Arc<Purpose>>,
-    pub grant: Option<Arc<Grant>>,
-    pub decision: Decision,
-    pub reason: Option<ProblemCode>,
-    /// The declared data subject (only once the context headers were valid).
-    pub subject: Option<Bsn>,
-    pub case_id: Option<String>,
-    pub actor: Option<String>,
-    pub approvals: Vec<crate::policy::decide::Approval>,
-    pub token_issuer: Option<String>,
-    pub upstream_status: Option<u16>,
-    pub fields_released: PointerList,
-    pub fields_withheld: PointerList,
-}
+/// The input of one record: a concluded exchange, shared with the metrics and access log
+/// (which project from the same value after the record is written).
+pub type AuditEvent = Arc<Concluded>;
 
 /// Why a record could not be written; the exchange is refused with `audit-unavailable`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

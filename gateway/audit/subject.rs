@@ -57,7 +57,7 @@ impl SubjectKey {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        crate::server::write_new_secret(path).context("cannot create the audit subject key")?;
+        crate::secrets::write_new_secret(path).context("cannot create the audit subject key")?;
         tracing::info!(path = %path.display(), "created a new audit subject key");
         Self::load(path)
     }

@@ -4,8 +4,11 @@
 use super::segment::{self, list_segments};
 use super::verify::verify;
 use super::*;
+use crate::exchange::Decision;
+use crate::problem::ProblemCode;
 use crate::trace::TraceContext;
 use std::path::Path;
+use std::time::SystemTime;
 
 fn settings(root: &Path) -> AuditSettings {
     AuditSettings {
@@ -15,9 +18,12 @@ fn settings(root: &Path) -> AuditSettings {
 }
 
 fn event(decision: Decision, at: SystemTime) -> AuditEvent {
-    AuditEvent {
+    let trace = TraceContext::continue_or_start(None);
+    Arc::new(Concluded {
         transaction_id: crate::trace::new_transaction_id(),
-        trace: TraceContext::continue_or_start(None),
+        trace,
+        traceparent: trace.header_value(),
+        started: std::time::Instant::now(),
         start_time: at,
         end_time: at,
         consumer: None,
@@ -34,9 +40,12 @@ fn event(decision: Decision, at: SystemTime) -> AuditEvent {
         approvals: vec![],
         token_issuer: None,
         upstream_status: None,
+        upstream_error: None,
+        upstream_elapsed: None,
         fields_released: Default::default(),
         fields_withheld: Default::default(),
-    }
+        audited: true,
+    })
 }
 
 /// Writes `n` records (concurrently, so they share group commits) and returns their seqs.

@@ -418,7 +418,7 @@ impl Writer {
             seq,
             span_id: &span_id,
             start_time: &start,
-            status: if event.decision == crate::proxy::Decision::Allow {
+            status: if event.decision == crate::exchange::Decision::Allow {
                 "ok"
             } else {
                 "error"

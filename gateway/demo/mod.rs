@@ -356,7 +356,7 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
     // A stable pseudonym secret for the demo, made once per data directory.
     let secret = options.data_dir.join("pseudonym.secret");
     if !secret.exists() {
-        server::write_new_secret(&secret)?;
+        crate::secrets::write_new_secret(&secret)?;
     }
     // The partners check the gateway's assertions against its published keys.
     let signer = crate::assertion::AssertionSigner::load(Some(&crate::config::AssertionConfig {

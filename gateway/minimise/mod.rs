@@ -46,6 +46,79 @@ pub struct Minimised {
     pub withheld: PointerList,
 }
 
+/// A partner's body as it may leave the gateway: minimised for the grant, or empty. Only this
+/// module builds one, and the pipeline answers a caller only with one, so a partner body that
+/// was not minimised cannot be released. This does not compile:
+///
+/// ```compile_fail
+/// # use doelpoort::minimise::Released;
+/// let unchecked = Released { body: bytes::Bytes::from_static(b"{\"bsn\":\"999990019\"}") };
+/// ```
+#[derive(Debug)]
+pub struct Released {
+    body: bytes::Bytes,
+    /// JSON pointers (RFC 6901) of released values.
+    pub fields_released: PointerList,
+    /// JSON pointers of values present in the partner's body but not released.
+    pub fields_withheld: PointerList,
+}
+
+impl Released {
+    /// Nothing: for an answer without a body (HEAD, 204, 304).
+    pub fn nothing() -> Self {
+        Self {
+            body: bytes::Bytes::new(),
+            fields_released: PointerList::default(),
+            fields_withheld: PointerList::default(),
+        }
+    }
+
+    /// The benchmark's pass-through baseline: a partner body relayed unminimised. Only in a
+    /// build with the `benchmark-switches` feature (`cargo bench --bench proxy`).
+    #[cfg(feature = "benchmark-switches")]
+    pub fn unminimised(body: bytes::Bytes) -> Self {
+        Self {
+            body,
+            ..Self::nothing()
+        }
+    }
+
+    /// Takes the released and withheld pointers (for the exchange's record); the body stays.
+    pub fn take_fields(&mut self) -> (PointerList, PointerList) {
+        (
+            std::mem::take(&mut self.fields_released),
+            std::mem::take(&mut self.fields_withheld),
+        )
+    }
+
+    /// The body to send to the caller.
+    pub fn into_body(self) -> bytes::Bytes {
+        self.body
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+/// Minimises a partner's answer for a grant (see [`minimise_response`]) into what may be
+/// released.
+pub fn release(
+    body: &[u8],
+    content_type: Option<&http::HeaderValue>,
+    tree: &FieldTree,
+    schema: Option<&StrictSchema>,
+    context: &transform::Context<'_>,
+    limits: &Limits,
+) -> Result<Released, Problem> {
+    let minimised = minimise_response(body, content_type, tree, schema, context, limits)?;
+    Ok(Released {
+        body: bytes::Bytes::from(minimised.body),
+        fields_released: minimised.released,
+        fields_withheld: minimised.withheld,
+    })
+}
+
 /// Settings that do not change per exchange.
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -4,23 +4,17 @@
 //!
 //! A `Permit` can only be built here (its fields are private to this module and it has no
 //! public constructor), and forwarding requires one: a request that was not decided cannot
-//! reach a partner. The order of checks is fixed so that the same request always gets the
+//! reach a partner (see [`crate::upstream::UpstreamRequest::new`]). The order of checks is fixed so that the same request always gets the
 //! same code, and so that the cheapest, least revealing checks come first.
 
 use super::{Grant, Operation, PolicySet, Purpose, SubjectSource, Test};
 use crate::context::{Bsn, RequestContext};
 use crate::minimise::RequestBody;
 use crate::problem::{Problem, ProblemCode};
+/// The approvals a decision looks at come from the caller's signed token.
+pub use crate::token::Approval;
 use std::sync::Arc;
 use time::Date;
-
-/// An approval of this exchange by a colleague (from a signed caller token).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Approval {
-    /// Pseudonymous id of the approver.
-    pub by: String,
-    pub role: Option<String>,
-}
 
 /// What the decision looks at.
 pub struct DecisionRequest<'a> {
@@ -262,18 +256,8 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
 
     // 7. Four eyes: an approval by someone other than the actor (with the role, if set).
     if let Some(four_eyes) = &grant.four_eyes {
-        // Without a known actor, "someone other than the actor" cannot be established.
-        let approved = ctx.actor.is_some()
-            && request.approvals.iter().any(|a| {
-                // Ids differing only in case are the same person in most directories.
-                !ctx.actor
-                    .as_deref()
-                    .is_some_and(|actor| actor.eq_ignore_ascii_case(&a.by))
-                    && four_eyes
-                        .role
-                        .as_ref()
-                        .is_none_or(|r| a.role.as_ref() == Some(r))
-            });
+        let approved =
+            super::four_eyes::approved(four_eyes, ctx.actor.as_deref(), request.approvals);
         if !approved {
             let role = four_eyes
                 .role

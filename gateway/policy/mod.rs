@@ -13,6 +13,7 @@
 pub mod compile;
 pub mod decide;
 pub mod fieldpath;
+pub mod four_eyes;
 pub mod model;
 pub mod schema;
 pub mod store;

@@ -1,0 +1,46 @@
+//! `GET /.well-known/doelpoort/grants`: the grants the calling consumer holds, and what each
+//! releases. Answered for the calling certificate only; no other consumer's grants are shown.
+//! Metadata about the caller itself, not an exchange about anyone: it is not audited.
+
+use crate::identity::Consumer;
+use crate::problem::{Problem, ProblemCode};
+use crate::state::GatewayState;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Response};
+use http_body_util::Full;
+
+/// Where a consumer asks which grants it holds (on the data listener, answered per certificate).
+pub const DISCOVERY_PATH: &str = "/.well-known/doelpoort/grants";
+
+pub(super) fn answer(
+    state: &GatewayState,
+    consumer: &Consumer,
+    method: &Method,
+    path: &str,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    if path != DISCOVERY_PATH {
+        return Err(Problem::new(
+            ProblemCode::UnknownRoute,
+            "unknown well-known resource",
+        ));
+    }
+    if method != Method::GET {
+        return Err(Problem::new(ProblemCode::MethodNotAllowed, "GET only"));
+    }
+    let policy = state
+        .policies
+        .current()
+        .ok_or_else(|| Problem::new(ProblemCode::NotGranted, "no valid policy set is loaded"))?;
+    let body = crate::policy::tools::discovery_document(&policy, &consumer.id);
+    let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

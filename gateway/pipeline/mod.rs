@@ -1,0 +1,188 @@
+//! The exchange pipeline: one request, passed through the phases in order.
+//!
+//! ```text
+//!  identify ─► route ─► context ─► token ─► read body ─► decide ─► admit ─► forward ─► release
+//!  (identity)  (route)  (context)  (token)               (policy)  (4-eyes)  (upstream) (minimise)
+//!       │ any phase ends the exchange with a Problem, or panics                           │
+//!       └──────────────────────────────► conclude ◄───────────────────────────────────────┘
+//!                                           │  (exchange → Concluded)
+//!                                  record (audit log, durable) ─► respond (response,
+//!                                                                   metrics, access log)
+//! ```
+//!
+//! This module is the spine: it runs the phases and is the only code that writes facts into
+//! the [`Exchange`]. Each phase is a function in its own file that takes what it needs and
+//! returns its result: a value for the next phase, or a [`Problem`] that ends the exchange.
+//! Whatever happens — a refusal, a partner failure, or a phase that panics — the exchange is
+//! concluded, recorded and answered: nothing is released that was not recorded, and nothing
+//! decided goes unrecorded or uncounted.
+//!
+//! The proofs travel with the values: forwarding needs the [`Permit`] only the decision
+//! builds, and the caller's response body is a [`crate::minimise::Released`] only
+//! minimisation builds.
+
+mod admission;
+mod discovery;
+mod forward;
+mod record;
+mod release;
+mod respond;
+
+#[cfg(test)]
+mod tests;
+
+pub use discovery::DISCOVERY_PATH;
+
+use crate::exchange::Exchange;
+use crate::identity::{Connection, Consumer};
+use crate::minimise::RequestBody;
+use crate::policy::decide::Permit;
+use crate::problem::{Problem, ProblemCode};
+use crate::state::GatewayState;
+use crate::upstream::Partner;
+use admission::Route;
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use http::{Request, Response};
+use http_body_util::Full;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+/// What a phase ends with: the response so far, or the problem that ends the exchange.
+type Outcome = Result<Response<Full<Bytes>>, Problem>;
+
+/// Who calls which partner with which request: the facts the later phases share.
+struct Call<'a> {
+    consumer: &'a Consumer,
+    partner: &'a Partner,
+    parts: &'a http::request::Parts,
+    /// Partner-side path (after `/<partner>`), canonical.
+    path: &'a str,
+    /// The calendar day the exchange is decided and minimised on (read once, so both phases
+    /// agree even across midnight).
+    today: time::Date,
+}
+
+/// Serves one request on an identified connection: the whole exchange, from the first phase
+/// to the response. Never fails: a problem becomes a problem+json response.
+pub async fn serve<B>(
+    state: &GatewayState,
+    connection: &Connection,
+    request: Request<B>,
+) -> Response<Full<Bytes>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut exchange = Exchange::begin(request.headers());
+    // A phase that panics (a defect) still ends in a record and a metric, as an error.
+    let outcome = AssertUnwindSafe(run_phases(state, connection, &mut exchange, request))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(transaction_id = %exchange.transaction_id, "a phase of the exchange panicked");
+            Err(Problem::new(
+                ProblemCode::Internal,
+                "the gateway failed while handling this request",
+            ))
+        });
+    let concluded = Arc::new(exchange.conclude(outcome.as_ref().map(|_| ())));
+    let outcome = record::record(state, &concluded, outcome).await;
+    respond::respond(state, &concluded, outcome)
+}
+
+async fn run_phases<B>(
+    state: &GatewayState,
+    connection: &Connection,
+    exchange: &mut Exchange,
+    request: Request<B>,
+) -> Outcome
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    checkpoint(state, "identify");
+    let consumer = admission::identify(connection)?;
+    exchange.consumer = Some(consumer.clone());
+    let (parts, body) = request.into_parts();
+    let (partner, path) = match admission::route(state, &parts.method, parts.uri.path())? {
+        Route::Partner { partner, path } => (partner, path),
+        Route::Discovery => {
+            // Metadata about the caller's own grants, not an exchange about anyone.
+            exchange.audited = false;
+            return discovery::answer(state, consumer, &parts.method, parts.uri.path());
+        }
+    };
+    exchange.partner = Some(partner.clone());
+    let call = Call {
+        consumer,
+        partner,
+        parts: &parts,
+        path,
+        today: crate::policy::today(),
+    };
+    checkpoint(state, "context");
+    let mut context = admission::declared_context(&parts.headers).inspect_err(|_| {
+        // The record still names the person if that header alone was valid.
+        exchange.subject = crate::context::declared_subject(&parts.headers);
+    })?;
+    // Noted before the token is checked (a refused token's record still names case and actor),
+    // and again after: the token may have filled in what the headers left out.
+    exchange.note_context(&context);
+    let token = admission::verify_token(state, connection, &call)?;
+    if let Some(token) = &token {
+        exchange.token_issuer = Some(token.issuer.clone());
+        admission::reconcile_token(&call, token, &mut context)?;
+        exchange.approvals.clone_from(&token.approvals);
+        exchange.note_context(&context);
+    }
+    // The snapshot this exchange is decided under, kept to the end even if a reload happens.
+    let policy = admission::policy_snapshot(state)?;
+    exchange.policy = Some(policy.clone());
+    let (permit, forwarded): (Permit, Bytes) = {
+        // Read before deciding: grant conditions may look at the body. It is parsed (once)
+        // only if the decision or the request's minimisation needs it, and the caller's bytes
+        // end with this block, before the partner is called.
+        let raw = admission::read_body(body, &parts.headers, &state.limits).await?;
+        let body = RequestBody::new(&raw, &state.minimise_limits);
+        checkpoint(state, "decide");
+        let decision = admission::decide(&policy, &call, &context, &body, token.as_ref());
+        exchange.note_decision(&decision);
+        let permit = decision.map_err(|denial| denial.problem)?;
+        let forwarded = admission::admit(state, &permit, token.as_ref(), &body)?;
+        (permit, forwarded)
+    };
+    checkpoint(state, "forward");
+    let request = forward::request(state, &call, &permit, forwarded, exchange)?;
+    let answer = forward::send(state, &call, request).await;
+    exchange.note_upstream(&answer);
+    let answer = answer.map_err(|e| e.problem)?;
+    checkpoint(state, "release");
+    let released = release::release(state, &policy, &call, &permit, answer)?;
+    exchange.fields_released = released.fields_released;
+    exchange.fields_withheld = released.fields_withheld;
+    Ok(released.response)
+}
+
+/// The answer when an exchange task died outside the pipeline's own guard (a defect in the
+/// connection task): a problem, never a partial response.
+pub fn internal_error(state: &GatewayState) -> Response<Full<Bytes>> {
+    tracing::error!("an exchange task failed unexpectedly");
+    Problem::new(
+        ProblemCode::Internal,
+        "the gateway failed while handling this request",
+    )
+    .into_response(&state.problem_base, "")
+}
+
+/// Unit tests make the phase named here panic (see [`GatewayState`]); elsewhere a no-op.
+#[cfg(test)]
+fn checkpoint(state: &GatewayState, phase: &'static str) {
+    if state.panic_in == Some(phase) {
+        panic!("injected failure at the start of phase {phase}");
+    }
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn checkpoint(_: &GatewayState, _: &'static str) {}

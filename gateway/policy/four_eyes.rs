@@ -1,0 +1,175 @@
+//! Four eyes (*vier-ogenprincipe*): an exchange whose grant says `four_eyes` needs a colleague's
+//! approval, carried in the caller's signed token, and each approval serves one exchange.
+//!
+//! Everything about it is here, in the order the pipeline applies it:
+//! 1. [`approved`] — the decision's rule: an approval by someone other than the actor (ids
+//!    compared without regard to letter case), with the grant's role if it names one;
+//! 2. [`check_scope`] — an approval counts only for what it names: the approving token must
+//!    itself carry the purpose and, where the grant depends on them, the case, the person and
+//!    the partners involved;
+//! 3. [`ApprovalLedger`] — spent approvals: a replay is refused as a replay before anything
+//!    else is said about the request, and an approval is spent only once the body that goes
+//!    with it has passed, so a refused body leaves the colleague's approval usable.
+//!
+//! The ledger lives in one gateway instance's memory (replicas each keep their own).
+
+use super::decide::Permit;
+use super::{FourEyes, SubjectSource};
+use crate::problem::{Problem, ProblemCode};
+use crate::token::{Approval, CallerToken};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The decision's rule: whether `approvals` hold an approval by a colleague of `actor` (with
+/// the role `rule` asks for). Without a known actor, "someone other than the actor" cannot be
+/// established, so nothing is approved.
+pub fn approved(rule: &FourEyes, actor: Option<&str>, approvals: &[Approval]) -> bool {
+    let Some(actor) = actor else {
+        return false;
+    };
+    approvals.iter().any(|a| {
+        // Ids differing only in case are the same person in most directories.
+        !actor.eq_ignore_ascii_case(&a.by)
+            && rule
+                .role
+                .as_ref()
+                .is_none_or(|r| a.role.as_ref() == Some(r))
+    })
+}
+
+/// An approval counts only for what it names. Under a four-eyes grant the approving token must
+/// itself carry the purpose and, where the grant depends on them, the case, the person and the
+/// partners involved: headers the caller writes cannot stretch a colleague's approval to
+/// another person or case.
+pub fn check_scope(permit: &Permit, token: Option<&CallerToken>) -> Result<(), Problem> {
+    let grant = permit.grant();
+    if grant.four_eyes.is_none() {
+        return Ok(());
+    }
+    let bound = token.is_some_and(|t| {
+        t.purpose.is_some()
+            && (!grant.requires.case_id || t.case_id.is_some())
+            && (permit.operation().subject == SubjectSource::None || t.data_subject.is_some())
+            && (!grant.requires.involved_partner || t.case_partners.is_some())
+    });
+    if bound {
+        return Ok(());
+    }
+    Err(Problem::new(
+        ProblemCode::FourEyesRequired,
+        "the approval must name what it approves: the signed token must carry purpose, case_id, data_subject and case_partners as this grant needs them",
+    ))
+}
+
+/// Approvals already used, by issuer and `jti`, until their token expires.
+pub struct ApprovalLedger {
+    /// Clock skew allowed on `exp`: an approval is remembered that much longer.
+    leeway: Duration,
+    spent: Mutex<HashMap<(String, String), u64>>,
+}
+
+impl ApprovalLedger {
+    pub fn new(leeway: Duration) -> Self {
+        Self {
+            leeway,
+            spent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits the exchange's approval, if its grant needs one: the scope is checked, a replay
+    /// is refused as a replay whatever else is wrong with the request, then `body` (the check
+    /// of what goes with the approval) runs, and only if it passes is the approval spent.
+    pub fn admit<T>(
+        &self,
+        permit: &Permit,
+        token: Option<&CallerToken>,
+        body: impl FnOnce() -> Result<T, Problem>,
+    ) -> Result<T, Problem> {
+        check_scope(permit, token)?;
+        let token = token.filter(|_| permit.grant().four_eyes.is_some());
+        if let Some(token) = token {
+            self.check_unspent(token)?;
+        }
+        let admitted = body()?;
+        if let Some(token) = token {
+            self.spend(token)?;
+        }
+        Ok(admitted)
+    }
+
+    /// Refuses an approval that was already spent, without spending it. [`Self::spend`] still
+    /// decides (atomically) which of two concurrent uses gets it.
+    fn check_unspent(&self, token: &CallerToken) -> Result<(), Problem> {
+        let Some((jti, _)) = &token.approval_use else {
+            return Ok(());
+        };
+        let spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        if spent.contains_key(&(token.issuer.clone(), jti.clone())) {
+            return Err(already_used());
+        }
+        Ok(())
+    }
+
+    /// Spends the approval `token` carries: an approval is for one exchange. A second use
+    /// (a replay, or a retry) needs a new approval.
+    fn spend(&self, token: &CallerToken) -> Result<(), Problem> {
+        let Some((jti, exp)) = &token.approval_use else {
+            return Ok(());
+        };
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        // Expired approvals cannot be replayed anyway (exp is checked): forget them.
+        if spent.len() >= 1024 {
+            spent.retain(|_, until| *until + self.leeway.as_secs() >= now);
+        }
+        match spent.entry((token.issuer.clone(), jti.clone())) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(already_used()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(*exp);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn already_used() -> Problem {
+    Problem::new(
+        ProblemCode::FourEyesRequired,
+        "this approval has already been used; each exchange needs its own approval",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approval(by: &str, role: Option<&str>) -> Approval {
+        Approval {
+            by: by.into(),
+            role: role.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_a_colleague_with_the_role_approves() {
+        let rule = FourEyes {
+            role: Some("teamleider".into()),
+        };
+        let colleague = [approval("mw-2", Some("teamleider"))];
+        assert!(approved(&rule, Some("mw-1"), &colleague));
+        assert!(!approved(&rule, None, &colleague), "no actor known");
+        assert!(
+            !approved(&rule, Some("MW-2"), &colleague),
+            "the actor himself"
+        );
+        assert!(!approved(
+            &rule,
+            Some("mw-1"),
+            &[approval("mw-2", Some("medewerker"))]
+        ));
+        assert!(!approved(&rule, Some("mw-1"), &[]));
+        let any_role = FourEyes { role: None };
+        assert!(approved(&any_role, Some("mw-1"), &[approval("mw-2", None)]));
+    }
+}
