@@ -281,3 +281,6 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
 fn date_of(value: &serde_json::Value) -> Option<Date> {
     value.as_str().and_then(super::compile::parse_date)
 }
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;
