@@ -282,5 +282,5 @@ fn date_of(value: &serde_json::Value) -> Option<Date> {
     value.as_str().and_then(super::compile::parse_date)
 }
 #[cfg(test)]
-#[path = "decide_tests.rs"]
+#[path = "decide_tests/mod.rs"]
 mod tests;
