@@ -14,13 +14,21 @@
 //! after the pass has checked every byte of it (it then reads the same as its serialisation),
 //! a small integer likewise; everything else is serialised from its parsed value.
 
-use super::shape::{types, Bound, LeafChecks, LeafShape, NativeChecks, Num, Shape, ANY};
+mod scalar;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+use super::shape::{Num, Shape, ANY};
 use super::transform::{self, Context};
 use super::tree::{self, FieldTree, Log, Node};
 use crate::policy::Transform;
+use scalar::{check_leaf, Scalar};
 use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::collections::HashSet;
+use text::{push_index, skip_plain, text_of, write_str};
 
 /// The pass stopped: the body is not released (the caller asks the reference path why).
 #[derive(Debug, PartialEq, Eq)]
@@ -30,19 +38,6 @@ type Step<T = ()> = Result<T, Stop>;
 
 /// What the reference parser (serde_json) allows at most, whatever the configured limit.
 const SERDE_JSON_MAX_DEPTH: usize = 127;
-
-/// Bytes that end the fast scan of a string: the quote, the backslash, control characters.
-const STRING_SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
 
 /// Minimises `bytes` in one pass; returns the released body and the pointer log.
 pub(super) fn minimise(
@@ -86,27 +81,6 @@ struct Pass<'a, 'c> {
     out: Vec<u8>,
     log: Log,
     context: &'c Context<'c>,
-}
-
-/// A scalar as read: strings and numbers point into the body.
-enum Scalar<'a> {
-    /// The text between the quotes, and whether it holds escapes.
-    Str(&'a str, bool),
-    Num(&'a str, Num),
-    Bool(bool),
-    Null,
-}
-
-impl Scalar<'_> {
-    fn to_value(&self) -> Value {
-        match self {
-            Self::Str(raw, escaped) => Value::String(text_of(raw, *escaped).into_owned()),
-            Self::Num(_, Num::Int(i)) => Value::Number((*i).into()),
-            Self::Num(_, Num::Other(n)) => Value::Number(n.clone()),
-            Self::Bool(b) => Value::Bool(*b),
-            Self::Null => Value::Null,
-        }
-    }
 }
 
 impl<'a> Pass<'a, '_> {
@@ -575,175 +549,6 @@ impl<'a> Pass<'a, '_> {
     }
 }
 
-/// The first byte at or after `from` that ends a plain run of string text: a quote, a
-/// backslash or a control character. Eight bytes at a time: strings are most of a body.
-fn skip_plain(bytes: &[u8], mut from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // A lane of `x` is zero iff `(x - ONES) & !x & HIGHS` marks it (exact for the lowest
-    // marked lane, which is all that is needed to stop in time).
-    let zero_lane = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    while let Some(chunk) = bytes.get(from..from + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let quote = zero_lane(x ^ (ONES * u64::from(b'"')));
-        let backslash = zero_lane(x ^ (ONES * u64::from(b'\\')));
-        // Lanes below 0x20: subtracting 0x20 borrows into the high bit of plain ASCII lanes;
-        // lanes with the high bit set (UTF-8 continuation/lead bytes) are never below 0x20.
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-        let hit = quote | backslash | control;
-        if hit != 0 {
-            return from + (hit.trailing_zeros() / 8) as usize;
-        }
-        from += 8;
-    }
-    while bytes
-        .get(from)
-        .is_some_and(|&b| !STRING_SPECIAL[usize::from(b)])
-    {
-        from += 1;
-    }
-    from
-}
-
-/// The text of a checked string (escapes resolved).
-fn text_of(raw: &str, escaped: bool) -> Cow<'_, str> {
-    if !escaped {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('t') => out.push('\t'),
-            Some('u') => {
-                let high = hex_unit(&mut chars);
-                let code = if (0xD800..=0xDBFF).contains(&high) {
-                    chars.next(); // '\\'
-                    chars.next(); // 'u'
-                    let low = hex_unit(&mut chars);
-                    0x10000 + ((high - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF)
-                } else {
-                    high
-                };
-                // The pass checked the escape; a replacement character cannot occur.
-                out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
-            }
-            Some(c) => out.push(c), // '"', '\\', '/'
-            None => {}
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Four hex digits of a checked `\\u` escape.
-fn hex_unit(chars: &mut std::str::Chars<'_>) -> u32 {
-    chars
-        .take(4)
-        .fold(0, |acc, c| acc * 16 + c.to_digit(16).unwrap_or(0))
-}
-
-/// Appends `/index` to a pointer without the formatting machinery (one per list element).
-fn push_index(pointer: &mut String, index: u64) {
-    let mut digits = [0u8; 20];
-    let mut n = index;
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    pointer.push('/');
-    for &d in &digits[at..] {
-        pointer.push(char::from(d));
-    }
-}
-
-/// Writes a checked string: without escapes its bytes are already its serialisation.
-fn write_str(out: &mut Vec<u8>, raw: &str, escaped: bool, text: &str) {
-    if escaped {
-        tree::write_json(out, text);
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(raw.as_bytes());
-        out.push(b'"');
-    }
-}
-
-fn check_leaf(shape: &Shape, scalar: &Scalar<'_>) -> Step {
-    let leaf = match shape {
-        Shape::Any => return Ok(()),
-        Shape::Leaf(leaf) => leaf,
-        Shape::Object(_) | Shape::Array(_) => return Err(Stop),
-    };
-    if !type_fits(leaf, scalar) {
-        return Err(Stop);
-    }
-    let ok = match &leaf.checks {
-        LeafChecks::None => true,
-        LeafChecks::Native(checks) => native_ok(checks, scalar),
-        LeafChecks::Validator(v) => v.is_valid(&scalar.to_value()),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Stop)
-    }
-}
-
-fn type_fits(leaf: &LeafShape, scalar: &Scalar<'_>) -> bool {
-    let t = leaf.types;
-    match scalar {
-        Scalar::Null => t & types::NULL != 0,
-        Scalar::Bool(_) => t & types::BOOLEAN != 0,
-        Scalar::Str(..) => t & types::STRING != 0,
-        Scalar::Num(_, n) => t & types::NUMBER != 0 || (t & types::INTEGER != 0 && n.is_integer()),
-    }
-}
-
-fn native_ok(c: &NativeChecks, scalar: &Scalar<'_>) -> bool {
-    use std::cmp::Ordering::{Equal, Greater, Less};
-    match scalar {
-        Scalar::Num(_, n) => {
-            let within = |bound: Option<Bound>, allowed: [std::cmp::Ordering; 2]| match bound {
-                None => true,
-                Some(b) => b.cmp(n).is_some_and(|o| allowed.contains(&o)),
-            };
-            c.one_of_strings.is_none()
-                && within(c.minimum, [Greater, Equal])
-                && within(c.maximum, [Less, Equal])
-                && within(c.exclusive_minimum, [Greater, Greater])
-                && within(c.exclusive_maximum, [Less, Less])
-        }
-        Scalar::Str(raw, escaped) => {
-            let text = text_of(raw, *escaped);
-            let needs_length = c.min_length.is_some() || c.max_length.is_some();
-            let length = if needs_length {
-                text.chars().count() as u64
-            } else {
-                0
-            };
-            c.min_length.is_none_or(|m| length >= m)
-                && c.max_length.is_none_or(|m| length <= m)
-                && c.one_of_strings
-                    .as_ref()
-                    .is_none_or(|list| list.iter().any(|s| *s == *text))
-                && (!c.date || super::shape::is_valid_date(&text))
-        }
-        Scalar::Bool(_) | Scalar::Null => c.one_of_strings.is_none(),
-    }
-}
-
 /// Keys of an object outside its schema's properties, to refuse duplicates among them.
 /// Small sets are a list; past a few dozen keys a hash set keeps a hostile answer with
 /// many keys linear.
@@ -767,85 +572,5 @@ impl<'k> KeySet<'k> {
             self.set = Some(self.list.drain(..).collect());
         }
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_plain_text_scan_stops_at_every_special_byte_in_every_lane() {
-        for len in 0..24 {
-            for filler in [b'a', b' ', 0x21, 0x7f, 0x80, 0xff] {
-                let plain = vec![filler; len];
-                assert_eq!(skip_plain(&plain, 0), len);
-                for at in 0..len {
-                    for special in [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'] {
-                        let mut bytes = plain.clone();
-                        bytes[at] = special;
-                        // A second special byte later must not hide the first.
-                        if at + 1 < len {
-                            bytes[at + 1] = 0x00;
-                        }
-                        assert_eq!(
-                            skip_plain(&bytes, 0),
-                            at,
-                            "{filler:#x} {special:#x} at {at}"
-                        );
-                        assert_eq!(skip_plain(&bytes, at), at);
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn numbers_are_serde_json_numbers() {
-        for raw in [
-            "0",
-            "-1",
-            "123456789012345678",
-            "1234567890123456789",
-            "1245.5",
-            "-0.1",
-            "0.3",
-            "987.25",
-            "123456789.012345",
-            "-0.0",
-            "9.007199254740993",
-            "1e2",
-            "1.5E-3",
-            "-0",
-            "12345678901234567890",
-            "0.000000000000001",
-        ] {
-            let expected: Number = serde_json::from_str(raw).unwrap();
-            let tree = FieldTree::default();
-            let mut pass = Pass {
-                text: raw,
-                bytes: raw.as_bytes(),
-                pos: 0,
-                max_depth: 8,
-                out: Vec::new(),
-                log: Log::default(),
-                context: &Context::none(),
-            };
-            let _ = tree;
-            let Ok(Scalar::Num(_, n)) = pass.number() else {
-                panic!("{raw} is a number");
-            };
-            assert_eq!(pass.pos, raw.len());
-            let got = Scalar::Num(raw, n).to_value();
-            assert_eq!(got, Value::Number(expected), "{raw}");
-        }
-    }
-
-    #[test]
-    fn list_indices_are_decimal() {
-        let mut p = String::from("/a");
-        push_index(&mut p, 0);
-        push_index(&mut p, 1_234_567);
-        assert_eq!(p, "/a/0/1234567");
     }
 }

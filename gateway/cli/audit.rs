@@ -1,0 +1,83 @@
+//! `doelpoort audit`: verify the hash chain of an audit log, and answer a citizen's request
+//! (GDPR art. 15) from it.
+
+use super::AuditCommand;
+use anyhow::Result;
+use std::process::ExitCode;
+
+pub(super) fn audit(command: AuditCommand) -> ExitCode {
+    use crate::audit::{query, verify};
+    match command {
+        AuditCommand::Verify { dir } => match verify::verify(&dir) {
+            Ok(report) => {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                match &report.last {
+                    Some(last) => println!(
+                        "audit log OK: {} records in {} segment(s), seq {}–{}, last hash {}",
+                        report.records,
+                        report.segments,
+                        report.first_seq.unwrap_or(1),
+                        last.seq,
+                        last.hash
+                    ),
+                    None => println!("audit log OK: no records yet"),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(broken) => {
+                eprintln!("audit log BROKEN: {broken}");
+                ExitCode::from(1)
+            }
+        },
+        AuditCommand::Query {
+            dir,
+            subject,
+            case_id,
+            consumer,
+            from,
+            to,
+            format,
+            key_file,
+        } => {
+            let run = || -> Result<query::Answer> {
+                anyhow::ensure!(
+                    subject.is_some() || case_id.is_some() || consumer.is_some(),
+                    "say whom to look for: --subject BSN, --case ID or --consumer ID"
+                );
+                let mut filter = query::Filter {
+                    case_id,
+                    consumer,
+                    from: from
+                        .as_deref()
+                        .map(|f| query::bound(f, false))
+                        .transpose()?,
+                    to: to.as_deref().map(|t| query::bound(t, true)).transpose()?,
+                    ..Default::default()
+                };
+                if let Some(bsn) = &subject {
+                    // The BSN itself is never echoed, not even in an error.
+                    let bsn = crate::context::Bsn::parse(bsn)
+                        .map_err(|why| anyhow::anyhow!("--subject: {why}"))?;
+                    let key = crate::audit::subject::key_for_query(&dir, key_file.as_deref())?;
+                    filter.subject_id = query::Filter::subject(&key, &bsn).subject_id;
+                }
+                query::query(&dir, &filter)
+            };
+            match run() {
+                Ok(answer) => {
+                    for w in &answer.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    print!("{}", query::render(&answer.rows, format));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("doelpoort audit query: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `doelpoort check`: validate a configuration and everything it refers to, as the gateway
+//! would at start, and warn on certificates that expire soon.
+
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use crate::server;
+use crate::tls;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Consumers and partners are configured by the operator (identity, connection) and named by
+/// the privacy officer (register, operations); the ids must agree.
+fn check_parties(
+    config: &Config,
+    policies: &crate::policy::PolicySet,
+    source: &Path,
+    out: &mut Vec<Diagnostic>,
+) {
+    for consumer in &config.consumers {
+        if !policies.consumers.contains_key(&consumer.id) {
+            out.push(Diagnostic::file_warning(source, format!(
+                    "consumer '{}' is configured but not in the policies' consumer register: it can call nothing",
+                    consumer.id
+                ),
+            ));
+        }
+    }
+    for partner in policies.partners.keys() {
+        if config.partner(partner).is_none() {
+            out.push(Diagnostic::file_warning(source, format!("the policies describe partner '{partner}', but no connection to it is configured: its operations answer unknown-route"),
+            ));
+        }
+    }
+    for partner in &config.partners {
+        if !policies.partners.contains_key(&partner.id) {
+            out.push(Diagnostic::file_warning(source, format!(
+                    "partner '{}' is configured but the policies describe no operations for it: nothing is forwarded to it",
+                    partner.id
+                ),
+            ));
+        }
+    }
+}
+
+/// Days before expiry at which `check` starts to warn.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+pub(super) fn check(path: &Path) -> ExitCode {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    match Config::load(path) {
+        Err(errors) => diagnostics.extend(errors.0),
+        Ok(config) => check_material(&config, path, &mut diagnostics),
+    }
+    for d in &diagnostics {
+        println!("{d}");
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    if errors > 0 {
+        println!(
+            "{}: {errors} error(s), {warnings} warning(s)",
+            path.display()
+        );
+        ExitCode::from(1)
+    } else {
+        println!("{}: ok ({warnings} warning(s))", path.display());
+        ExitCode::SUCCESS
+    }
+}
+
+/// Loads every certificate, key, policy and schema the configuration names, as the gateway
+/// would at start, and checks that configuration and policies name the same parties.
+fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
+    let (policies, diagnostics) =
+        crate::policy::compile::load(&config.policies, &config.schemas, crate::policy::today());
+    out.extend(diagnostics);
+    if let Some(policies) = policies {
+        check_parties(config, &policies, source, out);
+    }
+    if let Err(e) = tls::server_config(config) {
+        out.push(Diagnostic::file_error(
+            source,
+            format!("listener TLS: {e:#}"),
+        ));
+    }
+    if let Err(e) = tls::admin_server_config(config) {
+        out.push(Diagnostic::file_error(
+            source,
+            format!("admin listener TLS: {e:#}"),
+        ));
+    }
+    for partner in &config.partners {
+        if let Err(e) = tls::partner_client_config(partner) {
+            out.push(Diagnostic::file_error(
+                source,
+                format!("partner '{}' TLS: {e:#}", partner.id),
+            ));
+        }
+    }
+    let now = server::unix_now();
+    let mut files: Vec<&Path> = config
+        .certificate_files()
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    files.sort();
+    files.dedup();
+    for file in files {
+        let Ok(validity) = tls::certificate_validity(file) else {
+            continue; // already reported above
+        };
+        for v in validity {
+            let days_left = (v.not_after - now) / 86_400;
+            if v.not_after <= now {
+                out.push(Diagnostic::file_error(
+                    file,
+                    format!("certificate '{}' has expired", v.subject),
+                ));
+            } else if v.not_before > now {
+                out.push(Diagnostic::file_error(
+                    file,
+                    format!("certificate '{}' is not valid yet", v.subject),
+                ));
+            } else if days_left < EXPIRY_WARNING_DAYS {
+                out.push(Diagnostic::file_warning(
+                    file,
+                    format!("certificate '{}' expires in {days_left} day(s)", v.subject),
+                ));
+            }
+        }
+    }
+}
