@@ -156,7 +156,14 @@ impl RequestContext {
     /// Reads and checks the context headers. A missing purpose is reported later, by the
     /// decision, so that it is decided (and recorded) like every other refusal.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
-        let purpose = plain_id_header(headers, PURPOSE, "is not a purpose id")?;
+        let purpose = match header(headers, PURPOSE)? {
+            None => None,
+            Some(value) => Some(
+                crate::id::Id::parse(value)
+                    .map_err(|e| invalid(format!("{PURPOSE} is not a purpose id: {e}")))?
+                    .into_string(),
+            ),
+        };
         let case_id = plain_id_header(
             headers,
             CASE_ID,
@@ -185,7 +192,7 @@ impl RequestContext {
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(|p| {
-                    if is_plain_id(p) {
+                    if crate::id::Id::is_valid(p) {
                         Ok(p.to_string())
                     } else {
                         Err(invalid(format!(

@@ -1,4 +1,4 @@
-//! Located messages about input files (configuration now, policies later).
+//! Located messages about input files (the configuration and the policy files).
 //!
 //! Privacy officers and operators fix files by hand, so every error names the file, the line,
 //! the column and what was expected, in the `file:line:col: message` form editors and CI logs

@@ -5,7 +5,7 @@
 //! SHA-256 fingerprint (explicit pinning wins), then by the OIN in the subject serialNumber
 //! (how PKIoverheid certificates carry it). A certificate that chains to a trusted CA but maps
 //! to no consumer is *not* refused at the TLS level: the exchange is answered with
-//! `unknown-consumer` so the refusal is visible, counted and (later) audited.
+//! `unknown-consumer` so the refusal is visible, counted and audited.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -92,7 +92,7 @@ pub struct Consumer {
     /// This consumer's key for the `pseudonym` transform (derived from the gateway secret).
     pub pseudonym_key: [u8; 32],
     /// Whether its requests carry a signed caller token, and whose.
-    pub token: crate::config::TokenMode,
+    pub token: TokenMode,
     pub token_issuers: Vec<String>,
 }
 
@@ -102,6 +102,18 @@ pub struct Consumer {
 pub struct Connection {
     pub consumer: Option<std::sync::Arc<Consumer>>,
     pub fingerprint: Option<Fingerprint>,
+}
+
+/// Per consumer: may, must or does not present `Authorization: Bearer <JWT>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenMode {
+    /// A token is ignored (it is never forwarded either).
+    #[default]
+    Off,
+    /// A token, when present, is verified like a required one.
+    Optional,
+    /// Every request needs a valid token.
+    Required,
 }
 
 /// Lookup table from certificate facts to consumers; immutable once built.

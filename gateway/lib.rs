@@ -38,6 +38,7 @@
 //! | [`context`] | the `Doelbinding-*` headers; `Bsn` with the elfproef |
 //! | [`route`] | `/<partner>/<path>`, canonical-path checks |
 //! | [`config`] | the operator's YAML configuration, validated with file:line:col errors |
+//! | [`id`] | [`id::Id`]: the one shape of consumer, partner, purpose, operation and grant ids |
 //! | [`headers`] | the header vocabulary and the allow-lists in both directions |
 //! | [`problem`] | the one mapping from refusals to `application/problem+json`; a problem's source |
 //! | [`trace`] | `traceparent` and the FSC transaction id |
@@ -72,6 +73,7 @@ pub mod demo;
 pub mod diagnostic;
 pub mod exchange;
 pub mod headers;
+pub mod id;
 pub mod identity;
 pub mod metrics;
 pub mod minimise;

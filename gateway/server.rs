@@ -13,8 +13,6 @@
 //! to `shutdown_grace` for them before dropping what is left.
 
 use crate::admin;
-/// Moved to [`crate::clock`]; kept here for callers not yet updated.
-pub use crate::clock::unix_now;
 use crate::config::{Config, Limits};
 use crate::metrics::Metrics;
 use crate::pipeline;

@@ -339,8 +339,8 @@ async fn wrong_partner_certificates_are_refused() {
     let mut expired = doelpoort::pki::LeafSpec::new("uwv", doelpoort::pki::Usage::Server, 30);
     expired.dns_names = vec!["localhost".into()];
     expired.ip_addresses = vec![std::net::Ipv4Addr::LOCALHOST.into()];
-    expired.not_before = doelpoort::server::unix_now() - 10 * 86_400;
-    expired.not_after = doelpoort::server::unix_now() - 86_400;
+    expired.not_before = doelpoort::clock::unix_now() - 10 * 86_400;
+    expired.not_after = doelpoort::clock::unix_now() - 86_400;
     ca.issue(&expired)
         .unwrap()
         .write(pki.dir.path(), "partner-expired")

@@ -2,7 +2,7 @@
 //!
 //! Every exchange that reaches the pipeline — allowed, denied or failed — leaves exactly one
 //! record, and its response is released only after that record is on disk. The record is a
-//! projection of the [`Concluded`] exchange: who asked (consumer, actor), about
+//! projection of the [`Concluded`](crate::exchange::Concluded) exchange: who asked (consumer, actor), about
 //! whom (the data subject as a keyed HMAC), for what (purpose, legal basis, processing
 //! activity, case), under which policy version and grant, what was decided and which fields
 //! were released or withheld. It never holds a payload value.
@@ -27,70 +27,15 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
-use crate::exchange::Concluded;
+pub use crate::config::AuditSettings;
 use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
 use subject::{Manifest, SubjectKey};
-pub use writer::WriterSettings;
-
-/// The `audit` section of the configuration, validated.
-#[derive(Debug, Clone)]
-pub struct AuditSettings {
-    /// `false` only with `mode: off` (benchmarks and development; the gateway warns).
-    pub enabled: bool,
-    pub dir: PathBuf,
-    /// File with the HMAC key for data subjects (created on first start).
-    pub subject_key: PathBuf,
-    pub segment_max_bytes: u64,
-    pub segment_max_age: Duration,
-    /// Segments whose newest record is older than this are deleted (`None`: keep all).
-    pub retention: Option<Duration>,
-    /// Records that may wait for the writer; beyond it exchanges are refused.
-    pub queue_capacity: usize,
-    /// Under concurrent load, how long a group commit waits for more records before its
-    /// fsync (PostgreSQL's `commit_delay`); zero, the default, never waits.
-    pub commit_delay: Duration,
-}
-
-impl AuditSettings {
-    pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
-    pub const DEFAULT_SEGMENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-    pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
-
-    /// A durable log in `dir` with the default rotation and queue, no retention.
-    pub fn durable(dir: PathBuf, subject_key: PathBuf) -> Self {
-        Self {
-            enabled: true,
-            dir,
-            subject_key,
-            segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
-            segment_max_age: Self::DEFAULT_SEGMENT_MAX_AGE,
-            retention: None,
-            queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
-            commit_delay: Duration::ZERO,
-        }
-    }
-}
-
-/// The input of one record: a concluded exchange, shared with the metrics and access log
-/// (which project from the same value after the record is written).
-pub type AuditEvent = Arc<Concluded>;
-
-/// Why a record could not be written; the exchange is refused with `audit-unavailable`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuditError {
-    #[error("the audit queue is full")]
-    QueueFull,
-    #[error("the audit writer could not write or sync the record")]
-    WriteFailed,
-    #[error("the audit writer has stopped")]
-    WriterGone,
-}
+pub use writer::{AuditError, AuditEvent, WriterSettings};
 
 /// Readiness of the audit log, shared with the admin listener.
 #[derive(Clone)]

@@ -4,11 +4,11 @@
 use super::segment::{self, list_segments};
 use super::verify::verify;
 use super::*;
-use crate::exchange::Decision;
+use crate::exchange::{Concluded, Decision};
 use crate::problem::ProblemCode;
 use crate::trace::TraceContext;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 fn settings(root: &Path) -> AuditSettings {
     AuditSettings {

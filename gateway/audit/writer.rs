@@ -17,7 +17,7 @@ pub use recovery::{prune_before, recover};
 use super::record::{self, Attributes, ConsumerRef, Record};
 use super::segment::{self, ChainPoint};
 use super::subject::{SubjectKey, BSN_TYPE};
-use super::{AuditError, AuditEvent};
+use crate::exchange::Concluded;
 use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
 use std::borrow::Cow;
@@ -30,6 +30,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
+
+/// The input of one record: a concluded exchange, shared with the metrics and access log
+/// (which project from the same value after the record is written).
+pub type AuditEvent = Arc<Concluded>;
+
+/// Why a record could not be written; the exchange is refused with `audit-unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit queue is full")]
+    QueueFull,
+    #[error("the audit writer could not write or sync the record")]
+    WriteFailed,
+    #[error("the audit writer has stopped")]
+    WriterGone,
+}
 
 /// How the writer runs (from the `audit` section of the configuration).
 #[derive(Debug, Clone)]

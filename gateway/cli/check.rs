@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
-use crate::server;
 use crate::tls;
 use std::path::Path;
 use std::process::ExitCode;
@@ -97,7 +96,7 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
-    let now = server::unix_now();
+    let now = crate::clock::unix_now();
     let mut files: Vec<&Path> = config
         .certificate_files()
         .into_iter()

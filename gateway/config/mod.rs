@@ -52,7 +52,7 @@ pub struct Config {
     /// JSON Schemas of partner operations.
     pub schemas: PathBuf,
     /// The lawful-basis audit log (required; `mode: off` only for development and benchmarks).
-    pub audit: crate::audit::AuditSettings,
+    pub audit: AuditSettings,
     /// Trusted issuers of caller tokens (none: no consumer can use tokens).
     pub tokens: Option<TokenConfig>,
     /// Signing keys for outbound assertions (none: an ephemeral key is made at start).
@@ -61,12 +61,54 @@ pub struct Config {
     /// random secret is made at start and pseudonyms change with every restart.
     pub pseudonym_secret: Option<PathBuf>,
     /// Switches for the benchmark programs only: no configuration file can set them.
+    #[cfg(feature = "benchmark-switches")]
     pub benchmark: BenchmarkSwitches,
 }
 
-/// What a benchmark may switch off to show what a phase costs. Set in code by the programs
-/// in `tests/bench/`; the configuration loader always leaves them off, so a deployed gateway
-/// never runs without them.
+/// The `audit` section of the configuration, validated.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// `false` only with `mode: off` (benchmarks and development; the gateway warns).
+    pub enabled: bool,
+    pub dir: PathBuf,
+    /// File with the HMAC key for data subjects (created on first start).
+    pub subject_key: PathBuf,
+    pub segment_max_bytes: u64,
+    pub segment_max_age: Duration,
+    /// Segments whose newest record is older than this are deleted (`None`: keep all).
+    pub retention: Option<Duration>,
+    /// Records that may wait for the writer; beyond it exchanges are refused.
+    pub queue_capacity: usize,
+    /// Under concurrent load, how long a group commit waits for more records before its
+    /// fsync (PostgreSQL's `commit_delay`); zero, the default, never waits.
+    pub commit_delay: Duration,
+}
+
+impl AuditSettings {
+    pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_SEGMENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+
+    /// A durable log in `dir` with the default rotation and queue, no retention.
+    pub fn durable(dir: PathBuf, subject_key: PathBuf) -> Self {
+        Self {
+            enabled: true,
+            dir,
+            subject_key,
+            segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
+            segment_max_age: Self::DEFAULT_SEGMENT_MAX_AGE,
+            retention: None,
+            queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+            commit_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// What a benchmark may switch off to show what a phase costs. Only a build with the
+/// `benchmark-switches` feature has them (`cargo bench --bench proxy --features
+/// benchmark-switches`); they are set in code by the programs in `tests/bench/`, and no
+/// configuration file can set them, so a production build cannot run without minimisation.
+#[cfg(feature = "benchmark-switches")]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BenchmarkSwitches {
     /// Relay granted partner answers unchanged (no minimisation) — the pass-through baseline.
@@ -158,17 +200,8 @@ pub struct ConsumerConfig {
     pub token_issuers: Vec<String>,
 }
 
-/// Per consumer: may, must or does not present `Authorization: Bearer <JWT>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TokenMode {
-    /// A token is ignored (it is never forwarded either).
-    #[default]
-    Off,
-    /// A token, when present, is verified like a required one.
-    Optional,
-    /// Every request needs a valid token.
-    Required,
-}
+/// Per consumer: may, must or does not present a token (defined with the consumer).
+pub use crate::identity::TokenMode;
 
 /// The `tokens` section: who may vouch for the employees of a consumer.
 #[derive(Debug, Clone)]

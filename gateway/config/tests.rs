@@ -53,7 +53,8 @@ fn loads_a_valid_config_with_defaults() {
     assert!(cfg.audit.enabled);
     assert_eq!(cfg.audit.dir, dir.path().join("audit"));
     assert_eq!(cfg.audit.retention, None);
-    assert_eq!(cfg.benchmark, BenchmarkSwitches::default());
+    #[cfg(feature = "benchmark-switches")]
+    assert_eq!(cfg.benchmark, super::BenchmarkSwitches::default());
 }
 
 #[test]

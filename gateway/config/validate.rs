@@ -3,8 +3,8 @@
 
 use super::raw::{RawAssertions, RawAudit, RawConfig, RawConsumer, RawListenerTls, RawTokens};
 use super::{
-    AssertionConfig, BenchmarkSwitches, Config, ConsumerConfig, IssuerConfig, Limits, ListenerTls,
-    PartnerConfig, TokenConfig, TokenMode, DEFAULT_PROBLEM_BASE,
+    AssertionConfig, Config, ConsumerConfig, IssuerConfig, Limits, ListenerTls, PartnerConfig,
+    TokenConfig, TokenMode, DEFAULT_PROBLEM_BASE,
 };
 use crate::diagnostic::Diagnostic;
 use crate::identity::{Fingerprint, Oin};
@@ -18,15 +18,6 @@ pub(super) struct Validator<'a> {
     pub(super) file: &'a Path,
     pub(super) base_dir: &'a Path,
     pub(super) diagnostics: Vec<Diagnostic>,
-}
-
-/// Ids appear in URLs (`/<partner>/…`), metric labels and audit records: keep them boring.
-fn is_valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
 }
 
 impl Validator<'_> {
@@ -97,10 +88,10 @@ impl Validator<'_> {
         let mut fingerprints = HashSet::new();
         let mut consumers = Vec::new();
         for c in &raw.consumers {
-            if !is_valid_id(&c.id.value) {
+            if !crate::id::Id::is_valid(&c.id.value) {
                 self.error(
                     &c.id.referenced,
-                    "a consumer id is lowercase letters, digits and '-' (at most 64)",
+                    format!("a consumer id is {}", crate::id::Id::FORM),
                 );
             } else if !consumer_ids.insert(c.id.value.clone()) {
                 self.error(
@@ -164,10 +155,10 @@ impl Validator<'_> {
         let mut partner_ids = HashSet::new();
         let mut partners = Vec::new();
         for p in &raw.partners {
-            if !is_valid_id(&p.id.value) {
+            if !crate::id::Id::is_valid(&p.id.value) {
                 self.error(
                     &p.id.referenced,
-                    "a partner id is lowercase letters, digits and '-' (at most 64)",
+                    format!("a partner id is {}", crate::id::Id::FORM),
                 );
             } else if !partner_ids.insert(p.id.value.clone()) {
                 self.error(
@@ -213,12 +204,13 @@ impl Validator<'_> {
             tokens,
             assertions: raw.assertions.as_ref().map(|a| self.assertions(a)),
             pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
-            benchmark: BenchmarkSwitches::default(),
+            #[cfg(feature = "benchmark-switches")]
+            benchmark: super::BenchmarkSwitches::default(),
         }
     }
 
-    fn audit(&mut self, raw: &Spanned<RawAudit>) -> crate::audit::AuditSettings {
-        use crate::audit::AuditSettings as A;
+    fn audit(&mut self, raw: &Spanned<RawAudit>) -> super::AuditSettings {
+        use super::AuditSettings as A;
         let a = &raw.value;
         let enabled = match &a.mode {
             None => true,

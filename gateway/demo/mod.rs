@@ -223,7 +223,7 @@ fn check_example_certificates(certs: &Path) -> Result<()> {
             certs.display()
         );
     }
-    let now = server::unix_now();
+    let now = crate::clock::unix_now();
     let mut files = vec![
         ca,
         certs.join("gateway.crt"),
@@ -303,6 +303,7 @@ pub fn demo_config(
     Ok(Config {
         source: None,
         instance: "demo".into(),
+        #[cfg(feature = "benchmark-switches")]
         benchmark: Default::default(),
         gateway_oin: Some(Oin::parse(&cat.gateway.oin).map_err(|e| anyhow!(e))?),
         listen: options.listen,
@@ -335,7 +336,7 @@ pub fn demo_config(
         partners,
         policies: options.root.join("policies"),
         schemas: options.root.join("schemas"),
-        audit: crate::audit::AuditSettings::durable(
+        audit: crate::config::AuditSettings::durable(
             options.data_dir.join("audit"),
             options.data_dir.join("audit-subject.key"),
         ),
@@ -614,7 +615,7 @@ mod tests {
             &dir.path().join("ca.key"),
         )
         .unwrap();
-        let now = server::unix_now();
+        let now = crate::clock::unix_now();
         let mut spec = LeafSpec::new("doelpoort", Usage::Server, 1);
         spec.not_before = now - 10 * 86_400;
         spec.not_after = now - 86_400;

@@ -3,8 +3,8 @@
 //! and release the same values with the same pointers.
 
 use super::*;
+use crate::minimise::transform::Transform;
 use crate::policy::fieldpath::{FieldPath, Segment};
-use crate::policy::Transform;
 use proptest::prelude::*;
 use serde_json::json;
 

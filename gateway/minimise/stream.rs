@@ -23,7 +23,7 @@ mod tests;
 use super::shape::{Num, Shape, ANY};
 use super::transform::{self, Context};
 use super::tree::{self, FieldTree, Log, Node};
-use crate::policy::Transform;
+use crate::minimise::transform::Transform;
 use scalar::{check_leaf, Scalar};
 use serde_json::{Number, Value};
 use std::borrow::Cow;

@@ -1,6 +1,6 @@
 use super::*;
+use crate::minimise::transform::Transform;
 use crate::policy::fieldpath::{FieldPath, Segment};
-use crate::policy::Transform;
 use proptest::prelude::*;
 use serde_json::json;
 use std::collections::BTreeSet;

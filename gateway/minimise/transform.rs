@@ -14,11 +14,81 @@
 //! A value a transform cannot read (a `year` of something that is not a date) becomes `null`:
 //! the transform never passes an unexpected value through unchanged.
 
-use crate::policy::Transform;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use time::Date;
+
+/// How a released field is coarsened before it leaves the gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    Keep,
+    Redact,
+    /// Keep the last n characters.
+    Mask(usize),
+    /// A date → its year.
+    Year,
+    /// A birth date → an age band.
+    AgeBand,
+    /// A number → the range it falls in, between the given bounds.
+    Bucket(Vec<f64>),
+    /// A keyed HMAC per consumer: linkable within one consumer, not across.
+    Pseudonym,
+    /// Any value → whether it is present and non-empty.
+    Exists,
+}
+
+impl Transform {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let expected = "expected keep, redact, mask <n>, year, age-band, bucket <bounds…>, pseudonym or exists";
+        Ok(match words.as_slice() {
+            ["keep"] => Self::Keep,
+            ["redact"] => Self::Redact,
+            ["mask", n] => {
+                Self::Mask(n.parse().map_err(|_| {
+                    format!("mask takes a number of characters to keep; {expected}")
+                })?)
+            }
+            ["year"] => Self::Year,
+            ["age-band"] => Self::AgeBand,
+            ["bucket", bounds @ ..] if !bounds.is_empty() => {
+                let bounds: Vec<f64> = bounds
+                    .iter()
+                    .map(|b| b.parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        format!(
+                            "bucket takes ascending numbers, e.g. bucket 500 1000 2000; {expected}"
+                        )
+                    })?;
+                if bounds.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err("bucket bounds must be ascending".into());
+                }
+                Self::Bucket(bounds)
+            }
+            ["pseudonym"] => Self::Pseudonym,
+            ["exists"] => Self::Exists,
+            _ => return Err(format!("'{s}' is not a transform; {expected}")),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Keep => "keep".into(),
+            Self::Redact => "redact".into(),
+            Self::Mask(n) => format!("mask {n}"),
+            Self::Year => "year".into(),
+            Self::AgeBand => "age-band".into(),
+            Self::Bucket(b) => format!(
+                "bucket {}",
+                b.iter().map(f64::to_string).collect::<Vec<_>>().join(" ")
+            ),
+            Self::Pseudonym => "pseudonym".into(),
+            Self::Exists => "exists".into(),
+        }
+    }
+}
 
 /// What transforms need besides the value.
 #[derive(Clone, Copy)]

@@ -4,8 +4,8 @@
 //! tree together; whatever the tree does not name is left out of the output.
 
 use super::transform::{self, Context};
+use crate::minimise::transform::Transform;
 use crate::policy::fieldpath::{FieldPath, Segment};
-use crate::policy::Transform;
 use serde_json::Value;
 use std::fmt::Write as _;
 

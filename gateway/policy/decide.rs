@@ -7,6 +7,7 @@
 //! reach a partner (see [`crate::upstream::UpstreamRequest::new`]). The order of checks is fixed so that the same request always gets the
 //! same code, and so that the cheapest, least revealing checks come first.
 
+pub use super::permit::Permit;
 use super::{Grant, Operation, PolicySet, Purpose, SubjectSource, Test};
 use crate::context::{Bsn, RequestContext};
 use crate::minimise::RequestBody;
@@ -28,39 +29,6 @@ pub struct DecisionRequest<'a> {
     pub body: &'a RequestBody<'a>,
     pub approvals: &'a [Approval],
     pub today: Date,
-}
-
-/// Proof that an exchange was decided and allowed. Only [`decide`] constructs it.
-#[derive(Debug, Clone)]
-pub struct Permit {
-    grant: Arc<Grant>,
-    operation: Arc<Operation>,
-    purpose: Arc<Purpose>,
-}
-
-impl Permit {
-    pub fn grant(&self) -> &Arc<Grant> {
-        &self.grant
-    }
-    pub fn operation(&self) -> &Arc<Operation> {
-        &self.operation
-    }
-    pub fn purpose(&self) -> &Arc<Purpose> {
-        &self.purpose
-    }
-
-    /// The query string with only the parameters the grant allows (in their original order).
-    pub fn allowed_query(&self, query: Option<&str>) -> Option<String> {
-        let query = query?;
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| {
-                let name = pair.split('=').next().unwrap_or_default();
-                self.grant.query.iter().any(|q| q == name)
-            })
-            .collect();
-        (!kept.is_empty()).then(|| kept.join("&"))
-    }
 }
 
 /// A refusal, with whatever the decision had established before it refused (for the audit
@@ -271,11 +239,11 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
         }
     }
 
-    Ok(Permit {
-        grant: grant.clone(),
-        operation: operation.clone(),
-        purpose: purpose.clone(),
-    })
+    Ok(Permit::new(
+        grant.clone(),
+        operation.clone(),
+        purpose.clone(),
+    ))
 }
 
 fn date_of(value: &serde_json::Value) -> Option<Date> {

@@ -13,7 +13,7 @@
 //!
 //! The ledger lives in one gateway instance's memory (replicas each keep their own).
 
-use super::decide::Permit;
+use super::permit::Permit;
 use super::{FourEyes, SubjectSource};
 use crate::problem::{Problem, ProblemCode};
 use crate::token::{Approval, CallerToken};

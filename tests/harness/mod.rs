@@ -72,7 +72,7 @@ impl TestPki {
             "server-only",
             spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Server),
         );
-        let now = server::unix_now();
+        let now = doelpoort::clock::unix_now();
         let mut expired = spec("wijkteam-test", Some(CONSUMER_OIN), Usage::Client);
         expired.not_before = now - 10 * 86_400;
         expired.not_after = now - 86_400;
@@ -913,7 +913,7 @@ pub fn mint(pki: &TestPki, stem: &str, spec: &Mint<'_>) {
     })
     .unwrap();
     b.set_pubkey(&key).unwrap();
-    let now = server::unix_now();
+    let now = doelpoort::clock::unix_now();
     b.set_not_before(&Asn1Time::from_unix(now - 3600).unwrap())
         .unwrap();
     b.set_not_after(&Asn1Time::from_unix(now + 30 * 86_400).unwrap())

@@ -150,13 +150,6 @@ fn suggestion<'k>(wanted: &str, known: impl Iterator<Item = &'k str>) -> String 
         .unwrap_or_default()
 }
 
-fn is_policy_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 pub(super) fn parse_date(s: &str) -> Option<Date> {
     Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
@@ -177,12 +170,8 @@ impl Compiler<'_> {
     }
 
     fn id(&mut self, file: &Path, id: &S, what: &str, seen: &mut HashMap<String, (PathBuf, u64)>) {
-        if !is_policy_id(&id.value) {
-            self.error(
-                file,
-                id,
-                format!("a {what} id is lowercase letters, digits and '-' (at most 64)"),
-            );
+        if !crate::id::Id::is_valid(&id.value) {
+            self.error(file, id, format!("a {what} id is {}", crate::id::Id::FORM));
         } else if let Some((other, line)) = seen.get(&id.value) {
             let message = format!(
                 "{what} '{}' is already defined at {}:{line}",
