@@ -38,7 +38,7 @@ pub struct Exchange {
     pub traceparent: HeaderValue,
     pub started: Instant,
     /// Wall-clock start, for the audit record.
-    pub started_at: SystemTime,
+    pub start_time: SystemTime,
     pub consumer: Option<Arc<Consumer>>,
     pub partner: Option<Arc<Partner>>,
     /// The policy snapshot this exchange is decided under (kept for its whole life).
@@ -73,7 +73,7 @@ impl Exchange {
             traceparent: trace.header_value(),
             trace,
             started: Instant::now(),
-            started_at: SystemTime::now(),
+            start_time: SystemTime::now(),
             consumer: None,
             partner: None,
             policy: None,
@@ -140,63 +140,26 @@ impl Exchange {
             decision: Decision::of(outcome),
             reason: outcome.err().map(|p| p.code),
             end_time: SystemTime::now(),
-            transaction_id: self.transaction_id,
-            trace: self.trace,
-            traceparent: self.traceparent,
-            started: self.started,
-            start_time: self.started_at,
-            consumer: self.consumer,
-            partner: self.partner,
-            policy: self.policy,
-            operation: self.operation,
-            purpose: self.purpose,
-            grant: self.grant,
-            upstream_status: self.upstream_status.map(|s| s.as_u16()),
-            upstream_error: self.upstream_error,
-            upstream_elapsed: self.upstream_elapsed,
-            fields_released: self.fields_released,
-            fields_withheld: self.fields_withheld,
-            subject: self.subject,
-            case_id: self.case_id,
-            actor: self.actor,
-            audited: self.audited,
-            token_issuer: self.token_issuer,
-            approvals: self.approvals,
+            facts: self,
         }
     }
 }
 
-/// An exchange that has ended: everything the pipeline established, and its verdict. The
-/// audit record, the metrics and the access log are each a projection of this one value.
+/// An exchange that has ended: everything the pipeline established (its [`Exchange`], read
+/// through `Deref`), and its verdict. The audit record, the metrics and the access log are each
+/// a projection of this one value.
 pub struct Concluded {
-    pub transaction_id: Uuid,
-    pub trace: TraceContext,
-    pub traceparent: HeaderValue,
-    pub started: Instant,
-    pub start_time: SystemTime,
-    pub end_time: SystemTime,
-    pub consumer: Option<Arc<Consumer>>,
-    pub partner: Option<Arc<Partner>>,
-    pub policy: Option<Arc<PolicySet>>,
-    pub operation: Option<Arc<Operation>>,
-    pub purpose: Option<Arc<Purpose>>,
-    pub grant: Option<Arc<Grant>>,
+    pub facts: Exchange,
     pub decision: Decision,
     pub reason: Option<ProblemCode>,
-    /// The declared data subject (only once the context headers were valid).
-    pub subject: Option<Bsn>,
-    pub case_id: Option<String>,
-    pub actor: Option<String>,
-    pub approvals: Vec<Approval>,
-    pub token_issuer: Option<String>,
-    pub upstream_status: Option<u16>,
-    pub upstream_error: Option<UpstreamErrorKind>,
-    pub upstream_elapsed: Option<Duration>,
-    pub fields_released: PointerList,
-    pub fields_withheld: PointerList,
-    /// Whether the audit log records this exchange (discovery is not an exchange about
-    /// anyone).
-    pub audited: bool,
+    pub end_time: SystemTime,
+}
+
+impl std::ops::Deref for Concluded {
+    type Target = Exchange;
+    fn deref(&self) -> &Exchange {
+        &self.facts
+    }
 }
 
 impl Concluded {

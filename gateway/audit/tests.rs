@@ -6,7 +6,6 @@ use super::verify::verify;
 use super::*;
 use crate::exchange::{Concluded, Decision};
 use crate::problem::ProblemCode;
-use crate::trace::TraceContext;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -18,33 +17,15 @@ fn settings(root: &Path) -> AuditSettings {
 }
 
 fn event(decision: Decision, at: SystemTime) -> AuditEvent {
-    let trace = TraceContext::continue_or_start(None);
+    let mut facts = crate::exchange::Exchange::begin(&http::HeaderMap::new());
+    facts.start_time = at;
+    facts.subject = Some(crate::context::Bsn::parse("999990019").unwrap());
+    facts.case_id = Some("casus-1".into());
     Arc::new(Concluded {
-        transaction_id: crate::trace::new_transaction_id(),
-        trace,
-        traceparent: trace.header_value(),
-        started: std::time::Instant::now(),
-        start_time: at,
-        end_time: at,
-        consumer: None,
-        partner: None,
-        policy: None,
-        operation: None,
-        purpose: None,
-        grant: None,
+        facts,
         decision,
         reason: (decision != Decision::Allow).then_some(ProblemCode::NotGranted),
-        subject: Some(crate::context::Bsn::parse("999990019").unwrap()),
-        case_id: Some("casus-1".into()),
-        actor: None,
-        approvals: vec![],
-        token_issuer: None,
-        upstream_status: None,
-        upstream_error: None,
-        upstream_elapsed: None,
-        fields_released: Default::default(),
-        fields_withheld: Default::default(),
-        audited: true,
+        end_time: at,
     })
 }
 

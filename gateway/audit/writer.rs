@@ -413,7 +413,7 @@ impl Writer {
                 reason: event.reason.map(|r| r.as_str()),
                 token_issuer: event.token_issuer.as_deref(),
                 transaction_id: &transaction_id,
-                upstream_status: event.upstream_status,
+                upstream_status: event.upstream_status.map(|s| s.as_u16()),
                 data_subject_id: subject_id.as_deref(),
                 data_subject_id_type: subject_id.as_ref().map(|_| BSN_TYPE),
                 processor: event

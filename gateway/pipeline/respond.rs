@@ -109,7 +109,7 @@ fn log_access(
         decision = decision.as_str(),
         reason = reason.unwrap_or(""),
         status,
-        upstream_status = concluded.upstream_status.unwrap_or(0),
+        upstream_status = concluded.upstream_status.map_or(0, |s| s.as_u16()),
         duration_us = elapsed.as_micros() as u64,
     );
 }
