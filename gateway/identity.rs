@@ -7,6 +7,7 @@
 //! to no consumer is *not* refused at the TLS level: the exchange is answered with
 //! `unknown-consumer` so the refusal is visible, counted and audited.
 
+use crate::id::Id;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -82,10 +83,10 @@ pub struct PeerIdentity {
 }
 
 /// A configured calling organisation (a municipal backend system).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Consumer {
     /// Stable id used in policies, metrics and audit records, e.g. `wijkteam-rotterdam`.
-    pub id: String,
+    pub id: Id,
     /// Display name, e.g. "Gemeente Rotterdam — wijkteams".
     pub name: String,
     pub oin: Option<Oin>,
@@ -114,6 +115,21 @@ pub enum TokenMode {
     Optional,
     /// Every request needs a valid token.
     Required,
+}
+
+#[cfg(test)]
+impl Consumer {
+    /// A consumer as unit tests need one: no token, an all-zero pseudonym key.
+    pub(crate) fn example(id: &str, name: &str, oin: Option<Oin>) -> Self {
+        Self {
+            id: Id::parse(id).expect("a valid id"),
+            name: name.into(),
+            oin,
+            pseudonym_key: [0; 32],
+            token: TokenMode::Off,
+            token_issuers: Vec::new(),
+        }
+    }
 }
 
 /// Lookup table from certificate facts to consumers; immutable once built.
@@ -193,21 +209,15 @@ mod tests {
     fn identifies_by_fingerprint_before_oin() {
         let mut dir = ConsumerDirectory::default();
         dir.insert(
-            Consumer {
-                id: "by-oin".into(),
-                name: "A".into(),
-                oin: Some(Oin::parse("00000001999990001000").unwrap()),
-                ..Default::default()
-            },
+            Consumer::example(
+                "by-oin",
+                "A",
+                Some(Oin::parse("00000001999990001000").unwrap()),
+            ),
             &[],
         );
         dir.insert(
-            Consumer {
-                id: "pinned".into(),
-                name: "B".into(),
-                oin: None,
-                ..Default::default()
-            },
+            Consumer::example("pinned", "B", None),
             &[Fingerprint([7; 32])],
         );
         assert_eq!(

@@ -10,6 +10,7 @@
 
 use crate::config::PartnerConfig;
 use crate::headers;
+use crate::id::Id;
 use crate::identity::Oin;
 use crate::policy::decide::Permit;
 use crate::problem::{Problem, ProblemCode};
@@ -30,7 +31,7 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A chain partner as the data path sees it.
 pub struct Partner {
-    pub id: String,
+    pub id: Id,
     pub name: String,
     pub oin: Option<Oin>,
     /// `https://host:port` of the partner.
@@ -305,7 +306,7 @@ impl Partner {
 /// All partners by id; immutable once built.
 #[derive(Debug, Default)]
 pub struct PartnerDirectory {
-    partners: HashMap<String, Arc<Partner>>,
+    partners: HashMap<Id, Arc<Partner>>,
 }
 
 impl PartnerDirectory {
@@ -324,6 +325,6 @@ impl PartnerDirectory {
     }
 
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.partners.keys().map(String::as_str)
+        self.partners.keys().map(Id::as_str)
     }
 }

@@ -16,7 +16,7 @@ fn check_parties(
     out: &mut Vec<Diagnostic>,
 ) {
     for consumer in &config.consumers {
-        if !policies.consumers.contains_key(&consumer.id) {
+        if !policies.consumers.contains_key(consumer.id.as_str()) {
             out.push(Diagnostic::file_warning(source, format!(
                     "consumer '{}' is configured but not in the policies' consumer register: it can call nothing",
                     consumer.id
@@ -31,7 +31,7 @@ fn check_parties(
         }
     }
     for partner in &config.partners {
-        if !policies.partners.contains_key(&partner.id) {
+        if !policies.partners.contains_key(partner.id.as_str()) {
             out.push(Diagnostic::file_warning(source, format!(
                     "partner '{}' is configured but the policies describe no operations for it: nothing is forwarded to it",
                     partner.id

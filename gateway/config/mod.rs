@@ -18,6 +18,7 @@ mod validate;
 mod tests;
 
 use crate::diagnostic::{from_yaml_error, Diagnostic, Diagnostics};
+use crate::id::Id;
 use crate::identity::{Fingerprint, Oin};
 use raw::RawConfig;
 use std::net::SocketAddr;
@@ -190,7 +191,7 @@ impl Default for Limits {
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    pub id: String,
+    pub id: Id,
     pub name: String,
     pub oin: Option<Oin>,
     pub fingerprints: Vec<Fingerprint>,
@@ -239,7 +240,7 @@ pub struct AssertionConfig {
 
 #[derive(Debug, Clone)]
 pub struct PartnerConfig {
-    pub id: String,
+    pub id: Id,
     pub name: String,
     pub oin: Option<Oin>,
     /// `https://host:port[/base]`; the caller's path after `/<partner id>` is appended.

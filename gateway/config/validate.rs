@@ -7,6 +7,7 @@ use super::{
     TokenConfig, TokenMode, DEFAULT_PROBLEM_BASE,
 };
 use crate::diagnostic::Diagnostic;
+use crate::id::Id;
 use crate::identity::{Fingerprint, Oin};
 use serde_saphyr::Spanned;
 use std::collections::HashSet;
@@ -88,12 +89,12 @@ impl Validator<'_> {
         let mut fingerprints = HashSet::new();
         let mut consumers = Vec::new();
         for c in &raw.consumers {
-            if !crate::id::Id::is_valid(&c.id.value) {
-                self.error(
-                    &c.id.referenced,
-                    format!("a consumer id is {}", crate::id::Id::FORM),
-                );
-            } else if !consumer_ids.insert(c.id.value.clone()) {
+            let Ok(id) = Id::parse(&c.id.value) else {
+                // Nothing further is checked of a consumer without an id to name it by.
+                self.error(&c.id.referenced, format!("a consumer id is {}", Id::FORM));
+                continue;
+            };
+            if !consumer_ids.insert(c.id.value.clone()) {
                 self.error(
                     &c.id.referenced,
                     format!("consumer '{}' is defined twice", c.id.value),
@@ -140,7 +141,7 @@ impl Validator<'_> {
                 }
             };
             consumers.push(ConsumerConfig {
-                id: c.id.value.clone(),
+                id,
                 name: c.name.clone().unwrap_or_else(|| c.id.value.clone()),
                 oin,
                 fingerprints: fps,
@@ -155,12 +156,12 @@ impl Validator<'_> {
         let mut partner_ids = HashSet::new();
         let mut partners = Vec::new();
         for p in &raw.partners {
-            if !crate::id::Id::is_valid(&p.id.value) {
-                self.error(
-                    &p.id.referenced,
-                    format!("a partner id is {}", crate::id::Id::FORM),
-                );
-            } else if !partner_ids.insert(p.id.value.clone()) {
+            let Ok(id) = Id::parse(&p.id.value) else {
+                // Nothing further is checked of a partner without an id to name it by.
+                self.error(&p.id.referenced, format!("a partner id is {}", Id::FORM));
+                continue;
+            };
+            if !partner_ids.insert(p.id.value.clone()) {
                 self.error(
                     &p.id.referenced,
                     format!("partner '{}' is defined twice", p.id.value),
@@ -170,7 +171,7 @@ impl Validator<'_> {
             }
             let url = self.partner_url(&p.url);
             partners.push(PartnerConfig {
-                id: p.id.value.clone(),
+                id,
                 name: p.name.clone().unwrap_or_else(|| p.id.value.clone()),
                 oin: p.oin.as_ref().and_then(|o| self.oin(o)),
                 url,

@@ -267,7 +267,7 @@ pub fn demo_config(
         .filter(|c| !UNCONFIGURED_CONSUMERS.contains(&c.id.as_str()))
         .map(|c| {
             Ok(ConsumerConfig {
-                id: c.id.clone(),
+                id: crate::id::Id::parse(&c.id)?,
                 name: c.organisation.clone(),
                 oin: Some(Oin::parse(&c.oin).map_err(|e| anyhow!(e))?),
                 fingerprints: vec![],
@@ -287,7 +287,7 @@ pub fn demo_config(
                 .find(|p| &p.id == id)
                 .ok_or_else(|| anyhow!("unknown demo partner {id}"))?;
             Ok(PartnerConfig {
-                id: id.clone(),
+                id: crate::id::Id::parse(id)?,
                 name: party.organisation.clone(),
                 oin: Some(Oin::parse(&party.oin).map_err(|e| anyhow!(e))?),
                 url: format!("https://localhost:{}", addr.port()).parse()?,

@@ -159,12 +159,11 @@ mod tests {
                 HeaderValue::from_static(value),
             );
         }
-        let consumer = Consumer {
-            id: "c".into(),
-            name: "C".into(),
-            oin: Some(crate::identity::Oin::parse("00000001999990001000").unwrap()),
-            ..Default::default()
-        };
+        let consumer = Consumer::example(
+            "c",
+            "C",
+            Some(crate::identity::Oin::parse("00000001999990001000").unwrap()),
+        );
         let exchange = Exchange::begin(&HeaderMap::new());
         let out = forwarded_request_headers(&incoming, &exchange, &consumer);
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
