@@ -23,6 +23,7 @@ pub enum ProblemCode {
     PurposeMissing,
     PurposeUnknown,
     ContextInvalid,
+    RequestInvalid,
     TokenInvalid,
     TokenMismatch,
     NotGranted,
@@ -44,11 +45,12 @@ pub enum ProblemCode {
 
 impl ProblemCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ProblemCode; 21] = [
+    pub const ALL: [ProblemCode; 22] = [
         Self::UnknownConsumer,
         Self::PurposeMissing,
         Self::PurposeUnknown,
         Self::ContextInvalid,
+        Self::RequestInvalid,
         Self::TokenInvalid,
         Self::TokenMismatch,
         Self::NotGranted,
@@ -74,6 +76,7 @@ impl ProblemCode {
             Self::PurposeMissing => "purpose-missing",
             Self::PurposeUnknown => "purpose-unknown",
             Self::ContextInvalid => "context-invalid",
+            Self::RequestInvalid => "request-invalid",
             Self::TokenInvalid => "token-invalid",
             Self::TokenMismatch => "token-mismatch",
             Self::NotGranted => "not-granted",
@@ -96,9 +99,10 @@ impl ProblemCode {
 
     pub const fn status(self) -> StatusCode {
         match self {
-            Self::PurposeMissing | Self::PurposeUnknown | Self::ContextInvalid => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::PurposeMissing
+            | Self::PurposeUnknown
+            | Self::ContextInvalid
+            | Self::RequestInvalid => StatusCode::BAD_REQUEST,
             Self::TokenInvalid => StatusCode::UNAUTHORIZED,
             Self::UnknownConsumer
             | Self::TokenMismatch
@@ -126,6 +130,7 @@ impl ProblemCode {
             Self::PurposeMissing => "Purpose missing",
             Self::PurposeUnknown => "Purpose unknown",
             Self::ContextInvalid => "Request context invalid",
+            Self::RequestInvalid => "Request body invalid",
             Self::TokenInvalid => "Token invalid",
             Self::TokenMismatch => "Token does not match the request",
             Self::NotGranted => "Not granted",

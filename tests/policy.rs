@@ -5,64 +5,11 @@
 mod harness;
 
 use bytes::Bytes;
-use doelpoort::demo::{self, DemoOptions};
+use doelpoort::demo;
 use harness::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::path::Path;
-
-struct DemoRun {
-    root: tempfile::TempDir,
-    demo: demo::Demo,
-}
-
-async fn start_demo() -> DemoRun {
-    let root = tempfile::tempdir().unwrap();
-    for dir in ["policies", "schemas"] {
-        copy_dir(&repo_root().join(dir), &root.path().join(dir));
-    }
-    let cat = demo::catalog();
-    doelpoort::pki::generate_example(
-        &root.path().join("certs-example"),
-        &doelpoort::pki::ExamplePki {
-            gateway: &cat.gateway,
-            consumers: &cat.consumers,
-            partners: &cat.partners,
-            days: 30,
-        },
-    )
-    .unwrap();
-    let demo = demo::start(&DemoOptions {
-        root: root.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: root.path().join("data"),
-    })
-    .await
-    .expect("demo starts");
-    assert!(
-        demo.gateway.policies.current().is_some(),
-        "{:?}",
-        demo.gateway.policies.last_errors()
-    );
-    DemoRun { root, demo }
-}
-
-impl DemoRun {
-    fn client(&self, consumer: &str) -> TestClient {
-        let certs = self.root.path().join("certs-example");
-        let cert = certs.join("clients").join(format!("{consumer}.crt"));
-        let key = certs.join("clients").join(format!("{consumer}.key"));
-        client_with(
-            client_tls_from(&certs.join("ca.crt"), Some((cert.as_path(), key.as_path()))),
-            Http::One,
-        )
-    }
-
-    fn url(&self, path: &str) -> String {
-        url(&self.demo.gateway, path)
-    }
-}
 
 fn request(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let mut builder = Request::get(url);

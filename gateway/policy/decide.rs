@@ -144,13 +144,32 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
         ));
     }
 
-    // 5. The data subject: declared, and the one the operation is about ("no fishing").
     let body_json = || {
         request
             .body
             .json()
             .map_err(|p| partial.deny(p.code, p.detail))
     };
+    // 5. The request body matches the operation's request schema: closed objects, types,
+    //    enums and formats, so the subject and the conditions below
+    //    read only values of the declared shape.
+    if let Some(name) = &operation.request_schema {
+        // An empty body does not match; one that cannot be read strictly is refused as such
+        // (context-invalid); a schema the set could not compile refuses (fail closed).
+        let valid = !request.body.is_empty() && {
+            let body = body_json()?;
+            set.strict_schema(name)
+                .is_some_and(|schema| schema.is_valid(body))
+        };
+        if !valid {
+            return Err(partial.deny(
+                ProblemCode::RequestInvalid,
+                "the request body does not match the operation's request schema",
+            ));
+        }
+    }
+
+    // 6. The data subject: declared, and the one the operation is about ("no fishing").
     match &operation.subject {
         SubjectSource::None => {}
         subject => {
@@ -185,11 +204,12 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
         }
     }
 
-    // 6. Conditions on the request body.
+    // 7. Conditions on the request body. A condition holds only if the field is there in every
+    //    place the path names (an array element without it fails the condition).
     if !grant.conditions.is_empty() {
         let body = body_json()?;
         for condition in &grant.conditions {
-            let values = condition.field.values(body);
+            let values = condition.field.every_value(body).unwrap_or_default();
             let holds = !values.is_empty()
                 && values.iter().all(|value| match &condition.test {
                     Test::AtMost(limit) => {
@@ -222,7 +242,7 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
         }
     }
 
-    // 7. Four eyes: an approval by someone other than the actor (with the role, if set).
+    // 8. Four eyes: an approval by someone other than the actor (with the role, if set).
     if let Some(four_eyes) = &grant.four_eyes {
         let approved =
             super::four_eyes::approved(four_eyes, ctx.actor.as_deref(), request.approvals);

@@ -65,6 +65,29 @@ impl FieldPath {
         current
     }
 
+    /// Every value at this path, or `None` as soon as one branch lacks it: a key missing from
+    /// an object, a value that is not the object or array the path steps into. For checks that
+    /// must hold for every element (`[*]`): an element without the field fails the check
+    /// instead of being skipped.
+    pub fn every_value<'v>(
+        &self,
+        root: &'v serde_json::Value,
+    ) -> Option<Vec<&'v serde_json::Value>> {
+        let mut current = vec![root];
+        for segment in &self.0 {
+            let mut next = Vec::new();
+            for value in current {
+                match (segment, value) {
+                    (Segment::Key(k), serde_json::Value::Object(map)) => next.push(map.get(k)?),
+                    (Segment::Each, serde_json::Value::Array(items)) => next.extend(items.iter()),
+                    _ => return None,
+                }
+            }
+            current = next;
+        }
+        Some(current)
+    }
+
     /// Whether `self` is `other` or lies beneath it (releasing `other` releases `self`).
     pub fn is_within(&self, other: &FieldPath) -> bool {
         self.0.starts_with(&other.0)
@@ -112,6 +135,30 @@ mod tests {
         assert_eq!(values, [&json!("x"), &json!("y")]);
         assert!(FieldPath::parse("nope").unwrap().values(&doc).is_empty());
         assert!(FieldPath::parse("bsn[*]").unwrap().values(&doc).is_empty());
+    }
+
+    #[test]
+    fn every_value_fails_on_a_gap() {
+        let doc = json!({"v": [{"c": "x"}, {"c": "y"}, {"d": 1}], "w": [{"c": "x"}]});
+        assert_eq!(FieldPath::parse("v[*].c").unwrap().every_value(&doc), None);
+        assert_eq!(
+            FieldPath::parse("w[*].c").unwrap().every_value(&doc),
+            Some(vec![&json!("x")])
+        );
+        assert_eq!(FieldPath::parse("nope").unwrap().every_value(&doc), None);
+        assert_eq!(
+            FieldPath::parse("w[*]")
+                .unwrap()
+                .every_value(&json!({"w": {}})),
+            None
+        );
+        // An empty array holds no element to check: the path is there, with no values.
+        assert_eq!(
+            FieldPath::parse("w[*].c")
+                .unwrap()
+                .every_value(&json!({"w": []})),
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! Nothing here talks to anything but loopback.
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
+mod demo_run;
+#[allow(unused_imports)] // only the tests on the demo use it
+pub use demo_run::{start_demo, DemoRun};
+
 use bytes::Bytes;
 use doelpoort::config::Config;
 use doelpoort::demo::{self, MockHandler, MockPartner, MockRequest};

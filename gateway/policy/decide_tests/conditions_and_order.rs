@@ -116,6 +116,26 @@ fn a_condition_on_an_array_field_must_hold_for_every_item() {
     fails_condition(&ask, "touches only claims on the subject");
 }
 
+#[test]
+fn an_array_item_without_the_field_fails_the_condition() {
+    // Found by these tests: an element lacking the field used to be skipped, so a claim without
+    // a category passed "never criminal-court" as long as another claim had an allowed one.
+    let ask = time_out_with(|b| {
+        b["vorderingen"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("categorie");
+    });
+    fails_condition(&ask, "touches no criminal-court claim");
+    let ask = time_out_with(|b| {
+        b["vorderingen"][2]
+            .as_object_mut()
+            .unwrap()
+            .remove("schuldenaar");
+    });
+    fails_condition(&ask, "touches only claims on the subject");
+}
+
 // 7. Four eyes.
 
 #[test]

@@ -1,0 +1,166 @@
+//! Safeguards that a capital letter, a look-alike character or a missing field cannot bypass
+//! (issue 17), against the real demo: the shipped policies and schemas, the demo's CJIB, and a
+//! time-out with a valid team leader's approval in a signed token — so the only thing that can
+//! stop a bad body is the gateway's own check of it.
+
+mod harness;
+
+use bytes::Bytes;
+use doelpoort::demo::tokens::{demo_token, TokenRequest};
+use harness::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A team leader's approval of this time-out, bound to the consumer's certificate.
+fn approval(run: &DemoRun) -> String {
+    demo_token(
+        &run.root.path().join("certs-example"),
+        &TokenRequest {
+            consumer: "schuldhulp-utrecht".into(),
+            actor: "medewerker-0042".into(),
+            purpose: Some("time-out".into()),
+            case_id: Some("shv-2026-0042".into()),
+            subject: Some("999990019".into()),
+            approved_by: Some("teamleider-0007".into()),
+            approver_role: Some("teamleider".into()),
+            case_partners: vec!["uwv".into(), "cjib".into()],
+            valid_for: Duration::from_secs(120),
+        },
+    )
+    .unwrap()
+}
+
+fn in_three_months() -> String {
+    doelpoort::policy::RelativeDate { days: 0, months: 3 }
+        .resolve(doelpoort::policy::today())
+        .to_string()
+}
+
+/// A time-out the grant allows: one traffic fine, three months, a reason.
+fn allowed_body() -> Value {
+    json!({
+        "bsn": "999990019",
+        "vorderingen": [{"vordering_id": "CJIB-2026-000123", "categorie": "verkeersboete"}],
+        "einddatum": in_three_months(),
+        "reden": "schuldhulpverlening gestart",
+    })
+}
+
+async fn post_time_out(run: &DemoRun, body: &Value) -> TestResponse {
+    let request = Request::post(run.url("/cjib/v1/opschortingen"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", approval(run)))
+        .header("doelbinding-purpose", "time-out")
+        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .header("doelbinding-case-partners", "uwv, cjib")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(&run.client("schuldhulp-utrecht"), request).await
+}
+
+/// The audit record of the exchange this response answered.
+fn record_of(run: &DemoRun, response: &TestResponse) -> Value {
+    let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
+    let dir = run.root.path().join("data").join("audit");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with('{'))
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .find(|r| r["attributes"]["doelpoort.transaction_id"] == tx)
+        .unwrap_or_else(|| panic!("no audit record for {tx}"))
+}
+
+#[tokio::test]
+async fn a_time_out_body_that_does_not_match_its_schema_never_reaches_the_partner() {
+    let run = start_demo().await;
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut body = allowed_body();
+        edit(&mut body);
+        body
+    };
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "a capital letter in the category",
+            with(&|b| b["vorderingen"][0]["categorie"] = json!("Strafrechtelijk")),
+        ),
+        (
+            "a trailing no-break space in the category",
+            with(&|b| b["vorderingen"][0]["categorie"] = json!("strafrechtelijk\u{a0}")),
+        ),
+        (
+            "a Cyrillic look-alike letter in the category",
+            with(&|b| b["vorderingen"][0]["categorie"] = json!("str\u{430}frechtelijk")),
+        ),
+        (
+            "a claim without a category next to an allowed one",
+            with(&|b| {
+                b["vorderingen"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"vordering_id": "CJIB-2024-018842"}))
+            }),
+        ),
+        (
+            "a reason that is an object",
+            with(&|b| b["reden"] = json!({"tekst": "schuldhulpverlening gestart"})),
+        ),
+        (
+            "another person's BSN in an extra nested field",
+            with(&|b| b["vorderingen"][0]["schuldenaar"] = json!("999990020")),
+        ),
+        ("an empty object", json!({})),
+    ];
+    let mut passed_through = Vec::new();
+    for (what, body) in &cases {
+        let response = post_time_out(&run, body).await;
+        let record = record_of(&run, &response);
+        let attributes = &record["attributes"];
+        let code = attributes["doelpoort.reason"].as_str().unwrap_or("(none)");
+        if response.status != StatusCode::BAD_REQUEST
+            || code != "request-invalid"
+            || attributes["doelpoort.decision"] != "deny"
+            || attributes.get("doelpoort.upstream_status").is_some()
+        {
+            passed_through.push(format!(
+                "{what}: {} {code} (partner answered {})",
+                response.status, attributes["doelpoort.upstream_status"]
+            ));
+        }
+        let text = String::from_utf8_lossy(&response.body);
+        assert!(!text.contains("999990020"), "{what}: {text}");
+    }
+    assert!(
+        passed_through.is_empty(),
+        "not refused as request-invalid before the partner:\n{}",
+        passed_through.join("\n")
+    );
+    // The control: the same approval flow with the allowed body reaches CJIB, and the refusals
+    // above did not spend an approval the corrected request needs.
+    let response = post_time_out(&run, &allowed_body()).await;
+    assert_eq!(
+        response.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(
+        record_of(&run, &response)["attributes"]["doelpoort.upstream_status"],
+        201
+    );
+}
