@@ -139,10 +139,28 @@ fn invalid(detail: String) -> Problem {
     Problem::new(ProblemCode::ContextInvalid, detail)
 }
 
-/// Whether `s` contains a run of exactly nine digits that passes the elfproef.
+/// Whether `s` holds something BSN-shaped: nine digits that pass the elfproef, written
+/// together or in groups split by separators (`.`, `-`, `_`, `:`, `/`, space), as in
+/// `999990019`, `9999.90.019`, `999-990-019` or `bsn:999:990:019`. Whole groups count: nine
+/// digits made of consecutive groups between other characters or the ends. A group is never
+/// split, so `casus-2026-000123` (4 + 6 digits) is not BSN-shaped.
 pub fn holds_bsn(s: &str) -> bool {
-    s.split(|c: char| !c.is_ascii_digit())
-        .any(|run| run.len() == 9 && Bsn::parse(run).is_ok())
+    let is_separator = |c: char| matches!(c, '.' | '-' | '_' | ':' | '/' | ' ');
+    // Stretches of digits and separators; within each, the digit groups in order.
+    s.split(|c: char| !(c.is_ascii_digit() || is_separator(c)))
+        .any(|stretch| {
+            let groups: Vec<&str> = stretch
+                .split(is_separator)
+                .filter(|g| !g.is_empty())
+                .collect();
+            (0..groups.len()).any(|first| {
+                let mut digits = String::new();
+                groups[first..].iter().any(|group| {
+                    digits.push_str(group);
+                    digits.len() == 9 && Bsn::parse(&digits).is_ok()
+                })
+            })
+        })
 }
 
 /// The declared data subject alone, when its header is valid even though another context
@@ -156,14 +174,10 @@ impl RequestContext {
     /// Reads and checks the context headers. A missing purpose is reported later, by the
     /// decision, so that it is decided (and recorded) like every other refusal.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
-        let purpose = match header(headers, PURPOSE)? {
-            None => None,
-            Some(value) => Some(
-                crate::id::Id::parse(value)
-                    .map_err(|e| invalid(format!("{PURPOSE} is not a purpose id: {e}")))?
-                    .into_string(),
-            ),
-        };
+        // A purpose or partner the caller names is looked up, not held to the shape of
+        // Doelpoort's own ids: what is not in the catalog is unknown (`purpose-unknown`, or no
+        // match among the case's partners), and only what could smuggle structure is refused.
+        let purpose = plain_id_header(headers, PURPOSE, "is not a purpose id")?;
         let case_id = plain_id_header(
             headers,
             CASE_ID,
@@ -192,7 +206,7 @@ impl RequestContext {
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(|p| {
-                    if crate::id::Id::is_valid(p) {
+                    if is_plain_id(p) {
                         Ok(p.to_string())
                     } else {
                         Err(invalid(format!(
@@ -287,6 +301,43 @@ mod tests {
     fn absent_headers_are_none() {
         let ctx = RequestContext::from_headers(&HeaderMap::new()).unwrap();
         assert!(ctx.purpose.is_none() && ctx.data_subject.is_none() && ctx.case_id.is_none());
+    }
+
+    #[test]
+    fn a_purpose_the_catalog_cannot_hold_is_passed_on_to_be_looked_up() {
+        // Refused later as purpose-unknown (not in the catalog), not here as malformed.
+        for purpose in ["WAMS-onderzoek", "wams_onderzoek", "wams.onderzoek"] {
+            let ctx = RequestContext::from_headers(&headers(&[("doelbinding-purpose", purpose)]))
+                .unwrap();
+            assert_eq!(ctx.purpose.as_deref(), Some(purpose));
+        }
+    }
+
+    #[test]
+    fn bsn_shaped_text_is_found_whatever_the_separators() {
+        for holds in [
+            "999990019",
+            "casus-999990019",
+            "casus-9999.90.019",
+            "dossier-999-990-019",
+            "p_999_990_019",
+            "bsn:999:990:019",
+            "999 990 019",
+            "2026/12/05/999990019",
+            "999990019.2026",
+        ] {
+            assert!(holds_bsn(holds), "{holds}");
+        }
+        for clean in [
+            "casus-2026-0001",
+            "casus-2026-000123",
+            "999990010",
+            "9999900190",
+            "medewerker-0042",
+            "shv-2026-0042",
+        ] {
+            assert!(!holds_bsn(clean), "{clean}");
+        }
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! [`Id`]: the one shape of the ids Doelpoort itself names things by — consumers, partners,
-//! purposes, operations and grants — in the configuration, in policy files and when a caller
-//! declares a purpose or the partners of a case.
+//! purposes, operations and grants — in the configuration and in policy files.
 //!
 //! These ids appear in URLs (`/<partner>/…`), metric labels, audit records and headers to
 //! other organisations, so they are kept boring: 1–64 characters of lowercase ASCII letters,
 //! digits and `-`, not starting with `-`. One rule, checked in one place, so that an id the
 //! configuration accepts is one a caller can name and a label can carry.
 //!
-//! Ids that are not Doelpoort's own (a case-management system's case ids, an employee's
-//! pseudonym) have their own, wider alphabet: see [`crate::context::is_plain_id`].
+//! What a caller sends is not held to this shape: a purpose or partner it names is looked up
+//! (what is not in the catalog is unknown), and ids that are not Doelpoort's own (a
+//! case-management system's case ids, an employee's pseudonym) have their own, wider alphabet:
+//! see [`crate::context::is_plain_id`].
 
 use std::fmt;
 

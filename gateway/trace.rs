@@ -36,7 +36,16 @@ impl TraceContext {
     /// Continues `incoming` (a `traceparent` value) if it is valid, else starts a new trace.
     pub fn continue_or_start(incoming: Option<&HeaderValue>) -> Self {
         let span_id = random_bytes::<8>();
-        if let Some((trace_id, parent, flags)) = incoming.and_then(|v| parse(v.as_bytes())) {
+        // A caller's ids that look like they carry a BSN are not continued: they would be
+        // stored in the audit record and the access log as sent.
+        let screened =
+            incoming
+                .and_then(|v| parse(v.as_bytes()))
+                .filter(|(trace_id, parent, _)| {
+                    !crate::context::holds_bsn(&hex::encode(trace_id))
+                        && !crate::context::holds_bsn(&hex::encode(parent))
+                });
+        if let Some((trace_id, parent, flags)) = screened {
             return Self {
                 trace_id,
                 parent_span_id: Some(parent),
@@ -125,6 +134,18 @@ mod tests {
             .unwrap()
             .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(out.to_str().unwrap().ends_with("-01"));
+    }
+
+    #[test]
+    fn replaces_a_trace_that_embeds_a_bsn() {
+        for carrying in [
+            "00-aaaaaaaaaaa999990019aaaaaaaaaaaa-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-a999990019aaaaaa-01",
+        ] {
+            let ctx = TraceContext::continue_or_start(Some(&HeaderValue::from_static(carrying)));
+            assert!(ctx.parent_span_id.is_none(), "{carrying}");
+            assert!(!ctx.trace_id_hex().contains("999990019"), "{carrying}");
+        }
     }
 
     #[test]

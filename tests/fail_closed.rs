@@ -164,3 +164,97 @@ async fn a_time_out_body_that_does_not_match_its_schema_never_reaches_the_partne
         201
     );
 }
+
+/// The README's first call (the district team asks UWV for income), with `extra` headers
+/// replacing the defaults.
+async fn income(run: &DemoRun, extra: &[(&str, &str)]) -> TestResponse {
+    let mut headers = vec![
+        ("doelbinding-purpose", "wams-onderzoek"),
+        ("doelbinding-case-id", "casus-2026-0001"),
+        ("doelbinding-data-subject", "bsn=999990019"),
+        ("doelbinding-actor", "medewerker-0042"),
+    ];
+    for (name, value) in extra {
+        headers.retain(|(n, _)| n != name);
+        headers.push((name, value));
+    }
+    let mut request = Request::get(run.url("/uwv/v1/personen/999990019/inkomen"));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    send(
+        &run.client("wijkteam-rotterdam"),
+        request.body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await
+}
+
+/// Every audit record as text, for "does this appear anywhere" checks.
+fn audit_text(run: &DemoRun) -> String {
+    let dir = run.root.path().join("data").join("audit");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_bsn_with_separators_in_a_case_id_or_actor_is_refused_and_never_stored() {
+    let run = start_demo().await;
+    let disguised = [
+        "casus-9999.90.019",
+        "dossier-999-990-019",
+        "p_999_990_019",
+        "bsn:999:990:019",
+    ];
+    let mut stored = Vec::new();
+    for value in disguised {
+        for header in ["doelbinding-case-id", "doelbinding-actor"] {
+            let response = income(&run, &[(header, value)]).await;
+            let code = String::from_utf8_lossy(&response.body).into_owned();
+            if response.status != StatusCode::BAD_REQUEST || !code.contains("context-invalid") {
+                stored.push(format!("{header}: {value} → {}", response.status));
+            }
+        }
+    }
+    let log = audit_text(&run);
+    for value in disguised {
+        if log.contains(value) {
+            stored.push(format!("{value} is in the audit log"));
+        }
+    }
+    assert!(
+        stored.is_empty(),
+        "BSN-shaped ids accepted or stored:\n{}",
+        stored.join("\n")
+    );
+    // The control: a case id with digit groups that are no BSN is accepted.
+    let response = income(&run, &[("doelbinding-case-id", "casus-2026-000123")]).await;
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_callers_trace_that_embeds_a_bsn_is_replaced_not_stored() {
+    let run = start_demo().await;
+    for traceparent in [
+        "00-aaaaaaaaaaa999990019aaaaaaaaaaaa-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-a999990019aaaaaa-01",
+    ] {
+        let response = income(&run, &[("traceparent", traceparent)]).await;
+        assert_eq!(response.status, StatusCode::OK, "{traceparent}");
+        let answered = response.headers["traceparent"].to_str().unwrap();
+        assert!(!answered.contains("999990019"), "{answered}");
+        let record = record_of(&run, &response);
+        assert!(
+            !record.to_string().contains("999990019"),
+            "{traceparent}: {record}"
+        );
+    }
+    // The control: an ordinary trace is continued.
+    let ordinary = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = income(&run, &[("traceparent", ordinary)]).await;
+    let record = record_of(&run, &response);
+    assert_eq!(record["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+}
