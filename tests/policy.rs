@@ -98,6 +98,18 @@ async fn each_refusal_has_its_own_code() {
             "purpose-unknown",
         ),
         (
+            // Not in the catalog, however it is written: looked up, not refused as malformed.
+            "a purpose written in capitals",
+            inkomen.clone(),
+            vec![
+                ("doelbinding-purpose", "WAMS-onderzoek"),
+                ONDERZOEK[1],
+                ONDERZOEK[2],
+            ],
+            StatusCode::BAD_REQUEST,
+            "purpose-unknown",
+        ),
+        (
             "BSN failing the elfproef",
             run.url("/uwv/v1/personen/999990010/inkomen"),
             vec![
@@ -455,4 +467,30 @@ async fn demo_partners_refuse_requests_without_a_valid_assertion() {
     )
     .await;
     assert_eq!(response.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn case_partners_are_looked_up_as_written() {
+    // `CJIB` is not the partner id `cjib`: the grant's involved-partner requirement fails; the
+    // header itself is well-formed (the outsider pass of 2026-12-05 found this turned into
+    // context-invalid for a while).
+    let run = start_demo().await;
+    let body = serde_json::json!({
+        "bsn": "999990019",
+        "vorderingen": [{"vordering_id": "CJIB-2026-000123", "categorie": "verkeersboete"}],
+        "einddatum": date_in_months(3),
+        "reden": "schuldhulpverlening gestart",
+    });
+    let request = Request::post(run.url("/cjib/v1/opschortingen"))
+        .header("content-type", "application/json")
+        .header("doelbinding-purpose", "time-out")
+        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .header("doelbinding-case-partners", "UWV, CJIB")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = send(&run.client("schuldhulp-utrecht"), request).await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert_eq!(response.problem_code(), "condition-failed");
 }
