@@ -8,6 +8,7 @@
 use crate::audit::AuditHealth;
 use crate::metrics::Metrics;
 use crate::policy::store::PolicyStore;
+use crate::problem::{Problem, ProblemCode};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -34,6 +35,8 @@ pub struct Admin {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The public keys of the gateway's assertions (JWKS).
     pub jwks: Bytes,
+    /// The base of problem `type` URIs, as on the data listener.
+    pub problem_base: String,
 }
 
 pub async fn start(addr: SocketAddr, admin: Admin) -> Result<(SocketAddr, JoinHandle<()>)> {
@@ -94,7 +97,8 @@ fn text(
 fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let (metrics, policies) = (&state.metrics, &state.policies);
     if req.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+        return Problem::method_not_allowed("the admin listener answers GET only", "GET")
+            .into_response(&state.problem_base, "");
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
@@ -110,7 +114,11 @@ fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "application/jwk-set+json",
             state.jwks.clone(),
         ),
-        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        _ => Problem::new(
+            ProblemCode::UnknownRoute,
+            "the admin listener serves /healthz, /readyz, /metrics, /version and /.well-known/jwks.json",
+        )
+        .into_response(&state.problem_base, ""),
     }
 }
 

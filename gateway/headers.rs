@@ -21,18 +21,51 @@ pub const DOELBINDING_PROCESSING_ACTIVITY: HeaderName =
 /// The gateway's signed statement of the exchange context (see [`crate::assertion`]).
 pub const DOELBINDING_ASSERTION: HeaderName = HeaderName::from_static("doelbinding-assertion");
 
-/// Caller headers a partner may see (everything else is dropped).
-pub const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[header::ACCEPT, header::CONTENT_TYPE];
+/// What the partner is told about the body: the gateway rebuilt it as UTF-8 JSON, so it
+/// says so itself instead of relaying the caller's `Content-Type` (a `charset=utf-7` would let
+/// partner and gateway read the same bytes differently) or `Accept`.
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// Partner headers a caller may see (everything else is dropped, e.g. `Server`,
-/// `X-Powered-By`, `Set-Cookie`, `Via`). `ETag` is dropped too: it names the partner's full
-/// representation, not the minimised one the caller gets.
-pub const RELEASED_RESPONSE_HEADERS: &[HeaderName] = &[
-    header::CACHE_CONTROL,
-    header::LAST_MODIFIED,
-    header::EXPIRES,
-    header::CONTENT_LANGUAGE,
-];
+/// Partner headers a caller may see, each only with a value of its own well-defined form:
+/// everything else is dropped (`Server`, `X-Powered-By`, `Set-Cookie`, `Via`, free text).
+/// `ETag` is dropped too: it names the partner's full representation, not the minimised one
+/// the caller gets. `Cache-Control` and `Expires` are not relayed: the gateway says
+/// `Cache-Control: no-store` itself on every released answer (personal data is not cached).
+pub const RELEASED_RESPONSE_HEADERS: &[HeaderName] =
+    &[header::LAST_MODIFIED, header::CONTENT_LANGUAGE];
+
+/// The gateway's own caching rule for a released answer.
+pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// Whether a partner's value for one of [`RELEASED_RESPONSE_HEADERS`] has the form that header
+/// defines, and nothing else: an HTTP-date (IMF-fixdate, RFC 9110 §5.6.7) for `Last-Modified`,
+/// language tags for `Content-Language`. A value that does not fit is dropped, never repaired.
+pub fn is_releasable(name: &HeaderName, value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    if name == header::LAST_MODIFIED {
+        let imf_fixdate = time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        time::PrimitiveDateTime::parse(text, imf_fixdate).is_ok()
+    } else if name == header::CONTENT_LANGUAGE {
+        // `nl`, `nl-NL`, `en, nl`: alphabetic primary subtag, alphanumeric subtags, at most
+        // 8 characters each (RFC 5646's shape, without its registry).
+        text.len() <= 64
+            && text.split(',').map(str::trim).all(|tag| {
+                let mut subtags = tag.split('-');
+                subtags.next().is_some_and(|primary| {
+                    (1..=8).contains(&primary.len())
+                        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+                }) && subtags.all(|sub| {
+                    (1..=8).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+            })
+    } else {
+        false
+    }
+}
 
 /// A transaction id as a header value (hyphenated, lower case).
 pub fn transaction_id(id: Uuid) -> HeaderValue {
@@ -40,4 +73,26 @@ pub fn transaction_id(id: Uuid) -> HeaderValue {
     let text = id.hyphenated().encode_lower(&mut buf);
     // A hyphenated UUID is always a valid header value.
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_values_are_releasable() {
+        let lm = header::LAST_MODIFIED;
+        let cl = header::CONTENT_LANGUAGE;
+        let ok =
+            |name: &HeaderName, v: &'static str| is_releasable(name, &HeaderValue::from_static(v));
+        assert!(ok(&lm, "Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert!(!ok(&lm, "Sun, 06 Nov 1994 08:49:37 GMT; bsn=999990019"));
+        assert!(!ok(&lm, "gisteren"));
+        assert!(ok(&cl, "nl"));
+        assert!(ok(&cl, "nl-NL, en"));
+        assert!(!ok(&cl, "nl; 999990019"));
+        assert!(!ok(&cl, "persoon-999990019"));
+        assert!(!ok(&cl, ""));
+        assert!(!ok(&header::CACHE_CONTROL, "no-store"));
+    }
 }

@@ -193,6 +193,9 @@ pub struct Problem {
     pub detail: Cow<'static, str>,
     /// Only for `partner-rejected`: the partner's own 4xx status is relayed.
     pub status_override: Option<StatusCode>,
+    /// Only for `method-not-allowed`: the methods the resource does allow (the `Allow` header
+    /// RFC 9110 §15.5.6 requires).
+    pub allow: Option<Cow<'static, str>>,
 }
 
 impl Problem {
@@ -201,6 +204,18 @@ impl Problem {
             code,
             detail: detail.into(),
             status_override: None,
+            allow: None,
+        }
+    }
+
+    /// The method is not one this resource serves; `allow` lists those it does.
+    pub fn method_not_allowed(
+        detail: impl Into<Cow<'static, str>>,
+        allow: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            allow: Some(allow.into()),
+            ..Self::new(ProblemCode::MethodNotAllowed, detail)
         }
     }
 
@@ -213,6 +228,7 @@ impl Problem {
                 status
             )),
             status_override: Some(status),
+            allow: None,
         }
     }
 
@@ -258,6 +274,20 @@ impl Problem {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(allow) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        if self.code == ProblemCode::TokenInvalid {
+            // RFC 6750 §3: a 401 names the scheme and says the token was the trouble.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        }
         response
     }
 }

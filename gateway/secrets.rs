@@ -16,25 +16,27 @@ pub fn write_new_secret(path: &Path) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(hex::encode(random_secret()).as_bytes())?;
+    file.write_all(hex::encode(random_secret()?).as_bytes())?;
     file.sync_all()
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// 32 random bytes.
-pub fn random_secret() -> [u8; 32] {
-    // Two v4 UUIDs: 244 random bits from the OS-seeded generator uuid uses.
+/// 32 random bytes from the operating system's generator (ring's `SystemRandom`, the same
+/// source the TLS stack draws its keys from). A secret must not be made without it.
+pub fn random_secret() -> Result<[u8; 32]> {
+    use ring::rand::SecureRandom as _;
     let mut out = [0u8; 32];
-    out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    out
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| anyhow::anyhow!("the operating system's random generator failed"))?;
+    Ok(out)
 }
 
 /// The secret pseudonyms are derived from: the configured file, or a random one.
 pub fn pseudonym_secret(path: Option<&Path>) -> Result<Vec<u8>> {
     let Some(path) = path else {
         tracing::warn!("no pseudonym_secret configured: pseudonyms will change at every restart");
-        return Ok(random_secret().to_vec());
+        return Ok(random_secret()?.to_vec());
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the pseudonym secret {}", path.display()))?;

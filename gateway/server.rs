@@ -118,6 +118,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
                 instance: config.instance.clone(),
                 tls: tls::admin_server_config(config)?,
                 jwks: bytes::Bytes::copy_from_slice(state.assertions.jwks()),
+                problem_base: config.problem_base.clone(),
             };
             let (addr, task) = admin::start(addr, admin).await?;
             (Some(addr), Some(task))

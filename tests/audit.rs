@@ -252,6 +252,15 @@ async fn every_decision_class_leaves_exactly_one_record() {
     assert_eq!(allowed["name"], "uwv/ping");
     let version = gateway.policies.current().unwrap().version.clone();
     assert_eq!(attr(allowed, "doelpoort.policy_version"), version.as_str());
+    // Every record names the policy version in force, also an early refusal's (an unknown
+    // consumer or route): what was in force is part of the lawful-basis record.
+    for record in &records {
+        assert_eq!(
+            attr(record, "doelpoort.policy_version"),
+            version.as_str(),
+            "{record}"
+        );
+    }
 
     // A person appears only as a keyed HMAC; no file of the log holds a BSN or partner data.
     let text = all_bytes(&dir);

@@ -276,6 +276,12 @@ async fn readyz_follows_the_audit_directory_and_the_policy_set() {
     std::fs::rename(&moved, &dir).unwrap();
     let (status, body) = admin_get(&admin, "/readyz").await;
     assert_eq!(status, 200, "{body}");
+
+    // An error of the admin listener is a problem+json like the data listener's.
+    let (status, body) = admin_get(&admin, "/nope").await;
+    assert_eq!(status, 404, "{body}");
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "unknown-route", "{body}");
     gateway.shutdown().await;
 }
 

@@ -395,6 +395,17 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
         if !code.is_empty() {
             assert_eq!(&response.problem_code(), code, "{what}");
         }
+        // RFC 6750 §3: every 401 names the scheme and the error.
+        if *status == 401 {
+            assert_eq!(
+                response
+                    .headers
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok()),
+                Some(r#"Bearer error="invalid_token""#),
+                "{what}"
+            );
+        }
         let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
         let record = records
             .get(tx)

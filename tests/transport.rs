@@ -498,3 +498,96 @@ async fn idle_keep_alive_connections_are_closed() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn caller_and_partner_see_only_headers_the_gateway_states_itself() {
+    // The partner asks for a year of public caching and sends a free-text language header;
+    // the caller sends a charset the gateway does not write and asks for HTML.
+    let pki = TestPki::new();
+    let answer: doelpoort::demo::MockHandler = std::sync::Arc::new(|_req| {
+        Box::pin(async {
+            let mut r =
+                doelpoort::demo::json_response(StatusCode::OK, &serde_json::json!({"ok": true}));
+            let h = r.headers_mut();
+            h.insert("cache-control", "public, max-age=31536000".parse().unwrap());
+            h.insert("expires", "Thu, 01 Dec 2099 16:00:00 GMT".parse().unwrap());
+            h.insert(
+                "last-modified",
+                "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+            );
+            h.insert("content-language", "nl, persoon 999990020".parse().unwrap());
+            r
+        })
+    });
+    let (handler, recorded) = recording(answer);
+    let partner = start_partner(&pki, handler).await;
+    let gateway = start_gateway(&pki, &[PartnerSpec::new("uwv", partner.addr)], "").await;
+    let request = Request::post(url(&gateway, "/uwv/v1/x"))
+        .header("doelbinding-purpose", TEST_PURPOSE)
+        .header("content-type", "application/json; charset=utf-7")
+        .header("accept", "text/html")
+        .body(Full::new(Bytes::from_static(br#"{"a":1}"#)))
+        .unwrap();
+    let response = send(&client(&pki, "consumer", Http::One), request).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.headers["cache-control"], "no-store");
+    assert!(!response.headers.contains_key("expires"));
+    assert_eq!(
+        response.headers["last-modified"],
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    );
+    assert!(!response.headers.contains_key("content-language"));
+    let received = recorded.last();
+    assert_eq!(received.headers["content-type"], "application/json");
+    assert_eq!(received.headers["accept"], "application/json");
+    assert_eq!(received.body, Bytes::from_static(br#"{"a":1}"#));
+}
+
+#[tokio::test]
+async fn head_is_answered_as_the_get_it_mirrors_without_a_body() {
+    let (pki, _partner, gateway, recorded) = echo_setup().await;
+    for http in [Http::One, Http::Two] {
+        let client = client(&pki, "consumer", http);
+        let request = Request::head(url(&gateway, "/uwv/v1/ping"))
+            .header("doelbinding-purpose", TEST_PURPOSE)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = send(&client, request).await;
+        assert_eq!(response.status, StatusCode::OK);
+        assert!(response.body.is_empty());
+        assert!(response.headers.contains_key("fsc-transaction-id"));
+        // The partner was asked the GET, so its answer was checked like a GET's.
+        assert_eq!(recorded.last().method, http::Method::GET);
+        // A refused HEAD still carries its status (no body, also over HTTP/2).
+        let refused = Request::head(url(&gateway, "/uwv/v1/ping"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = send(&client, refused).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert!(response.body.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_described_path_with_another_method_is_405_with_allow() {
+    let (pki, _partner, gateway, recorded) = echo_setup().await;
+    let request = Request::delete(url(&gateway, "/uwv/v1/ping"))
+        .header("doelbinding-purpose", TEST_PURPOSE)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = send(&client(&pki, "consumer", Http::One), request).await;
+    assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.problem_code(), "method-not-allowed");
+    assert_eq!(response.headers["allow"], "GET, HEAD");
+    assert_eq!(recorded.count(), 0);
+    // A method the gateway never forwards names the ones it does.
+    let request = Request::options(url(&gateway, "/uwv/v1/ping"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = send(&client(&pki, "consumer", Http::One), request).await;
+    assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        response.headers["allow"],
+        "GET, HEAD, POST, PUT, PATCH, DELETE"
+    );
+}

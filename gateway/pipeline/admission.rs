@@ -58,9 +58,9 @@ pub(super) fn route<'s, 'p>(
         *method,
         Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
-        return Err(Problem::new(
-            ProblemCode::MethodNotAllowed,
+        return Err(Problem::method_not_allowed(
             "only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded",
+            "GET, HEAD, POST, PUT, PATCH, DELETE",
         ));
     }
     // The id is caller input: it is deliberately not echoed in the detail.
@@ -132,9 +132,9 @@ pub(super) fn reconcile_token(
     Ok(())
 }
 
-/// The policy snapshot the exchange is decided under.
-pub(super) fn policy_snapshot(state: &GatewayState) -> Result<Arc<PolicySet>, Problem> {
-    state.policies.current().ok_or_else(|| {
+/// The policy snapshot the exchange is decided under; without one nothing is granted.
+pub(super) fn require_policy(policy: Option<Arc<PolicySet>>) -> Result<Arc<PolicySet>, Problem> {
+    policy.ok_or_else(|| {
         Problem::new(
             ProblemCode::NotGranted,
             "no valid policy set is loaded, so nothing can be granted",

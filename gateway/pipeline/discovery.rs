@@ -3,8 +3,8 @@
 //! Metadata about the caller itself, not an exchange about anyone: it is not audited.
 
 use crate::identity::Consumer;
+use crate::policy::PolicySet;
 use crate::problem::{Problem, ProblemCode};
-use crate::state::GatewayState;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response};
@@ -14,7 +14,7 @@ use http_body_util::Full;
 pub const DISCOVERY_PATH: &str = "/.well-known/doelpoort/grants";
 
 pub(super) fn answer(
-    state: &GatewayState,
+    policy: Option<&PolicySet>,
     consumer: &Consumer,
     method: &Method,
     path: &str,
@@ -25,14 +25,12 @@ pub(super) fn answer(
             "unknown well-known resource",
         ));
     }
-    if method != Method::GET {
-        return Err(Problem::new(ProblemCode::MethodNotAllowed, "GET only"));
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Problem::method_not_allowed("GET only", "GET, HEAD"));
     }
-    let policy = state
-        .policies
-        .current()
+    let policy = policy
         .ok_or_else(|| Problem::new(ProblemCode::NotGranted, "no valid policy set is loaded"))?;
-    let body = crate::policy::tools::discovery_document(&policy, &consumer.id);
+    let body = crate::policy::tools::discovery_document(policy, &consumer.id);
     let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     response.headers_mut().insert(

@@ -75,6 +75,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut exchange = Exchange::begin(request.headers());
+    let head = request.method() == http::Method::HEAD;
     // A phase that panics (a defect) still ends in a record and a metric, as an error.
     let outcome = AssertUnwindSafe(run_phases(state, connection, &mut exchange, request))
         .catch_unwind()
@@ -88,7 +89,13 @@ where
         });
     let concluded = Arc::new(exchange.conclude(outcome.as_ref().map(|_| ())));
     let outcome = record::record(state, &concluded, outcome).await;
-    respond::respond(state, &concluded, outcome)
+    let mut response = respond::respond(state, &concluded, outcome);
+    if head {
+        // The answer to a HEAD carries the GET's status and headers, never a body (over
+        // HTTP/2 a body would be a protocol error).
+        *response.body_mut() = Full::new(Bytes::new());
+    }
+    response
 }
 
 async fn run_phases<B>(
@@ -101,6 +108,11 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // The policy snapshot this exchange is decided under, taken first so that every record —
+    // an early refusal's too — names the version in force; kept to the end even if a reload
+    // happens meanwhile.
+    let policy = state.policies.current();
+    exchange.policy.clone_from(&policy);
     checkpoint(state, "identify");
     let consumer = admission::identify(connection)?;
     exchange.consumer = Some(consumer.clone());
@@ -110,7 +122,7 @@ where
         Route::Discovery => {
             // Metadata about the caller's own grants, not an exchange about anyone.
             exchange.audited = false;
-            return discovery::answer(state, consumer, &parts.method, parts.uri.path());
+            return discovery::answer(policy.as_deref(), consumer, &parts.method, parts.uri.path());
         }
     };
     exchange.partner = Some(partner.clone());
@@ -136,9 +148,7 @@ where
         exchange.approvals.clone_from(&token.approvals);
         exchange.note_context(&context);
     }
-    // The snapshot this exchange is decided under, kept to the end even if a reload happens.
-    let policy = admission::policy_snapshot(state)?;
-    exchange.policy = Some(policy.clone());
+    let policy = admission::require_policy(policy)?;
     let (permit, forwarded): (Permit, Bytes) = {
         // Read before deciding: grant conditions may look at the body. It is parsed (once)
         // only if the decision or the request's minimisation needs it, and the caller's bytes
@@ -167,12 +177,19 @@ where
 /// The answer when an exchange task died outside the pipeline's own guard (a defect in the
 /// connection task): a problem, never a partial response.
 pub fn internal_error(state: &GatewayState) -> Response<Full<Bytes>> {
-    tracing::error!("an exchange task failed unexpectedly");
-    Problem::new(
+    // A transaction id of its own, so even this answer can be quoted in a report.
+    let transaction_id = crate::trace::new_transaction_id();
+    tracing::error!(%transaction_id, "an exchange task failed unexpectedly");
+    let header = crate::headers::transaction_id(transaction_id);
+    let mut response = Problem::new(
         ProblemCode::Internal,
         "the gateway failed while handling this request",
     )
-    .into_response(&state.problem_base, "")
+    .into_response(&state.problem_base, header.to_str().unwrap_or_default());
+    response
+        .headers_mut()
+        .insert(crate::headers::FSC_TRANSACTION_ID, header);
+    response
 }
 
 /// Unit tests make the phase named here panic (see [`GatewayState`]); elsewhere a no-op.

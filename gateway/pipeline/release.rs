@@ -2,7 +2,7 @@
 //! [`Released`] body, which only minimisation builds.
 
 use super::Call;
-use crate::headers::RELEASED_RESPONSE_HEADERS;
+use crate::headers::{is_releasable, JSON, NO_STORE, RELEASED_RESPONSE_HEADERS};
 use crate::minimise::Released;
 use crate::policy::decide::Permit;
 use crate::policy::PolicySet;
@@ -10,8 +10,8 @@ use crate::problem::{Problem, ProblemCode};
 use crate::state::GatewayState;
 use crate::upstream::UpstreamResponse;
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::header;
+use http::{Response, StatusCode};
 use http_body_util::Full;
 
 /// The caller's response and what minimisation released and withheld.
@@ -30,11 +30,10 @@ pub(super) fn release(
     answer: UpstreamResponse,
 ) -> Result<Release, Problem> {
     check_partner_status(answer.status)?;
-    let without_body = call.parts.method == Method::HEAD
-        || matches!(
-            answer.status,
-            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
-        );
+    let without_body = matches!(
+        answer.status,
+        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+    );
     let mut released = if without_body {
         Released::nothing()
     } else if let Some(relayed) = benchmark_pass_through(state, &answer) {
@@ -97,8 +96,9 @@ fn check_partner_status(status: StatusCode) -> Result<(), Problem> {
     Ok(())
 }
 
-/// The response to the caller: the partner's status, the allow-listed partner headers, and
-/// the released body. A non-empty body is always the gateway's own JSON serialisation.
+/// The response to the caller: the partner's status, the allow-listed partner headers with
+/// well-formed values, `Cache-Control: no-store`, and the released body. A non-empty body is
+/// always the gateway's own JSON serialisation.
 fn respond_with(answer: &UpstreamResponse, released: Released) -> Response<Full<Bytes>> {
     let body = released.into_body();
     let has_body = !body.is_empty();
@@ -107,14 +107,14 @@ fn respond_with(answer: &UpstreamResponse, released: Released) -> Response<Full<
     let headers = response.headers_mut();
     for name in RELEASED_RESPONSE_HEADERS {
         for value in answer.headers.get_all(name) {
-            headers.append(name.clone(), value.clone());
+            if is_releasable(name, value) {
+                headers.append(name.clone(), value.clone());
+            }
         }
     }
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
     if has_body {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, JSON);
     }
     response
 }
@@ -122,7 +122,7 @@ fn respond_with(answer: &UpstreamResponse, released: Released) -> Response<Full<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::HeaderName;
+    use http::header::{HeaderName, HeaderValue};
     use http::HeaderMap;
 
     #[test]
@@ -136,7 +136,18 @@ mod tests {
         headers.insert(header::SET_COOKIE, HeaderValue::from_static("s=1"));
         headers.insert("x-powered-by", HeaderValue::from_static("php"));
         headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000"),
+        );
+        headers.insert(
+            header::LAST_MODIFIED,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        headers.insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static("nl; persoon 999990019"),
+        );
         let answer = UpstreamResponse {
             status: StatusCode::OK,
             headers,
@@ -146,7 +157,8 @@ mod tests {
         let response = respond_with(&answer, Released::nothing());
         let mut names: Vec<&str> = response.headers().keys().map(HeaderName::as_str).collect();
         names.sort();
-        assert_eq!(names, ["cache-control"]);
+        assert_eq!(names, ["cache-control", "last-modified"]);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     }
 
     #[test]

@@ -49,8 +49,12 @@ struct Partial {
 
 impl Partial {
     fn deny(&self, code: ProblemCode, detail: impl Into<std::borrow::Cow<'static, str>>) -> Denial {
+        self.refuse(Problem::new(code, detail))
+    }
+
+    fn refuse(&self, problem: Problem) -> Denial {
         Denial {
-            problem: Problem::new(code, detail),
+            problem,
             operation: self.operation.clone(),
             purpose: self.purpose.clone(),
             grant: self.grant.clone(),
@@ -69,6 +73,15 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
     let Some((operation, params)) =
         set.match_operation(request.partner, request.method, request.path)
     else {
+        // A described path asked with another method: say which methods it serves.
+        let allowed = set.methods_at(request.partner, request.path);
+        if !allowed.is_empty() {
+            let allow: Vec<&str> = allowed.iter().map(http::Method::as_str).collect();
+            return Err(partial.refuse(Problem::method_not_allowed(
+                "the operation at this path is not served with this method",
+                allow.join(", "),
+            )));
+        }
         return Err(partial.deny(
             ProblemCode::UnknownRoute,
             "no operation of this partner matches the method and path; only described operations are forwarded",

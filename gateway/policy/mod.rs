@@ -87,6 +87,24 @@ impl PolicySet {
             .find_map(|op| op.template.matches(path).map(|params| (op, params)))
     }
 
+    /// The methods some operation of `partner` serves at `path` (HEAD wherever GET is), in a
+    /// fixed order: for the `Allow` header of a refusal with `method-not-allowed`.
+    pub fn methods_at(&self, partner: &str, path: &str) -> Vec<http::Method> {
+        let Some(routes) = self.routes.get(partner) else {
+            return Vec::new();
+        };
+        let mut methods: Vec<http::Method> = routes
+            .iter()
+            .filter(|(_, ops)| ops.iter().any(|op| op.template.matches(path).is_some()))
+            .map(|(method, _)| method.clone())
+            .collect();
+        if methods.contains(&http::Method::GET) {
+            methods.push(http::Method::HEAD);
+        }
+        methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        methods
+    }
+
     /// The grants a consumer holds for an operation and purpose.
     pub fn grants_for(&self, consumer: &str, operation: &str, purpose: &str) -> &[Arc<Grant>] {
         self.index

@@ -201,9 +201,14 @@ fn without_a_role_any_colleague_but_not_the_actor_may_approve() {
 #[test]
 fn an_unknown_route_comes_before_a_missing_purpose() {
     let mut ask = lookup();
-    ask.method = Method::PUT;
+    ask.path = format!("/v1/personen/{SUBJECT}/adres");
     ask.context.purpose = None;
     refuses(&ask, ProblemCode::UnknownRoute, (None, None, None));
+    // So does a method the path is not served with.
+    let mut ask = lookup();
+    ask.method = Method::PUT;
+    ask.context.purpose = None;
+    refuses(&ask, ProblemCode::MethodNotAllowed, (None, None, None));
 }
 
 #[test]

@@ -347,14 +347,24 @@ fn a_time_out_meeting_every_condition_with_a_teamleaders_approval_is_permitted()
 fn an_operation_the_policy_does_not_describe_is_an_unknown_route() {
     let mut unknown_path = lookup();
     unknown_path.path = format!("/v1/personen/{SUBJECT}/adres");
-    let mut wrong_method = lookup();
-    wrong_method.method = Method::DELETE;
-    let mut post_on_the_get = lookup();
-    post_on_the_get.method = Method::POST;
     let mut unknown_partner = lookup();
     unknown_partner.partner = "uwv";
-    for ask in [unknown_path, wrong_method, post_on_the_get, unknown_partner] {
+    for ask in [unknown_path, unknown_partner] {
         refuses(&ask, ProblemCode::UnknownRoute, (None, None, None));
+    }
+}
+
+#[test]
+fn a_described_path_asked_with_another_method_is_method_not_allowed_with_allow() {
+    for method in [Method::DELETE, Method::POST, Method::PUT] {
+        let mut ask = lookup();
+        ask.method = method.clone();
+        let denial = refuses(&ask, ProblemCode::MethodNotAllowed, (None, None, None));
+        assert_eq!(
+            denial.problem.allow.as_deref(),
+            Some("GET, HEAD"),
+            "{method}"
+        );
     }
 }
 
