@@ -55,6 +55,9 @@ pub struct Exchange {
     pub fields_withheld: PointerList,
     /// The declared context, once its headers were valid (for the audit record).
     pub subject: Option<Bsn>,
+    /// The person a refused request was really about, when it was not the declared one
+    /// (`subject-mismatch`): recorded too, so that person's report shows the attempt.
+    pub requested_subject: Option<Bsn>,
     pub case_id: Option<String>,
     pub actor: Option<String>,
     /// Whether this request is an exchange the audit log records (discovery is not).
@@ -86,6 +89,7 @@ impl Exchange {
             fields_released: Default::default(),
             fields_withheld: Default::default(),
             subject: None,
+            requested_subject: None,
             case_id: None,
             actor: None,
             audited: true,
@@ -111,6 +115,7 @@ impl Exchange {
                 self.grant = Some(permit.grant().clone());
             }
             Err(denial) => {
+                self.requested_subject.clone_from(&denial.requested_subject);
                 self.operation.clone_from(&denial.operation);
                 self.purpose.clone_from(&denial.purpose);
                 self.grant.clone_from(&denial.grant);

@@ -297,12 +297,35 @@ async fn every_decision_class_leaves_exactly_one_record() {
     assert_eq!(code, 0, "{out}");
     let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows.iter().all(|r| r["subject_role"] == "declared"),
+        "{out}"
+    );
     assert!(rows
         .iter()
         .all(|r| r["purpose"] == TEST_PURPOSE && r["legal_basis"] == "AVG art. 6(1)(e); Testwet"));
+    // The person fished for (asked about under the declared person's name) finds the attempt
+    // in their own report, marked for what it was; the declared person's report marks theirs.
+    let (code, out) = run_doelpoort([
+        "audit",
+        "query",
+        dir_arg,
+        "--subject",
+        OTHER_BSN,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["reason"], "subject-mismatch", "{out}");
+    assert_eq!(rows[0]["subject_role"], "requested", "{out}");
     let (code, out) = run_doelpoort(["audit", "query", dir_arg, "--subject", OTHER_BSN]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("0 exchange(s)"), "{out}");
+    assert!(
+        out.contains("asked about this person under another's name"),
+        "{out}"
+    );
     let (code, out) = run_doelpoort([
         "audit",
         "query",

@@ -38,13 +38,13 @@ impl Filter {
 
     fn matches(&self, r: &StoredRecord) -> bool {
         let start = r.field("start_time").unwrap_or_default();
-        self.subject_id
+        self.subject_id.as_deref().is_none_or(|s| {
+            r.attribute("dpl.core.data_subject_id") == Some(s)
+                || r.attribute("doelpoort.requested_subject_id") == Some(s)
+        }) && self
+            .case_id
             .as_deref()
-            .is_none_or(|s| r.attribute("dpl.core.data_subject_id") == Some(s))
-            && self
-                .case_id
-                .as_deref()
-                .is_none_or(|c| r.attribute("doelpoort.case_id") == Some(c))
+            .is_none_or(|c| r.attribute("doelpoort.case_id") == Some(c))
             && self
                 .consumer
                 .as_deref()
@@ -100,6 +100,9 @@ pub struct Row {
     pub approvals: Vec<String>,
     pub fields_released: Vec<String>,
     pub transaction_id: String,
+    /// In an answer about one person: `declared` when the exchange declared them, `requested`
+    /// when it was about them while another person was declared (`subject-mismatch`).
+    pub subject_role: String,
 }
 
 impl Row {
@@ -151,7 +154,23 @@ impl Row {
                 .map(str::to_string)
                 .collect(),
             transaction_id: text("doelpoort.transaction_id"),
+            subject_role: String::new(),
         }
+    }
+
+    /// The row in an answer about the person whose keyed id is `subject_id`.
+    fn about(r: &StoredRecord, subject_id: Option<&str>) -> Self {
+        let mut row = Self::of(r);
+        if let Some(id) = subject_id {
+            row.subject_role = if r.attribute("doelpoort.requested_subject_id") == Some(id)
+                && r.attribute("dpl.core.data_subject_id") != Some(id)
+            {
+                "requested".into()
+            } else {
+                "declared".into()
+            };
+        }
+        row
     }
 }
 
@@ -175,7 +194,9 @@ pub fn query(dir: &Path, filter: &Filter) -> Result<Answer> {
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         for (line_no, line) in segment::contents(&bytes).lines {
             match record::parse_line(line) {
-                Ok(r) if filter.matches(&r) => answer.rows.push(Row::of(&r)),
+                Ok(r) if filter.matches(&r) => answer
+                    .rows
+                    .push(Row::about(&r, filter.subject_id.as_deref())),
                 Ok(_) => {}
                 Err(e) => answer
                     .warnings
@@ -229,7 +250,7 @@ pub fn render(rows: &[Row], format: Format) -> String {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
         Format::Csv => {
             let mut out = String::from(
-                "time,consumer,consumer_oin,purpose,legal_basis,partner,operation,decision,reason,case_id,approvals,fields_released,transaction_id\n",
+                "time,consumer,consumer_oin,purpose,legal_basis,partner,operation,decision,reason,case_id,approvals,fields_released,transaction_id,subject_role\n",
             );
             for r in rows {
                 let fields = field_names(&r.fields_released).join(" ");
@@ -248,6 +269,7 @@ pub fn render(rows: &[Row], format: Format) -> String {
                     &approvals,
                     &fields,
                     &r.transaction_id,
+                    &r.subject_role,
                 ];
                 let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
                 out.push_str(&line.join(","));
@@ -269,11 +291,14 @@ pub fn render(rows: &[Row], format: Format) -> String {
             let body: Vec<[String; 8]> = rows
                 .iter()
                 .map(|r| {
-                    let decision = if r.reason.is_empty() {
+                    let mut decision = if r.reason.is_empty() {
                         r.decision.clone()
                     } else {
                         format!("{} ({})", r.decision, r.reason)
                     };
+                    if r.subject_role == "requested" {
+                        decision.push_str("; asked about this person under another's name");
+                    }
                     [
                         r.time.get(..19).unwrap_or(&r.time).replace('T', " "),
                         r.consumer.clone(),

@@ -79,6 +79,13 @@ pub struct Attributes<'a> {
     pub purpose: Option<&'a str>,
     #[serde(rename = "doelpoort.reason", skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// For a `subject-mismatch`: the person the request was really about (keyed HMAC, like
+    /// `dpl.core.data_subject_id`), so that person's art. 15 report shows the attempt too.
+    #[serde(
+        rename = "doelpoort.requested_subject_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub requested_subject_id: Option<&'a str>,
     /// The configured issuer whose signed token vouched for the actor and context.
     #[serde(
         rename = "doelpoort.token_issuer",
@@ -296,6 +303,7 @@ mod tests {
                 policy_version: Some("abc"),
                 purpose: Some("wams-onderzoek"),
                 reason: None,
+                requested_subject_id: None,
                 token_issuer: Some("idp"),
                 transaction_id: "0190-…",
                 upstream_status: Some(200),

@@ -374,6 +374,10 @@ impl Writer {
             .subject
             .as_ref()
             .map(|b| self.key.subject_id(b.as_str()));
+        let requested_id = event
+            .requested_subject
+            .as_ref()
+            .map(|b| self.key.subject_id(b.as_str()));
         let released: Vec<Cow<'_, str>> = event.fields_released.iter().map(scrub).collect();
         let withheld: Vec<Cow<'_, str>> = event.fields_withheld.iter().map(scrub).collect();
         let categories: Vec<&str> = match (&event.grant, released.is_empty()) {
@@ -411,6 +415,7 @@ impl Writer {
                 policy_version: event.policy.as_ref().map(|p| p.version.as_str()),
                 purpose: event.purpose.as_ref().map(|p| p.id.as_str()),
                 reason: event.reason.map(|r| r.as_str()),
+                requested_subject_id: requested_id.as_deref(),
                 token_issuer: event.token_issuer.as_deref(),
                 transaction_id: &transaction_id,
                 upstream_status: event.upstream_status.map(|s| s.as_u16()),

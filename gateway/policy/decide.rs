@@ -36,6 +36,9 @@ pub struct DecisionRequest<'a> {
 #[derive(Debug, Clone)]
 pub struct Denial {
     pub problem: Problem,
+    /// For a `subject-mismatch`: the person the request was really about, when that is a
+    /// valid BSN (the audit record names them too, so their art. 15 report shows the attempt).
+    pub requested_subject: Option<Bsn>,
     pub operation: Option<Arc<Operation>>,
     pub purpose: Option<Arc<Purpose>>,
     pub grant: Option<Arc<Grant>>,
@@ -55,6 +58,7 @@ impl Partial {
     fn refuse(&self, problem: Problem) -> Denial {
         Denial {
             problem,
+            requested_subject: None,
             operation: self.operation.clone(),
             purpose: self.purpose.clone(),
             grant: self.grant.clone(),
@@ -204,15 +208,15 @@ pub fn decide(set: &PolicySet, request: &DecisionRequest<'_>) -> Result<Permit, 
                     .map(str::to_string),
                 SubjectSource::None => None,
             };
-            let matches = actual
-                .as_deref()
-                .and_then(|a| Bsn::parse(a).ok())
-                .is_some_and(|a| &a == declared.bsn());
-            if !matches {
-                return Err(partial.deny(
-                    ProblemCode::SubjectMismatch,
-                    "the person this request is about is not the declared data subject",
-                ));
+            let actual = actual.as_deref().and_then(|a| Bsn::parse(a).ok());
+            if actual.as_ref() != Some(declared.bsn()) {
+                return Err(Denial {
+                    requested_subject: actual,
+                    ..partial.deny(
+                        ProblemCode::SubjectMismatch,
+                        "the person this request is about is not the declared data subject",
+                    )
+                });
             }
         }
     }

@@ -41,6 +41,7 @@ pub fn simulate(set: &PolicySet, request: &SimulatedRequest) -> Outcome {
     let fail = |problem: Problem| {
         Outcome::Deny(Denial {
             problem,
+            requested_subject: None,
             operation: None,
             purpose: None,
             grant: None,
