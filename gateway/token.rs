@@ -76,6 +76,7 @@ impl TokenIssuers {
 pub struct TokenVerifier {
     audience: String,
     leeway: Duration,
+    max_lifetime: Duration,
     /// By `iss` claim.
     issuers: HashMap<String, Issuer>,
 }
@@ -180,6 +181,7 @@ impl TokenVerifier {
         Ok(Self {
             audience: config.audience.clone(),
             leeway: config.leeway,
+            max_lifetime: config.max_lifetime,
             issuers,
         })
     }
@@ -226,6 +228,13 @@ impl TokenVerifier {
         // `alg: none` and unknown algorithms fail here: the crate has no such algorithm.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| invalid("the bearer token is not a signed JWT with a known algorithm"))?;
+        // RFC 7515 §4.1.11: a header parameter marked critical must be understood, and the
+        // gateway understands no extension.
+        if header.crit.is_some() {
+            return Err(invalid(
+                "the token marks header extensions as critical (crit) that the gateway does not understand",
+            ));
+        }
         // The issuer picks the keys; it is read before the signature is checked, and only
         // trusted once the signature under that issuer's keys holds.
         let iss = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
@@ -269,6 +278,12 @@ impl TokenVerifier {
         let now = jsonwebtoken::get_current_timestamp();
         if claims.iat > now + self.leeway.as_secs() {
             return Err(invalid("the token was issued in the future (iat)"));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime.as_secs() {
+            return Err(invalid(format!(
+                "the token lives longer (exp - iat) than the {} this gateway accepts",
+                humantime::format_duration(self.max_lifetime)
+            )));
         }
         if claims.cnf.x5t_s256 != thumbprint(fingerprint) {
             return Err(invalid(

@@ -232,6 +232,22 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     c["iat"] = json!(now() - 7200);
     let r = s.call("consumer", ping, Some(&s.sign(&c)), &[]).await;
     expected.push(("expired", r, 401, "token-invalid"));
+    // A token that would live until 2100, and one marking a header extension as critical
+    // (RFC 7515 §4.1.11: an extension the gateway does not understand refuses the token).
+    let mut c = s.claims();
+    c["exp"] = json!(4_102_444_800u64);
+    let r = s.call("consumer", ping, Some(&s.sign(&c)), &[]).await;
+    expected.push(("living until 2100", r, 401, "token-invalid"));
+    let mut header = Header::new(Algorithm::ES256);
+    header.crit = Some(vec!["urn:example:must-understand".into()]);
+    let critical = jsonwebtoken::encode(&header, &s.claims(), &s.key).unwrap();
+    let r = s.call("consumer", ping, Some(&critical), &[]).await;
+    expected.push((
+        "an unknown critical header extension",
+        r,
+        401,
+        "token-invalid",
+    ));
     let mut c = s.claims();
     c["nbf"] = json!(now() + 3600);
     let r = s.call("consumer", ping, Some(&s.sign(&c)), &[]).await;

@@ -211,7 +211,14 @@ pub struct TokenConfig {
     pub audience: String,
     /// Clock tolerance for `exp`, `nbf` and `iat`.
     pub leeway: Duration,
+    /// The longest a token may live (`exp - iat`); a token carrying approvals lives at most
+    /// 5 minutes whatever this says.
+    pub max_lifetime: Duration,
     pub issuers: Vec<IssuerConfig>,
+}
+
+impl TokenConfig {
+    pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
 }
 
 /// A trusted token issuer (the consumer's identity provider).

@@ -85,6 +85,8 @@ pub(super) struct RawTokens {
     pub(super) audience: Spanned<String>,
     #[serde(default)]
     pub(super) leeway: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) max_lifetime: Option<Spanned<String>>,
     pub(super) issuers: Vec<RawIssuer>,
 }
 

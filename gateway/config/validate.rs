@@ -365,9 +365,21 @@ impl Validator<'_> {
                 )
             })
             .unwrap_or(Duration::from_secs(30));
+        let max_lifetime = raw
+            .max_lifetime
+            .as_ref()
+            .and_then(|v| {
+                self.duration_within(
+                    v,
+                    Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+                    "a lifetime of at most 24h; expected e.g. 1h",
+                )
+            })
+            .unwrap_or(TokenConfig::DEFAULT_MAX_LIFETIME);
         TokenConfig {
             audience: raw.audience.value.clone(),
             leeway,
+            max_lifetime,
             issuers,
         }
     }

@@ -312,6 +312,7 @@ pub fn demo_config(
         tokens: Some(crate::config::TokenConfig {
             audience: tokens::DEMO_AUDIENCE.into(),
             leeway: Duration::from_secs(30),
+            max_lifetime: crate::config::TokenConfig::DEFAULT_MAX_LIFETIME,
             issuers: vec![crate::config::IssuerConfig {
                 id: "demo-idp".into(),
                 issuer: tokens::DEMO_ISSUER.into(),
