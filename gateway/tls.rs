@@ -127,6 +127,9 @@ fn listener_config(tls: &ListenerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig
         .with_single_cert(certs, key)
         .context("the gateway certificate does not match its key")?;
     server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // The gateway's order of cipher suites decides, not the client's: a client cannot talk it
+    // down to the weakest suite both support.
+    server.ignore_client_order = true;
     // Resumption spares repeat callers a full handshake: stateless tickets plus a session
     // cache sized for many backend systems.
     server.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
@@ -152,6 +155,39 @@ fn may_sign(end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
             CertificateError::BadEncoding,
         )),
     }
+}
+
+/// A client certificate must say what it is for and whom it is: webpki accepts a certificate
+/// without any extended key usage as good for every purpose, and the gateway identifies a
+/// consumer by the OIN in the subject's `serialNumber`. So a client certificate must carry
+/// the clientAuth EKU, and at most one `serialNumber`: with two, which organisation calls
+/// would depend on which one is read.
+fn names_one_client(end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) if eku.value.client_auth => {}
+        Ok(_) => {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose,
+            ))
+        }
+        Err(_) => {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            ))
+        }
+    }
+    let serial_numbers = cert
+        .subject()
+        .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
+        .count();
+    if serial_numbers > 1 {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ));
+    }
+    Ok(())
 }
 
 /// The handshake-signature checks, which both key-usage verifiers leave to webpki as they are
@@ -207,6 +243,7 @@ impl ClientCertVerifier for SigningKeyUsage {
     ) -> Result<ClientCertVerified, rustls::Error> {
         let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
         may_sign(end_entity)?;
+        names_one_client(end_entity)?;
         Ok(verified)
     }
 

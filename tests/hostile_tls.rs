@@ -121,13 +121,16 @@ async fn a_self_signed_certificate_with_a_consumers_oin_is_refused() {
 async fn certificates_with_the_wrong_key_usage_or_extended_key_usage_are_refused() {
     let (pki, _partner, gateway) = setup().await;
     assert_minted_consumer_is_served(&pki, gateway.local_addr.port()).await;
-    let cases: [(&str, &[&str], &[&str]); 4] = [
+    let cases: [(&str, &[&str], &[&str]); 5] = [
         // A signing key that may only sign certificates (a CA key used as a client key).
         ("ku-cert-sign", &["keyCertSign"], &["clientAuth"]),
         // An encryption-only key cannot sign the handshake.
         ("ku-encipher", &["keyEncipherment"], &["clientAuth"]),
         ("eku-code-signing", &["digitalSignature"], &["codeSigning"]),
         ("eku-email", &["digitalSignature"], &["emailProtection"]),
+        // No extended key usage at all: webpki takes it as good for every purpose; a client
+        // certificate must say it is one.
+        ("eku-none", &["digitalSignature"], &[]),
     ];
     for (stem, key_usage, extended_key_usage) in cases {
         mint(
@@ -142,6 +145,29 @@ async fn certificates_with_the_wrong_key_usage_or_extended_key_usage_are_refused
         assert_handshake_refused(&pki, &gateway, stem, "UnsupportedCertificate").await;
     }
     // The served control exchange is the only record.
+    assert_eq!(audit_records(&pki.path("audit")).len(), 1);
+    assert_still_serving(&pki, gateway.local_addr.port()).await;
+}
+
+#[tokio::test]
+async fn a_certificate_naming_two_organisations_is_refused() {
+    // Two serialNumber OINs: which organisation calls would depend on which one is read.
+    let (pki, _partner, gateway) = setup().await;
+    assert_minted_consumer_is_served(&pki, gateway.local_addr.port()).await;
+    for (stem, more) in [
+        ("two-oins", ["00000001999990009000"]),
+        ("the-oin-twice", [CONSUMER_OIN]),
+    ] {
+        mint(
+            &pki,
+            stem,
+            &Mint {
+                more_oins: &more,
+                ..Mint::consumer()
+            },
+        );
+        assert_handshake_refused(&pki, &gateway, stem, "AccessDenied").await;
+    }
     assert_eq!(audit_records(&pki.path("audit")).len(), 1);
     assert_still_serving(&pki, gateway.local_addr.port()).await;
 }
@@ -376,4 +402,41 @@ async fn a_renegotiation_attempt_is_refused() {
         "only the first exchange"
     );
     assert_still_serving(&pki, addr.port()).await;
+}
+
+#[tokio::test]
+async fn the_gateway_chooses_the_cipher_suite_not_the_client() {
+    // A client that prefers ChaCha20 over AES-128 gets the gateway's preference (AES-128-GCM
+    // ranks above ChaCha20 in the gateway's list; AES-256 is not offered).
+    let (pki, _partner, gateway) = setup().await;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![
+        rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
+    ];
+    let mut roots = rustls::RootCertStore::empty();
+    for c in doelpoort::tls::load_certificates(&pki.path("ca.crt")).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            doelpoort::tls::load_certificates(&pki.path("consumer.crt")).unwrap(),
+            doelpoort::tls::load_private_key(&pki.path("consumer.key")).unwrap(),
+        )
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(gateway.local_addr)
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    let suite = stream.get_ref().1.negotiated_cipher_suite().unwrap();
+    assert_eq!(
+        suite.suite(),
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+        "the client's order decided"
+    );
 }

@@ -842,6 +842,8 @@ pub struct Mint<'a> {
     pub loopback_ip: bool,
     /// Signed with its own key instead of the test CA's.
     pub self_signed: bool,
+    /// Further subject serialNumber attributes after `oin`.
+    pub more_oins: &'a [&'a str],
 }
 
 impl Mint<'_> {
@@ -855,6 +857,7 @@ impl Mint<'_> {
             dns_names: &[],
             loopback_ip: false,
             self_signed: false,
+            more_oins: &[],
         }
     }
 
@@ -868,6 +871,7 @@ impl Mint<'_> {
             dns_names: &["localhost"],
             loopback_ip: true,
             self_signed: false,
+            more_oins: &[],
         }
     }
 }
@@ -900,6 +904,9 @@ pub fn mint(pki: &TestPki, stem: &str, spec: &Mint<'_>) {
     name.append_entry_by_nid(Nid::COMMONNAME, spec.common_name)
         .unwrap();
     if let Some(oin) = spec.oin {
+        name.append_entry_by_nid(Nid::SERIALNUMBER, oin).unwrap();
+    }
+    for oin in spec.more_oins {
         name.append_entry_by_nid(Nid::SERIALNUMBER, oin).unwrap();
     }
     let name = name.build();
