@@ -43,6 +43,7 @@
 //! | [`problem`] | the one mapping from refusals to `application/problem+json`; a problem's source |
 //! | [`trace`] | `traceparent` and the FSC transaction id |
 //! | [`secrets`], [`clock`] | the gateway's own secret files; the wall clock |
+//! | [`canonical`] | the canonical form of JSON (RFC 8785) and its digest: audit chain, approved bodies |
 //! | [`diagnostic`] | located messages about input files |
 //! | [`pki`] | example/test PKI generation (`doelpoort certs generate`) |
 //!
@@ -65,6 +66,7 @@
 pub mod admin;
 pub mod assertion;
 pub mod audit;
+pub mod canonical;
 pub mod cli;
 pub mod clock;
 pub mod config;

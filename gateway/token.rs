@@ -110,8 +110,23 @@ pub struct CallerToken {
     pub approvals: Vec<Approval>,
     /// The partner domains the client agreed to involve in this case (absent: not limited).
     pub case_partners: Option<Vec<String>>,
+    /// What the approvals in this token approve: one operation, and the request body (its
+    /// canonical digest) when there is one.
+    pub approves: Option<Approves>,
     /// For a token carrying approvals: its `jti` and `exp`, so the approval is used once.
     pub approval_use: Option<(String, u64)>,
+}
+
+/// The `approves` claim: the request a colleague approved.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approves {
+    /// The operation, as `<partner>/<operation>` (e.g. `cjib/opschorting`).
+    pub operation: String,
+    /// SHA-256 (lowercase hex) of the canonical request body ([`crate::canonical::digest`]);
+    /// absent for a request without a body.
+    #[serde(default)]
+    pub request_sha256: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +142,8 @@ struct Claims {
     approvals: Vec<ApprovalClaim>,
     #[serde(default)]
     case_partners: Option<Vec<String>>,
+    #[serde(default)]
+    approves: Option<Approves>,
     cnf: Confirmation,
     iat: u64,
     exp: u64,
@@ -315,6 +332,7 @@ impl TokenVerifier {
                 })
                 .collect(),
             case_partners: claims.case_partners,
+            approves: claims.approves,
             approval_use,
         })
     }
@@ -361,6 +379,18 @@ fn check_claim_values(claims: &Claims) -> Result<(), Problem> {
         .is_some_and(|list| !list.iter().all(|p| is_plain_id(p)))
     {
         return Err(invalid("the token's case_partners are not partner ids"));
+    }
+    if let Some(approves) = &claims.approves {
+        let digest_ok = approves.request_sha256.as_deref().is_none_or(|d| {
+            d.len() == 64
+                && d.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if !is_plain_id(&approves.operation) || !digest_ok {
+            return Err(invalid(
+                "the token's approves claim names no operation or no SHA-256 of a request body",
+            ));
+        }
     }
     Ok(())
 }
@@ -547,6 +577,7 @@ mod tests {
             data_subject: Some(DataSubject::parse("bsn=999990019").unwrap()),
             approvals: vec![],
             case_partners: None,
+            approves: None,
             approval_use: None,
         };
         let mut ctx = RequestContext::default();

@@ -13,8 +13,8 @@ use http_body_util::Full;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// A team leader's approval of this time-out, bound to the consumer's certificate.
-fn approval(run: &DemoRun) -> String {
+/// A team leader's approval of this time-out (`body`), bound to the consumer's certificate.
+fn approval(run: &DemoRun, body: &Value) -> String {
     demo_token(
         &run.root.path().join("certs-example"),
         &TokenRequest {
@@ -26,6 +26,8 @@ fn approval(run: &DemoRun) -> String {
             approved_by: Some("teamleider-0007".into()),
             approver_role: Some("teamleider".into()),
             case_partners: vec!["uwv".into(), "cjib".into()],
+            approves_operation: Some("cjib/opschorting".into()),
+            approves_body: Some(body.clone()),
             valid_for: Duration::from_secs(120),
         },
     )
@@ -51,7 +53,7 @@ fn allowed_body() -> Value {
 async fn post_time_out(run: &DemoRun, body: &Value) -> TestResponse {
     let request = Request::post(run.url("/cjib/v1/opschortingen"))
         .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {}", approval(run)))
+        .header("authorization", format!("Bearer {}", approval(run, body)))
         .header("doelbinding-purpose", "time-out")
         .header("doelbinding-case-id", "shv-2026-0042")
         .header("doelbinding-data-subject", "bsn=999990019")
@@ -257,4 +259,70 @@ async fn a_callers_trace_that_embeds_a_bsn_is_replaced_not_stored() {
     let response = income(&run, &[("traceparent", ordinary)]).await;
     let record = record_of(&run, &response);
     assert_eq!(record["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+/// Posts `body` with an approval of `approved` (the team leader approved that body).
+async fn post_approved(run: &DemoRun, path: &str, approved: &Value, body: &Value) -> TestResponse {
+    let request = Request::post(run.url(path))
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            format!("Bearer {}", approval(run, approved)),
+        )
+        .header("doelbinding-purpose", "time-out")
+        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .header("doelbinding-case-partners", "uwv, cjib")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(&run.client("schuldhulp-utrecht"), request).await
+}
+
+#[tokio::test]
+async fn an_approval_counts_only_for_the_request_it_names() {
+    let run = start_demo().await;
+    let approved = allowed_body();
+    // Another claim, or another end date, than the team leader approved.
+    let mut other_claim = approved.clone();
+    other_claim["vorderingen"][0]["vordering_id"] = json!("CJIB-2025-004411");
+    let mut longer = approved.clone();
+    longer["einddatum"] = json!(doelpoort::policy::RelativeDate { days: 0, months: 4 }
+        .resolve(doelpoort::policy::today())
+        .to_string());
+    let mut spent = Vec::new();
+    for (what, body) in [
+        ("another claim", &other_claim),
+        ("a later end date", &longer),
+    ] {
+        let response = post_approved(&run, "/cjib/v1/opschortingen", &approved, body).await;
+        let record = record_of(&run, &response);
+        if response.status != StatusCode::FORBIDDEN
+            || record["attributes"]["doelpoort.reason"] != "four-eyes-required"
+        {
+            spent.push(format!("{what}: {}", response.status));
+        }
+    }
+    // The approval of the CJIB time-out, spent on UWV's suspension of all claims.
+    let uwv = json!({
+        "bsn": "999990019",
+        "einddatum": approved["einddatum"],
+        "reden": "schuldhulpverlening gestart",
+    });
+    let response = post_approved(&run, "/uwv/v1/opschortingen", &approved, &uwv).await;
+    let record = record_of(&run, &response);
+    if response.status != StatusCode::FORBIDDEN
+        || record["attributes"]["doelpoort.reason"] != "four-eyes-required"
+    {
+        spent.push(format!("UWV's time-out: {}", response.status));
+    }
+    assert!(spent.is_empty(), "approval stretched to: {spent:?}");
+    // The control: the approved body itself goes through, once.
+    let response = post_approved(&run, "/cjib/v1/opschortingen", &approved, &approved).await;
+    assert_eq!(
+        response.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
 }

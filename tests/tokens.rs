@@ -119,6 +119,18 @@ impl Setup {
         })
     }
 
+    /// Claims approved by a team leader, for `uwv/upload` with the body `{"a":1}`.
+    fn approved_claims(&self) -> Value {
+        let mut c = self.claims();
+        c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
+        c["jti"] = json!(uuid::Uuid::new_v4().to_string());
+        c["approves"] = json!({
+            "operation": "uwv/upload",
+            "request_sha256": doelpoort::canonical::digest(&json!({"a": 1})),
+        });
+        c
+    }
+
     fn sign(&self, claims: &Value) -> String {
         jsonwebtoken::encode(&Header::new(Algorithm::ES256), claims, &self.key).unwrap()
     }
@@ -356,10 +368,30 @@ async fn every_token_attack_is_refused_with_its_code_and_recorded() {
     c["case_id"] = json!("casus-999990019");
     let r = s.call("consumer", ping, Some(&s.sign(&c)), &[]).await;
     expected.push(("a BSN in the case claim", r, 401, "token-invalid"));
-    let mut c = s.claims();
-    c["approvals"] = json!([{"sub": "teamleider-7", "role": "teamleider"}]);
-    c["jti"] = json!(uuid::Uuid::new_v4().to_string());
-    let approved = s.sign(&c);
+    // An approval names the request it approves: nothing, another operation, another body.
+    let mut c = s.approved_claims();
+    c.as_object_mut().unwrap().remove("approves");
+    let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
+    expected.push((
+        "an approval that names no request",
+        r,
+        403,
+        "four-eyes-required",
+    ));
+    let mut c = s.approved_claims();
+    c["approves"]["operation"] = json!("uwv/ping");
+    let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
+    expected.push((
+        "an approval for another operation",
+        r,
+        403,
+        "four-eyes-required",
+    ));
+    let mut c = s.approved_claims();
+    c["approves"]["request_sha256"] = json!(doelpoort::canonical::digest(&json!({"a": 2})));
+    let r = s.call("consumer", upload, Some(&s.sign(&c)), &[]).await;
+    expected.push(("an approval for another body", r, 403, "four-eyes-required"));
+    let approved = s.sign(&s.approved_claims());
     // A body the gateway cannot check is refused without spending the approval.
     let r = s.consumer_posts(upload, &approved, DUPLICATE_KEY).await;
     expected.push((

@@ -152,37 +152,7 @@ pub fn write_line(record: &Record<'_>, out: &mut Vec<u8>) -> String {
     hash
 }
 
-/// RFC 8785 canonical bytes of `value` (sorted members, compact). Floats are written as
-/// serde_json writes them; records hold none.
-pub fn canonical_bytes(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            out.push(b'{');
-            for (i, (key, member)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, key).expect("a string serialises");
-                out.push(b':');
-                canonical_bytes(member, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                canonical_bytes(item, out);
-            }
-            out.push(b']');
-        }
-        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar serialises"),
-    }
-}
+pub use crate::canonical::canonical_bytes;
 
 /// A record as read back from a segment, checked against its own hash.
 #[derive(Debug, Clone)]

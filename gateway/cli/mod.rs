@@ -173,6 +173,13 @@ pub struct TokenArgs {
     /// The partner ids the client agreed to involve (comma-separated).
     #[arg(long, value_delimiter = ',')]
     case_partners: Vec<String>,
+    /// With --approved-by: the operation approved, as `<partner>/<operation>`.
+    #[arg(long)]
+    operation: Option<String>,
+    /// With --approved-by: the request body approved (JSON, exactly as it will be sent;
+    /// the token names its canonical SHA-256).
+    #[arg(long)]
+    body: Option<String>,
     /// Lifetime (a token with an approval may live at most 5 minutes).
     #[arg(long, default_value = "5m")]
     valid_for: humantime::Duration,
@@ -194,6 +201,13 @@ impl TokenArgs {
                 approved_by: self.approved_by,
                 approver_role: Some(self.approver_role),
                 case_partners: self.case_partners,
+                approves_operation: self.operation,
+                approves_body: self
+                    .body
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--body is not JSON: {e}"))?,
                 valid_for: self.valid_for.into(),
             },
         )

@@ -490,7 +490,7 @@ pub fn example_calls(root: &Path, gateway: SocketAddr) -> Vec<ExampleCall> {
         ExampleCall {
             title: "The same time-out, approved by a team leader in a signed token of the demo identity provider",
             command: format!(
-                "{} {} -H 'Doelbinding-Case-Partners: uwv, cjib' -H \"Authorization: Bearer $({} token --root {} --consumer schuldhulp-utrecht --actor medewerker-0042 --purpose time-out --case shv-2026-0042 --subject 999990019 --case-partners uwv,cjib --approved-by teamleider-0007)\" -H 'Content-Type: application/json' -d '{time_out_body}' {base}/cjib/v1/opschortingen",
+                "{} {} -H 'Doelbinding-Case-Partners: uwv, cjib' -H \"Authorization: Bearer $({} token --root {} --consumer schuldhulp-utrecht --actor medewerker-0042 --purpose time-out --case shv-2026-0042 --subject 999990019 --case-partners uwv,cjib --approved-by teamleider-0007 --operation cjib/opschorting --body '{time_out_body}')\" -H 'Content-Type: application/json' -d '{time_out_body}' {base}/cjib/v1/opschortingen",
                 curl("schuldhulp-utrecht"),
                 ctx("time-out", "shv-2026-0042", "999990019"),
                 doelpoort_command(),

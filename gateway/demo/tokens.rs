@@ -45,6 +45,10 @@ pub struct TokenRequest {
     pub approved_by: Option<String>,
     pub approver_role: Option<String>,
     pub case_partners: Vec<String>,
+    /// With an approval: the operation it approves (`<partner>/<operation>`) and the request
+    /// body it approves (its canonical SHA-256 goes into the token).
+    pub approves_operation: Option<String>,
+    pub approves_body: Option<serde_json::Value>,
     pub valid_for: Duration,
 }
 
@@ -85,6 +89,14 @@ pub fn demo_token(certs: &Path, request: &TokenRequest) -> Result<String> {
         claims["approvals"] = json!([{"sub": by, "role": request.approver_role}]);
         // Each approval is used once: it has its own id.
         claims["jti"] = json!(uuid::Uuid::new_v4().to_string());
+        // And it names the request it approves.
+        if let Some(operation) = &request.approves_operation {
+            let mut approves = json!({"operation": operation});
+            if let Some(body) = &request.approves_body {
+                approves["request_sha256"] = json!(crate::canonical::digest(body));
+            }
+            claims["approves"] = approves;
+        }
     }
     if !request.case_partners.is_empty() {
         claims["case_partners"] = json!(request.case_partners);

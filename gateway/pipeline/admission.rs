@@ -219,7 +219,7 @@ pub(super) fn admit(
 ) -> Result<Bytes, Problem> {
     state
         .approvals
-        .admit(permit, token, || allow_request_body(permit, body))
+        .admit(permit, token, body, || allow_request_body(permit, body))
 }
 
 /// Request bodies: only the fields the grant lists go to the partner.

@@ -4,9 +4,10 @@
 //! Everything about it is here, in the order the pipeline applies it:
 //! 1. [`approved`] — the decision's rule: an approval by someone other than the actor (ids
 //!    compared without regard to letter case), with the grant's role if it names one;
-//! 2. [`check_scope`] — an approval counts only for what it names: the approving token must
-//!    itself carry the purpose and, where the grant depends on them, the case, the person and
-//!    the partners involved;
+//! 2. [`check_scope`] and [`check_approved_request`] — an approval counts only for what it
+//!    names: the approving token must itself carry the purpose and, where the grant depends on
+//!    them, the case, the person and the partners involved, and name the operation and the
+//!    request body (its canonical SHA-256) it approves;
 //! 3. [`ApprovalLedger`] — spent approvals: a replay is refused as a replay before anything
 //!    else is said about the request, and an approval is spent only once the body that goes
 //!    with it has passed, so a refused body leaves the colleague's approval usable.
@@ -15,6 +16,7 @@
 
 use super::permit::Permit;
 use super::{FourEyes, SubjectSource};
+use crate::minimise::RequestBody;
 use crate::problem::{Problem, ProblemCode};
 use crate::token::{Approval, CallerToken};
 use std::collections::HashMap;
@@ -53,13 +55,48 @@ pub fn check_scope(permit: &Permit, token: Option<&CallerToken>) -> Result<(), P
             && (permit.operation().subject == SubjectSource::None || t.data_subject.is_some())
             && (!grant.requires.involved_partner || t.case_partners.is_some())
     });
-    if bound {
-        return Ok(());
+    if !bound {
+        return Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            "the approval must name what it approves: the signed token must carry purpose, case_id, data_subject and case_partners as this grant needs them",
+        ));
     }
-    Err(Problem::new(
-        ProblemCode::FourEyesRequired,
-        "the approval must name what it approves: the signed token must carry purpose, case_id, data_subject and case_partners as this grant needs them",
-    ))
+    Ok(())
+}
+
+/// An approval names the request it approves (`approves`): the operation, and the SHA-256 of
+/// the canonical request body, so an approval of one time-out at CJIB cannot be spent on
+/// another operation, or on the same one with other claims or dates. A body that cannot be
+/// read strictly is refused as such (`context-invalid`), before the approval is spent.
+pub fn check_approved_request(
+    permit: &Permit,
+    token: &CallerToken,
+    body: &RequestBody<'_>,
+) -> Result<(), Problem> {
+    let Some(approves) = token.approves.as_ref() else {
+        return Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            "the approval must name the request it approves: an approves claim with the operation and the SHA-256 of the request body",
+        ));
+    };
+    if approves.operation != permit.operation().key {
+        return Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            "the approval is for another operation",
+        ));
+    }
+    let digest = if body.is_empty() {
+        None
+    } else {
+        Some(crate::canonical::digest(body.json()?))
+    };
+    if approves.request_sha256 != digest {
+        return Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            "the approval is for another request body",
+        ));
+    }
+    Ok(())
 }
 
 /// Approvals already used, by issuer and `jti`, until their token expires.
@@ -78,20 +115,23 @@ impl ApprovalLedger {
     }
 
     /// Admits the exchange's approval, if its grant needs one: the scope is checked, a replay
-    /// is refused as a replay whatever else is wrong with the request, then `body` (the check
-    /// of what goes with the approval) runs, and only if it passes is the approval spent.
+    /// is refused as a replay whatever else is wrong with the request, the approval must name
+    /// this operation and this `body`, then `check_body` (the check of what goes to the
+    /// partner) runs, and only if it passes is the approval spent.
     pub fn admit<T>(
         &self,
         permit: &Permit,
         token: Option<&CallerToken>,
-        body: impl FnOnce() -> Result<T, Problem>,
+        body: &RequestBody<'_>,
+        check_body: impl FnOnce() -> Result<T, Problem>,
     ) -> Result<T, Problem> {
         check_scope(permit, token)?;
         let token = token.filter(|_| permit.grant().four_eyes.is_some());
         if let Some(token) = token {
             self.check_unspent(token)?;
+            check_approved_request(permit, token, body)?;
         }
-        let admitted = body()?;
+        let admitted = check_body()?;
         if let Some(token) = token {
             self.spend(token)?;
         }
