@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
 /// The facts gathered about one request as it passes the phases.
+#[derive(Clone)]
 pub struct Exchange {
     pub transaction_id: Uuid,
     pub trace: TraceContext,
@@ -145,7 +146,21 @@ impl Exchange {
             decision: Decision::of(outcome),
             reason: outcome.err().map(|p| p.code),
             end_time: SystemTime::now(),
+            kind: RecordKind::Outcome,
             facts: self,
+        }
+    }
+
+    /// What is known just before a state-changing request goes to the partner: the decision
+    /// was to forward it, the outcome is not known yet. Written (durably) before the partner
+    /// is called, so a crash in between leaves a record that says so.
+    pub fn intent(&self) -> Concluded {
+        Concluded {
+            decision: Decision::Allow,
+            reason: None,
+            end_time: SystemTime::now(),
+            kind: RecordKind::Intent,
+            facts: self.clone(),
         }
     }
 }
@@ -158,6 +173,18 @@ pub struct Concluded {
     pub decision: Decision,
     pub reason: Option<ProblemCode>,
     pub end_time: SystemTime,
+    pub kind: RecordKind,
+}
+
+/// Which record of an exchange a [`Concluded`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// How the exchange ended: every exchange has exactly one.
+    Outcome,
+    /// Before a state-changing request (any method but GET and HEAD) is sent: the partner is
+    /// about to act. Followed by the outcome record of the same transaction; alone, it says
+    /// the outcome is unknown (the gateway stopped while the partner was called).
+    Intent,
 }
 
 impl std::ops::Deref for Concluded {

@@ -64,7 +64,7 @@ async fn post_time_out(run: &DemoRun, body: &Value) -> TestResponse {
     send(&run.client("schuldhulp-utrecht"), request).await
 }
 
-/// The audit record of the exchange this response answered.
+/// The outcome record of the exchange this response answered.
 fn record_of(run: &DemoRun, response: &TestResponse) -> Value {
     let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
     let dir = run.root.path().join("data").join("audit");
@@ -84,7 +84,11 @@ fn record_of(run: &DemoRun, response: &TestResponse) -> Value {
                 .map(|l| serde_json::from_str::<Value>(l).unwrap())
                 .collect::<Vec<_>>()
         })
-        .find(|r| r["attributes"]["doelpoort.transaction_id"] == tx)
+        // The outcome record (a state-changing exchange also has an intent record first).
+        .find(|r| {
+            r["attributes"]["doelpoort.transaction_id"] == tx
+                && r["attributes"]["doelpoort.record"] != "intent"
+        })
         .unwrap_or_else(|| panic!("no audit record for {tx}"))
 }
 

@@ -103,6 +103,9 @@ pub struct Row {
     /// In an answer about one person: `declared` when the exchange declared them, `requested`
     /// when it was about them while another person was declared (`subject-mismatch`).
     pub subject_role: String,
+    /// Whether this row comes from an intent record (see [`crate::exchange::RecordKind`]).
+    #[serde(skip)]
+    intent: bool,
 }
 
 impl Row {
@@ -155,6 +158,7 @@ impl Row {
                 .collect(),
             transaction_id: text("doelpoort.transaction_id"),
             subject_role: String::new(),
+            intent: r.attribute("doelpoort.record") == Some("intent"),
         }
     }
 
@@ -189,20 +193,34 @@ pub fn query(dir: &Path, filter: &Filter) -> Result<Answer> {
             "the audit chain is broken, this answer may be incomplete: {b}"
         ));
     }
+    let mut outcomes = std::collections::HashSet::new();
     for (_, path) in segment::list_segments(dir)? {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         for (line_no, line) in segment::contents(&bytes).lines {
             match record::parse_line(line) {
-                Ok(r) if filter.matches(&r) => answer
-                    .rows
-                    .push(Row::about(&r, filter.subject_id.as_deref())),
+                Ok(r) if filter.matches(&r) => {
+                    let row = Row::about(&r, filter.subject_id.as_deref());
+                    if !row.intent {
+                        outcomes.insert(row.transaction_id.clone());
+                    }
+                    answer.rows.push(row);
+                }
                 Ok(_) => {}
                 Err(e) => answer
                     .warnings
                     .push(format!("{}:{line_no}: skipped: {e}", path.display())),
             }
         }
+    }
+    // An intent is shown only when its exchange has no outcome record: the gateway stopped
+    // while the partner was called, and whether the partner acted is not known.
+    answer
+        .rows
+        .retain(|row| !row.intent || !outcomes.contains(&row.transaction_id));
+    for row in answer.rows.iter_mut().filter(|row| row.intent) {
+        row.decision = "outcome unknown".into();
+        row.reason = "the gateway stopped while the partner was called".into();
     }
     Ok(answer)
 }

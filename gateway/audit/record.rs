@@ -79,6 +79,10 @@ pub struct Attributes<'a> {
     pub purpose: Option<&'a str>,
     #[serde(rename = "doelpoort.reason", skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// `intent` for the record written before a state-changing request is sent (absent on
+    /// the outcome record, which every exchange has).
+    #[serde(rename = "doelpoort.record", skip_serializing_if = "Option::is_none")]
+    pub record: Option<&'a str>,
     /// For a `subject-mismatch`: the person the request was really about (keyed HMAC, like
     /// `dpl.core.data_subject_id`), so that person's art. 15 report shows the attempt too.
     #[serde(
@@ -273,6 +277,7 @@ mod tests {
                 policy_version: Some("abc"),
                 purpose: Some("wams-onderzoek"),
                 reason: None,
+                record: None,
                 requested_subject_id: None,
                 token_issuer: Some("idp"),
                 transaction_id: "0190-…",

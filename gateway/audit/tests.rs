@@ -26,6 +26,7 @@ fn event(decision: Decision, at: SystemTime) -> AuditEvent {
         decision,
         reason: (decision != Decision::Allow).then_some(ProblemCode::NotGranted),
         end_time: at,
+        kind: crate::exchange::RecordKind::Outcome,
     })
 }
 

@@ -17,7 +17,7 @@ pub use recovery::{prune_before, recover};
 use super::record::{self, Attributes, ConsumerRef, Record};
 use super::segment::{self, ChainPoint};
 use super::subject::{SubjectKey, BSN_TYPE};
-use crate::exchange::Concluded;
+use crate::exchange::{Concluded, RecordKind};
 use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
 use std::borrow::Cow;
@@ -416,6 +416,7 @@ impl Writer {
                 purpose: event.purpose.as_ref().map(|p| p.id.as_str()),
                 reason: event.reason.map(|r| r.as_str()),
                 requested_subject_id: requested_id.as_deref(),
+                record: (event.kind == RecordKind::Intent).then_some("intent"),
                 token_issuer: event.token_issuer.as_deref(),
                 transaction_id: &transaction_id,
                 upstream_status: event.upstream_status.map(|s| s.as_u16()),
@@ -441,10 +442,11 @@ impl Writer {
             seq,
             span_id: &span_id,
             start_time: &start,
-            status: if event.decision == crate::exchange::Decision::Allow {
-                "ok"
-            } else {
-                "error"
+            // An intent's outcome is not known yet: OpenTelemetry's `unset`.
+            status: match (event.kind, event.decision) {
+                (RecordKind::Intent, _) => "unset",
+                (RecordKind::Outcome, crate::exchange::Decision::Allow) => "ok",
+                (RecordKind::Outcome, _) => "error",
             },
             trace_id: &trace_id,
         };

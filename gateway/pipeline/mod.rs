@@ -164,6 +164,11 @@ where
     };
     checkpoint(state, "forward");
     let request = forward::request(state, &call, &permit, forwarded, exchange)?;
+    if changes_state(&call.parts.method) {
+        // Write-ahead: the partner may act on this request, so the record that it was sent
+        // is durable first; if it cannot be written, nothing is sent.
+        record::intent(state, exchange).await?;
+    }
     let answer = forward::send(state, &call, request).await;
     exchange.note_upstream(&answer);
     let answer = answer.map_err(|e| e.problem)?;
@@ -172,6 +177,11 @@ where
     exchange.fields_released = released.fields_released;
     exchange.fields_withheld = released.fields_withheld;
     Ok(released.response)
+}
+
+/// Whether the partner may change something: every method but GET and HEAD.
+fn changes_state(method: &http::Method) -> bool {
+    !matches!(*method, http::Method::GET | http::Method::HEAD)
 }
 
 /// The answer when an exchange task died outside the pipeline's own guard (a defect in the
