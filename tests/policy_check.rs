@@ -531,3 +531,128 @@ fn policy_test_fails_when_there_are_no_test_cases() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no test cases found in"), "{out}");
 }
+
+// ---- lawful basis and data categories (issue 17) ---------------------------------------------
+
+const PURPOSES: &str = "purposes.yaml";
+
+#[test]
+fn consent_and_legitimate_interests_are_refused_as_a_basis_for_a_public_body() {
+    for (ground, message) in [
+        ("6(1)(a)", "consent (6(1)(a)) is not a valid basis"),
+        (
+            "6(1)(f)",
+            "legitimate interests (6(1)(f)) do not apply to a public body",
+        ),
+    ] {
+        let fx = Fixture::shipped();
+        let text = fx.seed(
+            PURPOSES,
+            "      gdpr: 6(1)(e)          # taak van algemeen belang (MvT Wams §3.3)",
+            &format!("      gdpr: {ground}          # taak van algemeen belang (MvT Wams §3.3)"),
+        );
+        let (code, out) = fx.check();
+        assert_eq!(code, 1, "{ground}: {out}");
+        assert_reported(
+            &out,
+            &fx.file(PURPOSES),
+            locate(&text, &format!("gdpr: {ground}          #"), ground),
+            "error",
+            message,
+        );
+    }
+}
+
+#[test]
+fn a_public_task_without_its_law_is_reported() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        PURPOSES,
+        "      gdpr: 6(1)(e)\n      law: Wet gemeentelijke schuldhulpverlening\n",
+        "      gdpr: 6(1)(e)          # schuldhulpverlening, law left out\n",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(PURPOSES),
+        locate(
+            &text,
+            "gdpr: 6(1)(e)          # schuldhulpverlening",
+            "6(1)(e)",
+        ),
+        "error",
+        "needs the national law that lays it down",
+    );
+}
+
+/// Edits one schema file's text (the seed must occur once).
+fn seed_schema(fx: &Fixture, name: &str, from: &str, to: &str) {
+    let path = fx.schemas().join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.matches(from).count(), 1, "{name}: {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn a_released_field_without_a_known_data_category_is_reported() {
+    for (to, message) in [
+        ("", "without an x-data-category"),
+        (
+            r#""x-data-category": "medisch""#,
+            "unknown data category 'medisch'",
+        ),
+    ] {
+        let fx = Fixture::shipped();
+        // `inkomsten[*].soort` (released to the district team) loses its category.
+        seed_schema(
+            &fx,
+            "uwv-inkomen.response.schema.json",
+            "\"description\": \"Soort inkomsten uit arbeid, bijv. 'loon'.\",\n            \"x-data-category\": \"employment\"",
+            &format!(
+                "\"description\": \"Soort inkomsten uit arbeid, bijv. 'loon'.\"{}",
+                if to.is_empty() {
+                    String::new()
+                } else {
+                    format!(",\n            {to}")
+                }
+            ),
+        );
+        let (code, out) = fx.check();
+        assert_eq!(code, 1, "{out}");
+        let text = fx.read(WIJKTEAM);
+        assert_reported(
+            &out,
+            &fx.file(WIJKTEAM),
+            locate(&text, "inkomsten[*].soort: keep", "inkomsten"),
+            "error",
+            message,
+        );
+    }
+}
+
+#[test]
+fn releasing_a_whole_object_with_an_open_schema_is_reported() {
+    let fx = Fixture::shipped();
+    // The income entries' schema is opened, and the district team gets them whole.
+    seed_schema(
+        &fx,
+        "uwv-inkomen.response.schema.json",
+        "\"bedrag_per_maand\",\n          \"sinds\"\n        ],\n        \"additionalProperties\": false",
+        "\"bedrag_per_maand\",\n          \"sinds\"\n        ]",
+    );
+    let text = fx.seed(
+        WIJKTEAM,
+        "      inkomsten[*].soort: keep                 # kind of income (loon, …)\n",
+        "      inkomsten[*]: keep\n",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(WIJKTEAM),
+        locate(&text, "inkomsten[*]: keep", "inkomsten"),
+        "error",
+        "is an open object (additionalProperties is not false)",
+    );
+}

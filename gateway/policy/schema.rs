@@ -13,6 +13,59 @@ use std::path::Path;
 /// Categories that need an explicit legal exception (GDPR art. 9 and 10) to be released.
 pub const SPECIAL_CATEGORIES: &[&str] = &["health", "criminal", "judicial"];
 
+/// Every data category a schema may tag a field with (`x-data-category`); see
+/// `schemas/README.md` and docs/policies.md §7.
+pub const DATA_CATEGORIES: &[&str] = &[
+    "identifying",
+    "financial",
+    "employment",
+    "health",
+    "criminal",
+    "judicial",
+    "care",
+    "contact",
+    "family",
+    "administrative",
+    "other",
+];
+
+/// Why releasing `path` whole would release fields nobody checked: an object under it whose
+/// schema is open (`additionalProperties` absent or not `false`, `patternProperties`) or
+/// built from combinators (`allOf`, `anyOf`, `oneOf`), whose fields the grant cannot see.
+/// `None` when everything under `path` is declared.
+pub fn open_under(root: &Value, path: &FieldPath) -> Option<String> {
+    fn walk(root: &Value, schema: &Value, at: &str, depth: usize) -> Option<String> {
+        let schema = deref(root, schema);
+        if depth > 32 {
+            return None;
+        }
+        for combinator in ["allOf", "anyOf", "oneOf", "patternProperties"] {
+            if schema.get(combinator).is_some() {
+                return Some(format!("{at} is described with {combinator}"));
+            }
+        }
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            if schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+                return Some(format!(
+                    "{at} is an open object (additionalProperties is not false)"
+                ));
+            }
+            for (k, sub) in props {
+                if let Some(open) = walk(root, sub, &format!("{at}.{k}"), depth + 1) {
+                    return Some(open);
+                }
+            }
+        } else if schema.get("type").and_then(Value::as_str) == Some("object") {
+            return Some(format!("{at} is an object without declared properties"));
+        } else if let Some(items) = schema.get("items") {
+            return walk(root, items, &format!("{at}[*]"), depth + 1);
+        }
+        None
+    }
+    let schema = resolve(root, path)?;
+    walk(root, schema, &path.to_string(), 0)
+}
+
 /// All schemas of a schema directory, by file name.
 #[derive(Debug, Default, Clone)]
 pub struct Schemas {

@@ -130,7 +130,46 @@ impl Compiler<'_> {
                             ok = false;
                         }
                         Some(_) => {
+                            if let Some(open) = schema::open_under(schema, &parsed) {
+                                self.error(
+                                    file,
+                                    path,
+                                    format!(
+                                        "releasing '{}' releases everything under it, but {open}: fields nobody declared (a special category among them) would leave unchecked; list the fields, or close the schema",
+                                        path.value
+                                    ),
+                                );
+                                ok = false;
+                            }
                             let released = schema::categories_under(schema, &parsed);
+                            for category in &released {
+                                if category == "uncategorised" {
+                                    self.error(
+                                        file,
+                                        path,
+                                        format!(
+                                            "'{}' releases a field without an x-data-category in its schema: tag every field, so special categories cannot pass untagged",
+                                            path.value
+                                        ),
+                                    );
+                                    ok = false;
+                                } else if !schema::DATA_CATEGORIES.contains(&category.as_str()) {
+                                    let hint = suggestion(
+                                        category,
+                                        schema::DATA_CATEGORIES.iter().copied(),
+                                    );
+                                    self.error(
+                                        file,
+                                        path,
+                                        format!(
+                                            "'{}' releases a field of unknown data category '{category}' (expected one of {}){hint}",
+                                            path.value,
+                                            schema::DATA_CATEGORIES.join(", ")
+                                        ),
+                                    );
+                                    ok = false;
+                                }
+                            }
                             if let Some(purpose) = &purpose {
                                 for category in &released {
                                     if SPECIAL_CATEGORIES.contains(&category.as_str())

@@ -29,10 +29,24 @@ impl Compiler<'_> {
                         "expected a GDPR art. 6 ground written as 6(1)(a) … 6(1)(f)",
                     );
                 } else if gdpr == "6(1)(a)" {
-                    self.warning(
+                    self.error(
                         file,
                         &lb.gdpr,
-                        "consent (6(1)(a)) is not a valid basis between a government body and a citizen: the citizen depends on it (Wams explanatory memorandum §3.2.1)",
+                        "consent (6(1)(a)) is not a valid basis between a government body and a citizen: the citizen depends on it (Wams explanatory memorandum §3.2.1); name the task or obligation (6(1)(e) or 6(1)(c)) and its law",
+                    );
+                } else if gdpr == "6(1)(f)" {
+                    self.error(
+                        file,
+                        &lb.gdpr,
+                        "legitimate interests (6(1)(f)) do not apply to a public body performing its tasks (GDPR art. 6(1), last sentence); name the task (6(1)(e)) and its law",
+                    );
+                } else if matches!(gdpr.as_str(), "6(1)(c)" | "6(1)(e)")
+                    && lb.law.as_deref().is_none_or(|l| l.trim().is_empty())
+                {
+                    self.error(
+                        file,
+                        &lb.gdpr,
+                        "a legal obligation or public task (6(1)(c), 6(1)(e)) needs the national law that lays it down (GDPR art. 6(3)): add law",
                     );
                 }
                 Some(LegalBasis {
