@@ -28,7 +28,7 @@
 //! | [`audit`] | phase *record*: the hash-chained audit log, group commit, verify and query |
 //! | [`exchange`] | [`exchange::Exchange`] (the facts one request establishes) and [`exchange::Concluded`], which the audit record, metrics and access log project from |
 //! | [`upstream`] | pooled mTLS clients per partner; [`upstream::UpstreamRequest`] needs a `Permit` |
-//! | [`policy`] | purposes, operations, grants; [`policy::decide`] (the `Permit`), [`policy::four_eyes`], reload, the policy tools |
+//! | [`policy`] | purposes, operations, grants; [`policy::decide`] (the `Permit`), [`policy::four_eyes`], reload, the policy tools and test cases |
 //! | [`minimise`] | one streaming pass (strict JSON, schema shape, granted fields, transforms), the tree path as reference; [`minimise::Released`] |
 //! | [`token`] | signed caller tokens bound to the client certificate, and the approvals they carry |
 //! | [`assertion`] | the signed `Doelbinding-Assertion` to partners and the gateway's JWKS |

@@ -134,6 +134,52 @@ fn the_shipped_policies_check_clean_and_their_tests_pass() {
     let (code, out) = fx.run("test", TODAY);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(" passed, 0 failed"), "{out}");
+
+    // Every shipped grant has an allowed and a refused case.
+    let (policies, schemas) = (fx.policies(), fx.schemas());
+    let (code, out) = run_doelpoort([
+        "policy".as_ref(),
+        "test".as_ref(),
+        policies.as_os_str(),
+        "--schemas".as_ref(),
+        schemas.as_os_str(),
+        "--today".as_ref(),
+        TODAY.as_ref(),
+        "--coverage".as_ref(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("coverage: every grant has an allowed and a refused case"),
+        "{out}"
+    );
+}
+
+#[test]
+fn policy_test_coverage_names_a_grant_without_a_refused_case() {
+    let fx = Fixture::shipped();
+    // The only refused case of the CJIB claims grant is the last one: take it out.
+    let text = fx.read("tests/demo.yaml");
+    let cut = text
+        .find("  - name: CJIB-vorderingen zonder casus")
+        .expect("the shipped case");
+    std::fs::write(fx.file("tests/demo.yaml"), &text[..cut]).unwrap();
+    let (policies, schemas) = (fx.policies(), fx.schemas());
+    let (code, out) = run_doelpoort([
+        "policy".as_ref(),
+        "test".as_ref(),
+        policies.as_os_str(),
+        "--schemas".as_ref(),
+        schemas.as_os_str(),
+        "--today".as_ref(),
+        TODAY.as_ref(),
+        "--coverage".as_ref(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    assert!(
+        out.contains("  schuldhulp-cjib-vorderingen: no refused case"),
+        "{out}"
+    );
 }
 
 /// A UWV operation whose template overlaps `GET /v1/personen/{bsn}/inkomen` ("zoeken" matches

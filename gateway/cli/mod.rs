@@ -134,6 +134,9 @@ pub enum PolicyCommand {
     Test {
         #[command(flatten)]
         dirs: PolicyDirs,
+        /// Also list grants without at least one allowed and one refused case (exit 1 if any).
+        #[arg(long)]
+        coverage: bool,
     },
     /// Who may see what: consumers × operations × purposes × fields, for the DPIA.
     Matrix {

@@ -109,13 +109,13 @@ pub(super) fn policy(command: PolicyCommand) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        PolicyCommand::Test { dirs } => {
+        PolicyCommand::Test { dirs, coverage } => {
             let Some(set) = load_policies(&dirs, false) else {
                 return ExitCode::from(1);
             };
-            let files = crate::policy::tools::test_files(&dirs.dir);
+            let files = crate::policy::cases::test_files(&dirs.dir);
             let today = policy_day(&dirs).unwrap_or_else(|_| crate::policy::today());
-            let report = crate::policy::tools::run_tests(&set, &files, today);
+            let report = crate::policy::cases::run_tests(&set, &files, today);
             for line in &report.lines {
                 println!("{line}");
             }
@@ -129,7 +129,25 @@ pub(super) fn policy(command: PolicyCommand) -> ExitCode {
                 );
             }
             println!("{} passed, {} failed", report.passed, report.failed);
-            if report.success() {
+            let uncovered = if coverage {
+                report.uncovered()
+            } else {
+                Vec::new()
+            };
+            if coverage {
+                if uncovered.is_empty() {
+                    println!(
+                        "coverage: every grant has an allowed and a refused case ({} grants)",
+                        report.coverage.len()
+                    );
+                } else {
+                    println!("coverage: grants without an allowed and a refused case:");
+                    for line in &uncovered {
+                        println!("  {line}");
+                    }
+                }
+            }
+            if report.success() && uncovered.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -10,6 +10,7 @@
 //! A `PolicySet` is immutable. A decision is a few hash lookups (consumer → operation →
 //! purpose), so it costs the same with 10 or 10,000 grants.
 
+pub mod cases;
 pub mod compile;
 pub mod decide;
 pub mod fieldpath;

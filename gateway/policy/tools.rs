@@ -1,20 +1,16 @@
 //! What privacy officers and developers ask of a policy set, without running a gateway:
 //! `explain` (why would this request be allowed or refused, and what would it release),
-//! `test` (their own expected decisions, as YAML cases), `matrix` (who may see what, for the
+//! `matrix` (who may see what, for the
 //! DPIA), and the discovery document a consumer gets from the gateway.
 
 use super::decide::{self, Approval, DecisionRequest, Denial, Permit};
 use super::fieldpath::FieldPath;
 use super::{schema, Grant, PolicySet};
 use crate::context::RequestContext;
-use crate::diagnostic::{from_yaml_error, Diagnostic};
 use crate::minimise::RequestBody;
 use crate::problem::Problem;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use time::Date;
 
 /// A request as a tool describes it.
@@ -254,210 +250,6 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
         }
     }
     out
-}
-
-// ---- policy test -----------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestFile {
-    cases: Vec<TestCase>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestCase {
-    name: String,
-    consumer: String,
-    /// `GET /uwv/v1/personen/999990019/inkomen`
-    request: String,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    #[serde(default)]
-    body: Option<Value>,
-    #[serde(default)]
-    approvals: Vec<TestApproval>,
-    /// The day the request is decided on (YYYY-MM-DD); default: today.
-    #[serde(default)]
-    today: Option<String>,
-    expect: Expectation,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestApproval {
-    by: String,
-    #[serde(default)]
-    role: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Expectation {
-    decision: String,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    grant: Option<String>,
-    /// Exactly the released field paths (as written in the grant).
-    #[serde(default)]
-    released: Option<Vec<String>>,
-}
-
-/// The result of running a directory of test cases.
-pub struct TestReport {
-    pub lines: Vec<String>,
-    pub passed: usize,
-    pub failed: usize,
-    pub errors: Vec<Diagnostic>,
-}
-
-impl TestReport {
-    pub fn success(&self) -> bool {
-        self.failed == 0 && self.errors.is_empty() && self.passed > 0
-    }
-}
-
-/// The test case files of a policy directory: `tests/*.yaml`.
-pub fn test_files(policy_dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(policy_dir.join("tests"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-pub fn run_tests(set: &PolicySet, files: &[PathBuf], default_today: Date) -> TestReport {
-    let mut report = TestReport {
-        lines: Vec::new(),
-        passed: 0,
-        failed: 0,
-        errors: Vec::new(),
-    };
-    for file in files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) => {
-                report
-                    .errors
-                    .push(Diagnostic::file_error(file, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        let parsed: TestFile = match serde_saphyr::from_str(&text) {
-            Ok(p) => p,
-            Err(e) => {
-                report.errors.push(from_yaml_error(file, &e));
-                continue;
-            }
-        };
-        for case in parsed.cases {
-            match run_case(set, &case, default_today) {
-                Ok(()) => {
-                    report.passed += 1;
-                    report.lines.push(format!("ok    {}", case.name));
-                }
-                Err(why) => {
-                    report.failed += 1;
-                    report
-                        .lines
-                        .push(format!("FAIL  {} ({}): {why}", case.name, file.display()));
-                }
-            }
-        }
-    }
-    report
-}
-
-fn run_case(set: &PolicySet, case: &TestCase, default_today: Date) -> Result<(), String> {
-    let (method, path) = case
-        .request
-        .split_once(' ')
-        .ok_or("request is written as `METHOD /partner/path`")?;
-    let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| "unknown method")?;
-    let today = match &case.today {
-        Some(d) => super::compile::parse_date(d).ok_or("today is written as YYYY-MM-DD")?,
-        None => default_today,
-    };
-    let request = SimulatedRequest {
-        consumer: case.consumer.clone(),
-        method,
-        path: path.trim().to_string(),
-        headers: case
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        body: case
-            .body
-            .as_ref()
-            .map(|b| serde_json::to_vec(b).unwrap_or_default())
-            .unwrap_or_default(),
-        approvals: case
-            .approvals
-            .iter()
-            .map(|a| Approval {
-                by: a.by.clone(),
-                role: a.role.clone(),
-            })
-            .collect(),
-        today,
-    };
-    let (decision, code, grant) = match simulate(set, &request) {
-        Outcome::Allow(p) => ("allow", None, Some(p.grant().clone())),
-        Outcome::Deny(d) => ("deny", Some(d.problem.code.as_str()), d.grant),
-    };
-    let mut problems = Vec::new();
-    if case.expect.decision != decision {
-        problems.push(format!(
-            "expected decision {}, got {decision}{}",
-            case.expect.decision,
-            code.map(|c| format!(" ({c})")).unwrap_or_default()
-        ));
-    }
-    if let Some(expected) = &case.expect.code {
-        if code != Some(expected.as_str()) {
-            problems.push(format!(
-                "expected code {expected}, got {}",
-                code.unwrap_or("none")
-            ));
-        }
-    }
-    if let Some(expected) = &case.expect.grant {
-        let got = grant.as_ref().map(|g| g.id.as_str());
-        if got != Some(expected.as_str()) {
-            problems.push(format!(
-                "expected grant {expected}, got {}",
-                got.unwrap_or("none")
-            ));
-        }
-    }
-    if let Some(expected) = &case.expect.released {
-        let mut got: Vec<String> = if decision == "allow" {
-            grant
-                .as_ref()
-                .map(|g| g.fields.iter().map(|f| f.path.to_string()).collect())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let mut expected = expected.clone();
-        got.sort();
-        expected.sort();
-        if got != expected {
-            problems.push(format!("expected released {expected:?}, got {got:?}"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
 }
 
 // ---- matrix ----------------------------------------------------------------------------------
