@@ -1,7 +1,7 @@
 //! What privacy officers and developers ask of a policy set, without running a gateway:
 //! `explain` (why would this request be allowed or refused, and what would it release),
-//! `matrix` (who may see what, for the
-//! DPIA), and the discovery document a consumer gets from the gateway.
+//! `matrix` (who may see what, for the DPIA), and the discovery document a consumer gets from
+//! the gateway. The test cases (`policy test`) are in [`super::cases`].
 
 use super::decide::{self, Approval, DecisionRequest, Denial, Permit};
 use super::fieldpath::FieldPath;
