@@ -355,7 +355,6 @@ async fn every_decision_class_leaves_exactly_one_record() {
 /// partner's answer is released, /readyz says why — and all recovers once the limit is lifted.
 #[tokio::test]
 async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
-    use rustix::process::{prlimit, Pid, Resource, Rlimit};
     let pki = TestPki::new();
     let marker = r#"{"ok":"RELEASED-ONLY-IF-RECORDED"}"#;
     let partner = start_partner(&pki, fixed(StatusCode::OK, marker, Duration::ZERO)).await;
@@ -380,22 +379,8 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
     assert!(String::from_utf8_lossy(&ok.body).contains("RELEASED-ONLY-IF-RECORDED"));
 
     // The log may not grow any further.
-    let segment = walk(&pki.path("audit"))
-        .into_iter()
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .unwrap();
-    // The records end where the preallocated zeros begin.
-    let records_len = |path: &Path| {
-        let bytes = std::fs::read(path).unwrap();
-        bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len()) as u64
-    };
-    let size = records_len(&segment);
-    let pid = Pid::from_child(&gateway.child);
-    let limit = |bytes: Option<u64>| Rlimit {
-        current: bytes,
-        maximum: None,
-    };
-    prlimit(Some(pid), Resource::Fsize, limit(Some(size))).unwrap();
+    let (segment, size) = audit_segment(&pki.path("audit"));
+    gateway.limit_file_size(Some(size));
 
     for _ in 0..3 {
         let refused = get(&client, &ping).await;
@@ -413,10 +398,14 @@ async fn an_unwritable_log_refuses_exchanges_and_releases_nothing() {
         metrics.contains("doelpoort_audit_failures_total 3"),
         "{metrics}"
     );
-    assert_eq!(records_len(&segment), size, "no partial record left behind");
+    assert_eq!(
+        segment_records_len(&segment),
+        size,
+        "no partial record left behind"
+    );
 
     // Room again: the next exchange is recorded and released, and the gateway is ready.
-    prlimit(Some(pid), Resource::Fsize, limit(None)).unwrap();
+    gateway.limit_file_size(None);
     let ok = get(&client, &ping).await;
     assert_eq!(ok.status, StatusCode::OK);
     let (status, body) = admin_get(&admin, "/readyz").await;

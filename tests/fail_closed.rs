@@ -51,39 +51,14 @@ fn allowed_body() -> Value {
 }
 
 async fn post_time_out(run: &DemoRun, body: &Value) -> TestResponse {
-    let request = Request::post(run.url("/cjib/v1/opschortingen"))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {}", approval(run, body)))
-        .header("doelbinding-purpose", "time-out")
-        .header("doelbinding-case-id", "shv-2026-0042")
-        .header("doelbinding-data-subject", "bsn=999990019")
-        .header("doelbinding-actor", "medewerker-0042")
-        .header("doelbinding-case-partners", "uwv, cjib")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    send(&run.client("schuldhulp-utrecht"), request).await
+    post_approved(run, "/cjib/v1/opschortingen", body, body).await
 }
 
 /// The outcome record of the exchange this response answered.
 fn record_of(run: &DemoRun, response: &TestResponse) -> Value {
     let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
-    let dir = run.root.path().join("data").join("audit");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .filter(|l| l.starts_with('{'))
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
+    audit_records(&run.root.path().join("data").join("audit"))
+        .into_iter()
         // The outcome record (a state-changing exchange also has an intent record first).
         .find(|r| {
             r["attributes"]["doelpoort.transaction_id"] == tx
@@ -197,12 +172,9 @@ async fn income(run: &DemoRun, extra: &[(&str, &str)]) -> TestResponse {
 
 /// Every audit record as text, for "does this appear anywhere" checks.
 fn audit_text(run: &DemoRun) -> String {
-    let dir = run.root.path().join("data").join("audit");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
+    audit_records(&run.root.path().join("data").join("audit"))
+        .iter()
+        .map(Value::to_string)
         .collect()
 }
 

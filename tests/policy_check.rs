@@ -64,8 +64,13 @@ impl Fixture {
 
     /// Runs `doelpoort policy <command> <tmp>/policies --schemas <tmp>/schemas --today DAY`.
     fn run(&self, command: &str, today: &str) -> (i32, String) {
+        self.run_with(command, today, &[])
+    }
+
+    /// [`Self::run`] with further arguments.
+    fn run_with(&self, command: &str, today: &str, extra: &[&str]) -> (i32, String) {
         let (policies, schemas) = (self.policies(), self.schemas());
-        run_doelpoort([
+        let mut args: Vec<&std::ffi::OsStr> = vec![
             "policy".as_ref(),
             command.as_ref(),
             policies.as_os_str(),
@@ -73,7 +78,9 @@ impl Fixture {
             schemas.as_os_str(),
             "--today".as_ref(),
             today.as_ref(),
-        ])
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        run_doelpoort(args)
     }
 
     fn check(&self) -> (i32, String) {
@@ -136,17 +143,7 @@ fn the_shipped_policies_check_clean_and_their_tests_pass() {
     assert!(out.contains(" passed, 0 failed"), "{out}");
 
     // Every shipped grant has an allowed and a refused case.
-    let (policies, schemas) = (fx.policies(), fx.schemas());
-    let (code, out) = run_doelpoort([
-        "policy".as_ref(),
-        "test".as_ref(),
-        policies.as_os_str(),
-        "--schemas".as_ref(),
-        schemas.as_os_str(),
-        "--today".as_ref(),
-        TODAY.as_ref(),
-        "--coverage".as_ref(),
-    ]);
+    let (code, out) = fx.run_with("test", TODAY, &["--coverage"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("coverage: every grant has an allowed and a refused case"),
@@ -163,17 +160,7 @@ fn policy_test_coverage_names_a_grant_without_a_refused_case() {
         .find("  - name: CJIB-vorderingen zonder casus")
         .expect("the shipped case");
     std::fs::write(fx.file("tests/demo.yaml"), &text[..cut]).unwrap();
-    let (policies, schemas) = (fx.policies(), fx.schemas());
-    let (code, out) = run_doelpoort([
-        "policy".as_ref(),
-        "test".as_ref(),
-        policies.as_os_str(),
-        "--schemas".as_ref(),
-        schemas.as_os_str(),
-        "--today".as_ref(),
-        TODAY.as_ref(),
-        "--coverage".as_ref(),
-    ]);
+    let (code, out) = fx.run_with("test", TODAY, &["--coverage"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(" passed, 0 failed"), "{out}");
     assert!(

@@ -153,7 +153,6 @@ async fn a_gateway_killed_while_the_partner_holds_a_post_leaves_its_intent() {
 
 #[tokio::test]
 async fn with_the_audit_log_unwritable_the_partner_is_never_called_for_a_post() {
-    use rustix::process::{prlimit, Pid, Resource, Rlimit};
     let pki = TestPki::new();
     let (handler, recorded) = recording(fixed(StatusCode::OK, r#"{"ok":true}"#, Duration::ZERO));
     let partner = start_partner(&pki, handler).await;
@@ -170,19 +169,8 @@ async fn with_the_audit_log_unwritable_the_partner_is_never_called_for_a_post() 
     assert_eq!(recorded.count(), 1);
 
     // The log may not grow: every write fails (EFBIG), as on a full disk.
-    let segment = std::fs::read_dir(pki.path("audit"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .unwrap();
-    let bytes = std::fs::read(&segment).unwrap();
-    let size = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len()) as u64;
-    let pid = Pid::from_child(&gateway.child);
-    let limit = |bytes: Option<u64>| Rlimit {
-        current: bytes,
-        maximum: None,
-    };
-    prlimit(Some(pid), Resource::Fsize, limit(Some(size))).unwrap();
+    let (_, size) = audit_segment(&pki.path("audit"));
+    gateway.limit_file_size(Some(size));
     for _ in 0..3 {
         let refused = send(&client, upload(port)).await;
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -193,5 +181,5 @@ async fn with_the_audit_log_unwritable_the_partner_is_never_called_for_a_post() 
         1,
         "the partner was called without a record"
     );
-    prlimit(Some(pid), Resource::Fsize, limit(None)).unwrap();
+    gateway.limit_file_size(None);
 }

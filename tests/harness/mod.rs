@@ -733,6 +733,39 @@ impl GatewayProcess {
     }
 }
 
+impl GatewayProcess {
+    /// Sets (`Some(bytes)`) or lifts (`None`) the running gateway's file-size limit
+    /// (RLIMIT_FSIZE): a write past it fails with EFBIG, as on a full disk.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        use rustix::process::{prlimit, Pid, Resource, Rlimit};
+        let limit = Rlimit {
+            current: bytes,
+            maximum: None,
+        };
+        prlimit(Some(Pid::from_child(&self.child)), Resource::Fsize, limit).unwrap();
+    }
+}
+
+/// The first segment file of an audit directory, and how many bytes of records it holds (the
+/// records end where the preallocated zeros begin).
+pub fn audit_segment(dir: &Path) -> (PathBuf, u64) {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    segments.sort();
+    let segment = segments.into_iter().next().expect("an audit segment");
+    let len = segment_records_len(&segment);
+    (segment, len)
+}
+
+/// Bytes of records in a segment file (up to the preallocated zeros).
+pub fn segment_records_len(segment: &Path) -> u64 {
+    let bytes = std::fs::read(segment).unwrap();
+    bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len()) as u64
+}
+
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
         // A failed test must not leave a gateway running.
