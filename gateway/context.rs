@@ -141,9 +141,10 @@ fn invalid(detail: String) -> Problem {
 
 /// Whether `s` holds something BSN-shaped: nine digits that pass the elfproef, written
 /// together or in groups split by separators (`.`, `-`, `_`, `:`, `/`, space), as in
-/// `999990019`, `9999.90.019`, `999-990-019` or `bsn:999:990:019`. Whole groups count: nine
-/// digits made of consecutive groups between other characters or the ends. A group is never
-/// split, so `casus-2026-000123` (4 + 6 digits) is not BSN-shaped.
+/// `999990019`, `9999.90.019`, `999-990-019` or `bsn:999:990:019`, also padded with zeros
+/// (`0999990019`, `999990019000`, a 32-digit trace id ending in one). Whole groups count, and
+/// only zeros may pad them: `casus-2026-000123` (4 + 6 digits) or `1999990019` (a ten-digit
+/// number) is not BSN-shaped.
 pub fn holds_bsn(s: &str) -> bool {
     let is_separator = |c: char| matches!(c, '.' | '-' | '_' | ':' | '/' | ' ');
     // Stretches of digits and separators; within each, the digit groups in order.
@@ -157,9 +158,20 @@ pub fn holds_bsn(s: &str) -> bool {
                 let mut digits = String::new();
                 groups[first..].iter().any(|group| {
                     digits.push_str(group);
-                    digits.len() == 9 && Bsn::parse(&digits).is_ok()
+                    zero_padded_bsn(&digits)
                 })
             })
+        })
+}
+
+/// `digits` is a valid BSN with nothing but zeros before or after it.
+fn zero_padded_bsn(digits: &str) -> bool {
+    let len = digits.len();
+    len >= 9
+        && (0..=len - 9).any(|at| {
+            digits[..at].bytes().all(|b| b == b'0')
+                && digits[at + 9..].bytes().all(|b| b == b'0')
+                && Bsn::parse(&digits[at..at + 9]).is_ok()
         })
 }
 
@@ -325,6 +337,11 @@ mod tests {
             "999 990 019",
             "2026/12/05/999990019",
             "999990019.2026",
+            "0999990019",
+            "casus-00999990019",
+            "999990019000",
+            "00000000000000000000000999990019",
+            "999990019000000000000000000000ab",
         ] {
             assert!(holds_bsn(holds), "{holds}");
         }
@@ -332,7 +349,7 @@ mod tests {
             "casus-2026-0001",
             "casus-2026-000123",
             "999990010",
-            "9999900190",
+            "1999990019",
             "medewerker-0042",
             "shv-2026-0042",
         ] {

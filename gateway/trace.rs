@@ -141,6 +141,8 @@ mod tests {
         for carrying in [
             "00-aaaaaaaaaaa999990019aaaaaaaaaaaa-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-a999990019aaaaaa-01",
+            "00-00000000000000000000000999990019-b7ad6b7169203331-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000999990019-01",
         ] {
             let ctx = TraceContext::continue_or_start(Some(&HeaderValue::from_static(carrying)));
             assert!(ctx.parent_span_id.is_none(), "{carrying}");

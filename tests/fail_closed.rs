@@ -106,6 +106,14 @@ async fn a_time_out_body_that_does_not_match_its_schema_never_reaches_the_partne
             with(&|b| b["vorderingen"][0]["schuldenaar"] = json!("999990020")),
         ),
         ("an empty object", json!({})),
+        ("no claims at all", with(&|b| b["vorderingen"] = json!([]))),
+        (
+            "the same claim twice",
+            with(&|b| {
+                let claim = b["vorderingen"][0].clone();
+                b["vorderingen"].as_array_mut().unwrap().push(claim)
+            }),
+        ),
     ];
     let mut passed_through = Vec::new();
     for (what, body) in &cases {
@@ -186,6 +194,7 @@ async fn a_bsn_with_separators_in_a_case_id_or_actor_is_refused_and_never_stored
         "dossier-999-990-019",
         "p_999_990_019",
         "bsn:999:990:019",
+        "casus-0999990019",
     ];
     let mut stored = Vec::new();
     for value in disguised {
@@ -219,6 +228,9 @@ async fn a_callers_trace_that_embeds_a_bsn_is_replaced_not_stored() {
     for traceparent in [
         "00-aaaaaaaaaaa999990019aaaaaaaaaaaa-00f067aa0ba902b7-01",
         "00-4bf92f3577b34da6a3ce929d0e0e4736-a999990019aaaaaa-01",
+        // Zero-padded into the whole id (found by the outsider pass).
+        "00-00000000000000000000000999990019-b7ad6b7169203331-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000999990019-01",
     ] {
         let response = income(&run, &[("traceparent", traceparent)]).await;
         assert_eq!(response.status, StatusCode::OK, "{traceparent}");

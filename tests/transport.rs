@@ -556,8 +556,19 @@ async fn head_is_answered_as_the_get_it_mirrors_without_a_body() {
         assert_eq!(response.status, StatusCode::OK);
         assert!(response.body.is_empty());
         assert!(response.headers.contains_key("fsc-transaction-id"));
-        // The partner was asked the GET, so its answer was checked like a GET's.
+        // The partner was asked the GET, so its answer was checked like a GET's; nothing of
+        // it was released, and the record says so.
         assert_eq!(recorded.last().method, http::Method::GET);
+        let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
+        let record = audit_records(&pki.path("audit"))
+            .into_iter()
+            .find(|r| r["attributes"]["doelpoort.transaction_id"] == tx)
+            .unwrap();
+        assert_eq!(
+            record["attributes"]["doelpoort.fields_released"],
+            serde_json::json!([]),
+            "{record}"
+        );
         // A refused HEAD still carries its status (no body, also over HTTP/2).
         let refused = Request::head(url(&gateway, "/uwv/v1/ping"))
             .body(Full::new(Bytes::new()))
@@ -582,6 +593,13 @@ async fn a_described_path_with_another_method_is_405_with_allow() {
     assert_eq!(recorded.count(), 0);
     // A method the gateway never forwards names the ones it does.
     let request = Request::options(url(&gateway, "/uwv/v1/ping"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = send(&client(&pki, "consumer", Http::One), request).await;
+    assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+    // The path is described (GET only), so `Allow` names what it is served with.
+    assert_eq!(response.headers["allow"], "GET, HEAD");
+    let request = Request::options(url(&gateway, "/uwv/v1/nergens"))
         .body(Full::new(Bytes::new()))
         .unwrap();
     let response = send(&client(&pki, "consumer", Http::One), request).await;

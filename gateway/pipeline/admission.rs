@@ -47,6 +47,7 @@ pub(super) enum Route<'s, 'p> {
 /// Phase *route*: a canonical path, a forwardable method and a configured partner.
 pub(super) fn route<'s, 'p>(
     state: &'s GatewayState,
+    policy: Option<&PolicySet>,
     method: &Method,
     path: &'p str,
 ) -> Result<Route<'s, 'p>, Problem> {
@@ -58,9 +59,22 @@ pub(super) fn route<'s, 'p>(
         *method,
         Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
+        // `Allow` names what this path is served with, where the policy describes it.
+        let described = policy
+            .map(|p| p.methods_at(target.partner, target.path))
+            .unwrap_or_default();
+        let allow = if described.is_empty() {
+            "GET, HEAD, POST, PUT, PATCH, DELETE".to_string()
+        } else {
+            described
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         return Err(Problem::method_not_allowed(
-            "only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded",
-            "GET, HEAD, POST, PUT, PATCH, DELETE",
+            "only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded, and of those only what the operation at this path is served with",
+            allow,
         ));
     }
     // The id is caller input: it is deliberately not echoed in the detail.

@@ -117,14 +117,20 @@ where
     let consumer = admission::identify(connection)?;
     exchange.consumer = Some(consumer.clone());
     let (parts, body) = request.into_parts();
-    let (partner, path) = match admission::route(state, &parts.method, parts.uri.path())? {
-        Route::Partner { partner, path } => (partner, path),
-        Route::Discovery => {
-            // Metadata about the caller's own grants, not an exchange about anyone.
-            exchange.audited = false;
-            return discovery::answer(policy.as_deref(), consumer, &parts.method, parts.uri.path());
-        }
-    };
+    let (partner, path) =
+        match admission::route(state, policy.as_deref(), &parts.method, parts.uri.path())? {
+            Route::Partner { partner, path } => (partner, path),
+            Route::Discovery => {
+                // Metadata about the caller's own grants, not an exchange about anyone.
+                exchange.audited = false;
+                return discovery::answer(
+                    policy.as_deref(),
+                    consumer,
+                    &parts.method,
+                    parts.uri.path(),
+                );
+            }
+        };
     exchange.partner = Some(partner.clone());
     let call = Call {
         consumer,
@@ -174,7 +180,10 @@ where
     let answer = answer.map_err(|e| e.problem)?;
     checkpoint(state, "release");
     let released = release::release(state, &policy, &call, &permit, answer)?;
-    exchange.fields_released = released.fields_released;
+    // A HEAD is answered without its body: nothing of it was released.
+    if call.parts.method != http::Method::HEAD {
+        exchange.fields_released = released.fields_released;
+    }
     exchange.fields_withheld = released.fields_withheld;
     Ok(released.response)
 }
