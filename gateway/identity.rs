@@ -152,9 +152,10 @@ impl ConsumerDirectory {
         }
     }
 
-    /// The consumer with this configured id (a search over all of them: for tools and tests,
-    /// not for the data path, which identifies by certificate).
-    pub fn by_id(&self, id: &str) -> Option<Arc<Consumer>> {
+    /// The consumer with this configured id (a search over all of them: for tests; the data
+    /// path identifies by certificate).
+    #[cfg(test)]
+    pub(crate) fn by_id(&self, id: &str) -> Option<Arc<Consumer>> {
         self.by_oin
             .values()
             .chain(self.by_fingerprint.values())

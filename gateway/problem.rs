@@ -273,7 +273,7 @@ impl Problem {
         );
         response
             .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            .insert(header::CACHE_CONTROL, crate::headers::NO_STORE);
         if let Some(allow) = self
             .allow
             .as_deref()

@@ -38,13 +38,15 @@ impl TraceContext {
         let span_id = random_bytes::<8>();
         // A caller's ids that look like they carry a BSN are not continued: they would be
         // stored in the audit record and the access log as sent.
-        let screened =
-            incoming
-                .and_then(|v| parse(v.as_bytes()))
-                .filter(|(trace_id, parent, _)| {
-                    !crate::context::holds_bsn(&hex::encode(trace_id))
-                        && !crate::context::holds_bsn(&hex::encode(parent))
-                });
+        // A parsed value is `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the ids
+        // are screened as the caller wrote them, without encoding them again.
+        let screened = incoming
+            .and_then(|v| Some((parse(v.as_bytes())?, v.to_str().ok()?)))
+            .filter(|(_, text)| {
+                !crate::context::holds_bsn(&text[3..35])
+                    && !crate::context::holds_bsn(&text[36..52])
+            })
+            .map(|(ids, _)| ids);
         if let Some((trace_id, parent, flags)) = screened {
             return Self {
                 trace_id,

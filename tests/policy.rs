@@ -175,13 +175,18 @@ async fn time_out(run: &DemoRun, einddatum: &str, vordering: (&str, &str)) -> Te
 }
 
 async fn time_out_with_body(run: &DemoRun, body: String) -> TestResponse {
+    time_out_naming_partners(run, body, "uwv, cjib").await
+}
+
+/// The time-out POST with `Doelbinding-Case-Partners: <partners>`.
+async fn time_out_naming_partners(run: &DemoRun, body: String, partners: &str) -> TestResponse {
     let request = Request::post(run.url("/cjib/v1/opschortingen"))
         .header("content-type", "application/json")
         .header("doelbinding-purpose", "time-out")
         .header("doelbinding-case-id", "shv-2026-0042")
         .header("doelbinding-data-subject", "bsn=999990019")
         .header("doelbinding-actor", "medewerker-0042")
-        .header("doelbinding-case-partners", "uwv, cjib")
+        .header("doelbinding-case-partners", partners)
         .body(Full::new(Bytes::from(body)))
         .unwrap();
     send(&run.client("schuldhulp-utrecht"), request).await
@@ -481,16 +486,7 @@ async fn case_partners_are_looked_up_as_written() {
         "einddatum": date_in_months(3),
         "reden": "schuldhulpverlening gestart",
     });
-    let request = Request::post(run.url("/cjib/v1/opschortingen"))
-        .header("content-type", "application/json")
-        .header("doelbinding-purpose", "time-out")
-        .header("doelbinding-case-id", "shv-2026-0042")
-        .header("doelbinding-data-subject", "bsn=999990019")
-        .header("doelbinding-actor", "medewerker-0042")
-        .header("doelbinding-case-partners", "UWV, CJIB")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = send(&run.client("schuldhulp-utrecht"), request).await;
+    let response = time_out_naming_partners(&run, body.to_string(), "UWV, CJIB").await;
     assert_eq!(response.status, StatusCode::FORBIDDEN);
     assert_eq!(response.problem_code(), "condition-failed");
 }

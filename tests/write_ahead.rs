@@ -25,6 +25,21 @@ fn upload(port: u16) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// A gateway process with the test configuration in front of `partner`: its configuration
+/// file (to restart it), the process, and its data port once it serves.
+fn gateway_process(
+    pki: &TestPki,
+    partner: &doelpoort::demo::MockPartner,
+) -> (std::path::PathBuf, GatewayProcess, u16) {
+    let path = write_config(
+        pki,
+        &config_yaml(pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
+    );
+    let gateway = GatewayProcess::start(&path);
+    let (port, _) = gateway.wait_until_serving();
+    (path, gateway, port)
+}
+
 fn records_of(audit: &Path, tx: &str) -> Vec<Value> {
     audit_records(audit)
         .into_iter()
@@ -104,12 +119,7 @@ async fn a_gateway_killed_while_the_partner_holds_a_post_leaves_its_intent() {
         })
     };
     let partner = start_partner(&pki, handler).await;
-    let path = write_config(
-        &pki,
-        &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
-    );
-    let gateway = GatewayProcess::start(&path);
-    let (port, _) = gateway.wait_until_serving();
+    let (path, gateway, port) = gateway_process(&pki, &partner);
     let client = client(&pki, "consumer", Http::One);
     let pending = tokio::spawn(async move {
         tokio::time::timeout(Duration::from_secs(20), client.request(upload(port))).await
@@ -156,12 +166,7 @@ async fn with_the_audit_log_unwritable_the_partner_is_never_called_for_a_post() 
     let pki = TestPki::new();
     let (handler, recorded) = recording(fixed(StatusCode::OK, r#"{"ok":true}"#, Duration::ZERO));
     let partner = start_partner(&pki, handler).await;
-    let path = write_config(
-        &pki,
-        &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
-    );
-    let gateway = GatewayProcess::start(&path);
-    let (port, _) = gateway.wait_until_serving();
+    let (_, gateway, port) = gateway_process(&pki, &partner);
     let client = client(&pki, "consumer", Http::One);
     // The control: with room, the POST reaches the partner.
     let ok = send(&client, upload(port)).await;

@@ -158,7 +158,7 @@ impl Row {
                 .collect(),
             transaction_id: text("doelpoort.transaction_id"),
             subject_role: String::new(),
-            intent: r.attribute("doelpoort.record") == Some("intent"),
+            intent: r.is_intent(),
         }
     }
 

@@ -234,6 +234,12 @@ impl StoredRecord {
         self.value.get("attributes")?.get(name)?.as_str()
     }
 
+    /// Whether this is an intent record (written before a state-changing request is sent;
+    /// see [`crate::exchange::RecordKind`]) rather than an exchange's outcome.
+    pub fn is_intent(&self) -> bool {
+        self.attribute("doelpoort.record") == Some("intent")
+    }
+
     pub fn attribute_list(&self, name: &str) -> Vec<&str> {
         self.value
             .get("attributes")

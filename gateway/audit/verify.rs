@@ -235,7 +235,7 @@ fn verify_once(dir: &Path) -> Result<Report, Failure> {
                 }
             }
             if let Some(tx) = stored.attribute("doelpoort.transaction_id") {
-                if stored.attribute("doelpoort.record") == Some("intent") {
+                if stored.is_intent() {
                     intents.push(tx.to_string());
                 } else {
                     outcomes.insert(tx.to_string());

@@ -95,10 +95,6 @@ impl Released {
     pub fn into_body(self) -> bytes::Bytes {
         self.body
     }
-
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
 }
 
 /// Minimises a partner's answer for a grant (see [`minimise_response`]) into what may be

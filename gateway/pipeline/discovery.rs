@@ -6,7 +6,7 @@ use crate::identity::Consumer;
 use crate::policy::PolicySet;
 use crate::problem::{Problem, ProblemCode};
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Method, Response};
 use http_body_util::Full;
 
@@ -33,12 +33,11 @@ pub(super) fn answer(
     let body = crate::policy::tools::discovery_document(policy, &consumer.id);
     let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(header::CONTENT_TYPE, crate::headers::JSON);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, crate::headers::NO_STORE);
     Ok(response)
 }

@@ -44,22 +44,18 @@ fn income_request() -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-/// Every record in the audit directory's segments, in order.
+/// Every record in the audit directory's segments, in order, read as `audit verify` reads them.
 fn records(audit: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(audit)
+    use crate::audit::{record, segment};
+    segment::list_segments(audit)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .filter(|l| l.starts_with('{'))
-                .map(|l| serde_json::from_str(l).unwrap())
+        .into_iter()
+        .flat_map(|(_, path)| {
+            let bytes = std::fs::read(path).unwrap();
+            segment::contents(&bytes)
+                .lines
+                .iter()
+                .map(|(_, line)| record::parse_line(line).unwrap().value)
                 .collect::<Vec<_>>()
         })
         .collect()
