@@ -180,10 +180,7 @@ where
     let answer = answer.map_err(|e| e.problem)?;
     checkpoint(state, "release");
     let released = release::release(state, &policy, &call, &permit, answer)?;
-    // A HEAD is answered without its body: nothing of it was released.
-    if call.parts.method != http::Method::HEAD {
-        exchange.fields_released = released.fields_released;
-    }
+    exchange.fields_released = released.fields_released;
     exchange.fields_withheld = released.fields_withheld;
     Ok(released.response)
 }

@@ -56,7 +56,12 @@ pub(super) fn release(
             &state.minimise_limits,
         )?
     };
-    let (fields_released, fields_withheld) = released.take_fields();
+    let (mut fields_released, fields_withheld) = released.take_fields();
+    if call.parts.method == http::Method::HEAD {
+        // Checked and minimised like the GET, but answered without its body (see `serve`):
+        // nothing of it was released.
+        fields_released = Default::default();
+    }
     Ok(Release {
         response: respond_with(&answer, released),
         fields_released,
