@@ -689,3 +689,107 @@ fn releasing_a_whole_object_with_an_open_schema_is_reported() {
         "is an open object (additionalProperties is not false)",
     );
 }
+
+/// The whole `judicial` exception of the shipped `schuldhulpverlening` purpose (up to its
+/// `retention`), as a seed to replace.
+fn debt_judicial_exception(fx: &Fixture) -> String {
+    let text = fx.read(PURPOSES);
+    let start = text
+        .find("      judicial:\n        gdpr: \"10\"\n        law: Wet gemeentelijke schuldhulpverlening\n")
+        .expect("the shipped schuldhulpverlening exception");
+    let end = start + text[start..].find("    retention:").unwrap();
+    text[start..end].to_string()
+}
+
+#[test]
+fn a_special_category_exception_must_name_its_gdpr_article_and_law() {
+    for (exception, token, message) in [
+        (
+            "      judicial: ja\n",
+            "judicial",
+            "the exception for judicial is the text \"ja\"; write it as a mapping with gdpr: 10 and law:",
+        ),
+        (
+            "      judicial:\n        gdpr: 9(2)(h)\n        law: Wet gemeentelijke schuldhulpverlening\n",
+            "9(2)(h)",
+            "judicial data (criminal convictions, offences, measures) falls under GDPR art. 10, not art. 9",
+        ),
+        (
+            "      judicial:\n        gdpr: \"10\"\n        note: law left out\n",
+            "judicial",
+            "the exception for judicial needs law: the national law",
+        ),
+        (
+            "      judicial:\n        gdpr: \"10\"\n        law: AVG art. 10\n",
+            "AVG art. 10",
+            "\"AVG art. 10\" does not name a national law",
+        ),
+        (
+            "      judicial:\n        gdpr: \"10\"\n        law: ja\n",
+            "ja",
+            "\"ja\" does not name a national law",
+        ),
+        (
+            "      health:\n        gdpr: 9(2)(a)\n        law: Jeugdwet\n",
+            "9(2)(a)",
+            "explicit consent (9(2)(a)) is no ground between a government body and a citizen",
+        ),
+    ] {
+        let fx = Fixture::shipped();
+        let text = fx.seed(PURPOSES, &debt_judicial_exception(&fx), exception);
+        let (code, out) = fx.check();
+        assert_eq!(code, 1, "{exception}: {out}");
+        assert_reported(
+            &out,
+            &fx.file(PURPOSES),
+            locate(&text, exception, token),
+            "error",
+            message,
+        );
+    }
+}
+
+#[test]
+fn a_structured_health_exception_lets_a_purpose_release_health_data() {
+    // The counterpart of the refusals above: the check is not a blanket refusal. A purpose
+    // naming a 9(2) exception and its law may release a health field.
+    let fx = Fixture::shipped();
+    fx.seed(
+        PURPOSES,
+        "    processing_activity: https://register.voorbeeldstad.example/verwerkingen/wams-onderzoek\n",
+        "    processing_activity: https://register.voorbeeldstad.example/verwerkingen/wams-onderzoek\n    special_categories:\n      health:\n        gdpr: 9(2)(h)\n        law: Wet maatschappelijke ondersteuning 2015\n",
+    );
+    let anchor = "      uitkeringen[*].ingangsdatum: year        # since when, to the year\n";
+    fx.seed(
+        WIJKTEAM,
+        anchor,
+        &format!("{anchor}      uitkeringen[*].medische_reden: keep\n"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = fx.run_with(
+        "explain",
+        TODAY,
+        &[
+            "--consumer",
+            "wijkteam-rotterdam",
+            "--request",
+            "GET /uwv/v1/personen/999990019/inkomen",
+            "-H",
+            "Doelbinding-Purpose: wams-onderzoek",
+            "-H",
+            "Doelbinding-Case-Id: zaak-1",
+            "-H",
+            "Doelbinding-Actor: mw-a",
+            "-H",
+            "Doelbinding-Data-Subject: bsn=999990019",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "health data under: AVG art. 9(2)(h); Wet maatschappelijke ondersteuning 2015"
+        ),
+        "{out}"
+    );
+}

@@ -161,6 +161,28 @@ impl LegalBasis {
     }
 }
 
+/// The legal exception that lifts the prohibition on one special category for a purpose:
+/// the GDPR article (`9(2)(b)` … `9(2)(j)`, or `10`) and the national law that lays it down.
+#[derive(Debug, Clone)]
+pub struct SpecialException {
+    pub gdpr: String,
+    pub law: String,
+    pub article: Option<String>,
+    pub note: Option<String>,
+}
+
+impl SpecialException {
+    /// One line, as `policy explain` shows it: `AVG art. 10; Wet …, art. …`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("AVG art. {}; {}", self.gdpr, self.law);
+        if let Some(article) = &self.article {
+            s.push_str(", ");
+            s.push_str(article);
+        }
+        s
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Purpose {
     pub id: String,
@@ -171,7 +193,7 @@ pub struct Purpose {
     pub legal_basis_text: Option<String>,
     pub processing_activity: Option<String>,
     /// Special category → the legal exception allowing it under this purpose.
-    pub special_categories: BTreeMap<String, String>,
+    pub special_categories: BTreeMap<String, SpecialException>,
     pub retention: Option<String>,
     pub incompatible_with: Vec<String>,
     /// Never served; the reason is given to callers.

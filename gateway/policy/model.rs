@@ -47,7 +47,7 @@ pub struct RawPurpose {
     pub processing_activity: Option<S>,
     /// Special category → the legal exception that allows it under this purpose.
     #[serde(default)]
-    pub special_categories: HashMap<S, String>,
+    pub special_categories: HashMap<S, RawException>,
     #[serde(default)]
     pub retention: Option<String>,
     #[serde(default)]
@@ -73,6 +73,72 @@ pub struct RawLegalBasis {
     pub article: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// The legal exception that lets a purpose receive one special category, as written. It is
+/// read from a mapping (`gdpr`, `law`, …); a bare text (`judicial: ja`) is read as well, so
+/// that `policy check` can say what to write instead of failing on a YAML type.
+pub enum RawException {
+    Structured(RawExceptionFields),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExceptionFields {
+    /// The GDPR article that lifts the prohibition: `9(2)(b)` … `9(2)(j)` for health, `10`
+    /// for criminal and judicial data.
+    pub gdpr: S,
+    /// The national law that lays down the exception with its safeguards (GDPR art. 9(2)(g),
+    /// art. 10: "authorised by Union or Member State law").
+    #[serde(default)]
+    pub law: Option<S>,
+    /// Article or paragraph, only where the source gives one.
+    #[serde(default)]
+    pub article: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawException {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ExceptionVisitor;
+        impl<'de> serde::de::Visitor<'de> for ExceptionVisitor {
+            type Value = RawException;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping with gdpr and law")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawException, E> {
+                Ok(RawException::Text(v.to_owned()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawException, E> {
+                Ok(RawException::Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawException, E> {
+                Ok(RawException::Text(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawException, E> {
+                Ok(RawException::Text(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawException, E> {
+                Ok(RawException::Text(v.to_string()))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<RawException, E> {
+                Ok(RawException::Text(String::new()))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<RawException, E> {
+                Ok(RawException::Text(String::new()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawException, A::Error> {
+                RawExceptionFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawException::Structured)
+            }
+        }
+        deserializer.deserialize_any(ExceptionVisitor)
+    }
 }
 
 #[derive(Deserialize)]

@@ -176,6 +176,13 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
                 "  processing activity: {}",
                 p.processing_activity.as_deref().unwrap_or("-")
             );
+            for (category, exception) in grant
+                .iter()
+                .flat_map(|g| g.categories.iter())
+                .filter_map(|c| p.special_categories.get(c).map(|e| (c, e)))
+            {
+                let _ = writeln!(out, "  {category} data under: {}", exception.summary());
+            }
         }
     }
     if let (Some(sample), Some(g), Some(op), true) =

@@ -2,9 +2,9 @@
 //! a purpose may release, each with its legal exception.
 
 use super::Compiler;
-use crate::policy::model::RawPurpose;
+use crate::policy::model::{RawException, RawPurpose, S};
 use crate::policy::schema::SPECIAL_CATEGORIES;
-use crate::policy::{header_text, LegalBasis, Purpose, PurposeHeaders};
+use crate::policy::{header_text, LegalBasis, Purpose, PurposeHeaders, SpecialException};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -94,14 +94,11 @@ impl Compiler<'_> {
                         SPECIAL_CATEGORIES.join(", ")
                     ),
                 );
-            } else if exception.trim().is_empty() {
-                self.error(
-                    file,
-                    category,
-                    "name the legal exception that allows this category",
-                );
+                continue;
             }
-            special_categories.insert(category.value.clone(), exception.clone());
+            if let Some(exception) = self.special_exception(file, category, exception) {
+                special_categories.insert(category.value.clone(), exception);
+            }
         }
         let legal_basis_text = legal_basis.as_ref().map(LegalBasis::summary);
         let header_values = PurposeHeaders {
@@ -124,6 +121,188 @@ impl Compiler<'_> {
                 .map(|s| s.value.clone())
                 .collect(),
             refused: p.refused.clone(),
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// Checks one special category's exception. Only a structured exception naming an article
+    /// that fits the category and a national law is accepted: a text such as `ja` says nothing
+    /// a reviewer (or the citizen asking on which ground) can check.
+    fn special_exception(
+        &mut self,
+        file: &Path,
+        category: &S,
+        exception: &RawException,
+    ) -> Option<SpecialException> {
+        let fields = match exception {
+            RawException::Structured(fields) => fields,
+            RawException::Text(text) => {
+                self.error(
+                    file,
+                    category,
+                    format!(
+                        "the exception for {} is the text {:?}; write it as a mapping with gdpr: {} and law: the national law that lays the exception down (article: and note: where you have them)",
+                        category.value,
+                        text.trim(),
+                        expected_article(&category.value),
+                    ),
+                );
+                return None;
+            }
+        };
+        let gdpr = fields
+            .gdpr
+            .value
+            .trim()
+            .trim_start_matches("art.")
+            .trim()
+            .to_string();
+        let mut sound = true;
+        if let Some(problem) = article_problem(&category.value, &gdpr) {
+            self.error(file, &fields.gdpr, problem);
+            sound = false;
+        }
+        let law = fields.law.as_ref().map(|l| l.value.trim().to_string());
+        match (&law, &fields.law) {
+            (None, _) => {
+                self.error(
+                    file,
+                    category,
+                    format!(
+                        "the exception for {} needs law: the national law that lays it down with its safeguards (GDPR art. {})",
+                        category.value,
+                        if gdpr == "10" { "10" } else { "9(2)" },
+                    ),
+                );
+                sound = false;
+            }
+            (Some(text), Some(at)) if !names_a_national_law(text) => {
+                self.error(
+                    file,
+                    at,
+                    format!(
+                        "{text:?} does not name a national law; write the law as the source names it (e.g. Jeugdwet, Wet gemeentelijke schuldhulpverlening), the GDPR itself is not one"
+                    ),
+                );
+                sound = false;
+            }
+            _ => {}
+        }
+        sound.then(|| SpecialException {
+            gdpr,
+            law: law.unwrap_or_default(),
+            article: fields.article.clone(),
+            note: fields.note.clone(),
+        })
+    }
+}
+
+/// How the GDPR article for a special category is written.
+fn expected_article(category: &str) -> &'static str {
+    if category == "health" {
+        "9(2)(b) … 9(2)(j)"
+    } else {
+        "10"
+    }
+}
+
+/// Why `gdpr` cannot be the exception for `category`, if it cannot.
+fn article_problem(category: &str, gdpr: &str) -> Option<String> {
+    let art9 = ["b", "c", "d", "e", "f", "g", "h", "i", "j"]
+        .iter()
+        .any(|l| gdpr == format!("9(2)({l})"));
+    match category {
+        "health" if gdpr == "9(2)(a)" => Some(
+            "explicit consent (9(2)(a)) is no ground between a government body and a citizen who depends on it (Wams explanatory memorandum §3.2.1); name the exception in 9(2)(b) … 9(2)(j) and its law".into(),
+        ),
+        "health" if art9 => None,
+        "health" if gdpr == "10" => Some(
+            "art. 10 covers criminal convictions and offences; health data needs an exception in 9(2)(b) … 9(2)(j)".into(),
+        ),
+        "health" => Some(format!(
+            "expected the GDPR art. 9 exception for health written as 9(2)(b) … 9(2)(j), found {gdpr:?}"
+        )),
+        _ if gdpr == "10" => None,
+        _ if gdpr.starts_with("9(2)") => Some(format!(
+            "{category} data (criminal convictions, offences, measures) falls under GDPR art. 10, not art. 9: write gdpr: 10 and the law that authorises it"
+        )),
+        _ => Some(format!(
+            "expected the GDPR article for {category} data written as 10, found {gdpr:?}"
+        )),
+    }
+}
+
+/// A law's name: more than a yes, a placeholder or the GDPR itself. Deliberately lenient on
+/// form (Jeugdwet, Wmo 2015, Uitvoeringswet AVG): the reviewer judges the law, the check
+/// only refuses what cannot be one.
+fn names_a_national_law(text: &str) -> bool {
+    const NOT_A_LAW: &[&str] = &[
+        "ja", "yes", "nee", "no", "true", "false", "ok", "akkoord", "nvt", "na", "todo", "tbd",
+        "pm", "wet", "law",
+    ];
+    // Words that only point at the GDPR itself ("AVG art. 10", "GDPR 9(2)(h)").
+    const GDPR_WORDS: &[&str] = &["avg", "gdpr", "art", "artikel", "article", "lid"];
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let squashed: String = words.concat();
+    let only_gdpr = words
+        .iter()
+        .all(|w| GDPR_WORDS.contains(w) || w.len() == 1 || w.chars().all(|c| c.is_ascii_digit()));
+    squashed.chars().count() >= 4 && !NOT_A_LAW.contains(&squashed.as_str()) && !only_gdpr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{article_problem, names_a_national_law};
+
+    #[test]
+    fn a_law_is_more_than_a_yes_or_the_gdpr() {
+        for law in [
+            "Jeugdwet",
+            "Wmo 2015",
+            "Uitvoeringswet AVG",
+            "AVG-uitvoeringswet, art. 33",
+            "Wet gemeentelijke schuldhulpverlening",
+        ] {
+            assert!(names_a_national_law(law), "{law}");
+        }
+        for not_law in [
+            "ja",
+            "JA.",
+            "n.v.t.",
+            "TODO",
+            "",
+            "  ",
+            "AVG",
+            "AVG art. 10",
+            "gdpr 9(2)(h)",
+            "wet",
+        ] {
+            assert!(!names_a_national_law(not_law), "{not_law:?}");
+        }
+    }
+
+    #[test]
+    fn the_article_fits_the_category() {
+        assert!(article_problem("health", "9(2)(h)").is_none());
+        assert!(article_problem("judicial", "10").is_none());
+        assert!(article_problem("criminal", "10").is_none());
+        for (category, gdpr) in [
+            ("health", "9(2)(a)"),
+            ("health", "10"),
+            ("health", "ja"),
+            ("judicial", "9(2)(h)"),
+            ("criminal", "6(1)(e)"),
+            ("judicial", ""),
+        ] {
+            assert!(
+                article_problem(category, gdpr).is_some(),
+                "{category} {gdpr}"
+            );
         }
     }
 }
