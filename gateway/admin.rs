@@ -29,6 +29,8 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub policies: Arc<PolicyStore>,
     pub audit: Option<AuditHealth>,
+    /// Whether the store answered its last round trip (SPEC §9).
+    pub store: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// This gateway instance (`instance` in the configuration), for `/version`.
     pub instance: String,
     /// mTLS for the admin listener, when configured.
@@ -102,7 +104,7 @@ fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" => readiness(metrics, policies, state.audit.as_ref()),
+        "/readyz" => readiness(metrics, policies, state.audit.as_ref(), &state.store),
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -139,13 +141,21 @@ fn version(state: &Admin) -> Response<Full<Bytes>> {
 }
 
 /// Ready when the data listener is serving (this listener only runs alongside it), a valid
-/// policy set is loaded, the audit log can be written, and no configured certificate has
-/// expired.
+/// policy set is loaded, the audit log can be written, the store answers, and no configured
+/// certificate has expired.
 fn readiness(
     metrics: &Metrics,
     policies: &PolicyStore,
     audit: Option<&AuditHealth>,
+    store: &std::sync::atomic::AtomicBool,
 ) -> Response<Full<Bytes>> {
+    if !store.load(std::sync::atomic::Ordering::Relaxed) {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: the store cannot be reached; exchanges that need it (four-eyes approvals) are refused\n",
+        );
+    }
     if let Some(Err(reason)) = audit.map(AuditHealth::check) {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -87,6 +87,7 @@ pub mod route;
 pub mod secrets;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod tls;
 pub mod token;
 pub mod trace;

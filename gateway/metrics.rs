@@ -31,6 +31,11 @@ pub struct Metrics {
     pub audit_failures: IntCounter,
     pub audit_queue_depth: IntGauge,
     pub audit_write_duration: Histogram,
+    /// Round trips to the store (SPEC §9) by operation (`spend_approval`, `audit_commit`,
+    /// `ping`, `prune`).
+    pub store_duration: HistogramVec,
+    /// Store round trips that failed, by operation.
+    pub store_errors: IntCounterVec,
     pub policy_info: GaugeVec,
     pub policy_reloads: IntCounterVec,
     pub fields_withheld: IntCounterVec,
@@ -139,6 +144,23 @@ impl Metrics {
                 )
                 .expect("static metric definition"),
             ),
+            store_duration: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "doelpoort_store_duration_seconds",
+                        "Duration of one round trip to the store, by operation.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["operation"],
+                )
+                .expect("static metric definition"),
+            ),
+            store_errors: counter_vec(
+                "doelpoort_store_errors_total",
+                "Round trips to the store that failed, by operation.",
+                &["operation"],
+            ),
             policy_info: register(
                 &registry,
                 GaugeVec::new(
@@ -196,6 +218,10 @@ impl Metrics {
         m.audit_failures.inc();
         m.audit_queue_depth.set(1);
         m.audit_write_duration.observe(0.001);
+        m.store_duration
+            .with_label_values(&["spend_approval"])
+            .observe(0.001);
+        m.store_errors.with_label_values(&["ping"]).inc();
         m.policy_info.with_label_values(&["v"]).set(1.0);
         m.policy_reloads.with_label_values(&["ok"]).inc();
         m.fields_withheld.with_label_values(&["p", "o", "x"]).inc();
@@ -250,6 +276,8 @@ mod tests {
             "doelpoort_audit_write_duration_seconds",
             "doelpoort_audit_queue_depth",
             "doelpoort_audit_failures_total",
+            "doelpoort_store_duration_seconds",
+            "doelpoort_store_errors_total",
             "doelpoort_tls_handshake_failures_total",
             "doelpoort_certificate_expiry_timestamp_seconds",
             "doelpoort_connections_active",

@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+
+/// How often the store is probed for `/readyz` when no exchange needs it.
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 use tokio_rustls::TlsAcceptor;
 
 /// Records `notAfter` of every configured certificate in the expiry metric.
@@ -56,6 +59,7 @@ pub struct RunningGateway {
     admin_task: Option<JoinHandle<()>>,
     watcher_task: JoinHandle<()>,
     token_task: Option<JoinHandle<()>>,
+    store_task: JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -64,6 +68,7 @@ impl RunningGateway {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.watcher_task.abort();
+        self.store_task.abort();
         if let Some(task) = &self.token_task {
             task.abort();
         }
@@ -98,10 +103,14 @@ fn survive_file_size_limit() {
 pub async fn start(config: &Config) -> Result<RunningGateway> {
     survive_file_size_limit();
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(GatewayState::build(config, metrics.clone())?);
+    let state = Arc::new(GatewayState::build(config, metrics.clone()).await?);
     let policies = state.policies.clone();
     let watcher_task = policies.spawn_watcher();
     let token_task = state.tokens.as_ref().map(|t| t.spawn_reloader());
+    let store_task = state.store.spawn_upkeep(
+        STORE_PROBE_INTERVAL,
+        config.tokens.as_ref().map_or(Duration::ZERO, |t| t.leeway),
+    );
     let acceptor = TlsAcceptor::from(tls::server_config(config)?);
     publish_certificate_expiry(config, &metrics);
 
@@ -115,6 +124,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
                 metrics: metrics.clone(),
                 policies: policies.clone(),
                 audit: state.audit.as_ref().map(|a| a.health()),
+                store: state.store.reachable(),
                 instance: config.instance.clone(),
                 tls: tls::admin_server_config(config)?,
                 jwks: bytes::Bytes::copy_from_slice(state.assertions.jwks()),
@@ -138,6 +148,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
         admin_task,
         watcher_task,
         token_task,
+        store_task,
     })
 }
 

@@ -3,13 +3,15 @@
 //! [`GatewayState`] is shared by every connection task behind an `Arc` and never changes;
 //! what does change at run time has its own home inside it: the policy set (swapped whole on
 //! reload, see [`crate::policy::store`]), the token issuers' keys (reloaded on SIGHUP), the
-//! audit log's writer thread, and the ledger of spent four-eyes approvals.
+//! audit log's writer thread, and the store (SPEC §9) with the ledger of spent four-eyes
+//! approvals.
 
 use crate::config::{Config, Limits};
 use crate::identity::{Consumer, ConsumerDirectory};
 use crate::metrics::Metrics;
 use crate::policy::four_eyes::ApprovalLedger;
 use crate::policy::store::PolicyStore;
+use crate::store::Store;
 use crate::upstream::PartnerDirectory;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -33,8 +35,10 @@ pub struct GatewayState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Trusted issuers of caller tokens, when configured.
     pub tokens: Option<Arc<crate::token::TokenIssuers>>,
-    /// Four-eyes approvals already spent (each serves one exchange).
+    /// Four-eyes approvals already spent (each serves one exchange), kept in the store.
     pub approvals: ApprovalLedger,
+    /// State shared by replicas (SPEC §9).
+    pub store: Store,
     /// Signs `Doelbinding-Assertion` for every forwarded request.
     pub assertions: crate::assertion::AssertionSigner,
     /// The gateway's own identity in assertions: its OIN, or the instance name without one.
@@ -49,7 +53,7 @@ impl GatewayState {
     /// Builds the gateway state from a validated configuration: consumers with their
     /// pseudonym keys, partner clients, the audit log (opened and recovered), token issuers,
     /// the assertion signer and the policy store.
-    pub fn build(config: &Config, metrics: Arc<Metrics>) -> Result<Self> {
+    pub async fn build(config: &Config, metrics: Arc<Metrics>) -> Result<Self> {
         let secret = crate::secrets::pseudonym_secret(config.pseudonym_secret.as_deref())?;
         let mut consumers = ConsumerDirectory::default();
         for c in &config.consumers {
@@ -70,8 +74,13 @@ impl GatewayState {
         }
         let audit = if config.audit.enabled {
             Some(
-                crate::audit::AuditLog::open(&config.audit, &config.instance, metrics.clone())
-                    .context("cannot open the audit log")?,
+                crate::audit::AuditLog::open_with(
+                    &config.audit,
+                    &config.instance,
+                    metrics.clone(),
+                    Some(&config.store),
+                )
+                .context("cannot open the audit log")?,
             )
         } else {
             tracing::warn!(
@@ -79,6 +88,9 @@ impl GatewayState {
             );
             None
         };
+        let store = Store::open(&config.store, &config.instance, metrics.clone())
+            .await
+            .context("cannot open the store")?;
         let tokens = config
             .tokens
             .as_ref()
@@ -91,7 +103,9 @@ impl GatewayState {
             tokens,
             approvals: ApprovalLedger::new(
                 config.tokens.as_ref().map_or(Duration::ZERO, |t| t.leeway),
+                store.clone(),
             ),
+            store,
             assertions,
             gateway_id: config
                 .gateway_oin

@@ -15,8 +15,10 @@
 //!
 //! Modules: [`record`] (shape, canonical form, hash), [`writer`] (group commit, rotation,
 //! recovery, retention), [`segment`] (files on disk), [`subject`] (the HMAC key), [`verify`]
-//! and [`query`] (the `doelpoort audit` commands).
+//! and [`query`] (the `doelpoort audit` commands), [`central`] (the same commands on the
+//! central log in PostgreSQL, and `audit import`).
 
+pub mod central;
 pub mod query;
 pub mod record;
 pub mod segment;
@@ -41,7 +43,8 @@ pub use writer::{AuditError, AuditEvent, WriterSettings};
 #[derive(Clone)]
 pub struct AuditHealth {
     writable: Arc<AtomicBool>,
-    dir: PathBuf,
+    /// The directory of a file log (probed); `None` for the PostgreSQL sink.
+    dir: Option<PathBuf>,
 }
 
 impl AuditHealth {
@@ -52,7 +55,10 @@ impl AuditHealth {
         if !self.writable.load(Ordering::Relaxed) {
             return Err("the last audit write failed".into());
         }
-        let probe = self.dir.join(".readyz-probe");
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let probe = dir.join(".readyz-probe");
         std::fs::write(&probe, b"ok")
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|e| format!("the audit directory is not writable ({})", e.kind()))
@@ -67,12 +73,38 @@ pub struct AuditLog {
     writable: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     dir: PathBuf,
+    /// Records go to the store's PostgreSQL, not to files in `dir`.
+    to_postgres: bool,
 }
 
 impl AuditLog {
-    /// Opens (and if needed recovers) the log and starts its writer thread.
+    /// Opens (and if needed recovers) a file log and starts its writer thread.
     pub fn open(settings: &AuditSettings, instance: &str, metrics: Arc<Metrics>) -> Result<Self> {
-        let existing = Manifest::read(&settings.dir).ok();
+        Self::open_with(settings, instance, metrics, None)
+    }
+
+    /// Opens the log its settings name: segment files, or (`sink: postgres`) the store's
+    /// PostgreSQL, whose connection `store` gives.
+    pub fn open_with(
+        settings: &AuditSettings,
+        instance: &str,
+        metrics: Arc<Metrics>,
+        store: Option<&crate::store::StoreSettings>,
+    ) -> Result<Self> {
+        let postgres = match (settings.sink, store.map(|s| &s.location)) {
+            (crate::config::AuditSink::Files, _) => None,
+            (
+                crate::config::AuditSink::Postgres,
+                Some(crate::store::StoreLocation::Postgres(url)),
+            ) => Some(url.clone()),
+            (crate::config::AuditSink::Postgres, _) => {
+                anyhow::bail!("the audit sink postgres needs store: postgres://…")
+            }
+        };
+        let existing = match postgres {
+            Some(_) => None,
+            None => Manifest::read(&settings.dir).ok(),
+        };
         if let Some(m) = &existing {
             anyhow::ensure!(
                 settings.subject_key.exists(),
@@ -119,19 +151,26 @@ impl AuditLog {
                 retention: settings.retention,
                 batch_max: 1024,
                 commit_delay: settings.commit_delay,
+                postgres: postgres.clone(),
+                subject_key_file: settings.subject_key.clone(),
+                store_timeout: store.map_or(std::time::Duration::from_secs(5), |s| {
+                    s.timeout.max(std::time::Duration::from_secs(5))
+                }),
             },
             key.clone(),
             metrics.clone(),
             writable.clone(),
             dispatcher,
         )?;
-        Manifest {
-            format: subject::FORMAT.into(),
-            instance: instance.to_string(),
-            subject_key_file: std::path::absolute(&settings.subject_key)?,
-            subject_key_id: key.id(),
+        if postgres.is_none() {
+            Manifest {
+                format: subject::FORMAT.into(),
+                instance: instance.to_string(),
+                subject_key_file: std::path::absolute(&settings.subject_key)?,
+                subject_key_id: key.id(),
+            }
+            .store(&settings.dir)?;
         }
-        .store(&settings.dir)?;
         let (queue, receiver) = std::sync::mpsc::sync_channel(settings.queue_capacity.max(1));
         let writer = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -143,6 +182,7 @@ impl AuditLog {
             writable,
             metrics,
             dir: settings.dir.clone(),
+            to_postgres: postgres.is_some(),
         })
     }
 
@@ -172,7 +212,7 @@ impl AuditLog {
     pub fn health(&self) -> AuditHealth {
         AuditHealth {
             writable: self.writable.clone(),
-            dir: self.dir.clone(),
+            dir: (!self.to_postgres).then(|| self.dir.clone()),
         }
     }
 

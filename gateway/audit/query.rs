@@ -187,42 +187,64 @@ pub struct Answer {
 
 /// Reads every segment in `dir` and returns the records `filter` selects.
 pub fn query(dir: &Path, filter: &Filter) -> Result<Answer> {
-    let mut answer = Answer::default();
+    let mut collector = Collector::default();
     if let Err(b) = super::verify::verify(dir) {
-        answer.warnings.push(format!(
+        collector.warn(format!(
             "the audit chain is broken, this answer may be incomplete: {b}"
         ));
     }
-    let mut outcomes = std::collections::HashSet::new();
     for (_, path) in segment::list_segments(dir)? {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         for (line_no, line) in segment::contents(&bytes).lines {
-            match record::parse_line(line) {
-                Ok(r) if filter.matches(&r) => {
-                    let row = Row::about(&r, filter.subject_id.as_deref());
-                    if !row.intent {
-                        outcomes.insert(row.transaction_id.clone());
-                    }
-                    answer.rows.push(row);
-                }
-                Ok(_) => {}
-                Err(e) => answer
-                    .warnings
-                    .push(format!("{}:{line_no}: skipped: {e}", path.display())),
-            }
+            collector.take(&format!("{}:{line_no}", path.display()), line, filter);
         }
     }
-    // An intent is shown only when its exchange has no outcome record: the gateway stopped
-    // while the partner was called, and whether the partner acted is not known.
-    answer
-        .rows
-        .retain(|row| !row.intent || !outcomes.contains(&row.transaction_id));
-    for row in answer.rows.iter_mut().filter(|row| row.intent) {
-        row.decision = "outcome unknown".into();
-        row.reason = "the gateway stopped while the partner was called".into();
+    Ok(collector.finish())
+}
+
+/// Gathers a query's answer from record lines, wherever they are stored (segment files, or
+/// the central store: [`super::central`]).
+#[derive(Default)]
+pub struct Collector {
+    answer: Answer,
+    outcomes: std::collections::HashSet<String>,
+}
+
+impl Collector {
+    pub fn warn(&mut self, warning: String) {
+        self.answer.warnings.push(warning);
     }
-    Ok(answer)
+
+    /// One stored line; `place` names it in a warning if it is not a record.
+    pub fn take(&mut self, place: &str, line: &[u8], filter: &Filter) {
+        match record::parse_line(line) {
+            Ok(r) if filter.matches(&r) => {
+                let row = Row::about(&r, filter.subject_id.as_deref());
+                if !row.intent {
+                    self.outcomes.insert(row.transaction_id.clone());
+                }
+                self.answer.rows.push(row);
+            }
+            Ok(_) => {}
+            Err(e) => self.warn(format!("{place}: skipped: {e}")),
+        }
+    }
+
+    /// The answer. An intent is shown only when its exchange has no outcome record: the
+    /// gateway stopped while the partner was called, and whether the partner acted is not
+    /// known.
+    pub fn finish(mut self) -> Answer {
+        let outcomes = self.outcomes;
+        self.answer
+            .rows
+            .retain(|row| !row.intent || !outcomes.contains(&row.transaction_id));
+        for row in self.answer.rows.iter_mut().filter(|row| row.intent) {
+            row.decision = "outcome unknown".into();
+            row.reason = "the gateway stopped while the partner was called".into();
+        }
+        self.answer
+    }
 }
 
 /// Output format of `audit query`.

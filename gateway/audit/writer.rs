@@ -10,6 +10,7 @@
 //! the last committed byte and the chain state is rolled back, so the log never holds a record
 //! whose exchange was refused for want of it — nor a half line the next batch would bury.
 
+mod postgres;
 mod recovery;
 
 pub use recovery::{prune_before, recover};
@@ -57,6 +58,12 @@ pub struct WriterSettings {
     pub batch_max: usize,
     /// See [`super::AuditSettings::commit_delay`].
     pub commit_delay: Duration,
+    /// Write to this PostgreSQL (`audit: {sink: postgres}`) instead of segment files in `dir`.
+    pub postgres: Option<String>,
+    /// The subject key's file, registered with the PostgreSQL sink (like `manifest.json`).
+    pub subject_key_file: PathBuf,
+    /// How long a PostgreSQL commit may take before the batch is refused.
+    pub store_timeout: Duration,
 }
 
 /// The answers of one group commit: each waiting exchange with its seq or the failure.
@@ -98,6 +105,13 @@ pub(super) struct Writer {
     buf: Vec<u8>,
     /// Where receipts go (see [`Writer::deliver`]).
     dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
+    /// The PostgreSQL sink, when records go there instead of to segment files.
+    postgres: Option<postgres::PostgresSink>,
+    /// The rows of the batch being formatted (PostgreSQL sink only).
+    rows: Vec<postgres::Row>,
+    /// A PostgreSQL commit failed: whether it happened is unknown until the chain's end is
+    /// read again.
+    resync: bool,
 }
 
 /// How often an idle writer checks time-based rotation and retention.
@@ -191,6 +205,29 @@ impl Writer {
         writable: Arc<AtomicBool>,
         dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
     ) -> Result<Self> {
+        if let Some(url) = settings.postgres.clone() {
+            let (sink, last) = postgres::PostgresSink::open(
+                &url,
+                &settings.instance,
+                &key,
+                &settings.subject_key_file,
+                settings.store_timeout,
+            )?;
+            return Ok(Self {
+                settings,
+                key,
+                metrics,
+                writable,
+                segment: None,
+                last,
+                head: None,
+                buf: Vec::with_capacity(64 * 1024),
+                dispatcher,
+                postgres: Some(sink),
+                rows: Vec::new(),
+                resync: false,
+            });
+        }
         std::fs::create_dir_all(&settings.dir).with_context(|| {
             format!(
                 "cannot create the audit directory {}",
@@ -219,6 +256,9 @@ impl Writer {
             head: Some(head),
             buf: Vec::with_capacity(64 * 1024),
             dispatcher,
+            postgres: None,
+            rows: Vec::new(),
+            resync: false,
         };
         writer.write_head();
         Ok(writer)
@@ -312,6 +352,9 @@ impl Writer {
 
     /// Writes and syncs one batch; returns the seq of its first record.
     fn commit(&mut self, batch: &[Pending]) -> Result<u64> {
+        if self.postgres.is_some() {
+            return self.commit_to_postgres(batch);
+        }
         if let Some(segment) = self.segment.as_mut() {
             // A failed batch whose bytes could not be cut off blocks the log until they are:
             // appending after them would bury them inside the chain.
@@ -362,8 +405,41 @@ impl Writer {
         }
     }
 
+    /// One batch to the PostgreSQL sink: formatted exactly as for a file, then one insert.
+    fn commit_to_postgres(&mut self, batch: &[Pending]) -> Result<u64> {
+        let Some(sink) = &self.postgres else {
+            anyhow::bail!("no PostgreSQL sink");
+        };
+        if self.resync {
+            self.last = sink.last()?;
+            self.resync = false;
+        }
+        let first_seq = self.last.seq + 1;
+        self.buf.clear();
+        self.rows.clear();
+        let mut prev = self.last.hash.clone();
+        for (i, pending) in batch.iter().enumerate() {
+            prev = self.format(&pending.event, first_seq + i as u64, &prev);
+        }
+        let sink = self.postgres.as_ref().expect("checked above");
+        match sink.commit(&self.rows, &self.buf) {
+            Ok(()) => {
+                self.last = ChainPoint {
+                    seq: first_seq + batch.len() as u64 - 1,
+                    hash: prev,
+                };
+                Ok(first_seq)
+            }
+            Err(e) => {
+                self.resync = true;
+                Err(e)
+            }
+        }
+    }
+
     /// Formats one record into the batch buffer; returns its hash.
     fn format(&mut self, event: &AuditEvent, seq: u64, prev_hash: &str) -> String {
+        let line_start = self.buf.len();
         let start = rfc3339(event.start_time);
         let end = rfc3339(event.end_time);
         let trace_id = hex::encode(event.trace.trace_id);
@@ -450,7 +526,20 @@ impl Writer {
             },
             trace_id: &trace_id,
         };
-        record::write_line(&record, &mut self.buf)
+        let hash = record::write_line(&record, &mut self.buf);
+        if self.postgres.is_some() {
+            self.rows.push(postgres::Row {
+                seq,
+                prev_hash: prev_hash.to_string(),
+                hash: hash.clone(),
+                subject_id: subject_id.clone(),
+                requested_subject_id: requested_id.clone(),
+                start_time: start.clone(),
+                // write_line ends the record with a newline.
+                line: line_start..self.buf.len() - 1,
+            });
+        }
+        hash
     }
 
     /// Opens a new segment when there is none, or the current one is full or old.
@@ -512,7 +601,7 @@ impl Writer {
     /// Deletes whole segments whose newest record is past the retention period, oldest first,
     /// after moving `anchor.json` to the last record deleted.
     fn prune(&mut self) {
-        let Some(retention) = self.settings.retention else {
+        let Some(retention) = self.settings.retention.filter(|_| self.postgres.is_none()) else {
             return;
         };
         let cutoff = rfc3339(SystemTime::now() - retention);

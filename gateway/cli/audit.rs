@@ -8,31 +8,50 @@ use std::process::ExitCode;
 pub(super) fn audit(command: AuditCommand) -> ExitCode {
     use crate::audit::{query, verify};
     match command {
-        AuditCommand::Verify { dir } => match verify::verify(&dir) {
-            Ok(report) => {
-                for w in &report.warnings {
-                    eprintln!("warning: {w}");
-                }
-                match &report.last {
-                    Some(last) => println!(
-                        "audit log OK: {} records in {} segment(s), seq {}–{}, last hash {}",
-                        report.records,
-                        report.segments,
-                        report.first_seq.unwrap_or(1),
-                        last.seq,
-                        last.hash
-                    ),
-                    None => println!("audit log OK: no records yet"),
-                }
+        AuditCommand::Verify {
+            store: Some(url), ..
+        } => verify_store(&url),
+        AuditCommand::Import { dir, store } => match crate::audit::central::import(&dir, &store) {
+            Ok(imported) => {
+                println!(
+                    "imported {} records of instance '{}' ({} new); its chain in the store verifies",
+                    imported.records, imported.instance, imported.new
+                );
                 ExitCode::SUCCESS
             }
-            Err(broken) => {
-                eprintln!("audit log BROKEN: {broken}");
-                ExitCode::from(1)
+            Err(e) => {
+                eprintln!("doelpoort audit import: {e:#}");
+                ExitCode::from(2)
             }
         },
+        AuditCommand::Verify { dir, .. } => {
+            match verify::verify(dir.as_deref().unwrap_or(std::path::Path::new("."))) {
+                Ok(report) => {
+                    for w in &report.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    match &report.last {
+                        Some(last) => println!(
+                            "audit log OK: {} records in {} segment(s), seq {}–{}, last hash {}",
+                            report.records,
+                            report.segments,
+                            report.first_seq.unwrap_or(1),
+                            last.seq,
+                            last.hash
+                        ),
+                        None => println!("audit log OK: no records yet"),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(broken) => {
+                    eprintln!("audit log BROKEN: {broken}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         AuditCommand::Query {
             dir,
+            store,
             subject,
             case_id,
             consumer,
@@ -60,10 +79,22 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
                     // The BSN itself is never echoed, not even in an error.
                     let bsn = crate::context::Bsn::parse(bsn)
                         .map_err(|why| anyhow::anyhow!("--subject: {why}"))?;
-                    let key = crate::audit::subject::key_for_query(&dir, key_file.as_deref())?;
+                    let key = match (&store, &dir) {
+                        (Some(url), _) => {
+                            crate::audit::central::key_for_query(url, key_file.as_deref())?
+                        }
+                        (None, Some(dir)) => {
+                            crate::audit::subject::key_for_query(dir, key_file.as_deref())?
+                        }
+                        (None, None) => anyhow::bail!("name the audit directory or --store"),
+                    };
                     filter.subject_id = query::Filter::subject(&key, &bsn).subject_id;
                 }
-                query::query(&dir, &filter)
+                match (&store, &dir) {
+                    (Some(url), _) => crate::audit::central::query(url, &filter),
+                    (None, Some(dir)) => query::query(dir, &filter),
+                    (None, None) => anyhow::bail!("name the audit directory or --store"),
+                }
             };
             match run() {
                 Ok(answer) => {
@@ -78,6 +109,38 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `audit verify --store`: every instance's chain in the central store.
+fn verify_store(url: &str) -> ExitCode {
+    match crate::audit::central::verify(url) {
+        Ok(Ok(reports)) => {
+            if reports.is_empty() {
+                println!("audit store OK: no records yet");
+            }
+            for report in &reports {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                match &report.last {
+                    Some(last) => println!(
+                        "instance {}: OK, {} records, seq 1–{}, last hash {}",
+                        report.instance, report.records, last.seq, last.hash
+                    ),
+                    None => println!("instance {}: OK, no records yet", report.instance),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(broken)) => {
+            eprintln!("audit store BROKEN: {broken}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("doelpoort audit verify: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

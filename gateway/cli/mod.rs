@@ -219,16 +219,25 @@ impl TokenArgs {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain; exit 1 naming the first broken record (file:line).
+    /// Verify the hash chain; exit 1 naming the first broken record (file:line, or instance
+    /// and seq in the store).
     Verify {
         /// The audit directory.
-        dir: PathBuf,
+        #[arg(required_unless_present = "store", conflicts_with = "store")]
+        dir: Option<PathBuf>,
+        /// Verify every instance's chain in the central store instead (postgres://…).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Every exchange about one person (or case, or consumer): when, which organisation, which
     /// purpose and legal basis, which fields were released.
     Query {
         /// The audit directory.
-        dir: PathBuf,
+        #[arg(required_unless_present = "store", conflicts_with = "store")]
+        dir: Option<PathBuf>,
+        /// Answer from the central store instead (postgres://…), across every instance.
+        #[arg(long)]
+        store: Option<String>,
         /// The person's BSN (it is turned into the log's keyed HMAC, never stored).
         #[arg(long)]
         subject: Option<String>,
@@ -246,9 +255,18 @@ pub enum AuditCommand {
         to: Option<String>,
         #[arg(long, value_enum, default_value_t = crate::audit::query::Format::Table)]
         format: crate::audit::query::Format,
-        /// The subject key file [default: the one the directory's manifest.json names].
+        /// The subject key file [default: the one the directory's manifest.json (or the
+        /// store) names].
         #[arg(long)]
         key_file: Option<PathBuf>,
+    },
+    /// Copy a replica's file log into the central store (idempotent; verified before and after).
+    Import {
+        /// The audit directory.
+        dir: PathBuf,
+        /// The central store (postgres://…).
+        #[arg(long)]
+        store: String,
     },
 }
 

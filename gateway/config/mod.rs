@@ -54,6 +54,8 @@ pub struct Config {
     pub schemas: PathBuf,
     /// The lawful-basis audit log (required; `mode: off` only for development and benchmarks).
     pub audit: AuditSettings,
+    /// Where state shared by replicas lives (SPEC §9).
+    pub store: crate::store::StoreSettings,
     /// Trusted issuers of caller tokens (none: no consumer can use tokens).
     pub tokens: Option<TokenConfig>,
     /// Signing keys for outbound assertions (none: an ephemeral key is made at start).
@@ -71,6 +73,8 @@ pub struct Config {
 pub struct AuditSettings {
     /// `false` only with `mode: off` (benchmarks and development; the gateway warns).
     pub enabled: bool,
+    /// Where records are written: segment files in `dir`, or the store's PostgreSQL.
+    pub sink: AuditSink,
     pub dir: PathBuf,
     /// File with the HMAC key for data subjects (created on first start).
     pub subject_key: PathBuf,
@@ -85,6 +89,16 @@ pub struct AuditSettings {
     pub commit_delay: Duration,
 }
 
+/// Where the audit log is written (`audit.sink`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditSink {
+    /// Segment files in the audit directory, one hash chain per directory.
+    #[default]
+    Files,
+    /// The `audit_records` table of the store's PostgreSQL, one hash chain per instance.
+    Postgres,
+}
+
 impl AuditSettings {
     pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
     pub const DEFAULT_SEGMENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -94,6 +108,7 @@ impl AuditSettings {
     pub fn durable(dir: PathBuf, subject_key: PathBuf) -> Self {
         Self {
             enabled: true,
+            sink: AuditSink::Files,
             dir,
             subject_key,
             segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,

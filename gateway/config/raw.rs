@@ -28,6 +28,9 @@ pub(super) struct RawConfig {
     pub(super) policies: Spanned<String>,
     pub(super) schemas: Spanned<String>,
     pub(super) audit: Spanned<RawAudit>,
+    /// Where shared state lives (SPEC §9): `postgres://…` or `sqlite:PATH`.
+    #[serde(default)]
+    pub(super) store: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) tokens: Option<RawTokens>,
     #[serde(default)]
@@ -135,6 +138,9 @@ pub(super) struct RawPartner {
 pub(super) struct RawAudit {
     #[serde(default)]
     pub(super) mode: Option<Spanned<String>>,
+    /// `files` (the default) or `postgres` (the store's database).
+    #[serde(default)]
+    pub(super) sink: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) dir: Option<Spanned<String>>,
     #[serde(default)]

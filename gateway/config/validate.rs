@@ -184,6 +184,18 @@ impl Validator<'_> {
             });
         }
 
+        let audit = self.audit(&raw.audit);
+        let store = self.store(raw.store.as_ref(), &audit);
+        if audit.enabled && audit.sink == super::AuditSink::Postgres {
+            if let (crate::store::StoreLocation::Sqlite(_), Some(sink)) =
+                (&store.location, &raw.audit.value.sink)
+            {
+                self.error(
+                    &sink.referenced,
+                    "the audit sink postgres writes to the store's database: set store: postgres://…",
+                );
+            }
+        }
         Config {
             source: Some(self.file.to_path_buf()),
             instance: raw
@@ -201,7 +213,8 @@ impl Validator<'_> {
             partners,
             policies: self.existing_dir(&raw.policies),
             schemas: self.existing_dir(&raw.schemas),
-            audit: self.audit(&raw.audit),
+            audit,
+            store,
             tokens,
             assertions: raw.assertions.as_ref().map(|a| self.assertions(a)),
             pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
@@ -228,6 +241,21 @@ impl Validator<'_> {
                 true
             }
         };
+        let sink = match &a.sink {
+            None => super::AuditSink::Files,
+            Some(v) if v.value == "files" => super::AuditSink::Files,
+            Some(v) if v.value == "postgres" => super::AuditSink::Postgres,
+            Some(v) => {
+                self.error(
+                    &v.referenced,
+                    format!(
+                        "audit sink '{}' is unknown; expected files or postgres",
+                        v.value
+                    ),
+                );
+                super::AuditSink::Files
+            }
+        };
         let mut required = |v: &Option<Spanned<String>>, what: &str| match v {
             Some(v) => self.resolve(&v.value),
             None => {
@@ -240,7 +268,12 @@ impl Validator<'_> {
                 PathBuf::new()
             }
         };
-        let dir = required(&a.dir, "a dir: the directory its segments are written to");
+        let dir = match (&a.dir, sink) {
+            // The PostgreSQL sink writes no segments; a dir may still be named (for `audit
+            // import` of what the replica wrote before).
+            (None, super::AuditSink::Postgres) => PathBuf::new(),
+            _ => required(&a.dir, "a dir: the directory its segments are written to"),
+        };
         let subject_key = required(
             &a.subject_key,
             "a subject_key: the file holding the key that pseudonymises data subjects (created on first start), outside the audit dir",
@@ -284,6 +317,7 @@ impl Validator<'_> {
             .unwrap_or(Duration::ZERO);
         A {
             enabled,
+            sink,
             dir,
             subject_key,
             segment_max_bytes: self.count(
@@ -297,6 +331,39 @@ impl Validator<'_> {
             queue_capacity: self.count(&a.queue_capacity, A::DEFAULT_QUEUE_CAPACITY, 1, 1_000_000),
             commit_delay,
         }
+    }
+
+    /// The store: the URL as written, or by default `store.sqlite` in the data directory (the
+    /// audit directory's parent, or the configuration's own directory without an audit log).
+    fn store(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        audit: &super::AuditSettings,
+    ) -> crate::store::StoreSettings {
+        use crate::store::{StoreLocation, StoreSettings};
+        let default = || {
+            let data_dir = match audit.dir.parent() {
+                Some(parent) if audit.enabled && !audit.dir.as_os_str().is_empty() => {
+                    parent.to_path_buf()
+                }
+                _ => self.base_dir.to_path_buf(),
+            };
+            StoreLocation::Sqlite(data_dir.join("store.sqlite"))
+        };
+        let location = match raw {
+            None => default(),
+            Some(v) => match StoreLocation::parse(&v.value) {
+                Ok(StoreLocation::Sqlite(path)) => {
+                    StoreLocation::Sqlite(self.resolve(&path.to_string_lossy()))
+                }
+                Ok(location) => location,
+                Err(e) => {
+                    self.error(&v.referenced, e);
+                    default()
+                }
+            },
+        };
+        StoreSettings::new(location)
     }
 
     fn tokens(&mut self, raw: &RawTokens) -> TokenConfig {

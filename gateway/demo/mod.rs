@@ -342,6 +342,9 @@ pub fn demo_config(
             options.data_dir.join("audit-subject.key"),
         ),
         pseudonym_secret: Some(options.data_dir.join("pseudonym.secret")),
+        store: crate::store::StoreSettings::new(crate::store::StoreLocation::Sqlite(
+            options.data_dir.join("store.sqlite"),
+        )),
     })
 }
 

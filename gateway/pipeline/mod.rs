@@ -168,6 +168,8 @@ where
         let forwarded = admission::admit(state, &permit, token.as_ref(), &body)?;
         (permit, forwarded)
     };
+    // The approval is spent in the store (shared by replicas) once the body has passed.
+    state.approvals.spend(&permit, token.as_ref()).await?;
     checkpoint(state, "forward");
     let request = forward::request(state, &call, &permit, forwarded, exchange)?;
     if changes_state(&call.parts.method) {

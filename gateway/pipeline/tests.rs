@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The demo's gateway state with its audit log in `data`; partners are never reached.
-fn demo_state(data: &Path) -> GatewayState {
+async fn demo_state(data: &Path) -> GatewayState {
     let options = DemoOptions {
         root: Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(),
         listen: ([127, 0, 0, 1], 0).into(),
@@ -30,7 +30,9 @@ fn demo_state(data: &Path) -> GatewayState {
         .map(|id| (id.to_string(), ([127, 0, 0, 1], 9).into()))
         .collect();
     let config = demo_config(&options, &partners).unwrap();
-    GatewayState::build(&config, Arc::new(Metrics::new())).unwrap()
+    GatewayState::build(&config, Arc::new(Metrics::new()))
+        .await
+        .unwrap()
 }
 
 /// The README's first call: the district team asks UWV for income, within its case.
@@ -65,7 +67,7 @@ fn records(audit: &Path) -> Vec<serde_json::Value> {
 async fn a_phase_that_panics_still_ends_in_an_error_record_and_a_metric() {
     for phase in ["identify", "context", "decide", "forward"] {
         let data = tempfile::tempdir().unwrap();
-        let mut state = demo_state(data.path());
+        let mut state = demo_state(data.path()).await;
         state.panic_in = Some(phase);
         let consumer = state.consumers.by_id("wijkteam-rotterdam");
         assert!(consumer.is_some(), "the demo consumer is configured");
@@ -122,7 +124,7 @@ async fn without_a_panic_the_same_request_is_decided_and_reaches_the_partner() {
     // The control: the injected panic, not the request, is what fails above. Nothing listens
     // on the partner's port, so the exchange ends at the partner, allowed by the decision.
     let data = tempfile::tempdir().unwrap();
-    let state = demo_state(data.path());
+    let state = demo_state(data.path()).await;
     let connection = Connection {
         consumer: state.consumers.by_id("wijkteam-rotterdam"),
         fingerprint: None,

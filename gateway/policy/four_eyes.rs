@@ -12,12 +12,15 @@
 //!    else is said about the request, and an approval is spent only once the body that goes
 //!    with it has passed, so a refused body leaves the colleague's approval usable.
 //!
-//! The ledger lives in one gateway instance's memory (replicas each keep their own).
+//! Spent approvals live in the store ([`crate::store`]), so an approval spent on one replica
+//! is refused on every other and after a restart; each replica also remembers what it has seen
+//! spent, so a replay to the same replica is refused without a round trip.
 
 use super::permit::Permit;
 use super::{FourEyes, SubjectSource};
 use crate::minimise::RequestBody;
 use crate::problem::{Problem, ProblemCode};
+use crate::store::{ApprovalSpend, Store};
 use crate::token::{Approval, CallerToken};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -103,21 +106,27 @@ pub fn check_approved_request(
 pub struct ApprovalLedger {
     /// Clock skew allowed on `exp`: an approval is remembered that much longer.
     leeway: Duration,
-    spent: Mutex<HashMap<(String, String), u64>>,
+    /// Where spending is decided, between replicas and across restarts.
+    store: Store,
+    /// Approvals this replica has seen spent (by itself or, through a refused spend, by
+    /// another): a replay here is refused at once.
+    seen: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl ApprovalLedger {
-    pub fn new(leeway: Duration) -> Self {
+    pub fn new(leeway: Duration, store: Store) -> Self {
         Self {
             leeway,
-            spent: Mutex::new(HashMap::new()),
+            store,
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Admits the exchange's approval, if its grant needs one: the scope is checked, a replay
-    /// is refused as a replay whatever else is wrong with the request, the approval must name
-    /// this operation and this `body`, then `check_body` (the check of what goes to the
-    /// partner) runs, and only if it passes is the approval spent.
+    /// Checks the exchange's approval, if its grant needs one: the scope is checked, a replay
+    /// known here is refused as a replay whatever else is wrong with the request, the approval
+    /// must name this operation and this `body`, then `check_body` (the check of what goes to
+    /// the partner) runs. Only if it passes may the approval be spent ([`Self::spend`]), so a
+    /// refused body leaves the colleague's approval usable.
     pub fn admit<T>(
         &self,
         permit: &Permit,
@@ -126,50 +135,67 @@ impl ApprovalLedger {
         check_body: impl FnOnce() -> Result<T, Problem>,
     ) -> Result<T, Problem> {
         check_scope(permit, token)?;
-        let token = token.filter(|_| permit.grant().four_eyes.is_some());
-        if let Some(token) = token {
+        if let Some(token) = token.filter(|_| permit.grant().four_eyes.is_some()) {
             self.check_unspent(token)?;
             check_approved_request(permit, token, body)?;
         }
-        let admitted = check_body()?;
-        if let Some(token) = token {
-            self.spend(token)?;
-        }
-        Ok(admitted)
+        check_body()
     }
 
-    /// Refuses an approval that was already spent, without spending it. [`Self::spend`] still
-    /// decides (atomically) which of two concurrent uses gets it.
+    /// Refuses an approval this replica knows to be spent, without a round trip. The store
+    /// still decides (atomically) for approvals spent elsewhere and for concurrent uses.
     fn check_unspent(&self, token: &CallerToken) -> Result<(), Problem> {
         let Some((jti, _)) = &token.approval_use else {
             return Ok(());
         };
-        let spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        if spent.contains_key(&(token.issuer.clone(), jti.clone())) {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains_key(&(token.issuer.clone(), jti.clone())) {
             return Err(already_used());
         }
         Ok(())
     }
 
-    /// Spends the approval `token` carries: an approval is for one exchange. A second use
-    /// (a replay, or a retry) needs a new approval.
-    fn spend(&self, token: &CallerToken) -> Result<(), Problem> {
+    /// Spends the approval `token` carries, after [`Self::admit`] passed: an approval is for
+    /// one exchange. A second use
+    /// (a replay, or a retry) needs a new approval. A store that cannot be reached refuses the
+    /// exchange: an approval that cannot be marked spent could be used again elsewhere.
+    pub async fn spend(&self, permit: &Permit, token: Option<&CallerToken>) -> Result<(), Problem> {
+        let Some(token) = token.filter(|_| permit.grant().four_eyes.is_some()) else {
+            return Ok(());
+        };
         let Some((jti, exp)) = &token.approval_use else {
             return Ok(());
         };
+        let spend = ApprovalSpend {
+            issuer: &token.issuer,
+            jti,
+            expires_at: exp.saturating_add(self.leeway.as_secs()),
+        };
+        let fresh = self.store.spend_approval(&spend).await.map_err(|_| {
+            Problem::new(
+                ProblemCode::AuditUnavailable,
+                "the store of spent approvals cannot be reached, so the approval cannot be spent",
+            )
+        })?;
+        self.remember(token, *exp);
+        if fresh {
+            Ok(())
+        } else {
+            Err(already_used())
+        }
+    }
+
+    fn remember(&self, token: &CallerToken, exp: u64) {
+        let Some((jti, _)) = &token.approval_use else {
+            return;
+        };
         let now = jsonwebtoken::get_current_timestamp();
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         // Expired approvals cannot be replayed anyway (exp is checked): forget them.
-        if spent.len() >= 1024 {
-            spent.retain(|_, until| *until + self.leeway.as_secs() >= now);
+        if seen.len() >= 1024 {
+            seen.retain(|_, until| *until + self.leeway.as_secs() >= now);
         }
-        match spent.entry((token.issuer.clone(), jti.clone())) {
-            std::collections::hash_map::Entry::Occupied(_) => Err(already_used()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(*exp);
-                Ok(())
-            }
-        }
+        seen.insert((token.issuer.clone(), jti.clone()), exp);
     }
 }
 

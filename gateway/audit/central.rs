@@ -1,0 +1,358 @@
+//! The central audit log in PostgreSQL, read side: `audit verify --store`, `audit query
+//! --store` and `audit import DIR --store` (SPEC §9). The write side is the writer's
+//! PostgreSQL sink (`writer/postgres.rs`).
+//!
+//! The table holds each record's canonical line exactly as it was hashed, so verifying and
+//! answering use the same parser and checks as for segment files; a query answers across every
+//! instance (replica) that writes there.
+
+use super::query::{Answer, Collector, Filter};
+use super::record::{self, GENESIS_HASH};
+use super::segment::{self, ChainPoint};
+use super::subject::{Manifest, SubjectKey};
+use super::verify::Break;
+use anyhow::{Context as _, Result};
+use futures_util::TryStreamExt as _;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Row as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+
+/// One instance's verified chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceReport {
+    pub instance: String,
+    pub records: u64,
+    pub last: Option<ChainPoint>,
+    pub warnings: Vec<String>,
+}
+
+/// Connects for a command (one connection, bounded wait), with the migrations applied, so a
+/// fresh database answers "no records" instead of "no such table".
+async fn connect(url: &str) -> Result<PgPool> {
+    let location = crate::store::StoreLocation::parse(url).map_err(|e| anyhow::anyhow!(e))?;
+    let crate::store::StoreLocation::Postgres(url) = location else {
+        anyhow::bail!("--store takes a postgres://… URL (the SQLite store holds no audit log)");
+    };
+    let settings =
+        crate::store::StoreSettings::new(crate::store::StoreLocation::Postgres(url.clone()));
+    // Opening the store applies its migrations.
+    crate::store::Store::open(
+        &settings,
+        "doelpoort-cli",
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+    )
+    .await?;
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(settings.timeout)
+        .connect_with(PgConnectOptions::from_str(&url)?.application_name("doelpoort-audit-cli"))
+        .await
+        .context("cannot connect to the audit store")
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")
+}
+
+/// Where a break was found: the instance's chain and the seq (shown as `file:line`).
+fn broken(instance: &str, seq: u64, message: impl Into<String>) -> Break {
+    Break {
+        file: PathBuf::from(format!("instance {instance}, seq")),
+        line: seq as usize,
+        message: message.into(),
+    }
+}
+
+/// Verifies every instance's chain in the store. `Err` is the first break.
+pub fn verify(url: &str) -> Result<std::result::Result<Vec<InstanceReport>, Break>> {
+    runtime()?.block_on(async {
+        let pool = connect(url).await?;
+        let instances: Vec<String> = sqlx::query_scalar(
+            "SELECT instance FROM audit_instances UNION SELECT DISTINCT instance FROM audit_records ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await?;
+        let mut reports = Vec::new();
+        for instance in instances {
+            match verify_instance(&pool, &instance).await? {
+                Ok(report) => reports.push(report),
+                Err(b) => return Ok(Err(b)),
+            }
+        }
+        Ok(Ok(reports))
+    })
+}
+
+async fn verify_instance(
+    pool: &PgPool,
+    instance: &str,
+) -> Result<std::result::Result<InstanceReport, Break>> {
+    let mut rows = sqlx::query(
+        "SELECT seq, prev_hash, hash, record FROM audit_records WHERE instance = $1 ORDER BY seq",
+    )
+    .bind(instance)
+    .fetch(pool);
+    let mut expected = ChainPoint {
+        seq: 0,
+        hash: GENESIS_HASH.into(),
+    };
+    let mut report = InstanceReport {
+        instance: instance.to_string(),
+        records: 0,
+        last: None,
+        warnings: Vec::new(),
+    };
+    let mut intents = Vec::new();
+    let mut outcomes = std::collections::HashSet::new();
+    while let Some(row) = rows.try_next().await? {
+        let seq = u64::try_from(row.try_get::<i64, _>("seq")?).unwrap_or(u64::MAX);
+        let line: String = row.try_get("record")?;
+        let stored = match record::parse_line(line.as_bytes()) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(broken(instance, seq, e.to_string()))),
+        };
+        if stored.seq != seq
+            || stored.hash != row.try_get::<String, _>("hash")?
+            || stored.prev_hash != row.try_get::<String, _>("prev_hash")?
+        {
+            return Ok(Err(broken(
+                instance,
+                seq,
+                "the row's seq or hashes differ from the record it holds: the row was changed",
+            )));
+        }
+        if seq != expected.seq + 1 {
+            return Ok(Err(broken(
+                instance,
+                seq,
+                format!(
+                    "seq {seq} follows seq {}: records {}–{} are missing (deleted?)",
+                    expected.seq,
+                    expected.seq + 1,
+                    seq.saturating_sub(1)
+                ),
+            )));
+        }
+        if stored.prev_hash != expected.hash {
+            return Ok(Err(broken(
+                instance,
+                seq,
+                format!("record seq {seq} does not chain to the record before it (prev_hash differs): that record was changed, removed or replaced"),
+            )));
+        }
+        if !stored.hash_matches || !stored.canonical {
+            return Ok(Err(broken(
+                instance,
+                seq,
+                format!("record seq {seq} does not match its hash: it was changed"),
+            )));
+        }
+        if let Some(tx) = stored.value["attributes"]["doelpoort.transaction_id"].as_str() {
+            if stored.is_intent() {
+                intents.push(tx.to_string());
+            } else {
+                outcomes.insert(tx.to_string());
+            }
+        }
+        report.records += 1;
+        expected = ChainPoint {
+            seq,
+            hash: stored.hash,
+        };
+    }
+    for tx in intents.iter().filter(|tx| !outcomes.contains(*tx)) {
+        report.warnings.push(format!(
+            "instance {instance}: exchange {tx}: intent recorded, outcome unknown (the gateway stopped while the partner was called)"
+        ));
+    }
+    report.last = (expected.seq > 0).then_some(expected);
+    Ok(Ok(report))
+}
+
+/// The subject key a query needs: the one the store says its records were written with
+/// (`--key-file` overrides the file, and must be the same key).
+pub fn key_for_query(url: &str, explicit: Option<&Path>) -> Result<SubjectKey> {
+    let registered: Vec<(String, String)> = runtime()?.block_on(async {
+        let pool = connect(url).await?;
+        anyhow::Ok(
+            sqlx::query_as(
+                "SELECT DISTINCT subject_key_id, subject_key_file FROM audit_instances ORDER BY 1",
+            )
+            .fetch_all(&pool)
+            .await?,
+        )
+    })?;
+    let path = match (explicit, registered.first()) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some((_, file))) => PathBuf::from(file),
+        (None, None) => anyhow::bail!("the store names no subject key yet; pass --key-file"),
+    };
+    let key = SubjectKey::load(&path)?;
+    if !registered.is_empty() {
+        anyhow::ensure!(
+            registered.iter().any(|(id, _)| *id == key.id()),
+            "{} is not a key the store's records were written with (key id {})",
+            path.display(),
+            key.id()
+        );
+    }
+    if registered.len() > 1 {
+        tracing::warn!("the store's instances use different subject keys; only records written with this key can match a --subject");
+    }
+    Ok(key)
+}
+
+/// `audit query --store`: the records `filter` selects, from every instance, oldest first.
+pub fn query(url: &str, filter: &Filter) -> Result<Answer> {
+    runtime()?.block_on(async {
+        let pool = connect(url).await?;
+        let mut collector = Collector::default();
+        match verify_all(&pool).await? {
+            Ok(()) => {}
+            Err(b) => collector.warn(format!(
+                "the audit chain is broken, this answer may be incomplete: {b}"
+            )),
+        }
+        // A subject query reads only that person's rows (indexed); others read everything.
+        let mut rows = match &filter.subject_id {
+            Some(id) => sqlx::query(
+                "SELECT instance, seq, record FROM audit_records \
+                 WHERE subject_id = $1 OR requested_subject_id = $1 \
+                 ORDER BY start_time, instance, seq",
+            )
+            .bind(id.clone())
+            .fetch(&pool),
+            None => sqlx::query(
+                "SELECT instance, seq, record FROM audit_records ORDER BY start_time, instance, seq",
+            )
+            .fetch(&pool),
+        };
+        while let Some(row) = rows.try_next().await? {
+            let instance: String = row.try_get("instance")?;
+            let seq: i64 = row.try_get("seq")?;
+            let line: String = row.try_get("record")?;
+            collector.take(
+                &format!("instance {instance}, seq {seq}"),
+                line.as_bytes(),
+                filter,
+            );
+        }
+        Ok(collector.finish())
+    })
+}
+
+async fn verify_all(pool: &PgPool) -> Result<std::result::Result<(), Break>> {
+    let instances: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT instance FROM audit_records ORDER BY 1")
+            .fetch_all(pool)
+            .await?;
+    for instance in instances {
+        if let Err(b) = verify_instance(pool, &instance).await? {
+            return Ok(Err(b));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// What `audit import` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub instance: String,
+    pub records: u64,
+    pub new: u64,
+}
+
+/// `audit import DIR --store URL`: copies a replica's file log into the store, under the
+/// instance its manifest names. Idempotent: records already there are skipped, but only if
+/// they are the same records (same hash); the directory is verified first and the instance's
+/// chain in the store afterwards.
+pub fn import(dir: &Path, url: &str) -> Result<Imported> {
+    let report = super::verify::verify(dir)
+        .map_err(|b| anyhow::anyhow!("{} does not verify, nothing imported: {b}", dir.display()))?;
+    let manifest = Manifest::read(dir)
+        .with_context(|| format!("{} has no manifest.json naming its instance", dir.display()))?;
+    anyhow::ensure!(
+        report.first_seq.unwrap_or(1) == 1,
+        "{} was pruned (it starts at seq {}): the store's chain for '{}' would not start at the beginning",
+        dir.display(),
+        report.first_seq.unwrap_or(1),
+        manifest.instance
+    );
+    runtime()?.block_on(async {
+        let pool = connect(url).await?;
+        let registered: String = sqlx::query_scalar(
+            "INSERT INTO audit_instances (instance, subject_key_id, subject_key_file) VALUES ($1, $2, $3) \
+             ON CONFLICT (instance) DO UPDATE SET instance = EXCLUDED.instance RETURNING subject_key_id",
+        )
+        .bind(&manifest.instance)
+        .bind(&manifest.subject_key_id)
+        .bind(manifest.subject_key_file.to_string_lossy().as_ref())
+        .fetch_one(&pool)
+        .await?;
+        anyhow::ensure!(
+            registered == manifest.subject_key_id,
+            "instance '{}' is in the store with subject key id {registered}, this log was written with {}",
+            manifest.instance,
+            manifest.subject_key_id
+        );
+        let mut imported = Imported {
+            instance: manifest.instance.clone(),
+            records: 0,
+            new: 0,
+        };
+        for (_, path) in segment::list_segments(dir)? {
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut tx = pool.begin().await?;
+            for (line_no, line) in segment::contents(&bytes).lines {
+                let stored = record::parse_line(line)
+                    .map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", path.display()))?;
+                let attributes = &stored.value["attributes"];
+                let text = std::str::from_utf8(line)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO audit_records \
+                       (instance, seq, prev_hash, hash, subject_id, requested_subject_id, start_time, record) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (instance, seq) DO NOTHING",
+                )
+                .bind(&manifest.instance)
+                .bind(i64::try_from(stored.seq)?)
+                .bind(&stored.prev_hash)
+                .bind(&stored.hash)
+                .bind(attributes["dpl.core.data_subject_id"].as_str())
+                .bind(attributes["doelpoort.requested_subject_id"].as_str())
+                .bind(stored.value["start_time"].as_str().unwrap_or(""))
+                .bind(text)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    let there: String = sqlx::query_scalar(
+                        "SELECT hash FROM audit_records WHERE instance = $1 AND seq = $2",
+                    )
+                    .bind(&manifest.instance)
+                    .bind(i64::try_from(stored.seq)?)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    anyhow::ensure!(
+                        there == stored.hash,
+                        "{}:{line_no}: the store already holds another record seq {} for instance '{}': nothing of this segment was imported",
+                        path.display(),
+                        stored.seq,
+                        manifest.instance
+                    );
+                }
+                imported.records += 1;
+                imported.new += inserted;
+            }
+            tx.commit().await?;
+        }
+        if let Err(b) = verify_instance(&pool, &manifest.instance).await? {
+            anyhow::bail!("after the import, the store's chain for '{}' is broken: {b}", manifest.instance);
+        }
+        Ok(imported)
+    })
+}

@@ -1,0 +1,394 @@
+//! The store: state that must hold across replicas and restarts (SPEC §9).
+//!
+//! One engine per deployment, chosen by the `store` key of the configuration:
+//! - **SQLite**, embedded, in a file next to the audit log (the default; `doelpoort demo` and a
+//!   single node need nothing but the binary);
+//! - **PostgreSQL** (`store: postgres://…`), shared by replicas behind a load balancer; it can
+//!   also hold the central audit log (`audit: {sink: postgres}`, see
+//!   [`crate::audit::writer`]).
+//!
+//! What lives here today: spent four-eyes approvals (an approval spent on one replica is
+//! refused on every other, and after a restart). The case register and the time-out ledger
+//! follow (docs/decisions/0007-one-store.md has the schema design).
+//!
+//! Reads never wait for the store on the hot path: a replica keeps what it needs in memory and
+//! only *writes* that decide between replicas go to the store, as one atomic statement each.
+//! A store that cannot be reached refuses the exchanges that need it (fail closed).
+//!
+//! Migrations are versioned SQL files in `gateway/store/migrations/<engine>/`, embedded in the
+//! binary and applied at start (sqlx's migrator, with its lock, so replicas starting together
+//! apply each migration once).
+
+use crate::metrics::Metrics;
+use anyhow::{Context as _, Result};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::SqlSafeStr as _;
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the store is (the `store` configuration key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite database file (created if missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (`postgres://…`; `sslmode=require` or `verify-full` for TLS).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Reads the `store` value: a `postgres://` / `postgresql://` URL, or `sqlite:PATH`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            PgConnectOptions::from_str(text)
+                .map_err(|e| format!("not a usable PostgreSQL URL: {e}"))?;
+            Ok(Self::Postgres(text.to_string()))
+        } else if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                return Err(
+                    "sqlite: needs a file path, e.g. sqlite:/var/lib/doelpoort/store.sqlite".into(),
+                );
+            }
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else {
+            Err("expected postgres://… or sqlite:PATH".into())
+        }
+    }
+
+    /// The location without credentials, for logs and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Self::Postgres(url) => match PgConnectOptions::from_str(url) {
+                Ok(o) => format!(
+                    "postgres://{}:{}/{}",
+                    o.get_host(),
+                    o.get_port(),
+                    o.get_database().unwrap_or("")
+                ),
+                Err(_) => "postgres://…".into(),
+            },
+        }
+    }
+}
+
+/// How to reach the store (the `store` section of the configuration).
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub location: StoreLocation,
+    /// Pooled connections per replica.
+    pub max_connections: u32,
+    /// How long an exchange waits for a connection (or SQLite's lock) before it is refused.
+    pub timeout: Duration,
+}
+
+impl StoreSettings {
+    pub fn new(location: StoreLocation) -> Self {
+        Self {
+            location,
+            max_connections: 8,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The open store: a connection pool with its migrations applied. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    location: StoreLocation,
+    instance: Arc<str>,
+    metrics: Arc<Metrics>,
+    /// The last round trip (or health probe) succeeded; `/readyz` reports it.
+    reachable: Arc<AtomicBool>,
+}
+
+/// Why the store could not answer. The exchange that needed it is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("the store cannot be reached: {0}")]
+pub struct StoreUnavailable(#[source] sqlx::Error);
+
+/// One approval being spent: who issued it, its id, and when it expires (unix seconds).
+pub struct ApprovalSpend<'a> {
+    pub issuer: &'a str,
+    pub jti: &'a str,
+    pub expires_at: u64,
+}
+
+impl Store {
+    /// Connects (bounded by `settings.timeout`), applies the migrations, and starts the
+    /// health probe. An SQLite file and its directory are created if missing.
+    pub async fn open(
+        settings: &StoreSettings,
+        instance: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let described = settings.location.describe();
+        let pool = match &settings.location {
+            StoreLocation::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("cannot create the store's directory {}", dir.display())
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    // WAL with synchronous FULL: a spent approval survives a power cut.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(settings.timeout);
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.timeout)
+                        .connect_with(options)
+                        .await
+                        .with_context(|| format!("cannot open the store {described}"))?,
+                )
+            }
+            StoreLocation::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url)
+                    .with_context(|| format!("not a usable PostgreSQL URL: {described}"))?
+                    .application_name("doelpoort");
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.timeout)
+                        .connect_with(options)
+                        .await
+                        .with_context(|| format!("cannot connect to the store {described}"))?,
+                )
+            }
+        };
+        let migrated = match &pool {
+            Pool::Sqlite(p) => migrator(Engine::Sqlite).await?.run(p).await,
+            Pool::Postgres(p) => migrator(Engine::Postgres).await?.run(p).await,
+        };
+        migrated.with_context(|| format!("cannot apply the store's migrations to {described}"))?;
+        tracing::info!(store = %described, "store open");
+        Ok(Self {
+            pool,
+            location: settings.location.clone(),
+            instance: instance.into(),
+            metrics,
+            reachable: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The PostgreSQL pool, for the central audit log; `None` for SQLite.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// Whether the last round trip or probe reached the store (for `/readyz`).
+    pub fn reachable(&self) -> Arc<AtomicBool> {
+        self.reachable.clone()
+    }
+
+    /// Spends an approval: `Ok(true)` if this exchange got it, `Ok(false)` if it was already
+    /// spent (here or on another replica). One atomic statement: of two replicas spending the
+    /// same approval at once, exactly one inserts the row.
+    pub async fn spend_approval(
+        &self,
+        spend: &ApprovalSpend<'_>,
+    ) -> Result<bool, StoreUnavailable> {
+        let now = crate::clock::unix_now();
+        let expires_at = i64::try_from(spend.expires_at).unwrap_or(i64::MAX);
+        let inserted = self
+            .timed("spend_approval", async {
+                const SQL: &str =
+                    "INSERT INTO spent_approvals (issuer, jti, expires_at, spent_at, instance) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (issuer, jti) DO NOTHING";
+                match &self.pool {
+                    Pool::Sqlite(p) => sqlx::query(SQL)
+                        .bind(spend.issuer)
+                        .bind(spend.jti)
+                        .bind(expires_at)
+                        .bind(now)
+                        .bind(&*self.instance)
+                        .execute(p)
+                        .await
+                        .map(|r| r.rows_affected()),
+                    Pool::Postgres(p) => sqlx::query(SQL)
+                        .bind(spend.issuer)
+                        .bind(spend.jti)
+                        .bind(expires_at)
+                        .bind(now)
+                        .bind(&*self.instance)
+                        .execute(p)
+                        .await
+                        .map(|r| r.rows_affected()),
+                }
+            })
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Forgets approvals that expired before `before` (unix seconds): an expired approval is
+    /// refused on its `exp` anyway.
+    pub async fn prune_approvals(&self, before: u64) -> Result<u64, StoreUnavailable> {
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        self.timed("prune", async {
+            const SQL: &str = "DELETE FROM spent_approvals WHERE expires_at < $1";
+            match &self.pool {
+                Pool::Sqlite(p) => sqlx::query(SQL)
+                    .bind(before)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()),
+                Pool::Postgres(p) => sqlx::query(SQL)
+                    .bind(before)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()),
+            }
+        })
+        .await
+    }
+
+    /// One cheap round trip; updates [`Self::reachable`].
+    pub async fn ping(&self) -> bool {
+        self.timed("ping", async {
+            match &self.pool {
+                Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+                Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Probes the store every `every` and prunes expired approvals now and then, for the life
+    /// of the runtime. Readiness then tells a load balancer about a lost store even when no
+    /// exchange needed it.
+    pub fn spawn_upkeep(&self, every: Duration, leeway: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks: u64 = 0;
+            loop {
+                tokio::time::sleep(every).await;
+                if store.ping().await && ticks.is_multiple_of(60) {
+                    let before = u64::try_from(crate::clock::unix_now())
+                        .unwrap_or(0)
+                        .saturating_sub(leeway.as_secs());
+                    let _ = store.prune_approvals(before).await;
+                }
+                ticks += 1;
+            }
+        })
+    }
+
+    /// Runs one round trip with its metrics and reachability.
+    pub(crate) async fn timed<T>(
+        &self,
+        operation: &'static str,
+        work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreUnavailable> {
+        let started = Instant::now();
+        let result = work.await;
+        self.metrics
+            .store_duration
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(value) => {
+                self.reachable.store(true, Ordering::Relaxed);
+                Ok(value)
+            }
+            Err(e) => {
+                self.metrics
+                    .store_errors
+                    .with_label_values(&[operation])
+                    .inc();
+                if self.reachable.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, store = %self.location.describe(), operation, "the store cannot be reached; exchanges that need it are refused");
+                }
+                Err(StoreUnavailable(e))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The migrations of one engine, embedded in the binary.
+#[derive(Debug)]
+struct Embedded(Engine);
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "spent approvals",
+    include_str!("migrations/sqlite/0001_spent_approvals.sql"),
+)];
+
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "spent approvals",
+        include_str!("migrations/postgres/0001_spent_approvals.sql"),
+    ),
+    (
+        2,
+        "audit records",
+        include_str!("migrations/postgres/0002_audit_records.sql"),
+    ),
+];
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<Vec<Migration>, Box<dyn std::error::Error + Send + Sync>>,
+    > {
+        let list = match self.0 {
+            Engine::Sqlite => SQLITE_MIGRATIONS,
+            Engine::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = list
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+async fn migrator(engine: Engine) -> Result<Migrator> {
+    Migrator::new(Embedded(engine))
+        .await
+        .context("the embedded migrations are unreadable")
+}
