@@ -72,6 +72,10 @@ impl GatewayState {
         for partner in &config.partners {
             metrics.register_partner(&partner.id);
         }
+        // The store first: its migrations create the tables a PostgreSQL audit sink writes to.
+        let store = Store::open(&config.store, &config.instance, metrics.clone())
+            .await
+            .context("cannot open the store")?;
         let audit = if config.audit.enabled {
             Some(
                 crate::audit::AuditLog::open_with(
@@ -88,9 +92,6 @@ impl GatewayState {
             );
             None
         };
-        let store = Store::open(&config.store, &config.instance, metrics.clone())
-            .await
-            .context("cannot open the store")?;
         let tokens = config
             .tokens
             .as_ref()

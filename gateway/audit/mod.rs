@@ -153,9 +153,9 @@ impl AuditLog {
                 commit_delay: settings.commit_delay,
                 postgres: postgres.clone(),
                 subject_key_file: settings.subject_key.clone(),
-                store_timeout: store.map_or(std::time::Duration::from_secs(5), |s| {
-                    s.timeout.max(std::time::Duration::from_secs(5))
-                }),
+                // Exchanges wait this long at most for a commit to an unreachable store
+                // before they are refused.
+                store_timeout: store.map_or(std::time::Duration::from_secs(2), |s| s.timeout),
             },
             key.clone(),
             metrics.clone(),

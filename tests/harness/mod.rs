@@ -7,6 +7,8 @@
 mod demo_run;
 #[allow(unused_imports)] // only the tests on the demo use it
 pub use demo_run::{start_demo, DemoRun};
+/// A real PostgreSQL per test: a private throwaway cluster, or a database in the tester's server.
+pub mod postgres;
 
 use bytes::Bytes;
 use doelpoort::config::Config;

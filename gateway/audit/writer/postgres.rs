@@ -30,7 +30,8 @@ pub(super) struct Row {
 }
 
 pub(super) struct PostgresSink {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` but while dropping (see the `Drop` impl).
+    runtime: Option<tokio::runtime::Runtime>,
     pool: PgPool,
     instance: String,
     timeout: Duration,
@@ -38,8 +39,24 @@ pub(super) struct PostgresSink {
 
 impl PostgresSink {
     /// Connects, checks (or registers) the subject key this instance writes with, and reads
-    /// where its chain ends.
+    /// where its chain ends. Runs on a thread of its own: the gateway opens its audit log from
+    /// inside its runtime, where blocking on another runtime is not allowed.
     pub fn open(
+        url: &str,
+        instance: &str,
+        key: &subject::SubjectKey,
+        key_file: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<(Self, ChainPoint)> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| Self::open_here(url, instance, key, key_file, timeout))
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the audit store panicked")))
+        })
+    }
+
+    fn open_here(
         url: &str,
         instance: &str,
         key: &subject::SubjectKey,
@@ -64,7 +81,7 @@ impl PostgresSink {
             )
             .context("cannot connect to the audit store")?;
         let sink = Self {
-            runtime,
+            runtime: Some(runtime),
             pool,
             instance: instance.to_string(),
             timeout,
@@ -78,9 +95,7 @@ impl PostgresSink {
         let key_file = std::path::absolute(key_file)?
             .to_string_lossy()
             .into_owned();
-        let registered: String = self
-            .runtime
-            .block_on(
+        let registered: String = self.block_on(
                 sqlx::query_scalar(
                     "INSERT INTO audit_instances (instance, subject_key_id, subject_key_file) \
                      VALUES ($1, $2, $3) ON CONFLICT (instance) DO UPDATE SET instance = EXCLUDED.instance \
@@ -104,15 +119,16 @@ impl PostgresSink {
 
     /// The last committed record of this instance's chain (the genesis before the first).
     pub fn last(&self) -> Result<ChainPoint> {
+        let query = sqlx::query_as(
+            "SELECT seq, hash FROM audit_records WHERE instance = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&self.instance)
+        .fetch_optional(&self.pool);
         let row: Option<(i64, String)> = self
-            .runtime
-            .block_on(
-                sqlx::query_as(
-                    "SELECT seq, hash FROM audit_records WHERE instance = $1 ORDER BY seq DESC LIMIT 1",
-                )
-                .bind(&self.instance)
-                .fetch_optional(&self.pool),
-            )
+            .block_on(async { tokio::time::timeout(self.timeout, query).await })
+            .map_err(|_| {
+                anyhow::anyhow!("the audit store did not answer within {:?}", self.timeout)
+            })?
             .context("cannot read the end of this instance's audit chain")?;
         Ok(match row {
             Some((seq, hash)) => ChainPoint {
@@ -160,12 +176,30 @@ impl PostgresSink {
         .bind(&starts)
         .bind(&lines)
         .execute(&self.pool);
-        self.runtime
-            .block_on(tokio::time::timeout(self.timeout, insert))
+        self.block_on(async { tokio::time::timeout(self.timeout, insert).await })
             .map_err(|_| {
                 anyhow::anyhow!("the audit store did not commit within {:?}", self.timeout)
             })?
             .context("the audit store refused the batch")?;
         Ok(())
+    }
+}
+
+impl PostgresSink {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the sink")
+            .block_on(future)
+    }
+}
+
+impl Drop for PostgresSink {
+    /// Without waiting: the sink may be dropped inside the gateway's runtime (a failed start),
+    /// where a blocking shutdown is not allowed.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }

@@ -1,0 +1,310 @@
+//! One store for replicas (issue 18, SPEC §9): spent four-eyes approvals hold across replicas
+//! on one real PostgreSQL, and across a restart on the embedded SQLite store.
+
+mod harness;
+
+use bytes::Bytes;
+use doelpoort::demo::tokens::{demo_token, TokenRequest};
+use doelpoort::server::RunningGateway;
+use doelpoort::store::{StoreLocation, StoreSettings};
+use harness::postgres::Postgres;
+use harness::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A time-out the demo's grant allows: one traffic fine, three months, a reason.
+fn time_out() -> Value {
+    json!({
+        "bsn": "999990019",
+        "vorderingen": [{"vordering_id": "CJIB-2026-000123", "categorie": "verkeersboete"}],
+        "einddatum": doelpoort::policy::RelativeDate { days: 0, months: 3 }
+            .resolve(doelpoort::policy::today())
+            .to_string(),
+        "reden": "schuldhulpverlening gestart",
+    })
+}
+
+/// A team leader's approval of `body` (a fresh `jti` each call).
+fn approval(run: &DemoRun, body: &Value) -> String {
+    demo_token(
+        &run.root.path().join("certs-example"),
+        &TokenRequest {
+            consumer: "schuldhulp-utrecht".into(),
+            actor: "medewerker-0042".into(),
+            purpose: Some("time-out".into()),
+            case_id: Some("shv-2026-0042".into()),
+            subject: Some("999990019".into()),
+            approved_by: Some("teamleider-0007".into()),
+            approver_role: Some("teamleider".into()),
+            case_partners: vec!["uwv".into(), "cjib".into()],
+            approves_operation: Some("cjib/opschorting".into()),
+            approves_body: Some(body.clone()),
+            valid_for: Duration::from_secs(300),
+        },
+    )
+    .unwrap()
+}
+
+async fn post_time_out(
+    run: &DemoRun,
+    gateway: &RunningGateway,
+    token: &str,
+    body: &Value,
+) -> TestResponse {
+    let request = Request::post(url(gateway, "/cjib/v1/opschortingen"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("doelbinding-purpose", "time-out")
+        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .header("doelbinding-case-partners", "uwv, cjib")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(&run.client("schuldhulp-utrecht"), request).await
+}
+
+fn assert_already_used(response: &TestResponse) {
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.problem_code(), "four-eyes-required");
+    assert!(
+        String::from_utf8_lossy(&response.body).contains("already been used"),
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+}
+
+/// A second gateway ("replica") of the demo's configuration, on its own port, data directory
+/// and instance id, with `store`.
+async fn replica(run: &DemoRun, name: &str, store: StoreLocation) -> RunningGateway {
+    let mut config = run.demo.config.clone();
+    config.instance = name.into();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let data = run.root.path().join(name);
+    config.audit.dir = data.join("audit");
+    config.store = StoreSettings::new(store);
+    doelpoort::server::start(&config)
+        .await
+        .expect("replica starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approval_spent_on_one_replica_is_refused_on_the_other() {
+    let postgres = Postgres::start();
+    let run = start_demo().await;
+    let store = StoreLocation::Postgres(postgres.url());
+    let a = replica(&run, "replica-a", store.clone()).await;
+    let b = replica(&run, "replica-b", store).await;
+    let body = time_out();
+
+    // Spent on A, then replayed on B, and on A.
+    let token = approval(&run, &body);
+    let first = post_time_out(&run, &a, &token, &body).await;
+    assert_eq!(
+        first.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_already_used(&post_time_out(&run, &b, &token, &body).await);
+    assert_already_used(&post_time_out(&run, &a, &token, &body).await);
+
+    // The same approval on both replicas at once: exactly one exchange gets it, 50 times.
+    for round in 0..50 {
+        let token = approval(&run, &body);
+        let (on_a, on_b) = tokio::join!(
+            post_time_out(&run, &a, &token, &body),
+            post_time_out(&run, &b, &token, &body)
+        );
+        let created = [&on_a, &on_b]
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .count();
+        assert_eq!(
+            created, 1,
+            "round {round}: {} and {}",
+            on_a.status, on_b.status
+        );
+        for response in [&on_a, &on_b] {
+            if response.status != StatusCode::CREATED {
+                assert_already_used(response);
+            }
+        }
+    }
+    let spent = postgres.psql("SELECT count(*) FROM spent_approvals");
+    assert_eq!(spent.trim(), "51", "one row per approval spent");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_spent_approval_stays_spent_after_a_restart() {
+    // The embedded store (SQLite in the data directory), the demo's default.
+    let run = start_demo().await;
+    let body = time_out();
+    let token = approval(&run, &body);
+    let store = StoreLocation::Sqlite(run.root.path().join("single").join("store.sqlite"));
+    let gateway = replica(&run, "single", store.clone()).await;
+    let first = post_time_out(&run, &gateway, &token, &body).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    gateway.shutdown().await;
+
+    let restarted = replica(&run, "single", store).await;
+    assert_already_used(&post_time_out(&run, &restarted, &token, &body).await);
+    // A new approval still works: the store refuses replays, not the operation.
+    let fresh = post_time_out(&run, &restarted, &approval(&run, &body), &body).await;
+    assert_eq!(fresh.status, StatusCode::CREATED);
+    restarted.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_store_refuses_the_approval_and_readiness_says_so() {
+    let postgres = Postgres::private();
+    let run = start_demo().await;
+    let gateway = replica(&run, "lonely", StoreLocation::Postgres(postgres.url())).await;
+    let body = time_out();
+    postgres.stop();
+    let token = approval(&run, &body);
+    let response = post_time_out(&run, &gateway, &token, &body).await;
+    assert_eq!(
+        response.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.problem_code(), "audit-unavailable");
+    // The partner was never called: CJIB registered no time-out for this exchange.
+    let record = audit_records(&run.root.path().join("lonely").join("audit"))
+        .into_iter()
+        .rev()
+        .find(|r| r["attributes"]["doelpoort.reason"] == "audit-unavailable")
+        .expect("the refusal is recorded");
+    assert!(record["attributes"]["doelpoort.upstream_status"].is_null());
+    let admin = gateway.admin_addr.unwrap();
+    let (status, text) = admin_get(&admin.to_string(), "/readyz").await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("store"), "{text}");
+
+    postgres.restart();
+    // The same approval was never spent: it works once the store is back.
+    let mut answered = None;
+    for _ in 0..50 {
+        let response = post_time_out(&run, &gateway, &token, &body).await;
+        if response.status != StatusCode::SERVICE_UNAVAILABLE {
+            answered = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let answered = answered.expect("the store came back within 10 s");
+    assert_eq!(answered.status, StatusCode::CREATED);
+    let (status, text) = admin_get(&admin.to_string(), "/readyz").await;
+    assert_eq!(status, 200, "{text}");
+    gateway.shutdown().await;
+}
+
+/// The demo's income lookup through `gateway` (allowed: 200).
+async fn income(run: &DemoRun, gateway: &RunningGateway) -> TestResponse {
+    let request = Request::get(url(gateway, "/uwv/v1/personen/999990019/inkomen"))
+        .header("doelbinding-purpose", "wams-onderzoek")
+        .header("doelbinding-case-id", "casus-2026-0001")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(&run.client("wijkteam-rotterdam"), request).await
+}
+
+/// `doelpoort audit query … --subject 999990019 --format json`, as rows.
+fn art15(place: &[&str]) -> Vec<Value> {
+    let mut args = vec!["audit", "query"];
+    args.extend_from_slice(place);
+    args.extend_from_slice(&["--subject", "999990019", "--format", "json"]);
+    let (code, out) = run_doelpoort(&args);
+    assert_eq!(code, 0, "{out}");
+    // stdout (the JSON rows) comes first, then stderr; the rows alone are read.
+    let json_start = out.find('[').unwrap_or_else(|| panic!("{out}"));
+    assert!(!out.contains("warning"), "{out}");
+    serde_json::Deserializer::from_str(&out[json_start..])
+        .into_iter::<Vec<Value>>()
+        .next()
+        .unwrap_or_else(|| panic!("{out}"))
+        .unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_central_audit_log_answers_for_every_replica() {
+    let postgres = Postgres::start();
+    let url = postgres.url();
+    let run = start_demo().await;
+    // Replica A writes files (then is imported); replica B writes to PostgreSQL directly.
+    let a = replica(&run, "replica-a", StoreLocation::Postgres(url.clone())).await;
+    let mut config_b = run.demo.config.clone();
+    config_b.instance = "replica-b".into();
+    config_b.listen = "127.0.0.1:0".parse().unwrap();
+    config_b.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    config_b.store = StoreSettings::new(StoreLocation::Postgres(url.clone()));
+    config_b.audit.sink = doelpoort::config::AuditSink::Postgres;
+    let b = doelpoort::server::start(&config_b)
+        .await
+        .expect("replica b starts");
+    for gateway in [&a, &b, &a, &b, &b] {
+        assert_eq!(income(&run, gateway).await.status, StatusCode::OK);
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+
+    // B's records are in the store, one chain, released only after their commit.
+    let rows = postgres.psql("SELECT instance, count(*) FROM audit_records GROUP BY 1");
+    assert_eq!(rows.trim(), "replica-b|3", "{rows}");
+
+    // A's file log moves into the store; importing again adds nothing and still verifies.
+    let dir_a = run.root.path().join("replica-a").join("audit");
+    let dir_a = dir_a.to_str().unwrap();
+    let (code, out) = run_doelpoort(["audit", "import", dir_a, "--store", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("imported 2 records of instance 'replica-a' (2 new)"),
+        "{out}"
+    );
+    let (code, out) = run_doelpoort(["audit", "import", dir_a, "--store", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(0 new)"), "{out}");
+
+    let (code, out) = run_doelpoort(["audit", "verify", "--store", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("instance replica-a: OK, 2 records"), "{out}");
+    assert!(out.contains("instance replica-b: OK, 3 records"), "{out}");
+
+    // The citizen's report from the store covers both replicas, and A's part is exactly what
+    // A's own files answer.
+    let central = art15(&["--store", &url]);
+    assert_eq!(central.len(), 5, "{central:?}");
+    let from_files = art15(&[dir_a]);
+    let a_tx: Vec<&Value> = from_files.iter().map(|r| &r["transaction_id"]).collect();
+    let central_a: Vec<&Value> = central
+        .iter()
+        .filter(|r| a_tx.contains(&&r["transaction_id"]))
+        .collect();
+    assert_eq!(central_a.len(), 2);
+    for (file_row, store_row) in from_files.iter().zip(central_a) {
+        assert_eq!(file_row, store_row);
+    }
+
+    // Records cannot be changed in place; a deleted record breaks the chain, named.
+    let update = postgres.try_psql("UPDATE audit_records SET record = record WHERE seq = 1");
+    assert!(update.is_err(), "an update must be refused: {update:?}");
+    postgres.psql("DELETE FROM audit_records WHERE instance = 'replica-b' AND seq = 2");
+    let (code, out) = run_doelpoort(["audit", "verify", "--store", &url]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("replica-b"), "{out}");
+    assert!(out.contains("missing"), "{out}");
+}
