@@ -95,6 +95,8 @@ pub struct Consumer {
     /// Whether its requests carry a signed caller token, and whose.
     pub token: TokenMode,
     pub token_issuers: Vec<String>,
+    /// The calling application's URL (`dpl.core.foreign_operation.processor`).
+    pub processor: Option<String>,
 }
 
 /// What is known about a connection once its handshake is done: the certificate's
@@ -128,6 +130,7 @@ impl Consumer {
             pseudonym_key: [0; 32],
             token: TokenMode::Off,
             token_issuers: Vec::new(),
+            processor: None,
         }
     }
 }

@@ -65,6 +65,7 @@ impl GatewayState {
                     pseudonym_key: crate::minimise::transform::consumer_key(&secret, &c.id),
                     token: c.token,
                     token_issuers: c.token_issuers.clone(),
+                    processor: c.processor.clone(),
                 },
                 &c.fingerprints,
             );

@@ -197,12 +197,26 @@ async fn every_decision_class_leaves_exactly_one_record() {
             .remove(tx)
             .expect("a record for an exchange that happened, once");
         assert_eq!(attr(record, "doelpoort.decision"), decision, "{record}");
+        // Logboek Dataverwerkingen 1.0.0 §3.2.2.3: `Error` only for the gateway's or the
+        // partner's technical failure, with exception.*; a refusal of the caller's input is
+        // `Unset`.
         if reason.is_empty() {
             assert!(attr(record, "doelpoort.reason").is_null(), "{record}");
-            assert_eq!(record["status"], "ok");
+            assert_eq!(record["status"], "Ok");
         } else {
             assert_eq!(attr(record, "doelpoort.reason"), reason, "{record}");
-            assert_eq!(record["status"], "error");
+            let expected_status = if decision == "error" {
+                "Error"
+            } else {
+                "Unset"
+            };
+            assert_eq!(record["status"], expected_status, "{record}");
+        }
+        if record["status"] == "Error" {
+            assert_eq!(attr(record, "exception.type"), reason, "{record}");
+            assert!(attr(record, "exception.message").is_string(), "{record}");
+        } else {
+            assert!(attr(record, "exception.type").is_null(), "{record}");
         }
         assert_eq!(attr(record, "doelpoort.instance"), "test");
         for chained in [
@@ -237,10 +251,13 @@ async fn every_decision_class_leaves_exactly_one_record() {
         attr(allowed, "dpl.core.processing_activity_id"),
         "https://register.test.example/test-doel"
     );
+    // The calling application (the consumer's configured URL), as §3.2.2.9 defines it; the
+    // partner's OIN has a field of its own.
     assert_eq!(
         attr(allowed, "dpl.core.foreign_operation.processor"),
-        PARTNER_OIN
+        "https://wijkteam.test.example/"
     );
+    assert_eq!(attr(allowed, "doelpoort.partner_oin"), PARTNER_OIN);
     assert_eq!(attr(allowed, "doelpoort.consumer")["oin"], CONSUMER_OIN);
     assert_eq!(attr(allowed, "doelpoort.case_id"), "casus-2026-17");
     assert_eq!(attr(allowed, "doelpoort.actor"), "medewerker-42");

@@ -82,7 +82,7 @@ async fn a_state_changing_request_is_recorded_before_the_partner_is_called() {
         "one record on disk when the partner was called: {before:?}"
     );
     assert_eq!(before[0]["attributes"]["doelpoort.record"], "intent");
-    assert_eq!(before[0]["status"], "unset");
+    assert_eq!(before[0]["status"], "Unset");
     assert_eq!(before[0]["attributes"]["doelpoort.grant"], "test-upload");
     let after = records_of(&audit, tx);
     assert_eq!(after.len(), 2, "{after:?}");

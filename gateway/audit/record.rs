@@ -33,7 +33,10 @@ pub struct Record<'a> {
     /// This gateway hop's span; the partner sees it as its parent span (`traceparent`).
     pub span_id: &'a str,
     pub start_time: &'a str,
-    /// `ok` for an allowed exchange, `error` otherwise (Logboek Dataverwerkingen).
+    /// Logboek Dataverwerkingen 1.0.0 §3.2.2.3: `Ok` for an allowed exchange, `Error` for a
+    /// failure inside the gateway or a technical failure of the partner, `Unset` otherwise (a
+    /// refusal caused by the caller's input, an intent whose outcome is not known yet). See
+    /// [`status`].
     pub status: &'a str,
     pub trace_id: &'a str,
 }
@@ -70,6 +73,13 @@ pub struct Attributes<'a> {
     pub legal_basis: Option<&'a str>,
     #[serde(rename = "doelpoort.partner", skip_serializing_if = "Option::is_none")]
     pub partner: Option<&'a str>,
+    /// The partner organisation's OIN (Logboek Dataverwerkingen has no field for the party
+    /// called; until 2026-12 it was written in `dpl.core.foreign_operation.processor`).
+    #[serde(
+        rename = "doelpoort.partner_oin",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub partner_oin: Option<&'a str>,
     #[serde(
         rename = "doelpoort.policy_version",
         skip_serializing_if = "Option::is_none"
@@ -113,6 +123,8 @@ pub struct Attributes<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub data_subject_id_type: Option<&'a str>,
+    /// The calling application (the consumer's configured URL), as §3.2.2.9 defines it: its
+    /// presence says that `parent_span_id` is a span of another application.
     #[serde(
         rename = "dpl.core.foreign_operation.processor",
         skip_serializing_if = "Option::is_none"
@@ -123,6 +135,25 @@ pub struct Attributes<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub processing_activity_id: Option<&'a str>,
+    /// On `Error` records (§3.3.2.3): the problem's fixed title, never a partner's text.
+    #[serde(rename = "exception.message", skip_serializing_if = "Option::is_none")]
+    pub exception_message: Option<&'a str>,
+    /// On `Error` records: the problem code, e.g. `upstream-timeout`.
+    #[serde(rename = "exception.type", skip_serializing_if = "Option::is_none")]
+    pub exception_type: Option<&'a str>,
+}
+
+/// The Logboek Dataverwerkingen status of a record (1.0.0 §3.2.2.3): `Error` only for a fault
+/// inside the gateway or a technical failure on the way to the partner; a refusal because of
+/// what the caller sent (or a partner's own refusal of it) is `Unset`, like an intent.
+pub fn status(intent: bool, decision: &str, reason: Option<&str>) -> &'static str {
+    match (intent, decision, reason) {
+        (true, ..) => "Unset",
+        (false, "allow", _) => "Ok",
+        (false, "error", Some("partner-rejected")) => "Unset",
+        (false, "error", _) => "Error",
+        _ => "Unset",
+    }
 }
 
 /// One entry of `doelpoort.approvals` (members in canonical order).
@@ -280,6 +311,7 @@ mod tests {
                 instance: "gw-1",
                 legal_basis: Some("AVG art. 6(1)(e); Wmo 2015 \"Wams\""),
                 partner: Some("uwv"),
+                partner_oin: Some("00000001999990011000"),
                 policy_version: Some("abc"),
                 purpose: Some("wams-onderzoek"),
                 reason: None,
@@ -290,8 +322,11 @@ mod tests {
                 upstream_status: Some(200),
                 data_subject_id: Some("ff"),
                 data_subject_id_type: Some("BSN"),
-                processor: Some("00000001999990011000"),
+                processor: Some("https://wijkteam.example/"),
                 processing_activity_id: Some("https://register.example/x"),
+                // Only on Error records; here to hold the sorted order of every member.
+                exception_message: Some("Upstream timeout"),
+                exception_type: Some("upstream-timeout"),
             },
             end_time: "2026-11-24T10:00:00.000200Z",
             name: "uwv/inkomen",
@@ -300,7 +335,7 @@ mod tests {
             seq,
             span_id: "0102030405060708",
             start_time: "2026-11-24T10:00:00.000100Z",
-            status: "ok",
+            status: "Ok",
             trace_id: "0102030405060708090a0b0c0d0e0f10",
         }
     }

@@ -460,8 +460,16 @@ impl Writer {
             (Some(grant), false) => grant.categories.iter().map(String::as_str).collect(),
             _ => Vec::new(),
         };
+        let status = record::status(
+            event.kind == RecordKind::Intent,
+            event.decision.as_str(),
+            event.reason.map(|r| r.as_str()),
+        );
+        let exception = event.reason.filter(|_| status == "Error");
         let record = Record {
             attributes: Attributes {
+                exception_message: exception.map(|r| r.title()),
+                exception_type: exception.map(|r| r.as_str()),
                 actor: event.actor.as_deref(),
                 approvals: event
                     .approvals
@@ -488,6 +496,11 @@ impl Writer {
                     .as_ref()
                     .and_then(|p| p.legal_basis_text.as_deref()),
                 partner: event.partner.as_ref().map(|p| p.id.as_str()),
+                partner_oin: event
+                    .partner
+                    .as_ref()
+                    .and_then(|p| p.oin.as_ref())
+                    .map(|o| o.as_str()),
                 policy_version: event.policy.as_ref().map(|p| p.version.as_str()),
                 purpose: event.purpose.as_ref().map(|p| p.id.as_str()),
                 reason: event.reason.map(|r| r.as_str()),
@@ -498,11 +511,7 @@ impl Writer {
                 upstream_status: event.upstream_status.map(|s| s.as_u16()),
                 data_subject_id: subject_id.as_deref(),
                 data_subject_id_type: subject_id.as_ref().map(|_| BSN_TYPE),
-                processor: event
-                    .partner
-                    .as_ref()
-                    .and_then(|p| p.oin.as_ref())
-                    .map(|o| o.as_str()),
+                processor: event.consumer.as_ref().and_then(|c| c.processor.as_deref()),
                 processing_activity_id: event
                     .purpose
                     .as_ref()
@@ -518,12 +527,7 @@ impl Writer {
             seq,
             span_id: &span_id,
             start_time: &start,
-            // An intent's outcome is not known yet: OpenTelemetry's `unset`.
-            status: match (event.kind, event.decision) {
-                (RecordKind::Intent, _) => "unset",
-                (RecordKind::Outcome, crate::exchange::Decision::Allow) => "ok",
-                (RecordKind::Outcome, _) => "error",
-            },
+            status,
             trace_id: &trace_id,
         };
         let hash = record::write_line(&record, &mut self.buf);

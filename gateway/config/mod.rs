@@ -214,6 +214,8 @@ pub struct ConsumerConfig {
     pub token: TokenMode,
     /// Ids of the `tokens.issuers` whose tokens this consumer may present.
     pub token_issuers: Vec<String>,
+    /// The calling application's URL, recorded as `dpl.core.foreign_operation.processor`.
+    pub processor: Option<String>,
 }
 
 /// Per consumer: may, must or does not present a token (defined with the consumer).

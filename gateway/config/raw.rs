@@ -80,6 +80,10 @@ pub(super) struct RawConsumer {
     pub(super) token: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) token_issuers: Vec<Spanned<String>>,
+    /// The calling application, as Logboek Dataverwerkingen names it in
+    /// `dpl.core.foreign_operation.processor` (an https URL).
+    #[serde(default)]
+    pub(super) processor: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -147,6 +147,18 @@ impl Validator<'_> {
                 fingerprints: fps,
                 token,
                 token_issuers: c.token_issuers.iter().map(|i| i.value.clone()).collect(),
+                processor: c.processor.as_ref().and_then(|p| {
+                    let valid = p.value.parse::<http::Uri>().is_ok_and(|u| {
+                        u.scheme_str() == Some("https") && u.host().is_some()
+                    });
+                    if !valid {
+                        self.error(
+                            &p.referenced,
+                            "the processor is the calling application's https URL (Logboek Dataverwerkingen: dpl.core.foreign_operation.processor), e.g. https://wijkteam.rotterdam.example/",
+                        );
+                    }
+                    valid.then(|| p.value.clone())
+                }),
             });
         }
 

@@ -275,6 +275,7 @@ pub fn demo_config(
                 // token (`doelpoort token`) adds the employee's approvals.
                 token: crate::config::TokenMode::Optional,
                 token_issuers: vec!["demo-idp".into()],
+                processor: Some(format!("https://{}.example/", c.id)),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -171,6 +171,7 @@ consumers:
   - id: wijkteam-test
     name: Test district team
     oin: "{CONSUMER_OIN}"
+    processor: https://wijkteam.test.example/
 partners:
 "#,
         dir = pki.dir.path().display()
