@@ -74,7 +74,11 @@ impl GatewayState {
             metrics.register_partner(&partner.id);
         }
         // The store first: its migrations create the tables a PostgreSQL audit sink writes to.
-        let store = Store::open(&config.store, &config.instance, metrics.clone())
+        let store_metrics = crate::store::StoreMetrics {
+            duration: metrics.store_duration.clone(),
+            errors: metrics.store_errors.clone(),
+        };
+        let store = Store::open(&config.store, &config.instance, store_metrics)
             .await
             .context("cannot open the store")?;
         let audit = if config.audit.enabled {

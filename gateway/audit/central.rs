@@ -37,11 +37,13 @@ async fn connect(url: &str) -> Result<PgPool> {
     let settings =
         crate::store::StoreSettings::new(crate::store::StoreLocation::Postgres(url.clone()));
     // Opening the store applies its migrations.
-    crate::store::Store::open(
-        &settings,
-        "doelpoort-cli",
-        std::sync::Arc::new(crate::metrics::Metrics::new()),
-    )
+    crate::store::Store::open(&settings, "doelpoort-cli", {
+        let metrics = crate::metrics::Metrics::new();
+        crate::store::StoreMetrics {
+            duration: metrics.store_duration.clone(),
+            errors: metrics.store_errors.clone(),
+        }
+    })
     .await?;
     PgPoolOptions::new()
         .max_connections(1)

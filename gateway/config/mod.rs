@@ -12,6 +12,7 @@
 //! without touching the other's.
 
 mod raw;
+pub mod store;
 mod validate;
 
 #[cfg(test)]
@@ -55,7 +56,7 @@ pub struct Config {
     /// The lawful-basis audit log (required; `mode: off` only for development and benchmarks).
     pub audit: AuditSettings,
     /// Where state shared by replicas lives (SPEC §9).
-    pub store: crate::store::StoreSettings,
+    pub store: store::StoreSettings,
     /// Trusted issuers of caller tokens (none: no consumer can use tokens).
     pub tokens: Option<TokenConfig>,
     /// Signing keys for outbound assertions (none: an ephemeral key is made at start).

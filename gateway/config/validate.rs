@@ -199,7 +199,7 @@ impl Validator<'_> {
         let audit = self.audit(&raw.audit);
         let store = self.store(raw.store.as_ref(), &audit);
         if audit.enabled && audit.sink == super::AuditSink::Postgres {
-            if let (crate::store::StoreLocation::Sqlite(_), Some(sink)) =
+            if let (super::store::StoreLocation::Sqlite(_), Some(sink)) =
                 (&store.location, &raw.audit.value.sink)
             {
                 self.error(
@@ -351,8 +351,8 @@ impl Validator<'_> {
         &mut self,
         raw: Option<&Spanned<String>>,
         audit: &super::AuditSettings,
-    ) -> crate::store::StoreSettings {
-        use crate::store::{StoreLocation, StoreSettings};
+    ) -> super::store::StoreSettings {
+        use super::store::{StoreLocation, StoreSettings};
         let default = || {
             let data_dir = match audit.dir.parent() {
                 Some(parent) if audit.enabled && !audit.dir.as_os_str().is_empty() => {

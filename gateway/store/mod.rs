@@ -19,7 +19,6 @@
 //! binary and applied at start (sqlx's migrator, with its lock, so replicas starting together
 //! apply each migration once).
 
-use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -27,77 +26,19 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::SqlSafeStr as _;
-use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where the store is (the `store` configuration key).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// An SQLite database file (created if missing).
-    Sqlite(PathBuf),
-    /// A PostgreSQL connection URL (`postgres://…`; `sslmode=require` or `verify-full` for TLS).
-    Postgres(String),
-}
+pub use crate::config::store::{StoreLocation, StoreSettings};
 
-impl StoreLocation {
-    /// Reads the `store` value: a `postgres://` / `postgresql://` URL, or `sqlite:PATH`.
-    pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let text = text.trim();
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            PgConnectOptions::from_str(text)
-                .map_err(|e| format!("not a usable PostgreSQL URL: {e}"))?;
-            Ok(Self::Postgres(text.to_string()))
-        } else if let Some(path) = text.strip_prefix("sqlite:") {
-            let path = path.trim_start_matches("//");
-            if path.is_empty() {
-                return Err(
-                    "sqlite: needs a file path, e.g. sqlite:/var/lib/doelpoort/store.sqlite".into(),
-                );
-            }
-            Ok(Self::Sqlite(PathBuf::from(path)))
-        } else {
-            Err("expected postgres://… or sqlite:PATH".into())
-        }
-    }
-
-    /// The location without credentials, for logs and errors.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("sqlite:{}", path.display()),
-            Self::Postgres(url) => match PgConnectOptions::from_str(url) {
-                Ok(o) => format!(
-                    "postgres://{}:{}/{}",
-                    o.get_host(),
-                    o.get_port(),
-                    o.get_database().unwrap_or("")
-                ),
-                Err(_) => "postgres://…".into(),
-            },
-        }
-    }
-}
-
-/// How to reach the store (the `store` section of the configuration).
-#[derive(Debug, Clone)]
-pub struct StoreSettings {
-    pub location: StoreLocation,
-    /// Pooled connections per replica.
-    pub max_connections: u32,
-    /// How long an exchange waits for a connection (or SQLite's lock) before it is refused.
-    pub timeout: Duration,
-}
-
-impl StoreSettings {
-    pub fn new(location: StoreLocation) -> Self {
-        Self {
-            location,
-            max_connections: 8,
-            timeout: Duration::from_secs(2),
-        }
-    }
+/// The store's metric families (from [`crate::metrics::Metrics`]: `store_duration`,
+/// `store_errors`), handed in so that the store does not depend on the metrics module.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    pub duration: prometheus::HistogramVec,
+    pub errors: prometheus::IntCounterVec,
 }
 
 #[derive(Clone)]
@@ -112,7 +53,7 @@ pub struct Store {
     pool: Pool,
     location: StoreLocation,
     instance: Arc<str>,
-    metrics: Arc<Metrics>,
+    metrics: StoreMetrics,
     /// The last round trip (or health probe) succeeded; `/readyz` reports it.
     reachable: Arc<AtomicBool>,
 }
@@ -135,7 +76,7 @@ impl Store {
     pub async fn open(
         settings: &StoreSettings,
         instance: &str,
-        metrics: Arc<Metrics>,
+        metrics: StoreMetrics,
     ) -> Result<Self> {
         let described = settings.location.describe();
         let pool = match &settings.location {
@@ -309,7 +250,7 @@ impl Store {
         let started = Instant::now();
         let result = work.await;
         self.metrics
-            .store_duration
+            .duration
             .with_label_values(&[operation])
             .observe(started.elapsed().as_secs_f64());
         match result {
@@ -318,10 +259,7 @@ impl Store {
                 Ok(value)
             }
             Err(e) => {
-                self.metrics
-                    .store_errors
-                    .with_label_values(&[operation])
-                    .inc();
+                self.metrics.errors.with_label_values(&[operation]).inc();
                 if self.reachable.swap(false, Ordering::Relaxed) {
                     tracing::error!(error = %e, store = %self.location.describe(), operation, "the store cannot be reached; exchanges that need it are refused");
                 }

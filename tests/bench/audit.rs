@@ -1,7 +1,13 @@
-//! Audit-log benchmark: throughput with the durable audit log (group commit, fdatasync) versus
-//! audit off, at 1, 16 and 256 concurrent clients. A program that prints numbers, not a test.
+//! Audit-log benchmark: throughput with the durable audit log in files (group commit,
+//! fdatasync) and in PostgreSQL (group commit, one INSERT per batch, synchronous_commit on)
+//! versus audit off, at 1, 16 and 256 concurrent clients. A program that prints numbers, not a
+//! test.
 //!
-//! Run: `cargo bench --bench audit -- [--seconds S] [--clients 1,16,256]`
+//! Run: `cargo bench --bench audit -- [--seconds S] [--clients 1,16,256] [--postgres URL]`
+//!
+//! Without `--postgres` (or `DOELPOORT_BENCH_POSTGRES`) the benchmark starts a private
+//! PostgreSQL cluster with the tests' harness, its data directory under `target/` (a real
+//! disk, fsync on). The PostgreSQL server's own CPU is not in the per-request CPU columns.
 //!
 //! Two gateways run side by side in one process, each on its own single-threaded runtime, in
 //! front of the same mock partner, with the same shipped policies (full pipeline: decision and
@@ -14,11 +20,32 @@
 
 #[path = "data.rs"]
 mod data;
+#[allow(dead_code)]
+#[path = "../harness/postgres.rs"]
+mod postgres;
 #[path = "rig.rs"]
 mod rig;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The PostgreSQL to write to: `--postgres URL`, `DOELPOORT_BENCH_POSTGRES`, or a private
+/// cluster (kept alive by the returned guard).
+fn postgres_url() -> (String, Option<postgres::Postgres>) {
+    let args: Vec<String> = std::env::args().collect();
+    let given = args
+        .windows(2)
+        .find(|p| p[0] == "--postgres")
+        .map(|p| p[1].clone())
+        .or_else(|| std::env::var("DOELPOORT_BENCH_POSTGRES").ok());
+    match given {
+        Some(url) => (url, None),
+        None => {
+            let cluster = postgres::Postgres::private();
+            (cluster.url(), Some(cluster))
+        }
+    }
+}
 
 fn options() -> (u64, Vec<usize>, String) {
     let args: Vec<String> = std::env::args().collect();
@@ -140,6 +167,16 @@ fn main() {
             audit_root.path().display()
         ),
     );
+    // The private cluster's data directory goes under target/ too (TMPDIR), not to /tmp.
+    std::env::set_var("TMPDIR", audit_root.path());
+    let (pg_url, _cluster) = postgres_url();
+    let central = start(
+        "central",
+        format!(
+            "  sink: postgres\n  subject_key: {}/subject-pg.key\n  commit_delay: {commit_delay}\nstore: {pg_url}",
+            audit_root.path().display()
+        ),
+    );
     let tls = rig::client_tls(dir.path(), "consumer");
     let client = rig::single_thread_runtime();
     // `--pin`: the gateways and their audit writer on core 1, the load generator and the
@@ -156,17 +193,19 @@ fn main() {
     };
 
     println!(
-        "# audit benchmark: {seconds} s per run (+1 s warm-up), 2 KB UWV answer, full pipeline; commit delay {commit_delay}; audit directory on {}; threads pinned: {}",
+        "# audit benchmark: {seconds} s per run (+1 s warm-up), 2 KB UWV answer, full pipeline; commit delay {commit_delay}; audit directory on {}; PostgreSQL {}; threads pinned: {}",
         audit_root.path().display(),
+        if _cluster.is_some() { "private cluster (same machine, fsync on)" } else { "given by URL" },
         if pinned.is_empty() { "no".to_string() } else { pinned.join(", ") }
     );
-    println!("| clients | audit | req/s | p50 µs | p99 µs | errors | records/s | fsyncs/s | records/fsync | commit µs | gateway CPU µs/req | writer CPU µs/req | cores busy |");
+    println!("| clients | audit | req/s | p50 µs | p99 µs | errors | records/s | commits/s | records/commit | commit µs | gateway CPU µs/req | writer CPU µs/req | cores busy |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for &clients in &client_counts {
         let a = measure(&client, &off, tls.clone(), clients, seconds);
         let b = measure(&client, &durable, tls.clone(), clients, seconds);
-        for (label, m) in [("off", &a), ("durable", &b)] {
+        let c = measure(&client, &central, tls.clone(), clients, seconds);
+        for (label, m) in [("off", &a), ("durable-files", &b), ("durable-postgres", &c)] {
             let per_fsync = if m.fsyncs_per_s > 0.0 {
                 format!("{:.1}", m.records_per_s / m.fsyncs_per_s)
             } else {
@@ -177,10 +216,10 @@ fn main() {
                 m.rps, m.p50, m.p99, m.errors, m.records_per_s, m.fsyncs_per_s, m.commit_us, m.gateway_cpu_us, m.writer_cpu_us, m.process_cores
             );
         }
-        ratios.push((clients, b.rps / a.rps));
+        ratios.push((clients, b.rps / a.rps, c.rps / a.rps));
     }
     println!();
-    for (clients, ratio) in ratios {
-        println!("durable/off throughput at {clients} client(s): {ratio:.2}");
+    for (clients, files, postgres) in ratios {
+        println!("throughput relative to audit off at {clients} client(s): files {files:.2}, postgres {postgres:.2}");
     }
 }

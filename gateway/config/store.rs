@@ -1,0 +1,75 @@
+//! The `store` key of the configuration (SPEC §9): where state shared by replicas lives.
+//! The store itself is [`crate::store`]; these are only its settings, so the configuration
+//! does not depend on the store's machinery.
+
+use sqlx::postgres::PgConnectOptions;
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+/// Where the store is (the `store` configuration key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite database file (created if missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (`postgres://…`; `sslmode=require` or `verify-full` for TLS).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Reads the `store` value: a `postgres://` / `postgresql://` URL, or `sqlite:PATH`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            PgConnectOptions::from_str(text)
+                .map_err(|e| format!("not a usable PostgreSQL URL: {e}"))?;
+            Ok(Self::Postgres(text.to_string()))
+        } else if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                return Err(
+                    "sqlite: needs a file path, e.g. sqlite:/var/lib/doelpoort/store.sqlite".into(),
+                );
+            }
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else {
+            Err("expected postgres://… or sqlite:PATH".into())
+        }
+    }
+
+    /// The location without credentials, for logs and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Self::Postgres(url) => match PgConnectOptions::from_str(url) {
+                Ok(o) => format!(
+                    "postgres://{}:{}/{}",
+                    o.get_host(),
+                    o.get_port(),
+                    o.get_database().unwrap_or("")
+                ),
+                Err(_) => "postgres://…".into(),
+            },
+        }
+    }
+}
+
+/// How to reach the store (the `store` section of the configuration).
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub location: StoreLocation,
+    /// Pooled connections per replica.
+    pub max_connections: u32,
+    /// How long an exchange waits for a connection (or SQLite's lock) before it is refused.
+    pub timeout: Duration,
+}
+
+impl StoreSettings {
+    pub fn new(location: StoreLocation) -> Self {
+        Self {
+            location,
+            max_connections: 8,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
