@@ -31,8 +31,8 @@ pub struct Metrics {
     pub audit_failures: IntCounter,
     pub audit_queue_depth: IntGauge,
     pub audit_write_duration: Histogram,
-    /// Round trips to the store (SPEC §9) by operation (`spend_approval`, `audit_commit`,
-    /// `ping`, `prune`).
+    /// Round trips to the store (SPEC §9) by operation (`spend_approval`, `ping`, `prune`).
+    /// Commits of the PostgreSQL audit sink are `audit_write_duration`, like file commits.
     pub store_duration: HistogramVec,
     /// Store round trips that failed, by operation.
     pub store_errors: IntCounterVec,

@@ -47,13 +47,8 @@ fn approval(run: &DemoRun, body: &Value) -> String {
     .unwrap()
 }
 
-async fn post_time_out(
-    run: &DemoRun,
-    gateway: &RunningGateway,
-    token: &str,
-    body: &Value,
-) -> TestResponse {
-    let request = Request::post(url(gateway, "/cjib/v1/opschortingen"))
+async fn post_time_out(run: &DemoRun, port: u16, token: &str, body: &Value) -> TestResponse {
+    let request = Request::post(format!("https://localhost:{port}/cjib/v1/opschortingen"))
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {token}"))
         .header("doelbinding-purpose", "time-out")
@@ -96,33 +91,77 @@ async fn replica(run: &DemoRun, name: &str, store: StoreLocation) -> RunningGate
         .expect("replica starts")
 }
 
+/// A `doelpoort demo` child process over `run`'s certificates and policies, as one replica
+/// of a deployment: its own data directory and instance id, `store` shared. Returns the
+/// process and its data port.
+fn demo_process(run: &DemoRun, instance: &str, store: &str) -> (std::process::Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let root = run.root.path();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--root")
+        .arg(root)
+        .arg("--data-dir")
+        .arg(root.join(instance))
+        .args(["--store", store, "--instance", instance])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The demo prints its calls with its port: https://localhost:PORT/…
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut line = String::new();
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not start"
+        );
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the demo exited");
+        if let Some(rest) = line.split("https://localhost:").nth(1) {
+            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            // Keep reading its output in the background, so the demo never blocks on a pipe.
+            std::thread::spawn(move || for _ in stdout.lines() {});
+            return (child, port.parse().unwrap());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_approval_spent_on_one_replica_is_refused_on_the_other() {
+    // Two gateway processes (`doelpoort demo` as replicas) on one real PostgreSQL.
     let postgres = Postgres::start();
     let run = start_demo().await;
-    let store = StoreLocation::Postgres(postgres.url());
-    let a = replica(&run, "replica-a", store.clone()).await;
-    let b = replica(&run, "replica-b", store).await;
+    let url = postgres.url();
+    let (mut process_a, a) = demo_process(&run, "replica-a", &url);
+    let (mut process_b, b) = demo_process(&run, "replica-b", &url);
     let body = time_out();
 
     // Spent on A, then replayed on B, and on A.
     let token = approval(&run, &body);
-    let first = post_time_out(&run, &a, &token, &body).await;
+    let first = post_time_out(&run, a, &token, &body).await;
     assert_eq!(
         first.status,
         StatusCode::CREATED,
         "{}",
         String::from_utf8_lossy(&first.body)
     );
-    assert_already_used(&post_time_out(&run, &b, &token, &body).await);
-    assert_already_used(&post_time_out(&run, &a, &token, &body).await);
+    assert_already_used(&post_time_out(&run, b, &token, &body).await);
+    assert_already_used(&post_time_out(&run, a, &token, &body).await);
 
     // The same approval on both replicas at once: exactly one exchange gets it, 50 times.
     for round in 0..50 {
         let token = approval(&run, &body);
         let (on_a, on_b) = tokio::join!(
-            post_time_out(&run, &a, &token, &body),
-            post_time_out(&run, &b, &token, &body)
+            post_time_out(&run, a, &token, &body),
+            post_time_out(&run, b, &token, &body)
         );
         let created = [&on_a, &on_b]
             .iter()
@@ -141,8 +180,16 @@ async fn an_approval_spent_on_one_replica_is_refused_on_the_other() {
     }
     let spent = postgres.psql("SELECT count(*) FROM spent_approvals");
     assert_eq!(spent.trim(), "51", "one row per approval spent");
-    a.shutdown().await;
-    b.shutdown().await;
+    let instances = postgres.psql("SELECT DISTINCT instance FROM spent_approvals ORDER BY 1");
+    assert_eq!(
+        instances.trim(),
+        "replica-a\nreplica-b",
+        "both replicas spent approvals"
+    );
+    for process in [&mut process_a, &mut process_b] {
+        signal(process, rustix::process::Signal::INT);
+        let _ = process.wait();
+    }
 }
 
 #[tokio::test]
@@ -153,14 +200,20 @@ async fn a_spent_approval_stays_spent_after_a_restart() {
     let token = approval(&run, &body);
     let store = StoreLocation::Sqlite(run.root.path().join("single").join("store.sqlite"));
     let gateway = replica(&run, "single", store.clone()).await;
-    let first = post_time_out(&run, &gateway, &token, &body).await;
+    let first = post_time_out(&run, gateway.local_addr.port(), &token, &body).await;
     assert_eq!(first.status, StatusCode::CREATED);
     gateway.shutdown().await;
 
     let restarted = replica(&run, "single", store).await;
-    assert_already_used(&post_time_out(&run, &restarted, &token, &body).await);
+    assert_already_used(&post_time_out(&run, restarted.local_addr.port(), &token, &body).await);
     // A new approval still works: the store refuses replays, not the operation.
-    let fresh = post_time_out(&run, &restarted, &approval(&run, &body), &body).await;
+    let fresh = post_time_out(
+        &run,
+        restarted.local_addr.port(),
+        &approval(&run, &body),
+        &body,
+    )
+    .await;
     assert_eq!(fresh.status, StatusCode::CREATED);
     restarted.shutdown().await;
 }
@@ -173,7 +226,7 @@ async fn an_unreachable_store_refuses_the_approval_and_readiness_says_so() {
     let body = time_out();
     postgres.stop();
     let token = approval(&run, &body);
-    let response = post_time_out(&run, &gateway, &token, &body).await;
+    let response = post_time_out(&run, gateway.local_addr.port(), &token, &body).await;
     assert_eq!(
         response.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -197,7 +250,7 @@ async fn an_unreachable_store_refuses_the_approval_and_readiness_says_so() {
     // The same approval was never spent: it works once the store is back.
     let mut answered = None;
     for _ in 0..50 {
-        let response = post_time_out(&run, &gateway, &token, &body).await;
+        let response = post_time_out(&run, gateway.local_addr.port(), &token, &body).await;
         if response.status != StatusCode::SERVICE_UNAVAILABLE {
             answered = Some(response);
             break;

@@ -59,6 +59,16 @@ pub enum Command {
         /// Repository root holding certs-example/, policies/ and schemas/.
         #[arg(long, default_value = ".")]
         root: PathBuf,
+        /// Shared state (spent approvals): postgres://… to run demo gateways as replicas of
+        /// one deployment [default: sqlite in DATA_DIR].
+        #[arg(long)]
+        store: Option<String>,
+        /// This gateway's instance id; replicas need different ones.
+        #[arg(long, default_value = "demo")]
+        instance: String,
+        /// Write the audit log to the store's PostgreSQL instead of DATA_DIR/audit.
+        #[arg(long, requires = "store")]
+        audit_to_store: bool,
     },
     /// Run the gateway.
     Run {
@@ -302,12 +312,26 @@ pub fn main(cli: Cli) -> ExitCode {
             admin_listen,
             data_dir,
             root,
+            store,
+            instance,
+            audit_to_store,
         } => runtime().and_then(|rt| {
+            let store = store
+                .map(|s| crate::store::StoreLocation::parse(&s))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--store: {e}"))?;
             rt.block_on(run_demo(DemoOptions {
                 root,
                 listen,
                 admin_listen,
                 data_dir,
+                store,
+                instance: Some(instance),
+                audit_sink: if audit_to_store {
+                    crate::config::AuditSink::Postgres
+                } else {
+                    crate::config::AuditSink::Files
+                },
             }))
         }),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))),
@@ -378,6 +402,11 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     println!(
         "  audit log dir:  {}",
         options.data_dir.join("audit").display()
+    );
+    println!(
+        "  store:          {} (instance {})",
+        demo.config.store.location.describe(),
+        demo.config.instance
     );
     println!();
     println!("Try these calls (from {}):", options.root.display());

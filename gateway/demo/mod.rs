@@ -202,6 +202,13 @@ pub struct DemoOptions {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where shared state lives: `None` is the embedded SQLite store in `data_dir`; a
+    /// PostgreSQL URL lets several demo gateways act as replicas of one deployment.
+    pub store: Option<crate::store::StoreLocation>,
+    /// This gateway's instance id (each replica needs its own): `demo` by default.
+    pub instance: Option<String>,
+    /// Where the audit log goes: files in `data_dir` (default), or the store's PostgreSQL.
+    pub audit_sink: crate::config::AuditSink,
 }
 
 /// A running demo: the gateway and its mock partners.
@@ -303,7 +310,7 @@ pub fn demo_config(
         .collect::<Result<Vec<_>>>()?;
     Ok(Config {
         source: None,
-        instance: "demo".into(),
+        instance: options.instance.clone().unwrap_or_else(|| "demo".into()),
         #[cfg(feature = "benchmark-switches")]
         benchmark: Default::default(),
         gateway_oin: Some(Oin::parse(&cat.gateway.oin).map_err(|e| anyhow!(e))?),
@@ -338,14 +345,17 @@ pub fn demo_config(
         partners,
         policies: options.root.join("policies"),
         schemas: options.root.join("schemas"),
-        audit: crate::config::AuditSettings::durable(
-            options.data_dir.join("audit"),
-            options.data_dir.join("audit-subject.key"),
-        ),
+        audit: crate::config::AuditSettings {
+            sink: options.audit_sink,
+            ..crate::config::AuditSettings::durable(
+                options.data_dir.join("audit"),
+                options.data_dir.join("audit-subject.key"),
+            )
+        },
         pseudonym_secret: Some(options.data_dir.join("pseudonym.secret")),
-        store: crate::store::StoreSettings::new(crate::store::StoreLocation::Sqlite(
-            options.data_dir.join("store.sqlite"),
-        )),
+        store: crate::store::StoreSettings::new(options.store.clone().unwrap_or_else(|| {
+            crate::store::StoreLocation::Sqlite(options.data_dir.join("store.sqlite"))
+        })),
     })
 }
 

@@ -21,6 +21,9 @@ async fn demo_state(data: &Path) -> GatewayState {
         listen: ([127, 0, 0, 1], 0).into(),
         admin_listen: ([127, 0, 0, 1], 0).into(),
         data_dir: data.to_path_buf(),
+        store: None,
+        instance: None,
+        audit_sink: Default::default(),
     };
     std::fs::create_dir_all(data.join("audit")).unwrap();
     crate::secrets::write_new_secret(&data.join("pseudonym.secret")).unwrap();

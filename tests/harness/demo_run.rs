@@ -30,6 +30,9 @@ pub async fn start_demo() -> DemoRun {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: root.path().join("data"),
+        store: None,
+        instance: None,
+        audit_sink: Default::default(),
     })
     .await
     .expect("demo starts");

@@ -170,8 +170,8 @@ audit:
 consumers:
   - id: wijkteam-test
     name: Test district team
-    oin: "{CONSUMER_OIN}"
     processor: https://wijkteam.test.example/
+    oin: "{CONSUMER_OIN}"
 partners:
 "#,
         dir = pki.dir.path().display()
@@ -1123,7 +1123,15 @@ pub fn assert_refused(
     let attributes = &record["attributes"];
     assert_eq!(attributes["doelpoort.decision"], decision, "{record}");
     assert_eq!(attributes["doelpoort.reason"], code, "{record}");
-    assert_eq!(record["status"], "error", "{record}");
+    // Logboek Dataverwerkingen 1.0.0 §3.2.2.3: a refusal of the caller's input, or the
+    // partner's own refusal, is `Unset`; a failure inside the gateway or towards the partner is
+    // `Error`.
+    let logboek_status = if decision == "error" && code != "partner-rejected" {
+        "Error"
+    } else {
+        "Unset"
+    };
+    assert_eq!(record["status"], logboek_status, "{record}");
     assert!(
         !record.to_string().contains(LEAK_MARKER),
         "partner bytes in the audit record"
