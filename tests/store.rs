@@ -91,46 +91,62 @@ async fn replica(run: &DemoRun, name: &str, store: StoreLocation) -> RunningGate
         .expect("replica starts")
 }
 
-/// A `doelpoort demo` child process over `run`'s certificates and policies, as one replica
-/// of a deployment: its own data directory and instance id, `store` shared. Returns the
-/// process and its data port.
-fn demo_process(run: &DemoRun, instance: &str, store: &str) -> (std::process::Child, u16) {
-    use std::io::{BufRead, BufReader};
-    let root = run.root.path();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--root")
-        .arg(root)
-        .arg("--data-dir")
-        .arg(root.join(instance))
-        .args(["--store", store, "--instance", instance])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // The demo prints its calls with its port: https://localhost:PORT/…
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut line = String::new();
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the demo did not start"
-        );
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the demo exited");
-        if let Some(rest) = line.split("https://localhost:").nth(1) {
-            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            // Keep reading its output in the background, so the demo never blocks on a pipe.
-            std::thread::spawn(move || for _ in stdout.lines() {});
-            return (child, port.parse().unwrap());
+/// A `doelpoort demo` child process over a [`DemoRun`]'s certificates and policies, as one
+/// replica of a deployment: its own data directory and instance id, the store shared. Stopped
+/// (and waited for) when dropped.
+struct DemoProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl DemoProcess {
+    fn start(run: &DemoRun, instance: &str, store: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let root = run.root.path();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--root")
+            .arg(root)
+            .arg("--data-dir")
+            .arg(root.join(instance))
+            .args(["--store", store, "--instance", instance])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut process = Self { child, port: 0 };
+        // The demo prints its calls with its port: https://localhost:PORT/…
+        let mut stdout = BufReader::new(process.child.stdout.take().unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut line = String::new();
+        while process.port == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the demo did not start"
+            );
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "the demo exited");
+            if let Some(rest) = line.split("https://localhost:").nth(1) {
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                process.port = port.parse().unwrap();
+            }
         }
+        // Keep reading its output, so the demo never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        process
+    }
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        signal(&self.child, rustix::process::Signal::INT);
+        let _ = self.child.wait();
     }
 }
 
@@ -140,8 +156,9 @@ async fn an_approval_spent_on_one_replica_is_refused_on_the_other() {
     let postgres = Postgres::start();
     let run = start_demo().await;
     let url = postgres.url();
-    let (mut process_a, a) = demo_process(&run, "replica-a", &url);
-    let (mut process_b, b) = demo_process(&run, "replica-b", &url);
+    let replica_a = DemoProcess::start(&run, "replica-a", &url);
+    let replica_b = DemoProcess::start(&run, "replica-b", &url);
+    let (a, b) = (replica_a.port, replica_b.port);
     let body = time_out();
 
     // Spent on A, then replayed on B, and on A.
@@ -186,10 +203,7 @@ async fn an_approval_spent_on_one_replica_is_refused_on_the_other() {
         "replica-a\nreplica-b",
         "both replicas spent approvals"
     );
-    for process in [&mut process_a, &mut process_b] {
-        signal(process, rustix::process::Signal::INT);
-        let _ = process.wait();
-    }
+    drop((replica_a, replica_b));
 }
 
 #[tokio::test]
