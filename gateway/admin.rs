@@ -141,21 +141,19 @@ fn version(state: &Admin) -> Response<Full<Bytes>> {
 }
 
 /// Ready when the data listener is serving (this listener only runs alongside it), a valid
-/// policy set is loaded, the audit log can be written, the store answers, and no configured
-/// certificate has expired.
+/// policy set is loaded, the audit log can be written, and no configured certificate has
+/// expired. A store that does not answer is reported as "degraded" (see below).
 fn readiness(
     metrics: &Metrics,
     policies: &PolicyStore,
     audit: Option<&AuditHealth>,
     store: &std::sync::atomic::AtomicBool,
 ) -> Response<Full<Bytes>> {
-    if !store.load(std::sync::atomic::Ordering::Relaxed) {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "not ready: the store cannot be reached; exchanges that need it (four-eyes approvals) are refused\n",
-        );
-    }
+    // A store outage hits every replica at once: taking them all out of the load balancer
+    // would refuse every exchange, while only those that spend an approval need the store.
+    // So it is reported, not a reason to be unready. (With the audit log in PostgreSQL the
+    // audit check above fails instead: then no exchange can be recorded.)
+    let degraded = !store.load(std::sync::atomic::Ordering::Relaxed);
     if let Some(Err(reason)) = audit.map(AuditHealth::check) {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -183,7 +181,13 @@ fn readiness(
         .filter(|m| m.get_gauge().get_value() <= now)
         .filter_map(|m| m.get_label().first().map(|l| l.value().to_string()))
         .collect();
-    if expired.is_empty() {
+    if expired.is_empty() && degraded {
+        text(
+            StatusCode::OK,
+            "text/plain",
+            "ready, degraded: the store cannot be reached; exchanges that spend a four-eyes approval are refused\n",
+        )
+    } else if expired.is_empty() {
         text(StatusCode::OK, "text/plain", "ready\n")
     } else {
         text(

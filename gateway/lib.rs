@@ -25,7 +25,8 @@
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics`, the JWKS |
 //! | [`state`] | [`state::GatewayState`]: everything an exchange needs, built once from the configuration |
 //! | [`pipeline`] | the spine that runs one exchange through its phases, one file per phase: admission (identify, route, context, token, decide, admit), forward, release, discovery, record, respond |
-//! | [`audit`] | phase *record*: the hash-chained audit log, group commit, verify and query |
+//! | [`audit`] | phase *record*: the hash-chained audit log, group commit (to files or PostgreSQL), verify, query and import |
+//! | [`store`] | state shared by replicas and restarts (SPEC §9): embedded SQLite or PostgreSQL, migrations, spent approvals |
 //! | [`exchange`] | [`exchange::Exchange`] (the facts one request establishes) and [`exchange::Concluded`], which the audit record, metrics and access log project from |
 //! | [`upstream`] | pooled mTLS clients per partner; [`upstream::UpstreamRequest`] needs a `Permit` |
 //! | [`policy`] | purposes, operations, grants; [`policy::decide`] (the `Permit`), [`policy::four_eyes`], reload, the policy tools and test cases |
@@ -59,8 +60,9 @@
 //!   never a released value; a BSN is stored only as a keyed HMAC.
 //! - It does not minimise XML/SOAP, compressed or streamed (unbounded) bodies: bodies are read
 //!   whole within limits and must be JSON.
-//! - It does not speak FSC's contract management yet, nor share state between replicas: each
-//!   instance keeps its own audit chain and its own ledger of spent four-eyes approvals.
+//! - It does not speak FSC's contract management yet. Replicas share spent approvals through
+//!   the store; each instance keeps its own audit chain (in files, or side by side in
+//!   PostgreSQL).
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -107,10 +107,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
     let policies = state.policies.clone();
     let watcher_task = policies.spawn_watcher();
     let token_task = state.tokens.as_ref().map(|t| t.spawn_reloader());
-    let store_task = state.store.spawn_upkeep(
-        STORE_PROBE_INTERVAL,
-        config.tokens.as_ref().map_or(Duration::ZERO, |t| t.leeway),
-    );
+    let store_task = state.store.spawn_upkeep(STORE_PROBE_INTERVAL);
     let acceptor = TlsAcceptor::from(tls::server_config(config)?);
     publish_certificate_expiry(config, &metrics);
 

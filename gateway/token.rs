@@ -102,6 +102,9 @@ pub struct Approval {
 pub struct CallerToken {
     /// The configured id of the issuer that vouched for the caller.
     pub issuer: String,
+    /// The issuer as the token names it (`iss`): what a spent approval is stored under, so
+    /// replicas that name the same issuer differently in their configuration agree on it.
+    pub iss: String,
     /// The employee acting (`sub`), pseudonymous.
     pub actor: String,
     pub purpose: Option<String>,
@@ -319,6 +322,7 @@ impl TokenVerifier {
             .flatten();
         Ok(CallerToken {
             issuer: issuer.id.clone(),
+            iss: iss.clone(),
             actor: claims.sub,
             purpose: claims.purpose,
             case_id: claims.case_id,
@@ -355,12 +359,14 @@ fn check_claim_values(claims: &Claims) -> Result<(), Problem> {
     let approvals_ok = claims
         .approvals
         .iter()
-        .all(|a| plain(&a.sub) && a.role.as_deref().is_none_or(is_plain_id));
+        .all(|a| plain(&a.sub) && a.role.as_deref().is_none_or(plain));
     if !approvals_ok {
         return Err(invalid(
             "an approval in the token does not name a plain id and role",
         ));
     }
+    // Any plain id: a jti is random (a UUID's digit groups can look like a BSN), and the
+    // store keeps only its digest.
     if !claims.approvals.is_empty() && !claims.jti.as_deref().is_some_and(is_plain_id) {
         return Err(invalid(
             "a token carrying approvals needs a jti (each approval is used once)",
@@ -571,6 +577,7 @@ mod tests {
     fn headers_and_claims_must_agree() {
         let token = CallerToken {
             issuer: "idp".into(),
+            iss: "https://idp.example".into(),
             actor: "medewerker-1".into(),
             purpose: Some("time-out".into()),
             case_id: Some("casus-1".into()),

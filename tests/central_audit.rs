@@ -237,3 +237,186 @@ fn ok_partner() -> doelpoort::demo::MockHandler {
         })
     })
 }
+
+/// The test configuration file for `postgres`, as a loaded [`doelpoort::config::Config`].
+async fn central_gateway(
+    pki: &TestPki,
+    partner: &doelpoort::demo::MockPartner,
+    postgres: &Postgres,
+) -> (doelpoort::config::Config, doelpoort::server::RunningGateway) {
+    let config = doelpoort::config::Config::load(&central_config(pki, partner, postgres)).unwrap();
+    let gateway = doelpoort::server::start(&config).await.unwrap();
+    (config, gateway)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_chain_and_one_subject_key_per_store() {
+    let postgres = Postgres::start();
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, ok_partner()).await;
+    let (config, gateway) = central_gateway(&pki, &partner, &postgres).await;
+
+    // A second process claiming the same instance id is refused, not racing the first.
+    let same_instance = doelpoort::server::start(&config).await;
+    let error = format!("{:#}", same_instance.err().expect("refused"));
+    assert!(
+        error.contains("another gateway process writes the audit chain of instance 'test'"),
+        "{error}"
+    );
+
+    // A replica with another subject key is refused: one key must answer for every replica.
+    let mut other_key = config.clone();
+    other_key.instance = "test-2".into();
+    other_key.audit.subject_key = pki.path("other-subject.key");
+    let refused = doelpoort::server::start(&other_key).await;
+    let error = format!("{:#}", refused.err().expect("refused"));
+    assert!(
+        error.contains("every replica needs the same audit.subject_key"),
+        "{error}"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_slipped_into_the_chain_is_refused_not_continued_from() {
+    let postgres = Postgres::start();
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, ok_partner()).await;
+    let (_, gateway) = central_gateway(&pki, &partner, &postgres).await;
+    let port = gateway.local_addr.port();
+    let client = client(&pki, "consumer", Http::One);
+    assert_eq!(send(&client, ping(port)).await.status, StatusCode::OK);
+
+    // Someone with the database's INSERT right appends the next record of this chain.
+    postgres.psql(
+        "INSERT INTO audit_records (instance, seq, prev_hash, hash, start_time, record) \
+         SELECT instance, seq + 1, hash, 'forged', start_time, '{}' FROM audit_records \
+         WHERE instance = 'test' ORDER BY seq DESC LIMIT 1",
+    );
+    // The writer's next commit collides; it finds a record it did not write and stops
+    // writing (fail closed) instead of chaining its records to the forged one.
+    for _ in 0..3 {
+        let response = send(&client, ping(port)).await;
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.problem_code(), "audit-unavailable");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    let after = postgres.psql("SELECT count(*) FROM audit_records WHERE hash <> 'forged' AND seq > (SELECT seq FROM audit_records WHERE hash = 'forged')");
+    assert_eq!(after.trim(), "0", "nothing was chained to the forged row");
+    let (status, text) = admin_get(&gateway.admin_addr.unwrap().to_string(), "/readyz").await;
+    assert_eq!(status, 503, "{text}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_returns_with_the_store_without_waiting_for_traffic() {
+    let postgres = Postgres::private();
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, ok_partner()).await;
+    let (_, gateway) = central_gateway(&pki, &partner, &postgres).await;
+    let port = gateway.local_addr.port();
+    let admin = gateway.admin_addr.unwrap().to_string();
+    let client = client(&pki, "consumer", Http::One);
+    postgres.stop();
+    let response = send(&client, ping(port)).await;
+    assert_eq!(response.problem_code(), "audit-unavailable");
+    assert_eq!(admin_get(&admin, "/readyz").await.0, 503);
+    postgres.restart();
+    // No request is sent: behind a load balancer that checks /readyz, none would arrive.
+    let started = Instant::now();
+    let mut status = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        status = admin_get(&admin, "/readyz").await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 200, "still not ready 15 s after the store returned");
+    assert_eq!(send(&client, ping(port)).await.status, StatusCode::OK);
+    verify_store(&postgres);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_cut_short_in_the_store_is_refused_at_start() {
+    let postgres = Postgres::start();
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, ok_partner()).await;
+    let (config, gateway) = central_gateway(&pki, &partner, &postgres).await;
+    let client = client(&pki, "consumer", Http::One);
+    for _ in 0..3 {
+        let response = send(&client, ping(gateway.local_addr.port())).await;
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    gateway.shutdown().await;
+    // The end of the chain removed while the gateway was down (by someone who can switch
+    // the table's triggers off): the store alone cannot tell, the replica's head.json can.
+    postgres.psql(
+        "ALTER TABLE audit_records DISABLE TRIGGER USER; \
+         DELETE FROM audit_records WHERE instance = 'test' AND seq >= 2; \
+         ALTER TABLE audit_records ENABLE TRIGGER USER;",
+    );
+    let restarted = doelpoort::server::start(&config).await;
+    let error = format!("{:#}", restarted.err().expect("refused"));
+    assert!(
+        error.contains("records were removed or replaced"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_runs_as_a_role_that_cannot_change_the_log() {
+    // The deployment guide's roles: the owner applies the migrations once, the replicas run
+    // as a role with INSERT and SELECT on the audit tables.
+    let postgres = Postgres::private();
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, ok_partner()).await;
+    let (_, owner_gateway) = central_gateway(&pki, &partner, &postgres).await;
+    owner_gateway.shutdown().await;
+    postgres.psql(
+        "CREATE ROLE gateway LOGIN; \
+         GRANT SELECT, INSERT ON audit_records, audit_instances TO gateway; \
+         GRANT SELECT, INSERT, DELETE ON spent_approvals TO gateway; \
+         GRANT SELECT ON _sqlx_migrations TO gateway;",
+    );
+    let url = postgres.url().replacen("doelpoort@", "gateway@", 1);
+    let path = central_config(&pki, &partner, &postgres);
+    let yaml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&postgres.url(), &url);
+    std::fs::write(&path, yaml).unwrap();
+    let config = doelpoort::config::Config::load(&path).unwrap();
+    let gateway = doelpoort::server::start(&config)
+        .await
+        .expect("starts as the restricted role");
+    let client = client(&pki, "consumer", Http::One);
+    let response = send(&client, ping(gateway.local_addr.port())).await;
+    assert_eq!(response.status, StatusCode::OK);
+    gateway.shutdown().await;
+    // The role cannot switch the append-only triggers off, nor remove records.
+    let gateway_psql = |sql: &str| {
+        std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &url,
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!gateway_psql(
+        "ALTER TABLE audit_records DISABLE TRIGGER USER"
+    ));
+    assert!(!gateway_psql("DELETE FROM audit_records"));
+    assert!(gateway_psql("SELECT count(*) FROM audit_records"));
+    verify_store(&postgres);
+}

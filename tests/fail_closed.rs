@@ -6,32 +6,13 @@
 mod harness;
 
 use bytes::Bytes;
-use doelpoort::demo::tokens::{demo_token, TokenRequest};
 use harness::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
-use std::time::Duration;
 
-/// A team leader's approval of this time-out (`body`), bound to the consumer's certificate.
 fn approval(run: &DemoRun, body: &Value) -> String {
-    demo_token(
-        &run.root.path().join("certs-example"),
-        &TokenRequest {
-            consumer: "schuldhulp-utrecht".into(),
-            actor: "medewerker-0042".into(),
-            purpose: Some("time-out".into()),
-            case_id: Some("shv-2026-0042".into()),
-            subject: Some("999990019".into()),
-            approved_by: Some("teamleider-0007".into()),
-            approver_role: Some("teamleider".into()),
-            case_partners: vec!["uwv".into(), "cjib".into()],
-            approves_operation: Some("cjib/opschorting".into()),
-            approves_body: Some(body.clone()),
-            valid_for: Duration::from_secs(120),
-        },
-    )
-    .unwrap()
+    time_out_approval(run, body, "teamleider")
 }
 
 fn in_three_months() -> String {
@@ -313,4 +294,25 @@ async fn an_approval_counts_only_for_the_request_it_names() {
         "{}",
         String::from_utf8_lossy(&response.body)
     );
+}
+
+#[tokio::test]
+async fn an_approvers_role_that_holds_a_bsn_is_refused_and_never_stored() {
+    let run = start_demo().await;
+    let body = allowed_body();
+    let token = time_out_approval(&run, &body, "999.990.019");
+    let request = Request::post(run.url("/cjib/v1/opschortingen"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("doelbinding-purpose", "time-out")
+        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .header("doelbinding-case-partners", "uwv, cjib")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = send(&run.client("schuldhulp-utrecht"), request).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.problem_code(), "token-invalid");
+    assert!(!audit_text(&run).contains("999.990.019"));
 }

@@ -27,30 +27,46 @@ pub struct InstanceReport {
     pub warnings: Vec<String>,
 }
 
-/// Connects for a command (one connection, bounded wait), with the migrations applied, so a
-/// fresh database answers "no records" instead of "no such table".
-async fn connect(url: &str) -> Result<PgPool> {
+/// Connects for a command (one connection, bounded wait). Only `import` (which writes)
+/// applies the store's migrations; `verify` and `query` change nothing, so an auditor's
+/// read-only role is enough, and a database without Doelpoort's tables is an error rather
+/// than an empty answer.
+async fn connect(url: &str, migrate: bool) -> Result<PgPool> {
     let location = crate::store::StoreLocation::parse(url).map_err(|e| anyhow::anyhow!(e))?;
     let crate::store::StoreLocation::Postgres(url) = location else {
         anyhow::bail!("--store takes a postgres://… URL (the SQLite store holds no audit log)");
     };
     let settings =
         crate::store::StoreSettings::new(crate::store::StoreLocation::Postgres(url.clone()));
-    // Opening the store applies its migrations.
-    crate::store::Store::open(&settings, "doelpoort-cli", {
+    if migrate {
         let metrics = crate::metrics::Metrics::new();
-        crate::store::StoreMetrics {
-            duration: metrics.store_duration.clone(),
-            errors: metrics.store_errors.clone(),
-        }
-    })
-    .await?;
-    PgPoolOptions::new()
+        crate::store::Store::open(
+            &settings,
+            "doelpoort-cli",
+            crate::store::StoreMetrics {
+                duration: metrics.store_duration.clone(),
+                errors: metrics.store_errors.clone(),
+            },
+        )
+        .await?;
+    }
+    let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(settings.timeout)
         .connect_with(PgConnectOptions::from_str(&url)?.application_name("doelpoort-audit-cli"))
         .await
-        .context("cannot connect to the audit store")
+        .context("cannot connect to the audit store")?;
+    let has_tables: bool = sqlx::query_scalar(
+        "SELECT to_regclass('audit_records') IS NOT NULL AND to_regclass('audit_instances') IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await?;
+    anyhow::ensure!(
+        has_tables,
+        "{} holds no Doelpoort audit log (no audit_records table): is this the right database?",
+        settings.location.describe()
+    );
+    Ok(pool)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -69,23 +85,34 @@ fn broken(instance: &str, seq: u64, message: impl Into<String>) -> Break {
     }
 }
 
-/// Verifies every instance's chain in the store. `Err` is the first break.
-pub fn verify(url: &str) -> Result<std::result::Result<Vec<InstanceReport>, Break>> {
+/// Verifies every instance's chain in the store: each instance's report, or where its chain
+/// breaks.
+pub fn verify(url: &str) -> Result<Vec<std::result::Result<InstanceReport, Break>>> {
     runtime()?.block_on(async {
-        let pool = connect(url).await?;
-        let instances: Vec<String> = sqlx::query_scalar(
-            "SELECT instance FROM audit_instances UNION SELECT DISTINCT instance FROM audit_records ORDER BY 1",
+        let pool = connect(url, false).await?;
+        let instances: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT instance, bool_or(registered) FROM ( \
+               SELECT instance, true AS registered FROM audit_instances \
+               UNION ALL SELECT DISTINCT instance, false FROM audit_records) i \
+             GROUP BY instance ORDER BY instance",
         )
         .fetch_all(&pool)
         .await?;
         let mut reports = Vec::new();
-        for instance in instances {
-            match verify_instance(&pool, &instance).await? {
-                Ok(report) => reports.push(report),
-                Err(b) => return Ok(Err(b)),
+        for (instance, registered) in instances {
+            let mut report = verify_instance(&pool, &instance).await?;
+            match &mut report {
+                Ok(r) if r.records == 0 && registered => r.warnings.push(format!(
+                    "instance {instance} is registered (it wrote here) but holds no records: were they removed?"
+                )),
+                Ok(r) if !registered => r.warnings.push(format!(
+                    "instance {instance} has records but no registered subject key"
+                )),
+                _ => {}
             }
+            reports.push(report);
         }
-        Ok(Ok(reports))
+        Ok(reports)
     })
 }
 
@@ -94,7 +121,8 @@ async fn verify_instance(
     instance: &str,
 ) -> Result<std::result::Result<InstanceReport, Break>> {
     let mut rows = sqlx::query(
-        "SELECT seq, prev_hash, hash, record FROM audit_records WHERE instance = $1 ORDER BY seq",
+        "SELECT seq, prev_hash, hash, subject_id, requested_subject_id, record \
+         FROM audit_records WHERE instance = $1 ORDER BY seq",
     )
     .bind(instance)
     .fetch(pool);
@@ -117,14 +145,24 @@ async fn verify_instance(
             Ok(s) => s,
             Err(e) => return Ok(Err(broken(instance, seq, e.to_string()))),
         };
+        let attributes = &stored.value["attributes"];
+        // The columns a query filters on must say what the record says: a row re-filed under
+        // another person would vanish from the first person's art. 15 report.
+        let columns_agree = row.try_get::<Option<String>, _>("subject_id")?.as_deref()
+            == attributes["dpl.core.data_subject_id"].as_str()
+            && row
+                .try_get::<Option<String>, _>("requested_subject_id")?
+                .as_deref()
+                == attributes["doelpoort.requested_subject_id"].as_str();
         if stored.seq != seq
             || stored.hash != row.try_get::<String, _>("hash")?
             || stored.prev_hash != row.try_get::<String, _>("prev_hash")?
+            || !columns_agree
         {
             return Ok(Err(broken(
                 instance,
                 seq,
-                "the row's seq or hashes differ from the record it holds: the row was changed",
+                "the row's seq, hashes or subject columns differ from the record it holds: the row was changed",
             )));
         }
         if seq != expected.seq + 1 {
@@ -179,7 +217,7 @@ async fn verify_instance(
 /// (`--key-file` overrides the file, and must be the same key).
 pub fn key_for_query(url: &str, explicit: Option<&Path>) -> Result<SubjectKey> {
     let registered: Vec<(String, String)> = runtime()?.block_on(async {
-        let pool = connect(url).await?;
+        let pool = connect(url, false).await?;
         anyhow::Ok(
             sqlx::query_as(
                 "SELECT DISTINCT subject_key_id, subject_key_file FROM audit_instances ORDER BY 1",
@@ -202,22 +240,28 @@ pub fn key_for_query(url: &str, explicit: Option<&Path>) -> Result<SubjectKey> {
             key.id()
         );
     }
-    if registered.len() > 1 {
-        tracing::warn!("the store's instances use different subject keys; only records written with this key can match a --subject");
-    }
+    anyhow::ensure!(
+        registered.iter().all(|(id, _)| *id == key.id()),
+        "the store's instances were written with different subject keys ({}): a query with one key would miss \
+         the records of the others",
+        registered
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(key)
 }
 
 /// `audit query --store`: the records `filter` selects, from every instance, oldest first.
 pub fn query(url: &str, filter: &Filter) -> Result<Answer> {
     runtime()?.block_on(async {
-        let pool = connect(url).await?;
+        let pool = connect(url, false).await?;
         let mut collector = Collector::default();
-        match verify_all(&pool).await? {
-            Ok(()) => {}
-            Err(b) => collector.warn(format!(
-                "the audit chain is broken, this answer may be incomplete: {b}"
-            )),
+        for broken in verify_all(&pool).await? {
+            collector.warn(format!(
+                "the audit chain is broken, this answer may be incomplete: {broken}"
+            ));
         }
         // A subject query reads only that person's rows (indexed); others read everything.
         let mut rows = match &filter.subject_id {
@@ -247,17 +291,19 @@ pub fn query(url: &str, filter: &Filter) -> Result<Answer> {
     })
 }
 
-async fn verify_all(pool: &PgPool) -> Result<std::result::Result<(), Break>> {
+/// Every break in every instance's chain.
+async fn verify_all(pool: &PgPool) -> Result<Vec<Break>> {
     let instances: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT instance FROM audit_records ORDER BY 1")
             .fetch_all(pool)
             .await?;
+    let mut breaks = Vec::new();
     for instance in instances {
         if let Err(b) = verify_instance(pool, &instance).await? {
-            return Ok(Err(b));
+            breaks.push(b);
         }
     }
-    Ok(Ok(()))
+    Ok(breaks)
 }
 
 /// What `audit import` did.
@@ -285,16 +331,21 @@ pub fn import(dir: &Path, url: &str) -> Result<Imported> {
         manifest.instance
     );
     runtime()?.block_on(async {
-        let pool = connect(url).await?;
-        let registered: String = sqlx::query_scalar(
+        let pool = connect(url, true).await?;
+        sqlx::query(
             "INSERT INTO audit_instances (instance, subject_key_id, subject_key_file) VALUES ($1, $2, $3) \
-             ON CONFLICT (instance) DO UPDATE SET instance = EXCLUDED.instance RETURNING subject_key_id",
+             ON CONFLICT (instance) DO NOTHING",
         )
         .bind(&manifest.instance)
         .bind(&manifest.subject_key_id)
         .bind(manifest.subject_key_file.to_string_lossy().as_ref())
-        .fetch_one(&pool)
+        .execute(&pool)
         .await?;
+        let registered: String =
+            sqlx::query_scalar("SELECT subject_key_id FROM audit_instances WHERE instance = $1")
+                .bind(&manifest.instance)
+                .fetch_one(&pool)
+                .await?;
         anyhow::ensure!(
             registered == manifest.subject_key_id,
             "instance '{}' is in the store with subject key id {registered}, this log was written with {}",
@@ -314,6 +365,15 @@ pub fn import(dir: &Path, url: &str) -> Result<Imported> {
                 let stored = record::parse_line(line)
                     .map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", path.display()))?;
                 let attributes = &stored.value["attributes"];
+                // The records say whose chain they are; a manifest edited to file them under
+                // another instance would count them twice.
+                anyhow::ensure!(
+                    attributes["doelpoort.instance"].as_str() == Some(manifest.instance.as_str()),
+                    "{}:{line_no}: the record belongs to instance {}, the manifest says '{}': nothing of this segment was imported",
+                    path.display(),
+                    attributes["doelpoort.instance"],
+                    manifest.instance
+                );
                 let text = std::str::from_utf8(line)?;
                 let inserted = sqlx::query(
                     "INSERT INTO audit_records \

@@ -110,8 +110,10 @@ pub(super) struct Writer {
     /// The rows of the batch being formatted (PostgreSQL sink only).
     rows: Vec<postgres::Row>,
     /// A PostgreSQL commit failed: whether it happened is unknown until the chain's end is
-    /// read again.
+    /// read again (see [`postgres::PostgresSink::reconcile`]).
     resync: bool,
+    /// The (seq, hash) of the batch whose commit failed.
+    attempted: Vec<(u64, String)>,
 }
 
 /// How often an idle writer checks time-based rotation and retention.
@@ -205,28 +207,8 @@ impl Writer {
         writable: Arc<AtomicBool>,
         dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
     ) -> Result<Self> {
-        if let Some(url) = settings.postgres.clone() {
-            let (sink, last) = postgres::PostgresSink::open(
-                &url,
-                &settings.instance,
-                &key,
-                &settings.subject_key_file,
-                settings.store_timeout,
-            )?;
-            return Ok(Self {
-                settings,
-                key,
-                metrics,
-                writable,
-                segment: None,
-                last,
-                head: None,
-                buf: Vec::with_capacity(64 * 1024),
-                dispatcher,
-                postgres: Some(sink),
-                rows: Vec::new(),
-                resync: false,
-            });
+        if settings.postgres.is_some() {
+            return Self::open_postgres(settings, key, metrics, writable, dispatcher);
         }
         std::fs::create_dir_all(&settings.dir).with_context(|| {
             format!(
@@ -259,6 +241,7 @@ impl Writer {
             postgres: None,
             rows: Vec::new(),
             resync: false,
+            attempted: Vec::new(),
         };
         writer.write_head();
         Ok(writer)
@@ -268,9 +251,19 @@ impl Writer {
         let mut batch: Vec<Pending> = Vec::with_capacity(self.settings.batch_max);
         let mut last_batch = 0usize;
         loop {
-            match queue.recv_timeout(MAINTENANCE_INTERVAL) {
+            // A failing PostgreSQL sink is probed every few seconds, so readiness returns
+            // when the store does, without waiting for an exchange to try.
+            let wait = if self.postgres.is_some() && !self.writable.load(Ordering::Relaxed) {
+                postgres::PROBE_INTERVAL
+            } else {
+                MAINTENANCE_INTERVAL
+            };
+            match queue.recv_timeout(wait) {
                 Ok(first) => batch.push(first),
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.postgres.is_some() {
+                        self.probe_postgres();
+                    }
                     self.maintain();
                     continue;
                 }
@@ -400,38 +393,6 @@ impl Writer {
                     segment.dirty = true;
                     let _ = segment.cut_back();
                 }
-                Err(e)
-            }
-        }
-    }
-
-    /// One batch to the PostgreSQL sink: formatted exactly as for a file, then one insert.
-    fn commit_to_postgres(&mut self, batch: &[Pending]) -> Result<u64> {
-        let Some(sink) = &self.postgres else {
-            anyhow::bail!("no PostgreSQL sink");
-        };
-        if self.resync {
-            self.last = sink.last()?;
-            self.resync = false;
-        }
-        let first_seq = self.last.seq + 1;
-        self.buf.clear();
-        self.rows.clear();
-        let mut prev = self.last.hash.clone();
-        for (i, pending) in batch.iter().enumerate() {
-            prev = self.format(&pending.event, first_seq + i as u64, &prev);
-        }
-        let sink = self.postgres.as_ref().expect("checked above");
-        match sink.commit(&self.rows, &self.buf) {
-            Ok(()) => {
-                self.last = ChainPoint {
-                    seq: first_seq + batch.len() as u64 - 1,
-                    hash: prev,
-                };
-                Ok(first_seq)
-            }
-            Err(e) => {
-                self.resync = true;
                 Err(e)
             }
         }

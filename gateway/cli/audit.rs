@@ -113,30 +113,40 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
     }
 }
 
-/// `audit verify --store`: every instance's chain in the central store.
+/// `audit verify --store`: every instance's chain in the central store; exit 1 if any is
+/// broken (each broken one is named).
 fn verify_store(url: &str) -> ExitCode {
     match crate::audit::central::verify(url) {
-        Ok(Ok(reports)) => {
+        Ok(reports) => {
             if reports.is_empty() {
                 println!("audit store OK: no records yet");
             }
+            let mut broken_any = false;
             for report in &reports {
-                for w in &report.warnings {
-                    eprintln!("warning: {w}");
-                }
-                match &report.last {
-                    Some(last) => println!(
-                        "instance {}: OK, {} records, seq 1–{}, last hash {}",
-                        report.instance, report.records, last.seq, last.hash
-                    ),
-                    None => println!("instance {}: OK, no records yet", report.instance),
+                match report {
+                    Ok(report) => {
+                        for w in &report.warnings {
+                            eprintln!("warning: {w}");
+                        }
+                        match &report.last {
+                            Some(last) => println!(
+                                "instance {}: OK, {} records, seq 1–{}, last hash {}",
+                                report.instance, report.records, last.seq, last.hash
+                            ),
+                            None => println!("instance {}: OK, no records yet", report.instance),
+                        }
+                    }
+                    Err(broken) => {
+                        broken_any = true;
+                        eprintln!("audit store BROKEN: {broken}");
+                    }
                 }
             }
-            ExitCode::SUCCESS
-        }
-        Ok(Err(broken)) => {
-            eprintln!("audit store BROKEN: {broken}");
-            ExitCode::from(1)
+            if broken_any {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("doelpoort audit verify: {e:#}");

@@ -48,7 +48,17 @@ pub(super) fn check(path: &Path) -> ExitCode {
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     match Config::load(path) {
         Err(errors) => diagnostics.extend(errors.0),
-        Ok(config) => check_material(&config, path, &mut diagnostics),
+        Ok(config) => {
+            if let crate::store::StoreLocation::Postgres(url) = &config.store.location {
+                if crate::config::store::carries_password(url) {
+                    diagnostics.push(Diagnostic::file_warning(
+                        path,
+                        "the store URL carries a password: anyone who reads the configuration has it; use PGPASSWORD or a passfile (docs/deployment.md)",
+                    ));
+                }
+            }
+            check_material(&config, path, &mut diagnostics)
+        }
     }
     for d in &diagnostics {
         println!("{d}");

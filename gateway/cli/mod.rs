@@ -425,16 +425,19 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
         "doelpoort policy explain {root}/policies --consumer wijkteam-rotterdam --request 'GET /uwv/v1/personen/999990019/inkomen' -H 'Doelbinding-Purpose: wams-onderzoek' -H 'Doelbinding-Case-Id: casus-2026-0001' -H 'Doelbinding-Data-Subject: bsn=999990019' --response {root}/schemas/examples/uwv-inkomen.999990019.json"
     );
     println!();
-    let audit = options.data_dir.join("audit");
+    // Where the log is: the data directory, or the store's PostgreSQL (--audit-to-store).
+    let audit = match (&options.audit_sink, &demo.config.store.location) {
+        (crate::config::AuditSink::Postgres, crate::store::StoreLocation::Postgres(url)) => {
+            format!("--store '{url}'")
+        }
+        _ => options.data_dir.join("audit").display().to_string(),
+    };
     println!("Every call above, allowed or refused, leaves one record in the audit log. Then:");
     println!();
     println!("# check the hash chain of the audit log");
-    println!("doelpoort audit verify {}", audit.display());
+    println!("doelpoort audit verify {audit}");
     println!("# what happened with the data of test person 999990019 (GDPR art. 15)");
-    println!(
-        "doelpoort audit query {} --subject 999990019",
-        audit.display()
-    );
+    println!("doelpoort audit query {audit} --subject 999990019");
     println!();
     println!("Press Ctrl-C to stop.");
     termination().await;

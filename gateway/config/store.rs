@@ -73,3 +73,31 @@ impl StoreSettings {
         }
     }
 }
+
+/// Whether a PostgreSQL URL names a password (in its user part or as `password=`).
+pub fn carries_password(url: &str) -> bool {
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    authority
+        .split_once('@')
+        .is_some_and(|(user, _)| user.contains(':'))
+        || url.to_ascii_lowercase().contains("password=")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_password;
+
+    #[test]
+    fn a_password_in_the_store_url_is_noticed() {
+        assert!(carries_password("postgres://u:secret@db/x"));
+        assert!(carries_password(
+            "postgres://u@db/x?sslmode=require&password=secret"
+        ));
+        assert!(!carries_password(
+            "postgres://u@db:5432/x?sslmode=verify-full"
+        ));
+        assert!(!carries_password("postgres://db/x"));
+    }
+}

@@ -290,7 +290,11 @@ impl Validator<'_> {
             &a.subject_key,
             "a subject_key: the file holding the key that pseudonymises data subjects (created on first start), outside the audit dir",
         );
-        if enabled && !subject_key.as_os_str().is_empty() && subject_key.starts_with(&dir) {
+        if enabled
+            && !dir.as_os_str().is_empty()
+            && !subject_key.as_os_str().is_empty()
+            && subject_key.starts_with(&dir)
+        {
             if let Some(v) = &a.subject_key {
                 self.error(
                     &v.referenced,

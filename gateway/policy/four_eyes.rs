@@ -22,6 +22,7 @@ use crate::minimise::RequestBody;
 use crate::problem::{Problem, ProblemCode};
 use crate::store::{ApprovalSpend, Store};
 use crate::token::{Approval, CallerToken};
+use sha2::Digest as _;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -102,6 +103,10 @@ pub fn check_approved_request(
     Ok(())
 }
 
+/// How long a spent approval is kept in the store after its token expired: far beyond any
+/// leeway or clock skew between replicas (approvals live at most 5 minutes).
+const SPENT_KEPT_AFTER_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
 /// Approvals already used, by issuer and `jti`, until their token expires.
 pub struct ApprovalLedger {
     /// Clock skew allowed on `exp`: an approval is remembered that much longer.
@@ -149,7 +154,7 @@ impl ApprovalLedger {
             return Ok(());
         };
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains_key(&(token.issuer.clone(), jti.clone())) {
+        if seen.contains_key(&(token.iss.clone(), jti.clone())) {
             return Err(already_used());
         }
         Ok(())
@@ -166,10 +171,15 @@ impl ApprovalLedger {
         let Some((jti, exp)) = &token.approval_use else {
             return Ok(());
         };
+        // Stored under the token's own `iss` (not this replica's name for the issuer), and
+        // kept a day past its expiry: replicas with another leeway, or a clock running ahead,
+        // must still find it spent.
+        // The jti is the caller's text: the store keeps its SHA-256, never the text itself.
+        let jti_digest = hex::encode(sha2::Sha256::digest(jti.as_bytes()));
         let spend = ApprovalSpend {
-            issuer: &token.issuer,
-            jti,
-            expires_at: exp.saturating_add(self.leeway.as_secs()),
+            issuer: &token.iss,
+            jti: &jti_digest,
+            expires_at: exp.saturating_add(SPENT_KEPT_AFTER_EXPIRY.as_secs()),
         };
         let fresh = self.store.spend_approval(&spend).await.map_err(|_| {
             Problem::new(
@@ -195,7 +205,7 @@ impl ApprovalLedger {
         if seen.len() >= 1024 {
             seen.retain(|_, until| *until + self.leeway.as_secs() >= now);
         }
-        seen.insert((token.issuer.clone(), jti.clone()), exp);
+        seen.insert((token.iss.clone(), jti.clone()), exp);
     }
 }
 

@@ -116,8 +116,20 @@ impl Store {
                 )
             }
         };
+        if let StoreLocation::Sqlite(path) = &settings.location {
+            // Spent approvals are the gateway's own state: not for other local users.
+            use std::os::unix::fs::PermissionsExt as _;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            }
+        }
         let migrated = match &pool {
             Pool::Sqlite(p) => migrator(Engine::Sqlite).await?.run(p).await,
+            // A replica's role may lack the right to change the schema (docs/deployment.md):
+            // when every migration is already applied, as its owner applied them, none runs.
+            Pool::Postgres(p) if all_applied(p).await => Ok(()),
             Pool::Postgres(p) => migrator(Engine::Postgres).await?.run(p).await,
         };
         migrated.with_context(|| format!("cannot apply the store's migrations to {described}"))?;
@@ -187,8 +199,9 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Forgets approvals that expired before `before` (unix seconds): an expired approval is
-    /// refused on its `exp` anyway.
+    /// Forgets spent approvals whose keeping time (`expires_at`: the token's `exp` plus a day,
+    /// see [`crate::policy::four_eyes`]) ended before `before` (unix seconds): an expired
+    /// approval is refused on its `exp` anyway.
     pub async fn prune_approvals(&self, before: u64) -> Result<u64, StoreUnavailable> {
         let before = i64::try_from(before).unwrap_or(i64::MAX);
         self.timed("prune", async {
@@ -221,20 +234,18 @@ impl Store {
         .is_ok()
     }
 
-    /// Probes the store every `every` and prunes expired approvals now and then, for the life
-    /// of the runtime. Readiness then tells a load balancer about a lost store even when no
-    /// exchange needed it.
-    pub fn spawn_upkeep(&self, every: Duration, leeway: Duration) -> tokio::task::JoinHandle<()> {
+    /// Probes the store every `every` and prunes approvals past their keeping time now and
+    /// then, for the life of the runtime. Readiness then tells a load balancer about a lost
+    /// store even when no exchange needed it.
+    pub fn spawn_upkeep(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
             let mut ticks: u64 = 0;
             loop {
                 tokio::time::sleep(every).await;
                 if store.ping().await && ticks.is_multiple_of(60) {
-                    let before = u64::try_from(crate::clock::unix_now())
-                        .unwrap_or(0)
-                        .saturating_sub(leeway.as_secs());
-                    let _ = store.prune_approvals(before).await;
+                    let now = u64::try_from(crate::clock::unix_now()).unwrap_or(0);
+                    let _ = store.prune_approvals(now).await;
                 }
                 ticks += 1;
             }
@@ -296,6 +307,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit records",
         include_str!("migrations/postgres/0002_audit_records.sql"),
     ),
+    (
+        3,
+        "audit records are not deleted",
+        include_str!("migrations/postgres/0003_audit_no_delete.sql"),
+    ),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -329,4 +345,24 @@ async fn migrator(engine: Engine) -> Result<Migrator> {
     Migrator::new(Embedded(engine))
         .await
         .context("the embedded migrations are unreadable")
+}
+
+/// Whether every embedded PostgreSQL migration is applied, with the same text (checksum).
+async fn all_applied(pool: &PgPool) -> bool {
+    let applied: Vec<(i64, Vec<u8>)> =
+        match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(_) => return false,
+        };
+    let Ok(embedded) = Embedded(Engine::Postgres).resolve().await else {
+        return false;
+    };
+    embedded.iter().all(|m| {
+        applied
+            .iter()
+            .any(|(version, checksum)| *version == m.version && checksum[..] == m.checksum[..])
+    })
 }

@@ -59,3 +59,26 @@ impl DemoRun {
         url(&self.demo.gateway, path)
     }
 }
+
+/// The demo's team leader approving `body` as a CJIB time-out for `schuldhulp-utrecht`'s
+/// employee, in a token bound to that consumer's certificate (a fresh `jti` each call).
+/// `role` is the approver's role (the grant asks for `teamleider`).
+pub fn time_out_approval(run: &DemoRun, body: &serde_json::Value, role: &str) -> String {
+    doelpoort::demo::tokens::demo_token(
+        &run.root.path().join("certs-example"),
+        &doelpoort::demo::tokens::TokenRequest {
+            consumer: "schuldhulp-utrecht".into(),
+            actor: "medewerker-0042".into(),
+            purpose: Some("time-out".into()),
+            case_id: Some("shv-2026-0042".into()),
+            subject: Some("999990019".into()),
+            approved_by: Some("teamleider-0007".into()),
+            approver_role: Some(role.into()),
+            case_partners: vec!["uwv".into(), "cjib".into()],
+            approves_operation: Some("cjib/opschorting".into()),
+            approves_body: Some(body.clone()),
+            valid_for: Duration::from_secs(120),
+        },
+    )
+    .unwrap()
+}

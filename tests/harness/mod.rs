@@ -6,7 +6,7 @@
 
 mod demo_run;
 #[allow(unused_imports)] // only the tests on the demo use it
-pub use demo_run::{start_demo, DemoRun};
+pub use demo_run::{start_demo, time_out_approval, DemoRun};
 /// A real PostgreSQL per test: a private throwaway cluster, or a database in the tester's server.
 pub mod postgres;
 
@@ -719,7 +719,10 @@ impl GatewayProcess {
                 }
             }
         }
-        panic!("the expected log line did not appear within 20 s");
+        panic!(
+            "the expected log line did not appear within 20 s; the process logged:\n{}",
+            self.raw_logs.lock().unwrap().join("\n")
+        );
     }
 
     /// The data listener's address, from the start-up log line.

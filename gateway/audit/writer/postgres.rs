@@ -10,12 +10,21 @@
 //! runtime and its own connections, so audit commits never wait behind the gateway's other
 //! uses of the store.
 
-use crate::audit::segment::ChainPoint;
+use super::{Pending, Receipts, Writer, WriterSettings};
+use crate::audit::segment::{self, ChainPoint, Head};
+use crate::audit::subject::SubjectKey;
 use crate::audit::{record, subject};
+use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection as _;
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// How often a failing sink is probed for the store's return.
+pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What one record adds to its row besides the line itself.
 pub(super) struct Row {
@@ -33,6 +42,8 @@ pub(super) struct PostgresSink {
     /// Always `Some` but while dropping (see the `Drop` impl).
     runtime: Option<tokio::runtime::Runtime>,
     pool: PgPool,
+    /// Holds the instance's advisory lock for the life of the sink: one writer per chain.
+    _lock: PgConnection,
     instance: String,
     timeout: Duration,
 }
@@ -47,10 +58,11 @@ impl PostgresSink {
         key: &subject::SubjectKey,
         key_file: &std::path::Path,
         timeout: Duration,
+        committed: Option<&ChainPoint>,
     ) -> Result<(Self, ChainPoint)> {
         std::thread::scope(|scope| {
             scope
-                .spawn(|| Self::open_here(url, instance, key, key_file, timeout))
+                .spawn(|| Self::open_here(url, instance, key, key_file, timeout, committed))
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the audit store panicked")))
         })
@@ -62,32 +74,74 @@ impl PostgresSink {
         key: &subject::SubjectKey,
         key_file: &std::path::Path,
         timeout: Duration,
+        committed: Option<&ChainPoint>,
     ) -> Result<(Self, ChainPoint)> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot start the audit sink's runtime")?;
+        // The server cancels a commit that takes longer than the timeout, so a refused
+        // exchange does not get a record committed after its refusal (a lock wait, a stall).
+        let statement_timeout = format!("{}", timeout.as_millis().max(1));
         let options = PgConnectOptions::from_str(url)
             .context("not a usable PostgreSQL URL")?
             .application_name("doelpoort-audit")
             // Durable before the exchange is answered, whatever the server's default.
-            .options([("synchronous_commit", "on")]);
+            .options([
+                ("synchronous_commit", "on"),
+                ("statement_timeout", statement_timeout.as_str()),
+            ]);
         let pool = runtime
             .block_on(
                 PgPoolOptions::new()
                     .max_connections(2)
                     .acquire_timeout(timeout)
-                    .connect_with(options),
+                    .connect_with(options.clone()),
             )
             .context("cannot connect to the audit store")?;
+        // One writer per chain: a second process claiming this instance id is refused here
+        // instead of racing the first for every seq.
+        let lock = runtime.block_on(async {
+            let mut connection = PgConnection::connect_with(&options).await?;
+            let locked: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                    .bind(format!("doelpoort-audit/{instance}"))
+                    .fetch_one(&mut connection)
+                    .await?;
+            anyhow::Ok((connection, locked))
+        });
+        let (lock, locked) = lock.context("cannot connect to the audit store")?;
+        anyhow::ensure!(
+            locked,
+            "another gateway process writes the audit chain of instance '{instance}' in this store: \
+             give every replica its own `instance`"
+        );
         let sink = Self {
             runtime: Some(runtime),
             pool,
+            _lock: lock,
             instance: instance.to_string(),
             timeout,
         };
         sink.register_key(key, key_file)?;
         let last = sink.last()?;
+        if let Some(committed) = committed {
+            // What this replica committed (its head.json) must still be there: the store's
+            // chain may have grown past it (a commit whose answer was lost), never less.
+            let there = if committed.seq == 0 {
+                Some(committed.hash.clone())
+            } else {
+                sink.hash_at(committed.seq)?
+            };
+            anyhow::ensure!(
+                !committed.leads(&last) && there.as_deref() == Some(committed.hash.as_str()),
+                "this replica committed instance '{instance}' up to seq {} ({}), but the audit store's chain ends at seq {} \
+                 or holds another record there: records were removed or replaced; run `doelpoort audit verify --store`",
+                committed.seq,
+                committed.hash,
+                last.seq
+            );
+        }
         Ok((sink, last))
     }
 
@@ -95,17 +149,23 @@ impl PostgresSink {
         let key_file = std::path::absolute(key_file)?
             .to_string_lossy()
             .into_owned();
-        let registered: String = self.block_on(
-                sqlx::query_scalar(
+        // INSERT and SELECT only: the gateway's role needs no UPDATE anywhere.
+        let registered: String = self
+            .block_on(async {
+                sqlx::query(
                     "INSERT INTO audit_instances (instance, subject_key_id, subject_key_file) \
-                     VALUES ($1, $2, $3) ON CONFLICT (instance) DO UPDATE SET instance = EXCLUDED.instance \
-                     RETURNING subject_key_id",
+                     VALUES ($1, $2, $3) ON CONFLICT (instance) DO NOTHING",
                 )
                 .bind(&self.instance)
                 .bind(key.id())
                 .bind(&key_file)
-                .fetch_one(&self.pool),
-            )
+                .execute(&self.pool)
+                .await?;
+                sqlx::query_scalar("SELECT subject_key_id FROM audit_instances WHERE instance = $1")
+                    .bind(&self.instance)
+                    .fetch_one(&self.pool)
+                    .await
+            })
             .context("cannot register this instance in the audit store")?;
         anyhow::ensure!(
             registered == key.id(),
@@ -114,7 +174,84 @@ impl PostgresSink {
             self.instance,
             key.id(),
         );
+        // One key for all replicas: a citizen's query with one key must find every record.
+        let others: Vec<(String, String)> = self
+            .block_on(
+                sqlx::query_as(
+                    "SELECT instance, subject_key_id FROM audit_instances \
+                     WHERE instance <> $1 AND subject_key_id <> $2 ORDER BY 1",
+                )
+                .bind(&self.instance)
+                .bind(key.id())
+                .fetch_all(&self.pool),
+            )
+            .context("cannot read the instances of the audit store")?;
+        if let Some((other, other_key)) = others.first() {
+            anyhow::bail!(
+                "instance '{other}' writes to this audit store with subject key id {other_key}, this one has {}: \
+                 every replica needs the same audit.subject_key, or a citizen's query misses records",
+                key.id()
+            );
+        }
         Ok(())
+    }
+
+    /// The hash of this instance's record `seq`, if the store holds it.
+    pub fn hash_at(&self, seq: u64) -> Result<Option<String>> {
+        let query =
+            sqlx::query_scalar("SELECT hash FROM audit_records WHERE instance = $1 AND seq = $2")
+                .bind(&self.instance)
+                .bind(i64::try_from(seq).context("seq out of range")?)
+                .fetch_optional(&self.pool);
+        self.block_on(async { tokio::time::timeout(self.timeout, query).await })
+            .map_err(|_| {
+                anyhow::anyhow!("the audit store did not answer within {:?}", self.timeout)
+            })?
+            .context("cannot read this instance's audit chain")
+    }
+
+    /// After a failed commit: where the chain really ends. The batch either committed whole
+    /// (the answer was lost) or not at all; anything else in the store after `last` was not
+    /// written by this writer, and is refused rather than continued from.
+    pub fn reconcile(&self, last: &ChainPoint, attempted: &[(u64, String)]) -> Result<ChainPoint> {
+        let from = last.seq.max(1);
+        let query = sqlx::query_as(
+            "SELECT seq, hash FROM audit_records WHERE instance = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(&self.instance)
+        .bind(i64::try_from(from).context("seq out of range")?)
+        .bind(i64::try_from(attempted.len() + 2).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool);
+        let rows: Vec<(i64, String)> = self
+            .block_on(async { tokio::time::timeout(self.timeout, query).await })
+            .map_err(|_| {
+                anyhow::anyhow!("the audit store did not answer within {:?}", self.timeout)
+            })?
+            .context("cannot read the end of this instance's audit chain")?;
+        let mut rows = rows
+            .into_iter()
+            .map(|(seq, hash)| (u64::try_from(seq).unwrap_or(u64::MAX), hash));
+        if last.seq > 0 {
+            anyhow::ensure!(
+                rows.next().as_ref() == Some(&(last.seq, last.hash.clone())),
+                "record seq {} of instance '{}' is no longer the one this gateway committed: the audit store was changed",
+                last.seq,
+                self.instance
+            );
+        }
+        let after: Vec<(u64, String)> = rows.collect();
+        if after.is_empty() {
+            return Ok(last.clone());
+        }
+        anyhow::ensure!(
+            after == attempted,
+            "instance '{}' has records after seq {} that this gateway did not write: the audit store was changed; \
+             run `doelpoort audit verify --store`",
+            self.instance,
+            last.seq
+        );
+        let (seq, hash) = after.last().cloned().expect("not empty");
+        Ok(ChainPoint { seq, hash })
     }
 
     /// The last committed record of this instance's chain (the genesis before the first).
@@ -176,7 +313,10 @@ impl PostgresSink {
         .bind(&starts)
         .bind(&lines)
         .execute(&self.pool);
-        self.block_on(async { tokio::time::timeout(self.timeout, insert).await })
+        // The server's statement_timeout ends a slow commit; this bound only covers a server
+        // that does not answer at all.
+        let bound = self.timeout + Duration::from_secs(2);
+        self.block_on(async { tokio::time::timeout(bound, insert).await })
             .map_err(|_| {
                 anyhow::anyhow!("the audit store did not commit within {:?}", self.timeout)
             })?
@@ -200,6 +340,139 @@ impl Drop for PostgresSink {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
+        }
+    }
+}
+
+impl Writer {
+    /// A writer whose records go to PostgreSQL. With an audit `dir` configured, the replica
+    /// also keeps its `head.json` there: the last record it committed. A store whose chain
+    /// for this instance ends before it (records removed), or holds another record at that
+    /// seq, is refused at start, as a file log would be.
+    pub(super) fn open_postgres(
+        settings: WriterSettings,
+        key: SubjectKey,
+        metrics: Arc<Metrics>,
+        writable: Arc<AtomicBool>,
+        dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
+    ) -> Result<Self> {
+        let url = settings.postgres.clone().unwrap_or_default();
+        let local_dir = !settings.dir.as_os_str().is_empty();
+        if local_dir {
+            std::fs::create_dir_all(&settings.dir).with_context(|| {
+                format!(
+                    "cannot create the audit directory {}",
+                    settings.dir.display()
+                )
+            })?;
+        }
+        let committed = match local_dir.then(|| segment::read_head(&settings.dir)) {
+            Some(Head::At(point)) => Some(point),
+            _ => None,
+        };
+        let (sink, last) = PostgresSink::open(
+            &url,
+            &settings.instance,
+            &key,
+            &settings.subject_key_file,
+            settings.store_timeout,
+            committed.as_ref(),
+        )?;
+        let head = if local_dir {
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(settings.dir.join(segment::HEAD))
+                    .with_context(|| {
+                        format!(
+                            "cannot write in the audit directory {}",
+                            settings.dir.display()
+                        )
+                    })?,
+            )
+        } else {
+            None
+        };
+        let mut writer = Self {
+            settings,
+            key,
+            metrics,
+            writable,
+            segment: None,
+            last,
+            head,
+            buf: Vec::with_capacity(64 * 1024),
+            dispatcher,
+            postgres: Some(sink),
+            rows: Vec::new(),
+            resync: false,
+            attempted: Vec::new(),
+        };
+        writer.write_head();
+        Ok(writer)
+    }
+
+    /// One batch to the PostgreSQL sink: formatted exactly as for a file, then one insert.
+    pub(super) fn commit_to_postgres(&mut self, batch: &[Pending]) -> Result<u64> {
+        self.reconcile_if_needed()?;
+        let first_seq = self.last.seq + 1;
+        self.buf.clear();
+        self.rows.clear();
+        let mut prev = self.last.hash.clone();
+        for (i, pending) in batch.iter().enumerate() {
+            prev = self.format(&pending.event, first_seq + i as u64, &prev);
+        }
+        let sink = self.postgres.as_ref().expect("a PostgreSQL writer");
+        match sink.commit(&self.rows, &self.buf) {
+            Ok(()) => {
+                self.last = ChainPoint {
+                    seq: first_seq + batch.len() as u64 - 1,
+                    hash: prev,
+                };
+                self.write_head();
+                Ok(first_seq)
+            }
+            Err(e) => {
+                self.resync = true;
+                self.attempted = self.rows.iter().map(|r| (r.seq, r.hash.clone())).collect();
+                Err(e)
+            }
+        }
+    }
+
+    /// After a failed commit, find out whether it happened (see [`PostgresSink::reconcile`]).
+    fn reconcile_if_needed(&mut self) -> Result<()> {
+        if self.resync {
+            let sink = self.postgres.as_ref().expect("a PostgreSQL writer");
+            self.last = sink.reconcile(&self.last, &self.attempted)?;
+            self.write_head();
+            self.resync = false;
+            self.attempted.clear();
+        }
+        Ok(())
+    }
+
+    /// While the sink is failing and no exchange comes: try the store again, so readiness
+    /// returns with it.
+    pub(super) fn probe_postgres(&mut self) {
+        if self.writable.load(Ordering::Relaxed) {
+            return;
+        }
+        let probed = self.reconcile_if_needed().and_then(|()| {
+            self.postgres
+                .as_ref()
+                .expect("a PostgreSQL writer")
+                .hash_at(self.last.seq.max(1))
+                .map(drop)
+        });
+        match probed {
+            Ok(()) => {
+                self.writable.store(true, Ordering::Relaxed);
+                tracing::info!("the audit store answers again");
+            }
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "the audit store still fails"),
         }
     }
 }
