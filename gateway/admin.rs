@@ -31,6 +31,8 @@ pub struct Admin {
     pub audit: Option<AuditHealth>,
     /// Whether the store answered its last round trip (SPEC §9).
     pub store: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether every exchange needs the store (the audit log is in its PostgreSQL).
+    pub store_records_every_exchange: bool,
     /// This gateway instance (`instance` in the configuration), for `/version`.
     pub instance: String,
     /// mTLS for the admin listener, when configured.
@@ -104,7 +106,13 @@ fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" => readiness(metrics, policies, state.audit.as_ref(), &state.store),
+        "/readyz" => readiness(
+            metrics,
+            policies,
+            state.audit.as_ref(),
+            &state.store,
+            state.store_records_every_exchange,
+        ),
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -148,12 +156,20 @@ fn readiness(
     policies: &PolicyStore,
     audit: Option<&AuditHealth>,
     store: &std::sync::atomic::AtomicBool,
+    store_records_every_exchange: bool,
 ) -> Response<Full<Bytes>> {
     // A store outage hits every replica at once: taking them all out of the load balancer
     // would refuse every exchange, while only those that spend an approval need the store.
-    // So it is reported, not a reason to be unready. (With the audit log in PostgreSQL the
-    // audit check above fails instead: then no exchange can be recorded.)
+    // So it is reported, not a reason to be unready — unless the audit log is in the store:
+    // then no exchange can be recorded.
     let degraded = !store.load(std::sync::atomic::Ordering::Relaxed);
+    if degraded && store_records_every_exchange {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: the store, which holds the audit log, cannot be reached; exchanges are refused with audit-unavailable\n",
+        );
+    }
     if let Some(Err(reason)) = audit.map(AuditHealth::check) {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,

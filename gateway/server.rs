@@ -122,6 +122,8 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
                 policies: policies.clone(),
                 audit: state.audit.as_ref().map(|a| a.health()),
                 store: state.store.reachable(),
+                store_records_every_exchange: config.audit.enabled
+                    && config.audit.sink == crate::config::AuditSink::Postgres,
                 instance: config.instance.clone(),
                 tls: tls::admin_server_config(config)?,
                 jwks: bytes::Bytes::copy_from_slice(state.assertions.jwks()),

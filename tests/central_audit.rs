@@ -318,6 +318,15 @@ async fn readiness_returns_with_the_store_without_waiting_for_traffic() {
     let admin = gateway.admin_addr.unwrap().to_string();
     let client = client(&pki, "consumer", Http::One);
     postgres.stop();
+    // Every exchange needs the store for its record: not ready, even before any traffic.
+    let started = Instant::now();
+    while admin_get(&admin, "/readyz").await.0 != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still ready with the store down"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let response = send(&client, ping(port)).await;
     assert_eq!(response.problem_code(), "audit-unavailable");
     assert_eq!(admin_get(&admin, "/readyz").await.0, 503);
@@ -357,6 +366,8 @@ async fn a_chain_cut_short_in_the_store_is_refused_at_start() {
          DELETE FROM audit_records WHERE instance = 'test' AND seq >= 2; \
          ALTER TABLE audit_records ENABLE TRIGGER USER;",
     );
+    // As after a crash (no clean-stop marker): head.json alone must catch it.
+    std::fs::remove_file(pki.path("audit").join("stopped.json")).unwrap();
     let restarted = doelpoort::server::start(&config).await;
     let error = format!("{:#}", restarted.err().expect("refused"));
     assert!(
@@ -419,4 +430,58 @@ async fn a_replica_runs_as_a_role_that_cannot_change_the_log() {
     assert!(!gateway_psql("DELETE FROM audit_records"));
     assert!(gateway_psql("SELECT count(*) FROM audit_records"));
     verify_store(&postgres);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_added_while_the_gateway_was_stopped_is_refused_at_start() {
+    let postgres = Postgres::start();
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, ok_partner()).await;
+    let (config, gateway) = central_gateway(&pki, &partner, &postgres).await;
+    let client = client(&pki, "consumer", Http::One);
+    assert_eq!(
+        send(&client, ping(gateway.local_addr.port())).await.status,
+        StatusCode::OK
+    );
+    gateway.shutdown().await;
+    // A clean stop leaves stopped.json: the chain must end where the writer left it.
+    postgres.psql(
+        "INSERT INTO audit_records (instance, seq, prev_hash, hash, start_time, record) \
+         SELECT instance, seq + 1, hash, 'forged', start_time, '{}' FROM audit_records \
+         WHERE instance = 'test' ORDER BY seq DESC LIMIT 1",
+    );
+    let restarted = doelpoort::server::start(&config).await;
+    let error = format!("{:#}", restarted.err().expect("refused"));
+    assert!(
+        error.contains("changed while this replica was stopped"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_takes_its_lock_again_after_postgres_restarts() {
+    let postgres = Postgres::private();
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, ok_partner()).await;
+    let (config, gateway) = central_gateway(&pki, &partner, &postgres).await;
+    let client = client(&pki, "consumer", Http::One);
+    postgres.restart();
+    // A commit after the restart confirms the lock (every 2 s at most) and takes it again
+    // on a new connection, so a second process with the same instance id is still refused.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let started = Instant::now();
+    while send(&client, ping(gateway.local_addr.port())).await.status != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no commit after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let second = doelpoort::server::start(&config).await;
+    let error = format!("{:#}", second.err().expect("refused"));
+    assert!(
+        error.contains("another gateway process writes the audit chain"),
+        "{error}"
+    );
+    gateway.shutdown().await;
 }

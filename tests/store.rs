@@ -359,6 +359,27 @@ async fn the_central_audit_log_answers_for_every_replica() {
         assert_eq!(file_row, store_row);
     }
 
+    // A log written with another subject key is refused whole: nothing of it is registered.
+    let mut other_key = run.demo.config.clone();
+    other_key.instance = "other-key".into();
+    other_key.listen = "127.0.0.1:0".parse().unwrap();
+    other_key.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    other_key.audit.dir = run.root.path().join("other-key").join("audit");
+    other_key.audit.subject_key = run.root.path().join("other-key").join("subject.key");
+    let c = doelpoort::server::start(&other_key).await.unwrap();
+    assert_eq!(income(&run, &c).await.status, StatusCode::OK);
+    c.shutdown().await;
+    let dir_c = other_key.audit.dir.to_str().unwrap().to_string();
+    let (code, out) = run_doelpoort(["audit", "import", &dir_c, "--store", &url]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("one store holds records of one subject key"),
+        "{out}"
+    );
+    let registered =
+        postgres.psql("SELECT count(*) FROM audit_instances WHERE instance = 'other-key'");
+    assert_eq!(registered.trim(), "0");
+
     // A manifest edited to file A's records under another instance is refused.
     let renamed = run.root.path().join("renamed-audit");
     copy_dir(std::path::Path::new(dir_a), &renamed);

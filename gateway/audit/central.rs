@@ -330,8 +330,41 @@ pub fn import(dir: &Path, url: &str) -> Result<Imported> {
         report.first_seq.unwrap_or(1),
         manifest.instance
     );
+    // Every record must belong to the manifest's instance before anything is written: a
+    // refused import leaves nothing behind (not even a registered, empty instance).
+    for (_, path) in segment::list_segments(dir)? {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        for (line_no, line) in segment::contents(&bytes).lines {
+            let stored = record::parse_line(line)
+                .map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", path.display()))?;
+            let instance = &stored.value["attributes"]["doelpoort.instance"];
+            anyhow::ensure!(
+                instance.as_str() == Some(manifest.instance.as_str()),
+                "{}:{line_no}: the record belongs to instance {instance}, the manifest says '{}': nothing was imported",
+                path.display(),
+                manifest.instance
+            );
+        }
+    }
     runtime()?.block_on(async {
         let pool = connect(url, true).await?;
+        // One subject key per store, as for a replica writing here (see the writer's sink).
+        let other_keys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT instance, subject_key_id FROM audit_instances \
+             WHERE instance <> $1 AND subject_key_id <> $2 ORDER BY 1",
+        )
+        .bind(&manifest.instance)
+        .bind(&manifest.subject_key_id)
+        .fetch_all(&pool)
+        .await?;
+        if let Some((other, other_key)) = other_keys.first() {
+            anyhow::bail!(
+                "this log was written with subject key id {}, instance '{other}' in the store with {other_key}: \
+                 one store holds records of one subject key (a citizen's query would miss the others); nothing was imported",
+                manifest.subject_key_id
+            );
+        }
         sqlx::query(
             "INSERT INTO audit_instances (instance, subject_key_id, subject_key_file) VALUES ($1, $2, $3) \
              ON CONFLICT (instance) DO NOTHING",
@@ -365,15 +398,6 @@ pub fn import(dir: &Path, url: &str) -> Result<Imported> {
                 let stored = record::parse_line(line)
                     .map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", path.display()))?;
                 let attributes = &stored.value["attributes"];
-                // The records say whose chain they are; a manifest edited to file them under
-                // another instance would count them twice.
-                anyhow::ensure!(
-                    attributes["doelpoort.instance"].as_str() == Some(manifest.instance.as_str()),
-                    "{}:{line_no}: the record belongs to instance {}, the manifest says '{}': nothing of this segment was imported",
-                    path.display(),
-                    attributes["doelpoort.instance"],
-                    manifest.instance
-                );
                 let text = std::str::from_utf8(line)?;
                 let inserted = sqlx::query(
                     "INSERT INTO audit_records \

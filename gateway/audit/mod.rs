@@ -149,7 +149,7 @@ impl AuditLog {
                 segment_max_bytes: settings.segment_max_bytes,
                 segment_max_age: settings.segment_max_age,
                 retention: settings.retention,
-                batch_max: 1024,
+                batch_max: writer::BATCH_MAX,
                 commit_delay: settings.commit_delay,
                 postgres: postgres.clone(),
                 subject_key_file: settings.subject_key.clone(),

@@ -116,6 +116,9 @@ pub(super) struct Writer {
     attempted: Vec<(u64, String)>,
 }
 
+/// The most records one group commit takes.
+pub const BATCH_MAX: usize = 1024;
+
 /// How often an idle writer checks time-based rotation and retention.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 /// `head.json` is padded to this many bytes so each update is one positional write.
@@ -195,6 +198,7 @@ impl Drop for Writer {
         if let Some(segment) = self.segment.take() {
             segment.close();
         }
+        self.mark_postgres_stopped();
     }
 }
 

@@ -23,6 +23,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often the instance's writer lock is confirmed before a commit.
+const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The connection holding the advisory lock, and when the lock was last confirmed.
+struct WriterLock {
+    connection: Option<PgConnection>,
+    confirmed: std::time::Instant,
+}
+
+/// What a cleanly stopped writer leaves in its audit `dir` (`stopped.json`): the last record
+/// it committed, and the batch whose commit it could not confirm, if any. At the next start
+/// the store's chain must end exactly there (see [`PostgresSink::reconcile`]): a row added
+/// while the gateway was down is refused.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Stopped {
+    pub last: ChainPoint,
+    pub attempted: Vec<(u64, String)>,
+}
+
+pub(super) const STOPPED: &str = "stopped.json";
+
 /// How often a failing sink is probed for the store's return.
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -42,8 +63,10 @@ pub(super) struct PostgresSink {
     /// Always `Some` but while dropping (see the `Drop` impl).
     runtime: Option<tokio::runtime::Runtime>,
     pool: PgPool,
-    /// Holds the instance's advisory lock for the life of the sink: one writer per chain.
-    _lock: PgConnection,
+    /// Holds the instance's advisory lock: one writer per chain. Checked (and taken again
+    /// after the server restarted) at most every [`LOCK_CHECK_INTERVAL`] before a commit.
+    lock: std::sync::Mutex<WriterLock>,
+    options: PgConnectOptions,
     instance: String,
     timeout: Duration,
 }
@@ -59,10 +82,13 @@ impl PostgresSink {
         key_file: &std::path::Path,
         timeout: Duration,
         committed: Option<&ChainPoint>,
+        stopped: Option<&Stopped>,
     ) -> Result<(Self, ChainPoint)> {
         std::thread::scope(|scope| {
             scope
-                .spawn(|| Self::open_here(url, instance, key, key_file, timeout, committed))
+                .spawn(|| {
+                    Self::open_here(url, instance, key, key_file, timeout, committed, stopped)
+                })
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the audit store panicked")))
         })
@@ -75,6 +101,7 @@ impl PostgresSink {
         key_file: &std::path::Path,
         timeout: Duration,
         committed: Option<&ChainPoint>,
+        stopped: Option<&Stopped>,
     ) -> Result<(Self, ChainPoint)> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -99,33 +126,28 @@ impl PostgresSink {
                     .connect_with(options.clone()),
             )
             .context("cannot connect to the audit store")?;
-        // One writer per chain: a second process claiming this instance id is refused here
-        // instead of racing the first for every seq.
-        let lock = runtime.block_on(async {
-            let mut connection = PgConnection::connect_with(&options).await?;
-            let locked: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                    .bind(format!("doelpoort-audit/{instance}"))
-                    .fetch_one(&mut connection)
-                    .await?;
-            anyhow::Ok((connection, locked))
-        });
-        let (lock, locked) = lock.context("cannot connect to the audit store")?;
-        anyhow::ensure!(
-            locked,
-            "another gateway process writes the audit chain of instance '{instance}' in this store: \
-             give every replica its own `instance`"
-        );
         let sink = Self {
             runtime: Some(runtime),
             pool,
-            _lock: lock,
+            lock: std::sync::Mutex::new(WriterLock {
+                connection: None,
+                confirmed: std::time::Instant::now(),
+            }),
+            options,
             instance: instance.to_string(),
             timeout,
         };
+        // One writer per chain: a second process claiming this instance id is refused here
+        // instead of racing the first for every seq.
+        sink.take_lock()?;
         sink.register_key(key, key_file)?;
-        let last = sink.last()?;
-        if let Some(committed) = committed {
+        let mut last = sink.last()?;
+        if let Some(stopped) = stopped {
+            // Stopped cleanly: the chain must end where this writer left it.
+            last = sink
+                .reconcile(&stopped.last, &stopped.attempted)
+                .context("the audit store's chain changed while this replica was stopped")?;
+        } else if let Some(committed) = committed {
             // What this replica committed (its head.json) must still be there: the store's
             // chain may have grown past it (a commit whose answer was lost), never less.
             let there = if committed.seq == 0 {
@@ -141,8 +163,82 @@ impl PostgresSink {
                 committed.hash,
                 last.seq
             );
+            // Not stopped cleanly: the last batch may have committed after head.json was
+            // written. More than one batch past it cannot be this writer's.
+            let beyond = last.seq - committed.seq;
+            anyhow::ensure!(
+                beyond <= super::BATCH_MAX as u64,
+                "the audit store holds {beyond} records of instance '{instance}' after the last one this replica committed (seq {}): \
+                 they were not written by it; run `doelpoort audit verify --store`",
+                committed.seq
+            );
+            if beyond > 0 {
+                tracing::warn!(
+                    instance,
+                    from = committed.seq + 1,
+                    to = last.seq,
+                    "continuing after audit records committed just before the gateway stopped (its head marker lagged)"
+                );
+            }
         }
         Ok((sink, last))
+    }
+
+    /// Takes (or confirms) the instance's advisory lock on the lock connection, connecting
+    /// again if the server restarted since.
+    fn take_lock(&self) -> Result<()> {
+        let mut lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let key = format!("doelpoort-audit/{}", self.instance);
+        let options = self.options.clone();
+        let connection = lock.connection.take();
+        let (connection, locked) = self.block_on(async {
+            let mut connection = match connection {
+                Some(c) => c,
+                None => PgConnection::connect_with(&options).await?,
+            };
+            let confirmed = sqlx::query_scalar::<_, bool>(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+            )
+            .bind(&key)
+            .fetch_one(&mut connection)
+            .await;
+            let (connection, locked) = match confirmed {
+                Ok(locked) => (connection, locked),
+                // The connection died (a server restart): the lock went with it.
+                Err(_) => {
+                    let mut fresh = PgConnection::connect_with(&options).await?;
+                    let locked = sqlx::query_scalar::<_, bool>(
+                        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                    )
+                    .bind(&key)
+                    .fetch_one(&mut fresh)
+                    .await?;
+                    (fresh, locked)
+                }
+            };
+            anyhow::Ok((connection, locked))
+        })?;
+        lock.connection = Some(connection);
+        anyhow::ensure!(
+            locked,
+            "another gateway process writes the audit chain of instance '{}' in this store: \
+             give every replica its own `instance`",
+            self.instance
+        );
+        lock.confirmed = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Before a commit: the lock is still this writer's (checked every few seconds).
+    fn confirm_lock(&self) -> Result<()> {
+        let due = {
+            let lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            lock.connection.is_none() || lock.confirmed.elapsed() >= LOCK_CHECK_INTERVAL
+        };
+        if due {
+            self.take_lock()?;
+        }
+        Ok(())
     }
 
     fn register_key(&self, key: &subject::SubjectKey, key_file: &std::path::Path) -> Result<()> {
@@ -283,6 +379,7 @@ impl PostgresSink {
     /// connection broke after the server committed); the writer then re-reads the chain's end
     /// before its next batch ([`Self::last`]), so the chain continues either way.
     pub fn commit(&self, rows: &[Row], buf: &[u8]) -> Result<()> {
+        self.confirm_lock()?;
         let mut seqs = Vec::with_capacity(rows.len());
         let mut prev = Vec::with_capacity(rows.len());
         let mut hashes = Vec::with_capacity(rows.len());
@@ -370,6 +467,12 @@ impl Writer {
             Some(Head::At(point)) => Some(point),
             _ => None,
         };
+        let stopped_path = settings.dir.join(STOPPED);
+        let stopped: Option<Stopped> = if local_dir {
+            segment::read_json(&stopped_path)?
+        } else {
+            None
+        };
         let (sink, last) = PostgresSink::open(
             &url,
             &settings.instance,
@@ -377,7 +480,14 @@ impl Writer {
             &settings.subject_key_file,
             settings.store_timeout,
             committed.as_ref(),
+            stopped.as_ref(),
         )?;
+        if stopped.is_some() {
+            // Running again: until the next clean stop, a crash is what a restart must assume.
+            std::fs::remove_file(&stopped_path)
+                .and_then(|()| segment::sync_dir(&settings.dir).map_err(std::io::Error::other))
+                .with_context(|| format!("cannot remove {}", stopped_path.display()))?;
+        }
         let head = if local_dir {
             Some(
                 std::fs::OpenOptions::new()
@@ -473,6 +583,29 @@ impl Writer {
                 tracing::info!("the audit store answers again");
             }
             Err(e) => tracing::debug!(error = %format!("{e:#}"), "the audit store still fails"),
+        }
+    }
+}
+
+impl Writer {
+    /// At a clean stop: leave `stopped.json` (see [`Stopped`]) beside `head.json`.
+    pub(super) fn mark_postgres_stopped(&self) {
+        if self.postgres.is_none() || self.settings.dir.as_os_str().is_empty() {
+            return;
+        }
+        let stopped = Stopped {
+            last: self.last.clone(),
+            attempted: if self.resync {
+                self.attempted.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        let written = serde_json::to_vec(&stopped)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| segment::write_atomically(&self.settings.dir.join(STOPPED), &bytes));
+        if let Err(e) = written {
+            tracing::warn!(error = %format!("{e:#}"), "cannot leave the audit stop marker");
         }
     }
 }
