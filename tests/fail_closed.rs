@@ -232,20 +232,7 @@ async fn a_callers_trace_that_embeds_a_bsn_is_replaced_not_stored() {
 
 /// Posts `body` with an approval of `approved` (the team leader approved that body).
 async fn post_approved(run: &DemoRun, path: &str, approved: &Value, body: &Value) -> TestResponse {
-    let request = Request::post(run.url(path))
-        .header("content-type", "application/json")
-        .header(
-            "authorization",
-            format!("Bearer {}", approval(run, approved)),
-        )
-        .header("doelbinding-purpose", "time-out")
-        .header("doelbinding-case-id", "shv-2026-0042")
-        .header("doelbinding-data-subject", "bsn=999990019")
-        .header("doelbinding-actor", "medewerker-0042")
-        .header("doelbinding-case-partners", "uwv, cjib")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    send(&run.client("schuldhulp-utrecht"), request).await
+    post_with_approval(run, run.url(path), &approval(run, approved), body).await
 }
 
 #[tokio::test]
@@ -301,17 +288,7 @@ async fn an_approvers_role_that_holds_a_bsn_is_refused_and_never_stored() {
     let run = start_demo().await;
     let body = allowed_body();
     let token = time_out_approval(&run, &body, "999.990.019");
-    let request = Request::post(run.url("/cjib/v1/opschortingen"))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .header("doelbinding-purpose", "time-out")
-        .header("doelbinding-case-id", "shv-2026-0042")
-        .header("doelbinding-data-subject", "bsn=999990019")
-        .header("doelbinding-actor", "medewerker-0042")
-        .header("doelbinding-case-partners", "uwv, cjib")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = send(&run.client("schuldhulp-utrecht"), request).await;
+    let response = post_with_approval(&run, run.url("/cjib/v1/opschortingen"), &token, &body).await;
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
     assert_eq!(response.problem_code(), "token-invalid");
     assert!(!audit_text(&run).contains("999.990.019"));

@@ -30,17 +30,8 @@ fn approval(run: &DemoRun, body: &Value) -> String {
 }
 
 async fn post_time_out(run: &DemoRun, port: u16, token: &str, body: &Value) -> TestResponse {
-    let request = Request::post(format!("https://localhost:{port}/cjib/v1/opschortingen"))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .header("doelbinding-purpose", "time-out")
-        .header("doelbinding-case-id", "shv-2026-0042")
-        .header("doelbinding-data-subject", "bsn=999990019")
-        .header("doelbinding-actor", "medewerker-0042")
-        .header("doelbinding-case-partners", "uwv, cjib")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    send(&run.client("schuldhulp-utrecht"), request).await
+    let url = format!("https://localhost:{port}/cjib/v1/opschortingen");
+    post_with_approval(run, url, token, body).await
 }
 
 fn assert_already_used(response: &TestResponse) {

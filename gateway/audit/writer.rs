@@ -202,6 +202,53 @@ impl Drop for Writer {
     }
 }
 
+/// What every writer is made of, before its medium (files or PostgreSQL) is open.
+pub(crate) struct Opened {
+    pub settings: WriterSettings,
+    pub key: SubjectKey,
+    pub metrics: Arc<Metrics>,
+    pub writable: Arc<AtomicBool>,
+    pub dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
+}
+
+impl Opened {
+    /// The writer continuing the chain after `last`, with its head marker written.
+    fn writer(
+        self,
+        last: ChainPoint,
+        head: Option<File>,
+        postgres: Option<postgres::PostgresSink>,
+    ) -> Writer {
+        let mut writer = Writer {
+            settings: self.settings,
+            key: self.key,
+            metrics: self.metrics,
+            writable: self.writable,
+            segment: None,
+            last,
+            head,
+            buf: Vec::with_capacity(64 * 1024),
+            dispatcher: self.dispatcher,
+            postgres,
+            rows: Vec::new(),
+            resync: false,
+            attempted: Vec::new(),
+        };
+        writer.write_head();
+        writer
+    }
+}
+
+/// Opens (creating it if needed) `head.json` in `dir`, for positional rewrites.
+pub(super) fn open_head(dir: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(segment::HEAD))
+        .with_context(|| format!("cannot write in the audit directory {}", dir.display()))
+}
+
 impl Writer {
     /// Recovers the log in `settings.dir` (see [`recover`]) and prepares to continue its chain.
     pub fn open(
@@ -212,7 +259,13 @@ impl Writer {
         dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
     ) -> Result<Self> {
         if settings.postgres.is_some() {
-            return Self::open_postgres(settings, key, metrics, writable, dispatcher);
+            return Self::open_postgres(Opened {
+                settings,
+                key,
+                metrics,
+                writable,
+                dispatcher,
+            });
         }
         std::fs::create_dir_all(&settings.dir).with_context(|| {
             format!(
@@ -221,34 +274,15 @@ impl Writer {
             )
         })?;
         let last = recover(&settings.dir)?;
-        let head = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(settings.dir.join(segment::HEAD))
-            .with_context(|| {
-                format!(
-                    "cannot write in the audit directory {}",
-                    settings.dir.display()
-                )
-            })?;
-        let mut writer = Self {
+        let head = open_head(&settings.dir)?;
+        let parts = Opened {
             settings,
             key,
             metrics,
             writable,
-            segment: None,
-            last,
-            head: Some(head),
-            buf: Vec::with_capacity(64 * 1024),
             dispatcher,
-            postgres: None,
-            rows: Vec::new(),
-            resync: false,
-            attempted: Vec::new(),
         };
-        writer.write_head();
-        Ok(writer)
+        Ok(parts.writer(last, Some(head), None))
     }
 
     pub fn run(mut self, queue: Receiver<Pending>) {

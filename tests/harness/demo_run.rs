@@ -82,3 +82,24 @@ pub fn time_out_approval(run: &DemoRun, body: &serde_json::Value, role: &str) ->
     )
     .unwrap()
 }
+
+/// POSTs `body` to `url` (a demo time-out at CJIB, or another operation to try the approval
+/// on) as `schuldhulp-utrecht`'s employee with `token` and the time-out's context headers.
+pub async fn post_with_approval(
+    run: &DemoRun,
+    url: String,
+    token: &str,
+    body: &serde_json::Value,
+) -> TestResponse {
+    let request = Request::post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("doelbinding-purpose", "time-out")
+        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-data-subject", "bsn=999990019")
+        .header("doelbinding-actor", "medewerker-0042")
+        .header("doelbinding-case-partners", "uwv, cjib")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(&run.client("schuldhulp-utrecht"), request).await
+}

@@ -6,7 +6,7 @@
 
 mod demo_run;
 #[allow(unused_imports)] // only the tests on the demo use it
-pub use demo_run::{start_demo, time_out_approval, DemoRun};
+pub use demo_run::{post_with_approval, start_demo, time_out_approval, DemoRun};
 /// A real PostgreSQL per test: a private throwaway cluster, or a database in the tester's server.
 pub mod postgres;
 

@@ -10,17 +10,14 @@
 //! runtime and its own connections, so audit commits never wait behind the gateway's other
 //! uses of the store.
 
-use super::{Pending, Receipts, Writer, WriterSettings};
+use super::{Pending, Writer};
 use crate::audit::segment::{self, ChainPoint, Head};
-use crate::audit::subject::SubjectKey;
 use crate::audit::{record, subject};
-use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection as _;
 use std::str::FromStr as _;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How often the instance's writer lock is confirmed before a commit.
@@ -446,13 +443,9 @@ impl Writer {
     /// also keeps its `head.json` there: the last record it committed. A store whose chain
     /// for this instance ends before it (records removed), or holds another record at that
     /// seq, is refused at start, as a file log would be.
-    pub(super) fn open_postgres(
-        settings: WriterSettings,
-        key: SubjectKey,
-        metrics: Arc<Metrics>,
-        writable: Arc<AtomicBool>,
-        dispatcher: Option<tokio::sync::mpsc::UnboundedSender<Receipts>>,
-    ) -> Result<Self> {
+    pub(super) fn open_postgres(opened: super::Opened) -> Result<Self> {
+        let settings = &opened.settings;
+        let key = &opened.key;
         let url = settings.postgres.clone().unwrap_or_default();
         let local_dir = !settings.dir.as_os_str().is_empty();
         if local_dir {
@@ -476,7 +469,7 @@ impl Writer {
         let (sink, last) = PostgresSink::open(
             &url,
             &settings.instance,
-            &key,
+            key,
             &settings.subject_key_file,
             settings.store_timeout,
             committed.as_ref(),
@@ -488,40 +481,10 @@ impl Writer {
                 .and_then(|()| segment::sync_dir(&settings.dir).map_err(std::io::Error::other))
                 .with_context(|| format!("cannot remove {}", stopped_path.display()))?;
         }
-        let head = if local_dir {
-            Some(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(settings.dir.join(segment::HEAD))
-                    .with_context(|| {
-                        format!(
-                            "cannot write in the audit directory {}",
-                            settings.dir.display()
-                        )
-                    })?,
-            )
-        } else {
-            None
-        };
-        let mut writer = Self {
-            settings,
-            key,
-            metrics,
-            writable,
-            segment: None,
-            last,
-            head,
-            buf: Vec::with_capacity(64 * 1024),
-            dispatcher,
-            postgres: Some(sink),
-            rows: Vec::new(),
-            resync: false,
-            attempted: Vec::new(),
-        };
-        writer.write_head();
-        Ok(writer)
+        let head = local_dir
+            .then(|| super::open_head(&settings.dir))
+            .transpose()?;
+        Ok(opened.writer(last, head, Some(sink)))
     }
 
     /// One batch to the PostgreSQL sink: formatted exactly as for a file, then one insert.

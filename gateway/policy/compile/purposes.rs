@@ -12,13 +12,7 @@ impl Compiler<'_> {
     pub(super) fn purpose(&mut self, file: &Path, p: &RawPurpose) -> Purpose {
         let legal_basis = match &p.legal_basis {
             Some(lb) => {
-                let gdpr = lb
-                    .gdpr
-                    .value
-                    .trim()
-                    .trim_start_matches("art.")
-                    .trim()
-                    .to_string();
+                let gdpr = gdpr_article(&lb.gdpr.value);
                 let valid = ["a", "b", "c", "d", "e", "f"]
                     .iter()
                     .any(|l| gdpr == format!("6(1)({l})"));
@@ -151,13 +145,7 @@ impl Compiler<'_> {
                 return None;
             }
         };
-        let gdpr = fields
-            .gdpr
-            .value
-            .trim()
-            .trim_start_matches("art.")
-            .trim()
-            .to_string();
+        let gdpr = gdpr_article(&fields.gdpr.value);
         let mut sound = true;
         if let Some(problem) = article_problem(&category.value, &gdpr) {
             self.error(file, &fields.gdpr, problem);
@@ -196,6 +184,11 @@ impl Compiler<'_> {
             note: fields.note.clone(),
         })
     }
+}
+
+/// A GDPR article as written (`art. 6(1)(e)`, ` 10 `) in the form the checks compare.
+fn gdpr_article(text: &str) -> String {
+    text.trim().trim_start_matches("art.").trim().to_string()
 }
 
 /// How the GDPR article for a special category is written.
