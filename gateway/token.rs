@@ -369,7 +369,7 @@ fn check_claim_values(claims: &Claims) -> Result<(), Problem> {
     // store keeps only its digest.
     if !claims.approvals.is_empty() && !claims.jti.as_deref().is_some_and(is_plain_id) {
         return Err(invalid(
-            "a token carrying approvals needs a jti (each approval is used once)",
+            "a token carrying approvals needs a jti, a plain id (letters, digits, '-', '_', '.'): each approval is used once",
         ));
     }
     if !claims.approvals.is_empty()

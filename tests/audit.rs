@@ -337,6 +337,28 @@ async fn every_decision_class_leaves_exactly_one_record() {
     assert_eq!(rows.len(), 1, "{out}");
     assert_eq!(rows[0]["reason"], "subject-mismatch", "{out}");
     assert_eq!(rows[0]["subject_role"], "requested", "{out}");
+    // A reader that stops early (`| head`) ends the command quietly, not with a panic.
+    let mut early = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+        .args([
+            "audit",
+            "query",
+            dir_arg,
+            "--subject",
+            BSN,
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(early.stdout.take());
+    let finished = early.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&finished.stderr);
+    assert!(
+        finished.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     let (code, out) = run_doelpoort(["audit", "query", dir_arg, "--subject", OTHER_BSN]);
     assert_eq!(code, 0, "{out}");
     assert!(

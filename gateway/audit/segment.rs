@@ -106,10 +106,30 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>>
 
 /// Replaces `path` with `bytes` so readers see the old or the new content, never a mix, and
 /// the new content survives a crash (file and directory are synced).
+/// Options for a file of the audit log: created readable and writable by the gateway's user
+/// only, whatever the umask (the log names who asked about whom).
+pub fn private_file() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).mode(0o600);
+    options
+}
+
+/// Creates the audit directory (and its parents) for the gateway's user only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut file = private_file()
+        .truncate(true)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
@@ -288,6 +308,24 @@ fn last_line_of_closed(path: &Path) -> Result<Option<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audit_files_and_directories_are_the_gateways_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("audit");
+        super::create_private_dir(&dir).unwrap();
+        super::write_atomically(&dir.join("manifest.json"), b"{}").unwrap();
+        super::private_file().open(dir.join("head.json")).unwrap();
+        for path in [
+            dir.clone(),
+            dir.join("manifest.json"),
+            dir.join("head.json"),
+        ] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -241,9 +241,7 @@ impl Opened {
 
 /// Opens (creating it if needed) `head.json` in `dir`, for positional rewrites.
 pub(super) fn open_head(dir: &Path) -> Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
+    segment::private_file()
         .truncate(false)
         .open(dir.join(segment::HEAD))
         .with_context(|| format!("cannot write in the audit directory {}", dir.display()))
@@ -267,7 +265,7 @@ impl Writer {
                 dispatcher,
             });
         }
-        std::fs::create_dir_all(&settings.dir).with_context(|| {
+        segment::create_private_dir(&settings.dir).with_context(|| {
             format!(
                 "cannot create the audit directory {}",
                 settings.dir.display()
@@ -561,10 +559,8 @@ impl Writer {
         let path = self.settings.dir.join(segment::segment_name(first_seq));
         // A segment of that name can only exist empty or torn-and-repaired from a crash
         // before its first commit; it holds no committed record, so it is replaced.
-        let file = std::fs::OpenOptions::new()
-            .create(true)
+        let file = segment::private_file()
             .truncate(true)
-            .write(true)
             .open(&path)
             .with_context(|| format!("cannot create audit segment {}", path.display()))?;
         segment::sync_dir(&self.settings.dir)?;

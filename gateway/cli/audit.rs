@@ -101,7 +101,7 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
                     for w in &answer.warnings {
                         eprintln!("warning: {w}");
                     }
-                    print!("{}", query::render(&answer.rows, format));
+                    super::emit(&query::render(&answer.rows, format));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -291,6 +291,18 @@ pub enum CertsCommand {
     },
 }
 
+/// Writes a command's answer to standard output. A reader that stopped early (`| head`) is
+/// not an error: the rest is dropped quietly instead of a panic on the broken pipe.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("doelpoort: cannot write the answer: {e}");
+        }
+    }
+}
+
 pub fn init_logging(format: LogFormat, level: &str) {
     let filter = std::env::var("DOELPOORT_LOG").unwrap_or_else(|_| level.to_string());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
@@ -428,7 +440,8 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     // Where the log is: the data directory, or the store's PostgreSQL (--audit-to-store).
     let audit = match (&options.audit_sink, &demo.config.store.location) {
         (crate::config::AuditSink::Postgres, crate::store::StoreLocation::Postgres(url)) => {
-            format!("--store '{url}'")
+            // Without a password: give it in PGPASSWORD when you run the commands.
+            format!("--store '{}'", crate::config::store::without_password(url))
         }
         _ => options.data_dir.join("audit").display().to_string(),
     };

@@ -103,10 +103,11 @@ pub(super) fn policy(command: PolicyCommand) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            print!(
-                "{}",
-                crate::policy::tools::explain(&set, &request, sample.as_deref())
-            );
+            super::emit(&crate::policy::tools::explain(
+                &set,
+                &request,
+                sample.as_deref(),
+            ));
             ExitCode::SUCCESS
         }
         PolicyCommand::Test { dirs, coverage } => {
@@ -158,8 +159,8 @@ pub(super) fn policy(command: PolicyCommand) -> ExitCode {
                 return ExitCode::from(1);
             };
             match format {
-                MatrixFormat::Markdown => print!("{}", crate::policy::tools::matrix_markdown(&set)),
-                MatrixFormat::Html => print!("{}", crate::policy::tools::matrix_html(&set)),
+                MatrixFormat::Markdown => super::emit(&crate::policy::tools::matrix_markdown(&set)),
+                MatrixFormat::Html => super::emit(&crate::policy::tools::matrix_html(&set)),
             }
             ExitCode::SUCCESS
         }

@@ -74,6 +74,34 @@ impl StoreSettings {
     }
 }
 
+/// The URL without a password (user part or `password=` parameter), for printing: the
+/// password comes from `PGPASSWORD` or a passfile when the URL is used.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => format!("{}@{host}", user.split(':').next().unwrap_or("")),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.to_ascii_lowercase().starts_with("password="))
+                .collect();
+            if kept.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// Whether a PostgreSQL URL names a password (in its user part or as `password=`).
 pub fn carries_password(url: &str) -> bool {
     let authority = url
@@ -99,5 +127,19 @@ mod tests {
             "postgres://u@db:5432/x?sslmode=verify-full"
         ));
         assert!(!carries_password("postgres://db/x"));
+    }
+
+    #[test]
+    fn a_printed_url_has_no_password() {
+        use super::without_password;
+        assert_eq!(
+            without_password("postgres://u:secret@db:5432/x"),
+            "postgres://u@db:5432/x"
+        );
+        assert_eq!(
+            without_password("postgres://u@db/x?sslmode=require&password=secret"),
+            "postgres://u@db/x?sslmode=require"
+        );
+        assert_eq!(without_password("postgres://db/x"), "postgres://db/x");
     }
 }

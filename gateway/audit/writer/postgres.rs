@@ -449,7 +449,7 @@ impl Writer {
         let url = settings.postgres.clone().unwrap_or_default();
         let local_dir = !settings.dir.as_os_str().is_empty();
         if local_dir {
-            std::fs::create_dir_all(&settings.dir).with_context(|| {
+            segment::create_private_dir(&settings.dir).with_context(|| {
                 format!(
                     "cannot create the audit directory {}",
                     settings.dir.display()
