@@ -196,6 +196,14 @@ impl Metrics {
         self
     }
 
+    /// The families the store reports its round trips to.
+    pub fn store(&self) -> crate::store::StoreMetrics {
+        crate::store::StoreMetrics {
+            duration: self.store_duration.clone(),
+            errors: self.store_errors.clone(),
+        }
+    }
+
     /// A registry with one example series in every family, so that the exposition lists every
     /// metric with its labels (families of labelled metrics appear only once they have a
     /// series). For tests, and for checking dashboards and alert rules against what exists.

@@ -74,11 +74,7 @@ impl GatewayState {
             metrics.register_partner(&partner.id);
         }
         // The store first: its migrations create the tables a PostgreSQL audit sink writes to.
-        let store_metrics = crate::store::StoreMetrics {
-            duration: metrics.store_duration.clone(),
-            errors: metrics.store_errors.clone(),
-        };
-        let store = Store::open(&config.store, &config.instance, store_metrics)
+        let store = Store::open(&config.store, &config.instance, metrics.store())
             .await
             .context("cannot open the store")?;
         let audit = if config.audit.enabled {

@@ -10,7 +10,7 @@ use super::query::{Answer, Collector, Filter};
 use super::record::{self, GENESIS_HASH};
 use super::segment::{self, ChainPoint};
 use super::subject::{Manifest, SubjectKey};
-use super::verify::Break;
+use super::verify::{Break, Chain};
 use anyhow::{Context as _, Result};
 use futures_util::TryStreamExt as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -39,14 +39,10 @@ async fn connect(url: &str, migrate: bool) -> Result<PgPool> {
     let settings =
         crate::store::StoreSettings::new(crate::store::StoreLocation::Postgres(url.clone()));
     if migrate {
-        let metrics = crate::metrics::Metrics::new();
         crate::store::Store::open(
             &settings,
             "doelpoort-cli",
-            crate::store::StoreMetrics {
-                duration: metrics.store_duration.clone(),
-                errors: metrics.store_errors.clone(),
-            },
+            crate::metrics::Metrics::new().store(),
         )
         .await?;
     }
@@ -126,18 +122,17 @@ async fn verify_instance(
     )
     .bind(instance)
     .fetch(pool);
-    let mut expected = ChainPoint {
+    // Held to the same rules as a file log; central chains are never pruned.
+    let mut chain = Chain::new(ChainPoint {
         seq: 0,
         hash: GENESIS_HASH.into(),
-    };
+    });
     let mut report = InstanceReport {
         instance: instance.to_string(),
         records: 0,
         last: None,
         warnings: Vec::new(),
     };
-    let mut intents = Vec::new();
-    let mut outcomes = std::collections::HashSet::new();
     while let Some(row) = rows.try_next().await? {
         let seq = u64::try_from(row.try_get::<i64, _>("seq")?).unwrap_or(u64::MAX);
         let line: String = row.try_get("record")?;
@@ -165,51 +160,17 @@ async fn verify_instance(
                 "the row's seq, hashes or subject columns differ from the record it holds: the row was changed",
             )));
         }
-        if seq != expected.seq + 1 {
-            return Ok(Err(broken(
-                instance,
-                seq,
-                format!(
-                    "seq {seq} follows seq {}: records {}–{} are missing (deleted?)",
-                    expected.seq,
-                    expected.seq + 1,
-                    seq.saturating_sub(1)
-                ),
-            )));
-        }
-        if stored.prev_hash != expected.hash {
-            return Ok(Err(broken(
-                instance,
-                seq,
-                format!("record seq {seq} does not chain to the record before it (prev_hash differs): that record was changed, removed or replaced"),
-            )));
-        }
-        if !stored.hash_matches || !stored.canonical {
-            return Ok(Err(broken(
-                instance,
-                seq,
-                format!("record seq {seq} does not match its hash: it was changed"),
-            )));
-        }
-        if let Some(tx) = stored.value["attributes"]["doelpoort.transaction_id"].as_str() {
-            if stored.is_intent() {
-                intents.push(tx.to_string());
-            } else {
-                outcomes.insert(tx.to_string());
-            }
+        if let Err(message) = chain.follow(&stored) {
+            return Ok(Err(broken(instance, seq, message)));
         }
         report.records += 1;
-        expected = ChainPoint {
-            seq,
-            hash: stored.hash,
-        };
     }
-    for tx in intents.iter().filter(|tx| !outcomes.contains(*tx)) {
+    for tx in chain.open_intents() {
         report.warnings.push(format!(
             "instance {instance}: exchange {tx}: intent recorded, outcome unknown (the gateway stopped while the partner was called)"
         ));
     }
-    report.last = (expected.seq > 0).then_some(expected);
+    report.last = (chain.expected.seq > 0).then(|| chain.expected.clone());
     Ok(Ok(report))
 }
 

@@ -118,11 +118,9 @@ fn verify_once(dir: &Path) -> Result<Report, Failure> {
         }
     }
     let last_index = segments.len().saturating_sub(1);
-    // Intent records (write-ahead for state-changing exchanges) and the outcomes that close
-    // them: an intent left open is reported, not a break of the chain.
-    let mut intents: Vec<String> = Vec::new();
-    let mut outcomes = std::collections::HashSet::new();
+    let mut chain = Chain::new(expected);
     for (index, (named_first, path)) in segments.iter().enumerate() {
+        let expected = &chain.expected;
         if *named_first == 0 || expected.seq >= u64::MAX / 2 {
             return Err(Failure::Broken(broken(
                 path,
@@ -168,60 +166,9 @@ fn verify_once(dir: &Path) -> Result<Report, Failure> {
         for &(line_no, line) in &lines {
             let stored =
                 record::parse_line(line).map_err(|e| broken(path, line_no, e.to_string()))?;
-            if stored.seq >= u64::MAX / 2 {
-                return Err(Failure::Broken(broken(
-                    path,
-                    line_no,
-                    "implausible sequence number",
-                )));
-            }
-            if stored.seq != expected.seq + 1 {
-                let message = if stored.seq > expected.seq + 1 {
-                    format!(
-                        "seq {} follows seq {}: records {}–{} are missing here (removed or moved)",
-                        stored.seq,
-                        expected.seq,
-                        expected.seq + 1,
-                        stored.seq - 1
-                    )
-                } else {
-                    format!(
-                        "seq {} follows seq {}: records were reordered or duplicated",
-                        stored.seq, expected.seq
-                    )
-                };
-                return Err(Failure::Broken(broken(path, line_no, message)));
-            }
-            if !expected.hash.is_empty() && stored.prev_hash != expected.hash {
-                return Err(Failure::Broken(broken(
-                    path,
-                    line_no,
-                    format!(
-                        "record seq {} does not chain to the record before it (prev_hash differs): that record was changed, removed or replaced",
-                        stored.seq
-                    ),
-                )));
-            }
-            if !stored.hash_matches {
-                return Err(Failure::Broken(broken(
-                    path,
-                    line_no,
-                    format!(
-                        "record seq {} was changed after it was written (its hash does not match its content)",
-                        stored.seq
-                    ),
-                )));
-            }
-            if !stored.canonical {
-                return Err(Failure::Broken(broken(
-                    path,
-                    line_no,
-                    format!(
-                        "record seq {} was changed after it was written (not byte for byte what the gateway writes: reformatted, or a member added)",
-                        stored.seq
-                    ),
-                )));
-            }
+            chain
+                .follow(&stored)
+                .map_err(|message| Failure::Broken(broken(path, line_no, message)))?;
             if let Some(a) = anchor_to_meet {
                 if stored.seq == a.seq {
                     if stored.hash != a.hash {
@@ -234,19 +181,8 @@ fn verify_once(dir: &Path) -> Result<Report, Failure> {
                     anchor_to_meet = None;
                 }
             }
-            if let Some(tx) = stored.attribute("doelpoort.transaction_id") {
-                if stored.is_intent() {
-                    intents.push(tx.to_string());
-                } else {
-                    outcomes.insert(tx.to_string());
-                }
-            }
             report.first_seq.get_or_insert(stored.seq);
             report.records += 1;
-            expected = ChainPoint {
-                seq: stored.seq,
-                hash: stored.hash,
-            };
         }
         if stray_after_end {
             let line_no = lines.len() + 1;
@@ -290,16 +226,101 @@ fn verify_once(dir: &Path) -> Result<Report, Failure> {
             ),
         )));
     }
-    check_head(dir, head, &expected, &mut report)?;
-    if report.records > 0 {
-        report.last = Some(expected);
-    }
-    for tx in intents.iter().filter(|tx| !outcomes.contains(*tx)) {
+    check_head(dir, head, &chain.expected, &mut report)?;
+    for tx in chain.open_intents() {
         report.warnings.push(format!(
             "exchange {tx}: outcome unknown (an intent record without its outcome: the gateway stopped while the partner was called, or the exchange is still under way)"
         ));
     }
+    if report.records > 0 {
+        report.last = Some(chain.expected);
+    }
     Ok(report)
+}
+
+/// The rules every chain is held to, wherever it is stored (segment files, or the central
+/// store: [`super::central`]): each record follows the one before it, by seq and by
+/// `prev_hash`, and is byte for byte what the gateway wrote. Intent records (write-ahead for
+/// state-changing exchanges) are matched with the outcomes that close them: an intent left
+/// open is reported, not a break of the chain.
+pub(super) struct Chain {
+    /// The last record followed (the genesis, or the anchor, before the first); an empty
+    /// hash means the predecessor was pruned and is not checked.
+    pub expected: ChainPoint,
+    intents: Vec<String>,
+    outcomes: std::collections::HashSet<String>,
+}
+
+impl Chain {
+    pub fn new(expected: ChainPoint) -> Self {
+        Self {
+            expected,
+            intents: Vec::new(),
+            outcomes: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Follows `stored`, or says why it does not continue the chain.
+    pub fn follow(&mut self, stored: &record::StoredRecord) -> Result<(), String> {
+        let expected = &self.expected;
+        if stored.seq >= u64::MAX / 2 {
+            return Err("implausible sequence number".into());
+        }
+        if stored.seq != expected.seq + 1 {
+            return Err(if stored.seq > expected.seq + 1 {
+                format!(
+                    "seq {} follows seq {}: records {}–{} are missing here (removed or moved)",
+                    stored.seq,
+                    expected.seq,
+                    expected.seq + 1,
+                    stored.seq - 1
+                )
+            } else {
+                format!(
+                    "seq {} follows seq {}: records were reordered or duplicated",
+                    stored.seq, expected.seq
+                )
+            });
+        }
+        if !expected.hash.is_empty() && stored.prev_hash != expected.hash {
+            return Err(format!(
+                "record seq {} does not chain to the record before it (prev_hash differs): that record was changed, removed or replaced",
+                stored.seq
+            ));
+        }
+        if !stored.hash_matches {
+            return Err(format!(
+                "record seq {} was changed after it was written (its hash does not match its content)",
+                stored.seq
+            ));
+        }
+        if !stored.canonical {
+            return Err(format!(
+                "record seq {} was changed after it was written (not byte for byte what the gateway writes: reformatted, or a member added)",
+                stored.seq
+            ));
+        }
+        if let Some(tx) = stored.attribute("doelpoort.transaction_id") {
+            if stored.is_intent() {
+                self.intents.push(tx.to_string());
+            } else {
+                self.outcomes.insert(tx.to_string());
+            }
+        }
+        self.expected = ChainPoint {
+            seq: stored.seq,
+            hash: stored.hash.clone(),
+        };
+        Ok(())
+    }
+
+    /// Transaction ids of intents no outcome record closed.
+    pub fn open_intents(&self) -> impl Iterator<Item = &str> {
+        self.intents
+            .iter()
+            .filter(|tx| !self.outcomes.contains(*tx))
+            .map(String::as_str)
+    }
 }
 
 /// `head.json` may lag the log (it is not synced, and a live log grows while it is read),

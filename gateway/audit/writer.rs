@@ -392,12 +392,7 @@ impl Writer {
                 .context("cannot remove a failed audit batch")?;
         }
         self.rotate_if_due()?;
-        let first_seq = self.last.seq + 1;
-        self.buf.clear();
-        let mut prev = self.last.hash.clone();
-        for (i, pending) in batch.iter().enumerate() {
-            prev = self.format(&pending.event, first_seq + i as u64, &prev);
-        }
+        let (first_seq, prev) = self.format_batch(batch);
         let segment = self
             .segment
             .as_mut()
@@ -432,6 +427,19 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+
+    /// Formats `batch` into the batch buffer (and, for the PostgreSQL sink, its rows), chained
+    /// after the last committed record; returns the first seq and the last hash.
+    fn format_batch(&mut self, batch: &[Pending]) -> (u64, String) {
+        let first_seq = self.last.seq + 1;
+        self.buf.clear();
+        self.rows.clear();
+        let mut prev = self.last.hash.clone();
+        for (i, pending) in batch.iter().enumerate() {
+            prev = self.format(&pending.event, first_seq + i as u64, &prev);
+        }
+        (first_seq, prev)
     }
 
     /// Formats one record into the batch buffer; returns its hash.

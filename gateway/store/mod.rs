@@ -41,6 +41,17 @@ pub struct StoreMetrics {
     pub errors: prometheus::IntCounterVec,
 }
 
+/// Runs `$body` with `$p` bound to whichever pool the store has: one statement, written
+/// once, for both engines (their pools and results are different types).
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
 #[derive(Clone)]
 enum Pool {
     Sqlite(SqlitePool),
@@ -143,18 +154,6 @@ impl Store {
         })
     }
 
-    pub fn location(&self) -> &StoreLocation {
-        &self.location
-    }
-
-    /// The PostgreSQL pool, for the central audit log; `None` for SQLite.
-    pub fn postgres(&self) -> Option<&PgPool> {
-        match &self.pool {
-            Pool::Postgres(p) => Some(p),
-            Pool::Sqlite(_) => None,
-        }
-    }
-
     /// Whether the last round trip or probe reached the store (for `/readyz`).
     pub fn reachable(&self) -> Arc<AtomicBool> {
         self.reachable.clone()
@@ -174,26 +173,15 @@ impl Store {
                 const SQL: &str =
                     "INSERT INTO spent_approvals (issuer, jti, expires_at, spent_at, instance) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (issuer, jti) DO NOTHING";
-                match &self.pool {
-                    Pool::Sqlite(p) => sqlx::query(SQL)
-                        .bind(spend.issuer)
-                        .bind(spend.jti)
-                        .bind(expires_at)
-                        .bind(now)
-                        .bind(&*self.instance)
-                        .execute(p)
-                        .await
-                        .map(|r| r.rows_affected()),
-                    Pool::Postgres(p) => sqlx::query(SQL)
-                        .bind(spend.issuer)
-                        .bind(spend.jti)
-                        .bind(expires_at)
-                        .bind(now)
-                        .bind(&*self.instance)
-                        .execute(p)
-                        .await
-                        .map(|r| r.rows_affected()),
-                }
+                on_pool!(&self.pool, p => sqlx::query(SQL)
+                    .bind(spend.issuer)
+                    .bind(spend.jti)
+                    .bind(expires_at)
+                    .bind(now)
+                    .bind(&*self.instance)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))
             })
             .await?;
         Ok(inserted == 1)
@@ -206,18 +194,11 @@ impl Store {
         let before = i64::try_from(before).unwrap_or(i64::MAX);
         self.timed("prune", async {
             const SQL: &str = "DELETE FROM spent_approvals WHERE expires_at < $1";
-            match &self.pool {
-                Pool::Sqlite(p) => sqlx::query(SQL)
-                    .bind(before)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()),
-                Pool::Postgres(p) => sqlx::query(SQL)
-                    .bind(before)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()),
-            }
+            on_pool!(&self.pool, p => sqlx::query(SQL)
+                .bind(before)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))
         })
         .await
     }
@@ -225,10 +206,7 @@ impl Store {
     /// One cheap round trip; updates [`Self::reachable`].
     pub async fn ping(&self) -> bool {
         self.timed("ping", async {
-            match &self.pool {
-                Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
-                Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
-            }
+            on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(drop))
         })
         .await
         .is_ok()

@@ -56,6 +56,19 @@ pub(super) struct Row {
     pub line: std::ops::Range<usize>,
 }
 
+/// What opening the sink needs: where, as which instance with which subject key, and what
+/// this replica's audit `dir` says it committed (`head.json`, `stopped.json`).
+#[derive(Clone, Copy)]
+pub(super) struct Opening<'a> {
+    pub url: &'a str,
+    pub instance: &'a str,
+    pub key: &'a subject::SubjectKey,
+    pub key_file: &'a std::path::Path,
+    pub timeout: Duration,
+    pub committed: Option<&'a ChainPoint>,
+    pub stopped: Option<&'a Stopped>,
+}
+
 pub(super) struct PostgresSink {
     /// Always `Some` but while dropping (see the `Drop` impl).
     runtime: Option<tokio::runtime::Runtime>,
@@ -72,34 +85,25 @@ impl PostgresSink {
     /// Connects, checks (or registers) the subject key this instance writes with, and reads
     /// where its chain ends. Runs on a thread of its own: the gateway opens its audit log from
     /// inside its runtime, where blocking on another runtime is not allowed.
-    pub fn open(
-        url: &str,
-        instance: &str,
-        key: &subject::SubjectKey,
-        key_file: &std::path::Path,
-        timeout: Duration,
-        committed: Option<&ChainPoint>,
-        stopped: Option<&Stopped>,
-    ) -> Result<(Self, ChainPoint)> {
+    pub fn open(opening: &Opening<'_>) -> Result<(Self, ChainPoint)> {
         std::thread::scope(|scope| {
             scope
-                .spawn(|| {
-                    Self::open_here(url, instance, key, key_file, timeout, committed, stopped)
-                })
+                .spawn(|| Self::open_here(opening))
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the audit store panicked")))
         })
     }
 
-    fn open_here(
-        url: &str,
-        instance: &str,
-        key: &subject::SubjectKey,
-        key_file: &std::path::Path,
-        timeout: Duration,
-        committed: Option<&ChainPoint>,
-        stopped: Option<&Stopped>,
-    ) -> Result<(Self, ChainPoint)> {
+    fn open_here(opening: &Opening<'_>) -> Result<(Self, ChainPoint)> {
+        let Opening {
+            url,
+            instance,
+            key,
+            key_file,
+            timeout,
+            committed,
+            stopped,
+        } = *opening;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -189,31 +193,25 @@ impl PostgresSink {
         let options = self.options.clone();
         let connection = lock.connection.take();
         let (connection, locked) = self.block_on(async {
+            async fn try_lock(connection: &mut PgConnection, key: &str) -> sqlx::Result<bool> {
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                    .bind(key)
+                    .fetch_one(connection)
+                    .await
+            }
             let mut connection = match connection {
                 Some(c) => c,
                 None => PgConnection::connect_with(&options).await?,
             };
-            let confirmed = sqlx::query_scalar::<_, bool>(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-            )
-            .bind(&key)
-            .fetch_one(&mut connection)
-            .await;
-            let (connection, locked) = match confirmed {
-                Ok(locked) => (connection, locked),
+            match try_lock(&mut connection, &key).await {
+                Ok(locked) => anyhow::Ok((connection, locked)),
                 // The connection died (a server restart): the lock went with it.
                 Err(_) => {
                     let mut fresh = PgConnection::connect_with(&options).await?;
-                    let locked = sqlx::query_scalar::<_, bool>(
-                        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                    )
-                    .bind(&key)
-                    .fetch_one(&mut fresh)
-                    .await?;
-                    (fresh, locked)
+                    let locked = try_lock(&mut fresh, &key).await?;
+                    Ok((fresh, locked))
                 }
-            };
-            anyhow::Ok((connection, locked))
+            }
         })?;
         lock.connection = Some(connection);
         anyhow::ensure!(
@@ -296,10 +294,7 @@ impl PostgresSink {
                 .bind(&self.instance)
                 .bind(i64::try_from(seq).context("seq out of range")?)
                 .fetch_optional(&self.pool);
-        self.block_on(async { tokio::time::timeout(self.timeout, query).await })
-            .map_err(|_| {
-                anyhow::anyhow!("the audit store did not answer within {:?}", self.timeout)
-            })?
+        self.within(self.timeout, query)
             .context("cannot read this instance's audit chain")
     }
 
@@ -316,10 +311,7 @@ impl PostgresSink {
         .bind(i64::try_from(attempted.len() + 2).unwrap_or(i64::MAX))
         .fetch_all(&self.pool);
         let rows: Vec<(i64, String)> = self
-            .block_on(async { tokio::time::timeout(self.timeout, query).await })
-            .map_err(|_| {
-                anyhow::anyhow!("the audit store did not answer within {:?}", self.timeout)
-            })?
+            .within(self.timeout, query)
             .context("cannot read the end of this instance's audit chain")?;
         let mut rows = rows
             .into_iter()
@@ -355,10 +347,7 @@ impl PostgresSink {
         .bind(&self.instance)
         .fetch_optional(&self.pool);
         let row: Option<(i64, String)> = self
-            .block_on(async { tokio::time::timeout(self.timeout, query).await })
-            .map_err(|_| {
-                anyhow::anyhow!("the audit store did not answer within {:?}", self.timeout)
-            })?
+            .within(self.timeout, query)
             .context("cannot read the end of this instance's audit chain")?;
         Ok(match row {
             Some((seq, hash)) => ChainPoint {
@@ -373,8 +362,8 @@ impl PostgresSink {
     }
 
     /// Commits one batch: all rows or none. An error may hide a commit that happened (the
-    /// connection broke after the server committed); the writer then re-reads the chain's end
-    /// before its next batch ([`Self::last`]), so the chain continues either way.
+    /// connection broke after the server committed); the writer then reads the chain's end
+    /// again before its next batch ([`Self::reconcile`]), so the chain continues either way.
     pub fn commit(&self, rows: &[Row], buf: &[u8]) -> Result<()> {
         self.confirm_lock()?;
         let mut seqs = Vec::with_capacity(rows.len());
@@ -409,17 +398,25 @@ impl PostgresSink {
         .execute(&self.pool);
         // The server's statement_timeout ends a slow commit; this bound only covers a server
         // that does not answer at all.
-        let bound = self.timeout + Duration::from_secs(2);
-        self.block_on(async { tokio::time::timeout(bound, insert).await })
-            .map_err(|_| {
-                anyhow::anyhow!("the audit store did not commit within {:?}", self.timeout)
-            })?
+        self.within(self.timeout + Duration::from_secs(2), insert)
             .context("the audit store refused the batch")?;
         Ok(())
     }
 }
 
 impl PostgresSink {
+    /// Runs one round trip on the sink's runtime, bounded by `bound`.
+    fn within<T>(
+        &self,
+        bound: Duration,
+        work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T> {
+        // The timer is made inside the runtime (it needs its clock).
+        self.block_on(async { tokio::time::timeout(bound, work).await })
+            .map_err(|_| anyhow::anyhow!("the audit store did not answer within {bound:?}"))?
+            .map_err(anyhow::Error::from)
+    }
+
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime
             .as_ref()
@@ -466,15 +463,15 @@ impl Writer {
         } else {
             None
         };
-        let (sink, last) = PostgresSink::open(
-            &url,
-            &settings.instance,
+        let (sink, last) = PostgresSink::open(&Opening {
+            url: &url,
+            instance: &settings.instance,
             key,
-            &settings.subject_key_file,
-            settings.store_timeout,
-            committed.as_ref(),
-            stopped.as_ref(),
-        )?;
+            key_file: &settings.subject_key_file,
+            timeout: settings.store_timeout,
+            committed: committed.as_ref(),
+            stopped: stopped.as_ref(),
+        })?;
         if stopped.is_some() {
             // Running again: until the next clean stop, a crash is what a restart must assume.
             std::fs::remove_file(&stopped_path)
@@ -490,13 +487,7 @@ impl Writer {
     /// One batch to the PostgreSQL sink: formatted exactly as for a file, then one insert.
     pub(super) fn commit_to_postgres(&mut self, batch: &[Pending]) -> Result<u64> {
         self.reconcile_if_needed()?;
-        let first_seq = self.last.seq + 1;
-        self.buf.clear();
-        self.rows.clear();
-        let mut prev = self.last.hash.clone();
-        for (i, pending) in batch.iter().enumerate() {
-            prev = self.format(&pending.event, first_seq + i as u64, &prev);
-        }
+        let (first_seq, prev) = self.format_batch(batch);
         let sink = self.postgres.as_ref().expect("a PostgreSQL writer");
         match sink.commit(&self.rows, &self.buf) {
             Ok(()) => {
