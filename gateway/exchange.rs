@@ -66,6 +66,10 @@ pub struct Exchange {
     /// The issuer of the caller's verified token, and the approvals it carried.
     pub token_issuer: Option<String>,
     pub approvals: Vec<Approval>,
+    /// A call to the case register's API (partner `doelpoort`): its operation and what it
+    /// changed (ids and counts, never a BSN).
+    pub register_operation: Option<&'static str>,
+    pub register_change: Option<String>,
 }
 
 impl Exchange {
@@ -96,6 +100,8 @@ impl Exchange {
             audited: true,
             token_issuer: None,
             approvals: Vec::new(),
+            register_operation: None,
+            register_change: None,
         }
     }
 
@@ -201,10 +207,19 @@ impl Concluded {
         self.consumer.as_ref().map_or("unknown", |c| c.id.as_str())
     }
     pub fn partner_id(&self) -> &str {
-        self.partner.as_ref().map_or("unknown", |p| p.id.as_str())
+        match (&self.partner, self.register_operation) {
+            (Some(p), _) => p.id.as_str(),
+            (None, Some(_)) => crate::cases::api::PARTNER_ID,
+            (None, None) => "unknown",
+        }
     }
     pub fn operation_id(&self) -> &str {
-        self.operation.as_ref().map_or("unknown", |o| o.id.as_str())
+        match (&self.operation, self.register_operation) {
+            (Some(o), _) => o.id.as_str(),
+            // `doelpoort/cases.put` → `cases.put`
+            (None, Some(op)) => op.split_once('/').map_or(op, |(_, id)| id),
+            (None, None) => "unknown",
+        }
     }
     pub fn purpose_id(&self) -> &str {
         self.purpose.as_ref().map_or("unknown", |p| p.id.as_str())

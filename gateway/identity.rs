@@ -97,6 +97,8 @@ pub struct Consumer {
     pub token_issuers: Vec<String>,
     /// The calling application's URL (`dpl.core.foreign_operation.processor`).
     pub processor: Option<String>,
+    /// May keep its own cases in the case register.
+    pub case_admin: bool,
 }
 
 /// What is known about a connection once its handshake is done: the certificate's
@@ -131,6 +133,7 @@ impl Consumer {
             token: TokenMode::Off,
             token_issuers: Vec::new(),
             processor: None,
+            case_admin: false,
         }
     }
 }

@@ -69,6 +69,7 @@ pub mod admin;
 pub mod assertion;
 pub mod audit;
 pub mod canonical;
+pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -31,6 +31,11 @@ pub enum ProblemCode {
     SubjectMismatch,
     FourEyesRequired,
     ConditionFailed,
+    CaseUnknown,
+    CaseClosed,
+    OutsideCaseScope,
+    NotInHousehold,
+    PurposeIncompatible,
     UnknownRoute,
     MethodNotAllowed,
     RequestTooLarge,
@@ -45,7 +50,7 @@ pub enum ProblemCode {
 
 impl ProblemCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ProblemCode; 22] = [
+    pub const ALL: [ProblemCode; 27] = [
         Self::UnknownConsumer,
         Self::PurposeMissing,
         Self::PurposeUnknown,
@@ -58,6 +63,11 @@ impl ProblemCode {
         Self::SubjectMismatch,
         Self::FourEyesRequired,
         Self::ConditionFailed,
+        Self::CaseUnknown,
+        Self::CaseClosed,
+        Self::OutsideCaseScope,
+        Self::NotInHousehold,
+        Self::PurposeIncompatible,
         Self::UnknownRoute,
         Self::MethodNotAllowed,
         Self::RequestTooLarge,
@@ -84,6 +94,11 @@ impl ProblemCode {
             Self::SubjectMismatch => "subject-mismatch",
             Self::FourEyesRequired => "four-eyes-required",
             Self::ConditionFailed => "condition-failed",
+            Self::CaseUnknown => "case-unknown",
+            Self::CaseClosed => "case-closed",
+            Self::OutsideCaseScope => "outside-case-scope",
+            Self::NotInHousehold => "not-in-household",
+            Self::PurposeIncompatible => "purpose-incompatible",
             Self::UnknownRoute => "unknown-route",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::RequestTooLarge => "request-too-large",
@@ -110,7 +125,12 @@ impl ProblemCode {
             | Self::GrantExpired
             | Self::SubjectMismatch
             | Self::FourEyesRequired
-            | Self::ConditionFailed => StatusCode::FORBIDDEN,
+            | Self::ConditionFailed
+            | Self::CaseUnknown
+            | Self::CaseClosed
+            | Self::OutsideCaseScope
+            | Self::NotInHousehold
+            | Self::PurposeIncompatible => StatusCode::FORBIDDEN,
             Self::UnknownRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -138,6 +158,11 @@ impl ProblemCode {
             Self::SubjectMismatch => "Data subject mismatch",
             Self::FourEyesRequired => "Four-eyes approval required",
             Self::ConditionFailed => "Grant condition failed",
+            Self::CaseUnknown => "Case unknown",
+            Self::CaseClosed => "Case closed",
+            Self::OutsideCaseScope => "Outside the case's agreed scope",
+            Self::NotInHousehold => "Data subject not in the case's household",
+            Self::PurposeIncompatible => "Purpose incompatible with the case",
             Self::UnknownRoute => "Unknown route",
             Self::MethodNotAllowed => "Method not allowed",
             Self::RequestTooLarge => "Request too large",

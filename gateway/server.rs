@@ -35,6 +35,10 @@ use tokio::task::JoinHandle;
 
 /// How often the store is probed for `/readyz` when no exchange needs it.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a replica looks for case register changes made elsewhere (one cheap query).
+const CASE_FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+/// How often closed cases past their retention are purged.
+const CASE_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 use tokio_rustls::TlsAcceptor;
 
 /// Records `notAfter` of every configured certificate in the expiry metric.
@@ -60,6 +64,7 @@ pub struct RunningGateway {
     watcher_task: JoinHandle<()>,
     token_task: Option<JoinHandle<()>>,
     store_task: JoinHandle<()>,
+    case_tasks: [JoinHandle<()>; 2],
 }
 
 impl RunningGateway {
@@ -69,6 +74,9 @@ impl RunningGateway {
         let _ = self.shutdown.send(true);
         self.watcher_task.abort();
         self.store_task.abort();
+        for task in &self.case_tasks {
+            task.abort();
+        }
         if let Some(task) = &self.token_task {
             task.abort();
         }
@@ -108,6 +116,11 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
     let watcher_task = policies.spawn_watcher();
     let token_task = state.tokens.as_ref().map(|t| t.spawn_reloader());
     let store_task = state.store.spawn_upkeep(STORE_PROBE_INTERVAL);
+    // A case changed through another replica is seen here within a quarter of a second.
+    let case_tasks = [
+        state.cases.follow(CASE_FOLLOW_INTERVAL),
+        state.cases.spawn_purge(CASE_PURGE_INTERVAL),
+    ];
     let acceptor = TlsAcceptor::from(tls::server_config(config)?);
     publish_certificate_expiry(config, &metrics);
 
@@ -148,6 +161,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
         watcher_task,
         token_task,
         store_task,
+        case_tasks,
     })
 }
 

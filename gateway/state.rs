@@ -39,6 +39,8 @@ pub struct GatewayState {
     pub approvals: ApprovalLedger,
     /// State shared by replicas (SPEC §9).
     pub store: Store,
+    /// The case register (SPEC §8), followed from the store.
+    pub cases: Arc<crate::cases::CaseRegister>,
     /// Signs `Doelbinding-Assertion` for every forwarded request.
     pub assertions: crate::assertion::AssertionSigner,
     /// The gateway's own identity in assertions: its OIN, or the instance name without one.
@@ -66,6 +68,7 @@ impl GatewayState {
                     token: c.token,
                     token_issuers: c.token_issuers.clone(),
                     processor: c.processor.clone(),
+                    case_admin: c.case_admin,
                 },
                 &c.fingerprints,
             );
@@ -77,6 +80,19 @@ impl GatewayState {
         let store = Store::open(&config.store, &config.instance, metrics.store())
             .await
             .context("cannot open the store")?;
+        let household_key = config.household_key.clone().unwrap_or_else(|| {
+            config
+                .audit
+                .dir
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("household.key")
+        });
+        let cases = crate::cases::CaseRegister::open(
+            store.clone(),
+            crate::cases::HouseholdKey::load_or_create(&household_key)?,
+        )
+        .await?;
         let audit = if config.audit.enabled {
             Some(
                 crate::audit::AuditLog::open_with(
@@ -108,6 +124,7 @@ impl GatewayState {
                 store.clone(),
             ),
             store,
+            cases,
             assertions,
             gateway_id: config
                 .gateway_oin

@@ -389,6 +389,8 @@ async fn a_replica_runs_as_a_role_that_cannot_change_the_log() {
         "CREATE ROLE gateway LOGIN; \
          GRANT SELECT, INSERT ON audit_records, audit_instances TO gateway; \
          GRANT SELECT, INSERT, DELETE ON spent_approvals TO gateway; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON case_register, cases, case_partners, \
+           case_household, case_overrides, case_purposes_served, case_time_outs TO gateway; \
          GRANT SELECT ON _sqlx_migrations TO gateway;",
     );
     let url = postgres.url().replacen("doelpoort@", "gateway@", 1);

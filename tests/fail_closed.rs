@@ -198,7 +198,16 @@ async fn a_bsn_with_separators_in_a_case_id_or_actor_is_refused_and_never_stored
         "BSN-shaped ids accepted or stored:\n{}",
         stored.join("\n")
     );
-    // The control: a case id with digit groups that are no BSN is accepted.
+    // The control: a case id with digit groups that are no BSN is accepted, by the register
+    // and by the exchange.
+    register_case(
+        &run.client("wijkteam-rotterdam"),
+        run.demo.gateway.local_addr.port(),
+        "casus-2026-000123",
+        &["wams-onderzoek"],
+        &["uwv"],
+    )
+    .await;
     let response = income(&run, &[("doelbinding-case-id", "casus-2026-000123")]).await;
     assert_eq!(response.status, StatusCode::OK);
 }

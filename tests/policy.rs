@@ -315,6 +315,15 @@ async fn shipped_policies_before_uwv() -> (
     let path = write_config(&pki, &yaml);
     let config = doelpoort::config::Config::load(Path::new(&path)).unwrap();
     let gateway = doelpoort::server::start(&config).await.unwrap();
+    // The district team's case, as its case system registers it (SPEC §8).
+    register_case(
+        &client(&pki, "consumer", Http::One),
+        gateway.local_addr.port(),
+        "casus-2026-0001",
+        &["wams-onderzoek"],
+        &["uwv"],
+    )
+    .await;
     (pki, partner, gateway, recorded)
 }
 

@@ -59,9 +59,28 @@ async fn replica(run: &DemoRun, name: &str, store: StoreLocation) -> RunningGate
     let data = run.root.path().join(name);
     config.audit.dir = data.join("audit");
     config.store = StoreSettings::new(store);
-    doelpoort::server::start(&config)
+    let gateway = doelpoort::server::start(&config)
         .await
-        .expect("replica starts")
+        .expect("replica starts");
+    // The demo's cases, in this replica's store (SPEC §8), as the demo registers them.
+    let port = gateway.local_addr.port();
+    register_case(
+        &run.client("wijkteam-rotterdam"),
+        port,
+        "casus-2026-0001",
+        &["wams-onderzoek", "wams-coordinatie"],
+        &["uwv", "svb", "jeugdhulp"],
+    )
+    .await;
+    register_case(
+        &run.client("schuldhulp-utrecht"),
+        port,
+        "shv-2026-0042",
+        &["schuldhulpverlening", "time-out", "escalatie"],
+        &["uwv", "cjib"],
+    )
+    .await;
+    gateway
 }
 
 /// A `doelpoort demo` child process over a [`DemoRun`]'s certificates and policies, as one
@@ -147,11 +166,22 @@ async fn an_approval_spent_on_one_replica_is_refused_on_the_other() {
     assert_already_used(&post_time_out(&run, a, &token, &body).await);
 
     // The same approval on both replicas at once: exactly one exchange gets it, 50 times.
+    // Each round is a case of its own: the case's time-out ledger refuses a second time-out
+    // for the same claim, and this test is about the approval.
+    let schuldhulp = run.client("schuldhulp-utrecht");
     for round in 0..50 {
-        let token = approval(&run, &body);
+        let case = format!("shv-race-{round:02}");
+        register_case(&schuldhulp, a, &case, &["time-out"], &["uwv", "cjib"]).await;
+    }
+    // Replica B follows the store within a quarter of a second.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for round in 0..50 {
+        let case = format!("shv-race-{round:02}");
+        let token = time_out_approval_for(&run, &body, "teamleider", &case);
+        let url = |port: u16| format!("https://localhost:{port}/cjib/v1/opschortingen");
         let (on_a, on_b) = tokio::join!(
-            post_time_out(&run, a, &token, &body),
-            post_time_out(&run, b, &token, &body)
+            post_with_approval_for(&run, url(a), &token, &body, &case),
+            post_with_approval_for(&run, url(b), &token, &body, &case)
         );
         let created = [&on_a, &on_b]
             .iter()
@@ -199,15 +229,22 @@ async fn a_spent_approval_stays_spent_after_a_restart() {
 
     let restarted = replica(&run, "single", store).await;
     assert_already_used(&post_time_out(&run, restarted.local_addr.port(), &token, &body).await);
-    // A new approval still works: the store refuses replays, not the operation.
-    let fresh = post_time_out(
-        &run,
-        restarted.local_addr.port(),
-        &approval(&run, &body),
-        &body,
+    // A new approval still works: the store refuses replays, not the operation (on a case
+    // of its own: the case's ledger would refuse the same time-out again).
+    let port = restarted.local_addr.port();
+    let case = "shv-2026-0043";
+    register_case(
+        &run.client("schuldhulp-utrecht"),
+        port,
+        case,
+        &["time-out"],
+        &["uwv", "cjib"],
     )
     .await;
-    assert_eq!(fresh.status, StatusCode::CREATED);
+    let url = format!("https://localhost:{port}/cjib/v1/opschortingen");
+    let token = time_out_approval_for(&run, &body, "teamleider", case);
+    let fresh = post_with_approval_for(&run, url, &token, &body, case).await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{:?}", fresh.body);
     restarted.shutdown().await;
 }
 

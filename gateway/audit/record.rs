@@ -49,6 +49,12 @@ pub struct Attributes<'a> {
     /// Who approved the exchange (four eyes), from the caller's signed token.
     #[serde(rename = "doelpoort.approvals", skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRef<'a>>,
+    /// A change to the case register: what changed (ids and counts, never a BSN).
+    #[serde(
+        rename = "doelpoort.case_change",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub case_change: Option<&'a str>,
     #[serde(rename = "doelpoort.case_id", skip_serializing_if = "Option::is_none")]
     pub case_id: Option<&'a str>,
     #[serde(rename = "doelpoort.consumer", skip_serializing_if = "Option::is_none")]
@@ -297,6 +303,7 @@ mod tests {
                     by: "teamleider-3",
                     role: Some("teamleider"),
                 }],
+                case_change: None,
                 case_id: Some("casus-2026-001"),
                 consumer: Some(ConsumerRef {
                     id: "wijkteam-rotterdam",

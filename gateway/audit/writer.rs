@@ -485,6 +485,7 @@ impl Writer {
                     })
                     .collect(),
                 case_id: event.case_id.as_deref(),
+                case_change: event.register_change.as_deref(),
                 consumer: event.consumer.as_ref().map(|c| ConsumerRef {
                     id: &c.id,
                     name: &c.name,
@@ -500,7 +501,9 @@ impl Writer {
                     .purpose
                     .as_ref()
                     .and_then(|p| p.legal_basis_text.as_deref()),
-                partner: event.partner.as_ref().map(|p| p.id.as_str()),
+                partner: event.partner.as_ref().map(|p| p.id.as_str()).or(event
+                    .register_operation
+                    .map(|_| crate::cases::api::PARTNER_ID)),
                 partner_oin: event
                     .partner
                     .as_ref()
@@ -526,7 +529,9 @@ impl Writer {
             name: event
                 .operation
                 .as_ref()
-                .map_or("unknown", |o| o.key.as_str()),
+                .map(|o| o.key.as_str())
+                .or(event.register_operation)
+                .unwrap_or("unknown"),
             parent_span_id: parent.as_deref(),
             prev_hash,
             seq,

@@ -59,6 +59,7 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
             to,
             format,
             key_file,
+            household_key,
         } => {
             let run = || -> Result<query::Answer> {
                 anyhow::ensure!(
@@ -101,7 +102,17 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
                     for w in &answer.warnings {
                         eprintln!("warning: {w}");
                     }
-                    super::emit(&query::render(&answer.rows, format));
+                    let mut report = query::render(&answer.rows, format);
+                    // The human report also names the person's cases and their agreed scope.
+                    if let (Some(bsn), query::Format::Table) = (&subject, format) {
+                        report.push_str(&case_section(
+                            bsn,
+                            store.as_deref(),
+                            dir.as_deref(),
+                            household_key.as_deref(),
+                        ));
+                    }
+                    super::emit(&report);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -152,5 +163,36 @@ fn verify_store(url: &str) -> ExitCode {
             eprintln!("doelpoort audit verify: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The cases section of a person's art. 15 report: from the central store (`--store`), or the
+/// SQLite store next to the audit directory; the household key as given, or next to the
+/// audit directory. Empty when there is no register to ask.
+fn case_section(
+    bsn: &str,
+    store: Option<&str>,
+    dir: Option<&std::path::Path>,
+    household_key: Option<&std::path::Path>,
+) -> String {
+    let Ok(bsn) = crate::context::Bsn::parse(bsn) else {
+        return String::new();
+    };
+    let beside = |name: &str| dir.and_then(|d| d.parent()).map(|p| p.join(name));
+    let store = match (store, beside("store.sqlite")) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(path)) if path.exists() => format!("sqlite:{}", path.display()),
+        _ => return String::new(),
+    };
+    let Some(key) = household_key
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| beside("household.key").filter(|p| p.exists()))
+    else {
+        return "\nThe case register was not asked: give --household-key to name this person's cases.\n"
+            .into();
+    };
+    match super::case::cases_for_report(&store, &key, &bsn) {
+        Ok(section) => section,
+        Err(e) => format!("\nThe case register could not be asked: {e:#}\n"),
     }
 }

@@ -4,6 +4,7 @@
 //! default) or the command could not run at all.
 
 mod audit;
+mod case;
 mod check;
 mod policy;
 
@@ -13,6 +14,7 @@ use crate::pki::{self, ExamplePki};
 use crate::server;
 use anyhow::{Context, Result};
 use audit::audit;
+use case::case;
 use check::check;
 use clap::{Parser, Subcommand, ValueEnum};
 use policy::policy;
@@ -90,6 +92,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The case register (SPEC §8), read from the store the gateways share.
+    Case {
+        #[command(subcommand)]
+        command: CaseCommand,
     },
     /// Sign a caller token with the demo identity provider (example keys in certs-example/),
     /// to try tokens and four-eyes approvals against `doelpoort demo`. Prints the JWT.
@@ -269,6 +276,10 @@ pub enum AuditCommand {
         /// store) names].
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// The case register's household key, to name the person's cases in the report
+        /// [default: household.key next to the audit directory].
+        #[arg(long)]
+        household_key: Option<PathBuf>,
     },
     /// Copy a replica's file log into the central store (idempotent; verified before and after).
     Import {
@@ -277,6 +288,49 @@ pub enum AuditCommand {
         /// The central store (postgres://…).
         #[arg(long)]
         store: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CaseCommand {
+    /// Every case in the register (JSON), or the cases a person belongs to.
+    List {
+        /// The store: sqlite:PATH or postgres://…
+        #[arg(long)]
+        store: String,
+        /// Only the cases whose household holds this BSN (it is turned into the register's
+        /// keyed HMAC, never stored).
+        #[arg(long)]
+        subject: Option<String>,
+        /// The household key file the gateways use (needed with --subject).
+        #[arg(long)]
+        household_key: Option<PathBuf>,
+    },
+    /// One case (JSON); its household as a count.
+    Show {
+        #[arg(long)]
+        store: String,
+        case_id: String,
+    },
+    /// Close a case: every exchange for it is refused from then on (case-closed), and it is
+    /// purged after the retention of its purposes.
+    Close {
+        #[arg(long)]
+        store: String,
+        case_id: String,
+        /// The policy directory (for the purposes' retention).
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+    },
+    /// Purge the closed cases whose retention has ended (the gateways do this every minute).
+    Purge {
+        #[arg(long)]
+        store: String,
+        /// Purge as if it were this day (YYYY-MM-DD, 00:00 UTC) instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }
 
@@ -350,6 +404,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Check { config } => return check(&config),
         Command::Policy { command } => return policy(command),
         Command::Audit { command } => return audit(command),
+        Command::Case { command } => return case(command),
         Command::Token(args) => args.sign().map(|token| println!("{token}")),
         Command::Certs {
             command: CertsCommand::Generate { dir, days },

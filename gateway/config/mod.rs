@@ -64,6 +64,10 @@ pub struct Config {
     /// File holding the secret pseudonyms are derived from (at least 32 bytes). Without it, a
     /// random secret is made at start and pseudonyms change with every restart.
     pub pseudonym_secret: Option<PathBuf>,
+    /// File holding the secret the case register stores household members' BSNs under (as
+    /// keyed HMACs). Replicas must share it. Default: `household.key` next to the audit
+    /// directory, made on first start.
+    pub household_key: Option<PathBuf>,
     /// Switches for the benchmark programs only: no configuration file can set them.
     #[cfg(feature = "benchmark-switches")]
     pub benchmark: BenchmarkSwitches,
@@ -217,6 +221,8 @@ pub struct ConsumerConfig {
     pub token_issuers: Vec<String>,
     /// The calling application's URL, recorded as `dpl.core.foreign_operation.processor`.
     pub processor: Option<String>,
+    /// May create, change and close its own cases in the case register (SPEC §8).
+    pub case_admin: bool,
 }
 
 /// Per consumer: may, must or does not present a token (defined with the consumer).

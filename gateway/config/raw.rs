@@ -37,6 +37,9 @@ pub(super) struct RawConfig {
     pub(super) assertions: Option<RawAssertions>,
     #[serde(default)]
     pub(super) pseudonym_secret: Option<Spanned<String>>,
+    /// The secret the case register's household HMACs are made with (shared by replicas).
+    #[serde(default)]
+    pub(super) household_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +87,9 @@ pub(super) struct RawConsumer {
     /// `dpl.core.foreign_operation.processor` (an https URL).
     #[serde(default)]
     pub(super) processor: Option<Spanned<String>>,
+    /// May keep its own cases in the case register (SPEC §8).
+    #[serde(default)]
+    pub(super) case_admin: bool,
 }
 
 #[derive(Deserialize)]

@@ -159,6 +159,7 @@ impl Validator<'_> {
                     }
                     valid.then(|| p.value.clone())
                 }),
+                case_admin: c.case_admin,
             });
         }
 
@@ -230,6 +231,7 @@ impl Validator<'_> {
             tokens,
             assertions: raw.assertions.as_ref().map(|a| self.assertions(a)),
             pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
+            household_key: raw.household_key.as_ref().map(|p| self.existing_file(p)),
             #[cfg(feature = "benchmark-switches")]
             benchmark: super::BenchmarkSwitches::default(),
         }

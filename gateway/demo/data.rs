@@ -23,9 +23,14 @@
 //! UWV and SVB take a simpler time-out (`POST /v1/opschortingen` with `bsn`, `einddatum`,
 //! `reden`): it suspends the collection of all their claims on the person.
 //!
+//! The national escalation team (`escalatieteam`, `POST /v1/escalaties`) receives a stalled
+//! case with `bsn` and `lokale_analyse` (`problemen`, `ingezette_hulp`, `knelpunt`, `advies`)
+//! and answers 201 with `escalatie_id`, `status` `ontvangen` and `ontvangen_op` (today). That
+//! a local time-out is already in force is the gateway's to check (case register).
+//!
 //! Demo contract:
 //! - `999990019` is known at every partner;
-//! - `999990020` is known at UWV only (404 elsewhere).
+//! - `999990020` is known at UWV only (404 elsewhere, the escalation team included).
 //!
 //! Status codes: unknown partner or path → 404; wrong method → 405; person
 //! not known at the partner → 404 `{"fout": "persoon niet bekend"}`;
@@ -39,6 +44,10 @@
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "data/escalatie_tests.rs"]
+mod escalatie_tests;
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -54,7 +63,7 @@ pub struct MockAnswer {
 
 /// Answers a request to one of the mock partners.
 ///
-/// `partner` is one of `"uwv"`, `"svb"`, `"cjib"`, `"jeugdhulp"`; `path` is
+/// `partner` is one of `"uwv"`, `"svb"`, `"cjib"`, `"jeugdhulp"`, `"escalatieteam"`; `path` is
 /// the partner-side path (e.g. `"/v1/personen/999990019/inkomen"`, no query);
 /// `body` the request body bytes.
 pub fn answer(partner: &str, method: &Method, path: &str, body: &[u8]) -> MockAnswer {
@@ -96,6 +105,13 @@ pub fn answer(partner: &str, method: &Method, path: &str, body: &[u8]) -> MockAn
         }
         ("jeugdhulp", ["v1", "jeugdigen", bsn, "trajecten"]) => {
             lees_persoon(method, jeugdhulp_trajecten(), bsn)
+        }
+        ("escalatieteam", ["v1", "escalaties"]) => {
+            if *method == Method::POST {
+                registreer_escalatie(body)
+            } else {
+                methode_niet_toegestaan()
+            }
         }
         _ => onbekend_pad(partner),
     }
@@ -239,7 +255,9 @@ fn fout(status: StatusCode, melding: impl Into<String>) -> MockAnswer {
 
 fn onbekend_pad(partner: &str) -> MockAnswer {
     match partner {
-        "uwv" | "svb" | "cjib" | "jeugdhulp" => fout(StatusCode::NOT_FOUND, "onbekend pad"),
+        "uwv" | "svb" | "cjib" | "jeugdhulp" | "escalatieteam" => {
+            fout(StatusCode::NOT_FOUND, "onbekend pad")
+        }
         _ => fout(StatusCode::NOT_FOUND, "onbekende partner"),
     }
 }
@@ -386,7 +404,6 @@ fn registreer_opschorting(body: &[u8]) -> MockAnswer {
     }
 }
 
-/// Deterministic id derived from the request (64-bit FNV-1a, 12 hex digits).
 /// UWV and SVB: a time-out suspends the collection (invordering) of all their claims on the
 /// person, e.g. recovered benefits (terugvorderingen). Body: `bsn`, `einddatum`, `reden`.
 /// As at CJIB, the 4-months rule is the gateway's to enforce.
@@ -426,24 +443,113 @@ fn registreer_invordering_opschorting(personen: Vec<Value>, body: &[u8]) -> Mock
     }
 }
 
+/// The national escalation team, `POST /v1/escalaties`: a case that stalled at a national
+/// executor, with the local analysis and advice (Verkenning 2019 §3.2.2).
+///
+/// Body: `bsn` and `lokale_analyse` with `problemen` and `ingezette_hulp` (lists of text) and
+/// `knelpunt` and `advies` (text). Missing or mistyped fields → 400; a person the demo's
+/// partners do not all know → 404; an empty list or blank text → 422. The lengths the schema
+/// sets, and that a local time-out is in force, are the gateway's to enforce.
+fn registreer_escalatie(body: &[u8]) -> MockAnswer {
+    let ongeldig = |melding: &str| fout(StatusCode::BAD_REQUEST, melding);
+    let onverwerkbaar = |melding: &str| fout(StatusCode::UNPROCESSABLE_ENTITY, melding);
+    let Ok(verzoek) = serde_json::from_slice::<Value>(body) else {
+        return ongeldig("verzoek is geen geldige JSON");
+    };
+    let Some(bsn) = verzoek.get("bsn").and_then(Value::as_str) else {
+        return ongeldig("veld 'bsn' ontbreekt of is geen tekst");
+    };
+    let Some(analyse) = verzoek.get("lokale_analyse").and_then(Value::as_object) else {
+        return ongeldig("veld 'lokale_analyse' ontbreekt of is geen object");
+    };
+    let lijst = |veld: &str| -> Option<Vec<&str>> {
+        analyse
+            .get(veld)?
+            .as_array()?
+            .iter()
+            .map(Value::as_str)
+            .collect()
+    };
+    let tekst = |veld: &str| analyse.get(veld).and_then(Value::as_str);
+    let (Some(problemen), Some(hulp), Some(knelpunt), Some(advies)) = (
+        lijst("problemen"),
+        lijst("ingezette_hulp"),
+        tekst("knelpunt"),
+        tekst("advies"),
+    ) else {
+        return ongeldig(
+            "'lokale_analyse' moet 'problemen' en 'ingezette_hulp' (lijsten met tekst) \
+             en 'knelpunt' en 'advies' (tekst) bevatten",
+        );
+    };
+    // Known to the team only when known at every demo partner: 999990019, not 999990020.
+    let bekend = [
+        uwv_inkomen(),
+        svb_kinderbijslag(),
+        cjib_vorderingen(),
+        jeugdhulp_trajecten(),
+    ]
+    .into_iter()
+    .all(|personen| zoek_persoon(personen, bsn).is_some());
+    if !bekend {
+        return persoon_niet_bekend();
+    }
+    let leeg = |t: &&str| t.trim().is_empty();
+    if problemen.is_empty() || problemen.iter().any(leeg) {
+        return onverwerkbaar("'problemen' moet ten minste één niet-leeg probleem noemen");
+    }
+    if hulp.is_empty() || hulp.iter().any(leeg) {
+        return onverwerkbaar(
+            "'ingezette_hulp' moet ten minste één niet-lege vorm van hulp noemen",
+        );
+    }
+    if leeg(&knelpunt) || leeg(&advies) {
+        return onverwerkbaar("'knelpunt' en 'advies' mogen niet leeg zijn");
+    }
+    MockAnswer {
+        status: StatusCode::CREATED,
+        body: json!({
+            // The parsed body, written out again: the same request gives the same id
+            // whatever its layout.
+            "escalatie_id": kenmerk("ESC", [verzoek.to_string().as_str()]),
+            "status": "ontvangen",
+            "ontvangen_op": vandaag(),
+        }),
+    }
+}
+
+/// Today (UTC, as the gateway decides dates) as `JJJJ-MM-DD`.
+fn vandaag() -> String {
+    let dag = crate::policy::today();
+    format!(
+        "{:04}-{:02}-{:02}",
+        dag.year(),
+        u8::from(dag.month()),
+        dag.day()
+    )
+}
+
 fn opschorting_id(bsn: &str, ids: &[&str], einddatum: &str, reden: &str) -> String {
+    let delen = std::iter::once(bsn)
+        .chain(ids.iter().copied())
+        .chain([einddatum, reden]);
+    kenmerk("OPS", delen)
+}
+
+/// Deterministic id derived from the request: `<prefix>-` and 12 hex digits of a 64-bit
+/// FNV-1a hash over `delen`.
+fn kenmerk<'a>(prefix: &str, delen: impl IntoIterator<Item = &'a str>) -> String {
     const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = FNV_OFFSET;
-    let mut voeg_toe = |deel: &str| {
+    for deel in delen {
         // The 0x1f separator keeps ("ab","c") and ("a","bc") apart.
         for byte in deel.bytes().chain(std::iter::once(0x1f)) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(FNV_PRIME);
         }
-    };
-    voeg_toe(bsn);
-    for id in ids {
-        voeg_toe(id);
     }
-    voeg_toe(einddatum);
-    voeg_toe(reden);
-    format!("OPS-{:012X}", hash >> 16)
+    format!("{prefix}-{:012X}", hash >> 16)
 }
 
 /// Tiny calendar check for `YYYY-MM-DD` (Gregorian, leap years included).

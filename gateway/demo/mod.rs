@@ -5,7 +5,11 @@
 //! [`data`]. The same [`MockPartner`] server, with a custom handler, is what the integration
 //! tests use as an upstream.
 
+mod calls;
+pub mod cases;
 pub mod data;
+
+pub use calls::{example_calls, format_example_calls, ExampleCall};
 pub mod tokens;
 
 use crate::config::{Config, ConsumerConfig, Limits, ListenerTls, PartnerConfig};
@@ -83,6 +87,11 @@ pub fn catalog() -> Catalog {
                 "jeugdhulp",
                 "Jeugdhulp Voorbeeld (voorbeeld)",
                 "00000001999990014000",
+            ),
+            party(
+                "escalatieteam",
+                "Landelijk escalatieteam (voorbeeld)",
+                "00000001999990015000",
             ),
         ],
     }
@@ -218,7 +227,7 @@ pub struct Demo {
     pub config: Config,
 }
 
-const DEMO_PARTNERS: [&str; 4] = ["uwv", "svb", "cjib", "jeugdhulp"];
+const DEMO_PARTNERS: [&str; 5] = ["uwv", "svb", "cjib", "jeugdhulp", "escalatieteam"];
 
 /// Checks that the committed example PKI is present and not expired.
 fn check_example_certificates(certs: &Path) -> Result<()> {
@@ -283,6 +292,8 @@ pub fn demo_config(
                 token: crate::config::TokenMode::Optional,
                 token_issuers: vec!["demo-idp".into()],
                 processor: Some(format!("https://{}.example/", c.id)),
+                // SPEC §8: both demo municipalities keep their cases in the register.
+                case_admin: matches!(c.id.as_str(), "wijkteam-rotterdam" | "schuldhulp-utrecht"),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -353,6 +364,10 @@ pub fn demo_config(
             )
         },
         pseudonym_secret: Some(options.data_dir.join("pseudonym.secret")),
+        // A copy of the example secret (certs-example/household.key, committed like the
+        // example keys), so that demo replicas sharing a store judge households alike, and
+        // `audit query` finds it next to the audit directory.
+        household_key: Some(options.data_dir.join("household.key")),
         store: crate::store::StoreSettings::new(options.store.clone().unwrap_or_else(|| {
             crate::store::StoreLocation::Sqlite(options.data_dir.join("store.sqlite"))
         })),
@@ -369,6 +384,11 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
             options.data_dir.display()
         )
     })?;
+    let household_key = options.data_dir.join("household.key");
+    if !household_key.exists() {
+        std::fs::copy(certs.join("household.key"), &household_key)
+            .context("cannot copy the example household key (certs-example/household.key)")?;
+    }
     // A stable pseudonym secret for the demo, made once per data directory.
     let secret = options.data_dir.join("pseudonym.secret");
     if !secret.exists() {
@@ -408,155 +428,14 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
     }
     let config = demo_config(options, &addrs)?;
     let gateway = server::start(&config).await?;
+    cases::register(&certs, gateway.local_addr)
+        .await
+        .context("cannot register the demo cases")?;
     Ok(Demo {
         gateway,
         partners,
         config,
     })
-}
-
-/// One call the demo prints: what it shows, the curl command, and what it answers.
-pub struct ExampleCall {
-    pub title: &'static str,
-    pub command: String,
-    /// Expected HTTP status and, for refusals, the problem code.
-    pub expect: (u16, Option<&'static str>),
-}
-
-/// The ready-to-paste calls the demo prints.
-pub fn example_calls(root: &Path, gateway: SocketAddr) -> Vec<ExampleCall> {
-    let certs = root.join("certs-example");
-    let certs = certs.display();
-    let base = if gateway.ip().is_loopback() {
-        format!("https://localhost:{}", gateway.port())
-    } else {
-        format!("https://{gateway}")
-    };
-    let curl = |consumer: &str| {
-        format!(
-            "curl --cacert {certs}/ca.crt --cert {certs}/clients/{consumer}.crt --key {certs}/clients/{consumer}.key"
-        )
-    };
-    let ctx = |purpose: &str, case: &str, bsn: &str| {
-        format!(
-            "-H 'Doelbinding-Purpose: {purpose}' -H 'Doelbinding-Case-Id: {case}' -H 'Doelbinding-Data-Subject: bsn={bsn}' -H 'Doelbinding-Actor: medewerker-0042'"
-        )
-    };
-    let time_out_body = format!(
-        r#"{{"bsn":"999990019","vorderingen":[{{"vordering_id":"CJIB-2026-000123","categorie":"verkeersboete"}}],"einddatum":"{}","reden":"schuldhulpverlening gestart"}}"#,
-        crate::policy::RelativeDate { days: 0, months: 3 }.resolve(crate::policy::today())
-    );
-    vec![
-        ExampleCall {
-            title: "Income at UWV for the Rotterdam district team's investigation (wams-onderzoek)",
-            command: format!(
-                "{} {} {base}/uwv/v1/personen/999990019/inkomen",
-                curl("wijkteam-rotterdam"),
-                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
-            ),
-            expect: (200, None),
-        },
-        ExampleCall {
-            title: "Child benefit at SVB, same team and purpose",
-            command: format!(
-                "{} {} {base}/svb/v1/personen/999990019/kinderbijslag",
-                curl("wijkteam-rotterdam"),
-                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
-            ),
-            expect: (200, None),
-        },
-        ExampleCall {
-            title: "Claims at CJIB for Utrecht debt counselling (schuldhulpverlening)",
-            command: format!(
-                "{} {} {base}/cjib/v1/personen/999990019/vorderingen",
-                curl("schuldhulp-utrecht"),
-                ctx("schuldhulpverlening", "shv-2026-0042", "999990019")
-            ),
-            expect: (200, None),
-        },
-        ExampleCall {
-            title: "The same claims for the district team's investigation: no grant for that purpose",
-            command: format!(
-                "{} {} {base}/cjib/v1/personen/999990019/vorderingen",
-                curl("wijkteam-rotterdam"),
-                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
-            ),
-            expect: (403, Some("not-granted")),
-        },
-        ExampleCall {
-            title: "Another person than the one declared: no fishing",
-            command: format!(
-                "{} {} {base}/uwv/v1/personen/999990020/inkomen",
-                curl("wijkteam-rotterdam"),
-                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
-            ),
-            expect: (403, Some("subject-mismatch")),
-        },
-        ExampleCall {
-            title: "A time-out at CJIB within the rules, but without a team leader's approval",
-            command: format!(
-                "{} {} -H 'Doelbinding-Case-Partners: uwv, cjib' -H 'Content-Type: application/json' -d '{time_out_body}' {base}/cjib/v1/opschortingen",
-                curl("schuldhulp-utrecht"),
-                ctx("time-out", "shv-2026-0042", "999990019")
-            ),
-            expect: (403, Some("four-eyes-required")),
-        },
-        ExampleCall {
-            title: "The same time-out, approved by a team leader in a signed token of the demo identity provider",
-            command: format!(
-                "{} {} -H 'Doelbinding-Case-Partners: uwv, cjib' -H \"Authorization: Bearer $({} token --root {} --consumer schuldhulp-utrecht --actor medewerker-0042 --purpose time-out --case shv-2026-0042 --subject 999990019 --case-partners uwv,cjib --approved-by teamleider-0007 --operation cjib/opschorting --body '{time_out_body}')\" -H 'Content-Type: application/json' -d '{time_out_body}' {base}/cjib/v1/opschortingen",
-                curl("schuldhulp-utrecht"),
-                ctx("time-out", "shv-2026-0042", "999990019"),
-                doelpoort_command(),
-                shell_path(root),
-            ),
-            expect: (201, None),
-        },
-        ExampleCall {
-            title: "Which grants do I hold? (answered per certificate)",
-            command: format!("{} {base}/.well-known/doelpoort/grants", curl("wijkteam-rotterdam")),
-            expect: (200, None),
-        },
-        ExampleCall {
-            title: "A trusted certificate of an organisation that is not a configured consumer",
-            command: format!(
-                "{} {} {base}/uwv/v1/personen/999990019/inkomen",
-                curl("onbekend"),
-                ctx("wams-onderzoek", "casus-2026-0001", "999990019")
-            ),
-            expect: (403, Some("unknown-consumer")),
-        },
-    ]
-}
-
-/// How to run this very binary from a shell (the demo prints commands that call it).
-fn doelpoort_command() -> String {
-    std::env::current_exe()
-        .ok()
-        .map(|p| shell_path(&p))
-        .unwrap_or_else(|| "doelpoort".into())
-}
-
-/// A path as a single-quoted shell word.
-fn shell_path(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
-}
-
-/// The calls as the demo prints them: a comment with the title and expected answer, then
-/// the command.
-pub fn format_example_calls(calls: &[ExampleCall]) -> String {
-    let mut out = String::new();
-    for call in calls {
-        let expect = match call.expect {
-            (status, Some(code)) => format!("{status} {code}"),
-            (status, None) => status.to_string(),
-        };
-        out.push_str(&format!(
-            "# {} — expect: {expect}\n{}\n\n",
-            call.title, call.command
-        ));
-    }
-    out
 }
 
 #[cfg(test)]

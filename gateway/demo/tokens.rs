@@ -86,7 +86,14 @@ pub fn demo_token(certs: &Path, request: &TokenRequest) -> Result<String> {
         claims["data_subject"] = json!(format!("bsn={bsn}"));
     }
     if let Some(by) = &request.approved_by {
-        claims["approvals"] = json!([{"sub": by, "role": request.approver_role}]);
+        // Several approvers (an override needs two) are separated by commas.
+        let approvals: Vec<serde_json::Value> = by
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(|b| json!({"sub": b, "role": request.approver_role}))
+            .collect();
+        claims["approvals"] = json!(approvals);
         // Each approval is used once: it has its own id.
         claims["jti"] = json!(uuid::Uuid::new_v4().to_string());
         // And it names the request it approves.

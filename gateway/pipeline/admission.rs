@@ -42,6 +42,8 @@ pub(super) enum Route<'s, 'p> {
     },
     /// `/.well-known/…` on the gateway itself.
     Discovery,
+    /// `/doelpoort/…`: the case register's API (SPEC §8), with the path after `/doelpoort`.
+    CaseRegister { path: &'p str },
 }
 
 /// Phase *route*: a canonical path, a forwardable method and a configured partner.
@@ -54,6 +56,9 @@ pub(super) fn route<'s, 'p>(
     let target = route::split(path)?;
     if target.partner == ".well-known" {
         return Ok(Route::Discovery);
+    }
+    if target.partner == crate::cases::api::PARTNER_ID {
+        return Ok(Route::CaseRegister { path: target.path });
     }
     if !matches!(
         *method,

@@ -22,9 +22,11 @@
 //! minimisation builds.
 
 mod admission;
+mod case;
 mod discovery;
 mod forward;
 mod record;
+mod register;
 mod release;
 mod respond;
 
@@ -120,6 +122,10 @@ where
     let (partner, path) =
         match admission::route(state, policy.as_deref(), &parts.method, parts.uri.path())? {
             Route::Partner { partner, path } => (partner, path),
+            Route::CaseRegister { path } => {
+                return register::serve(state, connection, exchange, consumer, &parts, path, body)
+                    .await;
+            }
             Route::Discovery => {
                 // Metadata about the caller's own grants, not an exchange about anyone.
                 exchange.audited = false;
@@ -168,16 +174,36 @@ where
         let forwarded = admission::admit(state, &permit, token.as_ref(), &body)?;
         (permit, forwarded)
     };
+    checkpoint(state, "case");
+    let case = case::admit(state, &policy, &call, &context, &permit)?;
     // The approval is spent in the store (shared by replicas) once the body has passed.
     state.approvals.spend(&permit, token.as_ref()).await?;
+    let reservation = case::record(
+        state,
+        &policy,
+        &call,
+        &context,
+        &permit,
+        case,
+        &forwarded,
+        exchange,
+        token.as_ref(),
+    )
+    .await?;
     checkpoint(state, "forward");
-    let request = forward::request(state, &call, &permit, forwarded, exchange)?;
-    if changes_state(&call.parts.method) {
-        // Write-ahead: the partner may act on this request, so the record that it was sent
-        // is durable first; if it cannot be written, nothing is sent.
-        record::intent(state, exchange).await?;
+    let answer = async {
+        let request = forward::request(state, &call, &permit, forwarded, exchange)?;
+        if changes_state(&call.parts.method) {
+            // Write-ahead: the partner may act on this request, so the record that it was
+            // sent is durable first; if it cannot be written, nothing is sent.
+            record::intent(state, exchange).await?;
+        }
+        Ok::<_, Problem>(forward::send(state, &call, request).await)
     }
-    let answer = forward::send(state, &call, request).await;
+    .await;
+    // A time-out reserved in the case's ledger is granted only on the partner's confirmation.
+    case::settle(state, reservation.as_ref(), &answer).await;
+    let answer = answer?;
     exchange.note_upstream(&answer);
     let answer = answer.map_err(|e| e.problem)?;
     checkpoint(state, "release");

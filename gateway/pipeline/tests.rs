@@ -33,9 +33,35 @@ async fn demo_state(data: &Path) -> GatewayState {
         .map(|id| (id.to_string(), ([127, 0, 0, 1], 9).into()))
         .collect();
     let config = demo_config(&options, &partners).unwrap();
-    GatewayState::build(&config, Arc::new(Metrics::new()))
+    let state = GatewayState::build(&config, Arc::new(Metrics::new()))
         .await
-        .unwrap()
+        .unwrap();
+    // The README's case, as the demo registers it (here straight into the register).
+    let member = state
+        .cases
+        .key()
+        .member(&crate::context::Bsn::parse("999990019").unwrap());
+    state
+        .cases
+        .change("test", "casus-2026-0001", |_, now| {
+            Ok::<_, ()>(vec![crate::store::cases::CaseWrite::Put {
+                head: crate::store::cases::CaseHead {
+                    owner: "wijkteam-rotterdam".into(),
+                    status: crate::store::cases::CaseStatus::Open,
+                    purposes: vec!["wams-onderzoek".into()],
+                    objections: vec![],
+                    created_at: now,
+                    updated_at: now,
+                    closed_at: None,
+                    purge_after: None,
+                },
+                partners: vec![("uwv".into(), now)],
+                household: vec![member],
+            }])
+        })
+        .await
+        .unwrap();
+    state
 }
 
 /// The README's first call: the district team asks UWV for income, within its case.
@@ -68,7 +94,7 @@ fn records(audit: &Path) -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn a_phase_that_panics_still_ends_in_an_error_record_and_a_metric() {
-    for phase in ["identify", "context", "decide", "forward"] {
+    for phase in ["identify", "context", "decide", "case", "forward"] {
         let data = tempfile::tempdir().unwrap();
         let mut state = demo_state(data.path()).await;
         state.panic_in = Some(phase);
@@ -102,7 +128,7 @@ async fn a_phase_that_panics_still_ends_in_an_error_record_and_a_metric() {
             attributes["doelpoort.transaction_id"],
             response.headers()["fsc-transaction-id"].to_str().unwrap()
         );
-        if phase == "forward" {
+        if matches!(phase, "case" | "forward") {
             assert_eq!(
                 attributes["doelpoort.grant"],
                 "wijkteam-uwv-inkomen-onderzoek"

@@ -117,6 +117,11 @@ pub fn generate_example(dir: &Path, pki: &ExamplePki<'_>) -> anyhow::Result<i64>
         .with_context(|| format!("creating directory {}", assertion_dir.display()))?;
     let (private, _) = signing_key_pair()?;
     write_private(&assertion_dir.join("gateway-assertion.key"), &private)?;
+    // The case register's household key: an example secret, shared by demo replicas.
+    write_private(
+        &dir.join("household.key"),
+        &hex::encode(crate::secrets::random_secret()?),
+    )?;
 
     let readme_path = dir.join("README.md");
     fs::write(&readme_path, readme(pki, unix_now(), earliest_expiry))
@@ -177,6 +182,10 @@ fn readme(pki: &ExamplePki<'_>, generated: i64, expires: i64) -> String {
     s.push_str(
         "| `assertion/gateway-assertion.key` | ES256 key the gateway signs `Doelbinding-Assertion` \
          with; its public half is served at the admin listener's `/.well-known/jwks.json` |\n",
+    );
+    s.push_str(
+        "| `household.key` | secret the case register keeps household members' BSNs under \
+         (keyed HMACs); an example, shared by demo replicas |\n",
     );
     s.push_str("\nRegenerate (overwrites everything in this directory):\n\n");
     s.push_str("```sh\ndoelpoort certs generate <dir>\n```\n");

@@ -194,7 +194,10 @@ pub struct Purpose {
     pub processing_activity: Option<String>,
     /// Special category → the legal exception allowing it under this purpose.
     pub special_categories: BTreeMap<String, SpecialException>,
+    /// The retention as a text for readers (`policy explain`, reports).
     pub retention: Option<String>,
+    /// How long a closed case served under this purpose stays in the case register.
+    pub retention_after_closure: Option<RelativeDate>,
     pub incompatible_with: Vec<String>,
     /// Never served; the reason is given to callers.
     pub refused: Option<String>,
@@ -231,6 +234,8 @@ pub fn header_text(s: &str) -> http::HeaderValue {
 pub struct PartnerInfo {
     pub id: String,
     pub name: String,
+    /// A private party: never the subject of a time-out.
+    pub private: bool,
     pub operations: Vec<Arc<Operation>>,
 }
 
@@ -271,6 +276,24 @@ pub struct Requirements {
     pub actor: bool,
     /// The partner must be among the partners already involved in the case.
     pub involved_partner: bool,
+    /// The case must be in the case register and admit this exchange (SPEC §8).
+    pub registered_case: bool,
+    /// The case's time-out ledger must hold a time-out granted before (escalation follows a
+    /// local time-out).
+    pub prior_time_out: bool,
+}
+
+/// A time-out grant's ledger rule (see [`crate::cases::ledger`]).
+#[derive(Debug, Clone)]
+pub struct TimeOutRule {
+    /// The request body's date field with the time-out's last day.
+    pub ends: FieldPath,
+    /// The request body's field with the claims suspended; `None`: all the person's claims.
+    pub claims: Option<FieldPath>,
+    /// The cumulative term of all time-outs of one case at one partner.
+    pub max_total: RelativeDate,
+    /// The role an extension's approver must have, besides the grant's four eyes.
+    pub extension_role: Option<String>,
 }
 
 /// A date relative to the day of the request: `today`, `4 months ahead`, `30 days ago`.
@@ -319,6 +342,37 @@ impl RelativeDate {
         let date = Date::from_calendar_date(year, month, day).unwrap_or(today);
         date.checked_add(time::Duration::days(self.days))
             .unwrap_or(date)
+    }
+
+    /// A term as a privacy officer writes it: `30 days`, `6 weeks`, `4 months`, `1 year`.
+    pub fn parse_term(s: &str) -> Result<Self, String> {
+        let expected = "expected a term such as `30 days`, `6 weeks`, `4 months` or `1 year`";
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let [n, unit] = words.as_slice() else {
+            return Err(expected.into());
+        };
+        let n: i32 = n
+            .parse()
+            .ok()
+            .filter(|n| (1..=1200).contains(n))
+            .ok_or_else(|| expected.to_string())?;
+        let (days, months) = match *unit {
+            "day" | "days" => (i64::from(n), 0),
+            "week" | "weeks" => (i64::from(n) * 7, 0),
+            "month" | "months" => (0, n),
+            "year" | "years" => (0, n * 12),
+            _ => return Err(expected.into()),
+        };
+        Ok(Self { days, months })
+    }
+
+    /// A term, as [`Self::parse_term`] reads it.
+    pub fn describe_term(&self) -> String {
+        match (self.days, self.months) {
+            (d, 0) => format!("{d} days"),
+            (0, m) if m % 12 == 0 => format!("{} years", m / 12),
+            (_, m) => format!("{m} months"),
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -389,6 +443,7 @@ pub struct Grant {
     pub requires: Requirements,
     pub conditions: Vec<Condition>,
     pub four_eyes: Option<FourEyes>,
+    pub time_out: Option<TimeOutRule>,
     pub without_subject: Option<String>,
     pub valid_from: Option<Date>,
     pub valid_until: Option<Date>,

@@ -48,8 +48,10 @@ pub struct RawPurpose {
     /// Special category → the legal exception that allows it under this purpose.
     #[serde(default)]
     pub special_categories: HashMap<S, RawException>,
+    /// How long the case register keeps a closed case served under this purpose: a mapping
+    /// (`after_closure: 1 year`, `note`), or free text where no case register is involved.
     #[serde(default)]
-    pub retention: Option<String>,
+    pub retention: Option<RawRetention>,
     #[serde(default)]
     pub incompatible_with: Vec<S>,
     /// Set on purposes that must never be served (e.g. enforcement): the reason is shown to
@@ -141,12 +143,55 @@ impl<'de> Deserialize<'de> for RawException {
     }
 }
 
+/// A purpose's retention as written: machine-readable (`after_closure`), or a text, read as
+/// such so that `policy check` can say where a duration is needed.
+pub enum RawRetention {
+    Structured(RawRetentionFields),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetentionFields {
+    /// How long after the case is closed its register entry is kept: `6 months`, `1 year`.
+    pub after_closure: S,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawRetention {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RetentionVisitor;
+        impl<'de> serde::de::Visitor<'de> for RetentionVisitor {
+            type Value = RawRetention;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping with after_closure, or a text")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawRetention, E> {
+                Ok(RawRetention::Text(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawRetention, A::Error> {
+                RawRetentionFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawRetention::Structured)
+            }
+        }
+        deserializer.deserialize_any(RetentionVisitor)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPartner {
     pub id: S,
     #[serde(default)]
     pub name: Option<String>,
+    /// A private party (e.g. a commercial creditor): a time-out is never directed at it
+    /// (Verkenning 2019 §3.2.1).
+    #[serde(default)]
+    pub private: bool,
     #[serde(default)]
     pub operations: Vec<RawOperation>,
 }
@@ -187,7 +232,8 @@ pub struct RawGrant {
     /// Request body fields the consumer may send (writes).
     #[serde(default)]
     pub request_fields: Vec<S>,
-    /// Context the caller must declare: `case_id`, `actor`, `involved_partner`.
+    /// Context the caller must declare: `case_id`, `actor`, `involved_partner`; and what the
+    /// case register must hold: `registered_case`, `prior_time_out`.
     #[serde(default)]
     pub requires: Vec<S>,
     /// Conditions on the request body (writes).
@@ -196,6 +242,9 @@ pub struct RawGrant {
     /// An approval by someone other than the actor, optionally with a role.
     #[serde(default)]
     pub four_eyes: Option<RawFourEyes>,
+    /// The operation suspends collection (a time-out): kept in the case's time-out ledger.
+    #[serde(default)]
+    pub time_out: Option<RawTimeOut>,
     /// Only for operations with `subject: none`: why a request without one person is allowed.
     #[serde(default)]
     pub without_subject: Option<String>,
@@ -227,6 +276,27 @@ pub struct RawCondition {
     /// What a privacy officer reads in a refusal; defaults to a description of the test.
     #[serde(default)]
     pub message: Option<String>,
+}
+
+/// A time-out grant's ledger rule: where the request states the end date and the claims,
+/// how long the time-outs of one case at one partner may last together, and who must approve
+/// an extension.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeOut {
+    /// The request body's date field with the last day of the time-out, e.g. `einddatum`.
+    pub ends: S,
+    /// The request body's field naming the claims suspended, e.g.
+    /// `vorderingen[*].vordering_id`; without it a time-out covers all the person's claims at
+    /// the partner.
+    #[serde(default)]
+    pub claims: Option<S>,
+    /// The cumulative term of all time-outs of one case at one partner, e.g. `8 months`.
+    pub max_total: S,
+    /// An extension (a time-out for claims already suspended) needs an approval with this
+    /// role, besides the grant's four eyes.
+    #[serde(default)]
+    pub extension: Option<RawFourEyes>,
 }
 
 #[derive(Deserialize)]

@@ -7,9 +7,9 @@
 //!   also hold the central audit log (`audit: {sink: postgres}`, see
 //!   [`crate::audit::writer`]).
 //!
-//! What lives here today: spent four-eyes approvals (an approval spent on one replica is
-//! refused on every other, and after a restart). The case register and the time-out ledger
-//! follow (docs/decisions/0007-one-store.md has the schema design).
+//! What lives here: spent four-eyes approvals (an approval spent on one replica is refused on
+//! every other, and after a restart), and the case register with its time-out ledger
+//! ([`cases`]; the rules themselves are in [`crate::cases`]).
 //!
 //! Reads never wait for the store on the hot path: a replica keeps what it needs in memory and
 //! only *writes* that decide between replicas go to the store, as one atomic statement each.
@@ -18,6 +18,19 @@
 //! Migrations are versioned SQL files in `gateway/store/migrations/<engine>/`, embedded in the
 //! binary and applied at start (sqlx's migrator, with its lock, so replicas starting together
 //! apply each migration once).
+
+/// Runs `$body` with `$p` bound to whichever pool the store has: one statement, written
+/// once, for both engines (their pools and results are different types).
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+pub mod cases;
 
 use anyhow::{Context as _, Result};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -39,17 +52,6 @@ pub use crate::config::store::{StoreLocation, StoreSettings};
 pub struct StoreMetrics {
     pub duration: prometheus::HistogramVec,
     pub errors: prometheus::IntCounterVec,
-}
-
-/// Runs `$body` with `$p` bound to whichever pool the store has: one statement, written
-/// once, for both engines (their pools and results are different types).
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
-        }
-    };
 }
 
 #[derive(Clone)]
@@ -268,11 +270,18 @@ enum Engine {
 #[derive(Debug)]
 struct Embedded(Engine);
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "spent approvals",
-    include_str!("migrations/sqlite/0001_spent_approvals.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "spent approvals",
+        include_str!("migrations/sqlite/0001_spent_approvals.sql"),
+    ),
+    (
+        2,
+        "case register",
+        include_str!("migrations/sqlite/0002_case_register.sql"),
+    ),
+];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -289,6 +298,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "audit records are not deleted",
         include_str!("migrations/postgres/0003_audit_no_delete.sql"),
+    ),
+    (
+        4,
+        "case register",
+        include_str!("migrations/postgres/0004_case_register.sql"),
     ),
 ];
 

@@ -64,13 +64,23 @@ impl DemoRun {
 /// employee, in a token bound to that consumer's certificate (a fresh `jti` each call).
 /// `role` is the approver's role (the grant asks for `teamleider`).
 pub fn time_out_approval(run: &DemoRun, body: &serde_json::Value, role: &str) -> String {
+    time_out_approval_for(run, body, role, "shv-2026-0042")
+}
+
+/// [`time_out_approval`] for another case of `schuldhulp-utrecht`.
+pub fn time_out_approval_for(
+    run: &DemoRun,
+    body: &serde_json::Value,
+    role: &str,
+    case: &str,
+) -> String {
     doelpoort::demo::tokens::demo_token(
         &run.root.path().join("certs-example"),
         &doelpoort::demo::tokens::TokenRequest {
             consumer: "schuldhulp-utrecht".into(),
             actor: "medewerker-0042".into(),
             purpose: Some("time-out".into()),
-            case_id: Some("shv-2026-0042".into()),
+            case_id: Some(case.into()),
             subject: Some("999990019".into()),
             approved_by: Some("teamleider-0007".into()),
             approver_role: Some(role.into()),
@@ -91,11 +101,22 @@ pub async fn post_with_approval(
     token: &str,
     body: &serde_json::Value,
 ) -> TestResponse {
+    post_with_approval_for(run, url, token, body, "shv-2026-0042").await
+}
+
+/// [`post_with_approval`] for another case of `schuldhulp-utrecht`.
+pub async fn post_with_approval_for(
+    run: &DemoRun,
+    url: String,
+    token: &str,
+    body: &serde_json::Value,
+    case: &str,
+) -> TestResponse {
     let request = Request::post(url)
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {token}"))
         .header("doelbinding-purpose", "time-out")
-        .header("doelbinding-case-id", "shv-2026-0042")
+        .header("doelbinding-case-id", case)
         .header("doelbinding-data-subject", "bsn=999990019")
         .header("doelbinding-actor", "medewerker-0042")
         .header("doelbinding-case-partners", "uwv, cjib")

@@ -6,7 +6,10 @@
 
 mod demo_run;
 #[allow(unused_imports)] // only the tests on the demo use it
-pub use demo_run::{post_with_approval, start_demo, time_out_approval, DemoRun};
+pub use demo_run::{
+    post_with_approval, post_with_approval_for, start_demo, time_out_approval,
+    time_out_approval_for, DemoRun,
+};
 /// A real PostgreSQL per test: a private throwaway cluster, or a database in the tester's server.
 pub mod postgres;
 
@@ -171,6 +174,7 @@ consumers:
   - id: wijkteam-test
     name: Test district team
     processor: https://wijkteam.test.example/
+    case_admin: true
     oin: "{CONSUMER_OIN}"
 partners:
 "#,
@@ -1441,4 +1445,34 @@ pub mod h2raw {
             payload,
         })
     }
+}
+
+/// Registers (PUT) a case in the gateway's case register as the consumer `client` is, with
+/// household 999990019 and the given purposes and agreed partners; panics unless 200/201.
+pub async fn register_case(
+    client: &TestClient,
+    gateway_port: u16,
+    case_id: &str,
+    purposes: &[&str],
+    agreed: &[&str],
+) {
+    let body = serde_json::json!({
+        "purposes": purposes,
+        "household": ["999990019"],
+        "agreed_partners": agreed,
+        "objections": [],
+    });
+    let request = Request::put(format!(
+        "https://localhost:{gateway_port}/doelpoort/v1/cases/{case_id}"
+    ))
+    .header("content-type", "application/json")
+    .body(Full::new(Bytes::from(body.to_string())))
+    .unwrap();
+    let response = send(client, request).await;
+    assert!(
+        matches!(response.status.as_u16(), 200 | 201),
+        "registering case {case_id}: {} {:?}",
+        response.status,
+        response.body
+    );
 }

@@ -22,7 +22,7 @@ fn elfproef(bsn: &str) -> bool {
     som % 11 == 0
 }
 
-fn get(partner: &str, path: &str) -> MockAnswer {
+pub(super) fn get(partner: &str, path: &str) -> MockAnswer {
     answer(partner, &Method::GET, path, b"")
 }
 

@@ -4,11 +4,11 @@
 use super::{parse_date, suggestion, Compiler};
 use crate::diagnostic::Diagnostic;
 use crate::policy::fieldpath::FieldPath;
-use crate::policy::model::{RawCondition, RawGrant, S};
+use crate::policy::model::{RawCondition, RawGrant, RawTimeOut, S};
 use crate::policy::schema::{self, SPECIAL_CATEGORIES};
 use crate::policy::{
     Condition, ConsumerInfo, FourEyes, Grant, Operation, Purpose, RelativeDate, ReleasedField,
-    Requirements, Source, SubjectSource, Test, Transform,
+    Requirements, Source, SubjectSource, Test, TimeOutRule, Transform,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -245,12 +245,49 @@ impl Compiler<'_> {
                 "case_id" => requires.case_id = true,
                 "actor" => requires.actor = true,
                 "involved_partner" => requires.involved_partner = true,
+                "registered_case" => {
+                    // A registered case is named by its id.
+                    requires.registered_case = true;
+                    requires.case_id = true;
+                }
+                "prior_time_out" => requires.prior_time_out = true,
                 _ => {
-                    self.error(file, r, "expected case_id, actor or involved_partner");
+                    self.error(
+                        file,
+                        r,
+                        "expected case_id, actor, involved_partner, registered_case or prior_time_out",
+                    );
                     ok = false;
                 }
             }
         }
+
+        if requires.prior_time_out && !requires.registered_case {
+            self.error(
+                file,
+                &raw.id,
+                "prior_time_out is looked up in the case register: add registered_case to requires",
+            );
+            ok = false;
+        }
+        let time_out = match &raw.time_out {
+            None => None,
+            Some(t) => {
+                let rule = self.time_out_rule(file, t, request_schema.as_ref());
+                if !requires.registered_case {
+                    self.error(
+                        file,
+                        &t.ends,
+                        "a time-out is kept in the case's time-out ledger: add registered_case to requires",
+                    );
+                    ok = false;
+                }
+                if rule.is_none() {
+                    ok = false;
+                }
+                rule
+            }
+        };
 
         let mut conditions = Vec::new();
         for c in &raw.conditions {
@@ -361,6 +398,7 @@ impl Compiler<'_> {
             four_eyes: raw.four_eyes.as_ref().map(|f| FourEyes {
                 role: f.role.clone(),
             }),
+            time_out,
             without_subject: raw.without_subject.clone(),
             valid_from,
             valid_until,
@@ -371,6 +409,55 @@ impl Compiler<'_> {
             },
             release,
             request_allow,
+        })
+    }
+
+    /// A time-out grant's ledger rule: the end date and claims fields must be in the request
+    /// schema, the cumulative term a term.
+    fn time_out_rule(
+        &mut self,
+        file: &Path,
+        t: &RawTimeOut,
+        request_schema: Option<&serde_json::Value>,
+    ) -> Option<TimeOutRule> {
+        let mut field = |at: &S| -> Option<FieldPath> {
+            let path = match FieldPath::parse(&at.value) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.error(file, at, e);
+                    return None;
+                }
+            };
+            if request_schema.is_none_or(|schema| schema::resolve(schema, &path).is_none()) {
+                self.error(
+                    file,
+                    at,
+                    format!(
+                        "field '{}' is not in the operation's request schema",
+                        at.value
+                    ),
+                );
+                return None;
+            }
+            Some(path)
+        };
+        let ends = field(&t.ends);
+        let claims = match &t.claims {
+            Some(c) => Some(field(c)?),
+            None => None,
+        };
+        let max_total = match RelativeDate::parse_term(&t.max_total.value) {
+            Ok(term) => Some(term),
+            Err(e) => {
+                self.error(file, &t.max_total, e);
+                None
+            }
+        };
+        Some(TimeOutRule {
+            ends: ends?,
+            claims,
+            max_total: max_total?,
+            extension_role: t.extension.as_ref().and_then(|e| e.role.clone()),
         })
     }
 

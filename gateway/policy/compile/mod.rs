@@ -150,7 +150,7 @@ fn suggestion<'k>(wanted: &str, known: impl Iterator<Item = &'k str>) -> String 
         .unwrap_or_default()
 }
 
-pub(super) fn parse_date(s: &str) -> Option<Date> {
+pub fn parse_date(s: &str) -> Option<Date> {
     Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
 
@@ -261,6 +261,7 @@ impl Compiler<'_> {
                             .clone()
                             .unwrap_or_else(|| partner.id.value.clone()),
                         operations: ops,
+                        private: partner.private,
                     },
                 );
             }
@@ -272,11 +273,47 @@ impl Compiler<'_> {
             for raw in &f.grants {
                 self.id(file, &raw.id, "grant", &mut seen);
                 if let Some(grant) = self.grant(file, raw, &consumers, &purposes, &operations) {
+                    if grant.time_out.is_some() {
+                        let partner = grant.operation.split('/').next().unwrap_or_default();
+                        if partners.get(partner).is_some_and(|p| p.private) {
+                            self.error(
+                                file,
+                                &raw.operation,
+                                format!("partner '{partner}' is a private party: a time-out is never directed at a private creditor (Verkenning 2019 §3.2.1)"),
+                            );
+                            continue;
+                        }
+                    }
                     grants.push(Arc::new(grant));
                 }
             }
         }
         self.check_overlaps(&grants);
+        // A purpose served under a registered case needs a retention the register can act on.
+        for (file, f) in &files {
+            for p in &f.purposes {
+                let Some(purpose) = purposes.get(&p.id.value) else {
+                    continue;
+                };
+                if purpose.retention_after_closure.is_some() {
+                    continue;
+                }
+                if let Some(grant) = grants
+                    .iter()
+                    .find(|g| g.purpose == purpose.id && g.requires.registered_case)
+                {
+                    let found = match &purpose.retention {
+                        Some(text) => format!("the free text {text:?}"),
+                        None => "nothing".to_string(),
+                    };
+                    self.error(
+                        file,
+                        &p.id,
+                        format!("purpose '{}' is served under a registered case (grant '{}'), so its retention must be a term after closure, e.g. retention: {{after_closure: 1 year, note: ...}}; found {found}", purpose.id, grant.id),
+                    );
+                }
+            }
+        }
 
         let mut index: GrantIndex = HashMap::new();
         for grant in &grants {

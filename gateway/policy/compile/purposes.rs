@@ -2,9 +2,11 @@
 //! a purpose may release, each with its legal exception.
 
 use super::Compiler;
-use crate::policy::model::{RawException, RawPurpose, S};
+use crate::policy::model::{RawException, RawPurpose, RawRetention, S};
 use crate::policy::schema::SPECIAL_CATEGORIES;
-use crate::policy::{header_text, LegalBasis, Purpose, PurposeHeaders, SpecialException};
+use crate::policy::{
+    header_text, LegalBasis, Purpose, PurposeHeaders, RelativeDate, SpecialException,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -94,6 +96,7 @@ impl Compiler<'_> {
                 special_categories.insert(category.value.clone(), exception);
             }
         }
+        let (retention, retention_after_closure) = self.retention(file, p);
         let legal_basis_text = legal_basis.as_ref().map(LegalBasis::summary);
         let header_values = PurposeHeaders {
             purpose: header_text(&p.id.value),
@@ -108,7 +111,8 @@ impl Compiler<'_> {
             legal_basis,
             processing_activity,
             special_categories,
-            retention: p.retention.clone(),
+            retention,
+            retention_after_closure,
             incompatible_with: p
                 .incompatible_with
                 .iter()
@@ -120,6 +124,34 @@ impl Compiler<'_> {
 }
 
 impl Compiler<'_> {
+    /// A purpose's retention: the text for readers, and the term after closure where it is
+    /// written as one (`after_closure: 1 year`). Whether a term is required depends on the
+    /// grants (a registered case needs one); the grants check that.
+    fn retention(&mut self, file: &Path, p: &RawPurpose) -> (Option<String>, Option<RelativeDate>) {
+        match &p.retention {
+            None => (None, None),
+            Some(RawRetention::Text(text)) => (Some(text.trim().to_string()), None),
+            Some(RawRetention::Structured(fields)) => {
+                match RelativeDate::parse_term(&fields.after_closure.value) {
+                    Ok(term) => {
+                        let mut text =
+                            format!("{} na afsluiting van de casus", term.describe_term());
+                        if let Some(note) = &fields.note {
+                            text.push_str(" (");
+                            text.push_str(note.trim());
+                            text.push(')');
+                        }
+                        (Some(text), Some(term))
+                    }
+                    Err(e) => {
+                        self.error(file, &fields.after_closure, e);
+                        (None, None)
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks one special category's exception. Only a structured exception naming an article
     /// that fits the category and a national law is accepted: a text such as `ja` says nothing
     /// a reviewer (or the citizen asking on which ground) can check.

@@ -1,0 +1,651 @@
+//! The case register's API on the data listener (SPEC §8), under the reserved partner id
+//! `doelpoort`:
+//!
+//! | call | what it does |
+//! |---|---|
+//! | `PUT /doelpoort/v1/cases/{id}` | create or replace a case (201 created, 200 replaced) |
+//! | `GET /doelpoort/v1/cases/{id}` | the case as stored, its household as a count |
+//! | `POST /doelpoort/v1/cases/{id}/overrides` | a motivated exception for one partner, approved by two colleagues |
+//! | `POST /doelpoort/v1/cases/{id}/close` | close the case; it is purged after its purposes' retention |
+//!
+//! Only consumers configured with `case_admin: true` may call it, and only for cases they own:
+//! another consumer's case is answered as unknown (`case-unknown`), never revealed. Every call
+//! is an audit record in the same chain (the pipeline records it), naming the case, the actor
+//! and what changed, never a BSN. Bodies are checked strictly: unknown keys, unknown purposes or
+//! partners, a BSN that fails the elfproef, all refuse with `request-invalid`.
+
+use super::{CaseRegister, ChangeError, StoredOverride};
+use crate::context::{holds_bsn, is_plain_id, Bsn};
+use crate::identity::{Connection, Consumer};
+use crate::policy::PolicySet;
+use crate::problem::{Problem, ProblemCode};
+use crate::store::cases::{CaseHead, CaseStatus, CaseWrite};
+use crate::token::{Approval, TokenIssuers};
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Response, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Digest as _;
+use std::collections::BTreeSet;
+
+/// The reserved partner id the register's API lives under.
+pub const PARTNER_ID: &str = "doelpoort";
+
+/// The operation an override's approvals must name (`approves.operation` in the token).
+pub const OVERRIDE_OPERATION: &str = "doelpoort/case-override";
+
+/// At most this many members in one household.
+const MAX_HOUSEHOLD: usize = 64;
+
+/// What the pipeline records about a register call.
+#[derive(Debug, Default, Clone)]
+pub struct RegisterFacts {
+    /// `doelpoort/cases.put`, `…get`, `…override`, `…close`: the audit record's `name`.
+    pub operation: Option<&'static str>,
+    pub case_id: Option<String>,
+    pub actor: Option<String>,
+    /// What changed, for the audit record: ids and counts only, never a BSN.
+    pub change: Option<String>,
+    pub approvals: Vec<Approval>,
+}
+
+/// One call to the API.
+pub struct RegisterCall<'a> {
+    pub consumer: &'a Consumer,
+    pub connection: &'a Connection,
+    pub method: &'a Method,
+    /// The path after `/doelpoort`.
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub policy: &'a PolicySet,
+    pub tokens: Option<&'a TokenIssuers>,
+}
+
+fn invalid(detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
+    Problem::new(ProblemCode::RequestInvalid, detail)
+}
+
+fn unknown_case() -> Problem {
+    Problem::new(
+        ProblemCode::CaseUnknown,
+        "no case with this id is registered for this consumer",
+    )
+}
+
+fn unavailable() -> Problem {
+    super::admission::store_unavailable()
+}
+
+/// Which call a path and method are.
+enum Route<'p> {
+    Case(&'p str),
+    Overrides(&'p str),
+    Close(&'p str),
+}
+
+fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Problem> {
+    let rest = path.strip_prefix("/v1/cases/").ok_or_else(|| {
+        Problem::new(
+            ProblemCode::UnknownRoute,
+            "the case register answers at /doelpoort/v1/cases/{case_id}",
+        )
+    })?;
+    let mut parts = rest.split('/');
+    let id = parts.next().unwrap_or_default();
+    let (route, allowed) = match (parts.next(), parts.next()) {
+        (None, _) => (Route::Case(id), [Method::GET, Method::PUT].as_slice()),
+        (Some("overrides"), None) => (Route::Overrides(id), [Method::POST].as_slice()),
+        (Some("close"), None) => (Route::Close(id), [Method::POST].as_slice()),
+        _ => {
+            return Err(Problem::new(
+                ProblemCode::UnknownRoute,
+                "no such resource in the case register",
+            ))
+        }
+    };
+    let head_of_get = *method == Method::HEAD && allowed.contains(&Method::GET);
+    if !allowed.contains(method) && !head_of_get {
+        let mut allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        if allowed.contains(&Method::GET) {
+            allow.push("HEAD");
+        }
+        return Err(Problem::method_not_allowed(
+            "this resource of the case register is not served with this method",
+            allow.join(", "),
+        ));
+    }
+    Ok(route)
+}
+
+/// Serves one call. `facts` is filled in as far as the call gets, for its audit record.
+pub async fn serve(
+    register: &CaseRegister,
+    call: &RegisterCall<'_>,
+    facts: &mut RegisterFacts,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    let route = route(call.method, call.path)?;
+    let (operation, id) = match &route {
+        Route::Case(id) if *call.method == Method::PUT => ("doelpoort/cases.put", *id),
+        Route::Case(id) => ("doelpoort/cases.get", *id),
+        Route::Overrides(id) => ("doelpoort/cases.override", *id),
+        Route::Close(id) => ("doelpoort/cases.close", *id),
+    };
+    facts.operation = Some(operation);
+    if !is_plain_id(id) || holds_bsn(id) {
+        return Err(Problem::new(
+            ProblemCode::ContextInvalid,
+            "a case id is a plain id (letters, digits, '.', '_', ':', '/', '-'; at most 64) and never holds a BSN",
+        ));
+    }
+    facts.case_id = Some(id.to_string());
+    facts.actor = actor(call.headers)?;
+    if !call.consumer.case_admin {
+        return Err(Problem::new(
+            ProblemCode::NotGranted,
+            "this consumer may not keep cases in the case register (case_admin is not set)",
+        ));
+    }
+    match route {
+        Route::Case(_) if *call.method == Method::PUT => put(register, call, id, facts).await,
+        Route::Case(_) => {
+            // A read of the register (the copy this replica holds, which follows the store).
+            let case = register
+                .get(id)
+                .filter(|c| c.owner == call.consumer.id.as_str())
+                .ok_or_else(unknown_case)?;
+            Ok(json_response(StatusCode::OK, &view(&case)))
+        }
+        Route::Overrides(_) => add_override(register, call, id, facts).await,
+        Route::Close(_) => close(register, call, id, facts).await,
+    }
+}
+
+/// The acting employee, from `Doelbinding-Actor` (optional, but well-formed when given).
+fn actor(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(crate::context::ACTOR) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|a| is_plain_id(a) && !holds_bsn(a))
+        .map(|a| Some(a.to_string()))
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemCode::ContextInvalid,
+                "Doelbinding-Actor is a plain pseudonymous id and never holds a BSN",
+            )
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseBody {
+    purposes: Vec<String>,
+    household: Vec<String>,
+    #[serde(default)]
+    agreed_partners: Vec<String>,
+    #[serde(default)]
+    objections: Vec<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+fn parse<'de, T: Deserialize<'de>>(body: &'de [u8], form: &str) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        // serde's message names the key or type that failed, never a value.
+        let why = e.to_string();
+        let why = why.split(" at line").next().unwrap_or_default();
+        let why = if holds_bsn(why) { "invalid value" } else { why };
+        invalid(format!("the body is not {form}: {why}"))
+    })
+}
+
+/// A list of ids from the policy set, without duplicates.
+fn known_ids(
+    list: &[String],
+    what: &str,
+    known: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, Problem> {
+    let mut seen = BTreeSet::new();
+    for id in list {
+        if !is_plain_id(id) || holds_bsn(id) || !known(id) {
+            return Err(invalid(format!(
+                "{what} lists an id that is not in the policy set"
+            )));
+        }
+        if !seen.insert(id.clone()) {
+            return Err(invalid(format!("{what} lists an id twice")));
+        }
+    }
+    Ok(seen.into_iter().collect())
+}
+
+async fn put(
+    register: &CaseRegister,
+    call: &RegisterCall<'_>,
+    id: &str,
+    facts: &mut RegisterFacts,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    let body: CaseBody = parse(
+        call.body,
+        "a case: {\"purposes\": [..], \"household\": [\"<bsn>\", ..], \"agreed_partners\": [..], \"objections\": [..], \"status\": \"open\"}",
+    )?;
+    let set = call.policy;
+    if body.purposes.is_empty() {
+        return Err(invalid("a case serves at least one purpose"));
+    }
+    let purposes = known_ids(&body.purposes, "purposes", |p| {
+        set.purposes.get(p).is_some_and(|p| p.refused.is_none())
+    })?;
+    for a in &purposes {
+        for b in &purposes {
+            if set.purposes[a].incompatible_with.contains(b) {
+                return Err(invalid(format!(
+                    "purposes '{a}' and '{b}' must never be combined in one case"
+                )));
+            }
+        }
+    }
+    let partner_known = |p: &str| p != PARTNER_ID && set.partners.contains_key(p);
+    let agreed = known_ids(&body.agreed_partners, "agreed_partners", partner_known)?;
+    let objections = known_ids(&body.objections, "objections", partner_known)?;
+    if agreed.iter().any(|p| objections.contains(p)) {
+        return Err(invalid(
+            "a partner is both agreed to and objected to; the client's objection is leading, list it once",
+        ));
+    }
+    if body.household.is_empty() || body.household.len() > MAX_HOUSEHOLD {
+        return Err(invalid(format!(
+            "a household has 1 to {MAX_HOUSEHOLD} members"
+        )));
+    }
+    let mut household = BTreeSet::new();
+    for member in &body.household {
+        // The message never repeats the value.
+        let bsn = Bsn::parse(member)
+            .map_err(|why| invalid(format!("a household member is not a valid BSN: {why}")))?;
+        household.insert(register.key().member(&bsn));
+    }
+    let closing = match body.status.as_deref() {
+        None | Some("open") => false,
+        Some("closed") => true,
+        Some(_) => return Err(invalid("status is \"open\" or \"closed\"")),
+    };
+    let owner = call.consumer.id.as_str().to_string();
+    facts.change = Some(format!(
+        "status={}; purposes={}; agreed_partners={}; objections={}; household_members={}",
+        if closing { "closed" } else { "open" },
+        purposes.join(","),
+        agreed.join(","),
+        objections.join(","),
+        household.len()
+    ));
+    let retention = retention_of(set, &purposes);
+    let mut created = false;
+    let changed = register
+        .change("case_put", id, |current, now| {
+            if let Some(current) = current {
+                if current.owner != owner {
+                    return Err(unknown_case());
+                }
+                if current.status != CaseStatus::Open && current.status != CaseStatus::Purged {
+                    return Err(Problem::new(
+                        ProblemCode::CaseClosed,
+                        "the case is closed and cannot be changed or reopened; register a new case",
+                    ));
+                }
+            }
+            let current = current.filter(|c| c.status == CaseStatus::Open);
+            created = current.is_none();
+            // A partner keeps the moment it was first registered (time-outs depend on it).
+            let partners = agreed
+                .iter()
+                .map(|p| {
+                    let since = current
+                        .and_then(|c| c.partners.iter().find(|(q, _)| q == p))
+                        .map_or(now, |(_, since)| *since);
+                    (p.clone(), since)
+                })
+                .collect();
+            Ok(vec![CaseWrite::Put {
+                head: CaseHead {
+                    owner: owner.clone(),
+                    status: if closing {
+                        CaseStatus::Closed
+                    } else {
+                        CaseStatus::Open
+                    },
+                    purposes: purposes.clone(),
+                    objections: objections.clone(),
+                    created_at: current.map_or(now, |c| c.created_at),
+                    updated_at: now,
+                    closed_at: closing.then_some(now),
+                    purge_after: closing.then(|| purge_after(now, retention)),
+                },
+                partners,
+                household: household.iter().cloned().collect(),
+            }])
+        })
+        .await;
+    let case = match changed {
+        Ok(case) => case,
+        Err(ChangeError::Refused(problem)) => return Err(problem),
+        Err(ChangeError::Unavailable(_)) => return Err(unavailable()),
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &view(&case)))
+}
+
+/// The longest retention among the purposes (as a term), if every one has one.
+fn retention_of(set: &PolicySet, purposes: &[String]) -> Option<crate::policy::RelativeDate> {
+    let terms: Vec<_> = purposes
+        .iter()
+        .filter_map(|p| set.purposes.get(p))
+        .map(|p| p.retention_after_closure)
+        .collect();
+    // A purpose without a term keeps the case until an operator purges it.
+    if terms.iter().any(Option::is_none) {
+        return None;
+    }
+    let probe = time::OffsetDateTime::now_utc().date();
+    terms.into_iter().flatten().max_by_key(|t| t.resolve(probe))
+}
+
+/// When a case closed at `closed_at` is purged: after the longest retention of its purposes
+/// (without one, never automatically: `i64::MAX`).
+pub fn purge_after(closed_at: i64, retention: Option<crate::policy::RelativeDate>) -> i64 {
+    let Some(term) = retention else {
+        return i64::MAX;
+    };
+    let Ok(closed) = time::OffsetDateTime::from_unix_timestamp(closed_at) else {
+        return i64::MAX;
+    };
+    let until = term.resolve(closed.date());
+    closed.replace_date(until).unix_timestamp()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideBody {
+    partner: String,
+    reason: String,
+    /// A signed caller token whose approvals (two colleagues other than the actor) approve
+    /// this override (`approves.operation`: `doelpoort/case-override`).
+    approvals: String,
+}
+
+async fn add_override(
+    register: &CaseRegister,
+    call: &RegisterCall<'_>,
+    id: &str,
+    facts: &mut RegisterFacts,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    let body: OverrideBody = parse(
+        call.body,
+        "an override: {\"partner\": \"svb\", \"reason\": \"...\", \"approvals\": \"<signed token>\"}",
+    )?;
+    let partner = known_ids(std::slice::from_ref(&body.partner), "partner", |p| {
+        p != PARTNER_ID && call.policy.partners.contains_key(p)
+    })?
+    .remove(0);
+    let reason = body.reason.trim();
+    if reason.chars().count() < 10 || reason.chars().count() > 2000 {
+        return Err(invalid(
+            "the reason motivates the seriousness of the problems (Wams MvT §3.3.2) in 10 to 2000 characters",
+        ));
+    }
+    if holds_bsn(reason) {
+        return Err(invalid(
+            "the reason must not hold a BSN: the register names people only by household",
+        ));
+    }
+    let token = verify_approvals(call, &body.approvals, id)?;
+    let actor = token.actor.clone();
+    facts.actor = Some(actor.clone());
+    facts.approvals.clone_from(&token.approvals);
+    facts.change = Some(format!("override partner={partner}"));
+    // The case must be this consumer's and open before an approval is spent on it.
+    let current = register
+        .get(id)
+        .filter(|c| c.owner == call.consumer.id.as_str())
+        .ok_or_else(unknown_case)?;
+    if current.status != CaseStatus::Open {
+        return Err(closed());
+    }
+    spend(register, &token).await?;
+    let approvers: Vec<String> = token.approvals.iter().map(|a| a.by.clone()).collect();
+    let owner = call.consumer.id.as_str().to_string();
+    let changed = register
+        .change("case_override", id, |current, now| {
+            let case = current
+                .filter(|c| c.owner == owner)
+                .ok_or_else(unknown_case)?;
+            if case.status != CaseStatus::Open {
+                return Err(closed());
+            }
+            Ok(vec![CaseWrite::Override(StoredOverride {
+                partner: partner.clone(),
+                reason: reason.to_string(),
+                actor: actor.clone(),
+                approvers: approvers.clone(),
+                granted_at: now,
+            })])
+        })
+        .await;
+    match changed {
+        Ok(case) => Ok(json_response(StatusCode::CREATED, &view(&case))),
+        Err(ChangeError::Refused(problem)) => Err(problem),
+        Err(ChangeError::Unavailable(_)) => Err(unavailable()),
+    }
+}
+
+fn closed() -> Problem {
+    Problem::new(
+        ProblemCode::CaseClosed,
+        "the case is closed and cannot be changed",
+    )
+}
+
+/// The override's token: signed by an issuer this consumer trusts, bound to the calling
+/// certificate, approving this override of this case, by two colleagues other than the actor.
+fn verify_approvals(
+    call: &RegisterCall<'_>,
+    token: &str,
+    case_id: &str,
+) -> Result<crate::token::CallerToken, Problem> {
+    let verifier = call.tokens.ok_or_else(|| {
+        Problem::new(
+            ProblemCode::TokenInvalid,
+            "no token issuers are configured, so no approval can be checked",
+        )
+    })?;
+    let fingerprint = call.connection.fingerprint.as_ref().ok_or_else(|| {
+        Problem::new(
+            ProblemCode::TokenInvalid,
+            "no client certificate to bind to",
+        )
+    })?;
+    let token = verifier
+        .current()
+        .verify(token, &call.consumer.token_issuers, fingerprint)?;
+    if token
+        .approves
+        .as_ref()
+        .is_none_or(|a| a.operation != OVERRIDE_OPERATION)
+    {
+        return Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            format!("the approvals must approve this override (approves.operation: {OVERRIDE_OPERATION})"),
+        ));
+    }
+    if token.case_id.as_deref() != Some(case_id) {
+        return Err(Problem::new(
+            ProblemCode::TokenMismatch,
+            "the approvals are for another case (case_id in the signed token)",
+        ));
+    }
+    if let Some(declared) = actor(call.headers)? {
+        if declared != token.actor {
+            return Err(Problem::new(
+                ProblemCode::TokenMismatch,
+                "Doelbinding-Actor differs from the actor (sub) in the signed token",
+            ));
+        }
+    }
+    let actor = token.actor.to_lowercase();
+    let approvers: BTreeSet<String> = token
+        .approvals
+        .iter()
+        .map(|a| a.by.to_lowercase())
+        .filter(|by| *by != actor)
+        .collect();
+    if approvers.len() < 2 {
+        return Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            "an override needs the approval of two colleagues other than the actor, in a signed caller token",
+        ));
+    }
+    Ok(token)
+}
+
+/// An approval is used once: its `jti` is spent in the store, shared by replicas.
+async fn spend(register: &CaseRegister, token: &crate::token::CallerToken) -> Result<(), Problem> {
+    let Some((jti, exp)) = &token.approval_use else {
+        return Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            "the approvals' token has no jti, so it cannot be used once",
+        ));
+    };
+    let digest = hex::encode(sha2::Sha256::digest(jti.as_bytes()));
+    let spend = crate::store::ApprovalSpend {
+        issuer: &token.iss,
+        jti: &digest,
+        expires_at: exp.saturating_add(24 * 3600),
+    };
+    match register.store.spend_approval(&spend).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Problem::new(
+            ProblemCode::FourEyesRequired,
+            "these approvals have already been used; each override needs its own",
+        )),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+async fn close(
+    register: &CaseRegister,
+    call: &RegisterCall<'_>,
+    id: &str,
+    facts: &mut RegisterFacts,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    if !call.body.is_empty() && call.body.iter().any(|b| !b.is_ascii_whitespace()) {
+        let _: serde_json::Map<String, Value> = parse(call.body, "empty or {}")?;
+    }
+    facts.change = Some("status=closed".into());
+    let owner = call.consumer.id.as_str().to_string();
+    let set = call.policy;
+    let changed = register
+        .change("case_close", id, |current, now| {
+            close_rule(current, now, &owner, set)
+        })
+        .await;
+    match changed {
+        Ok(case) => Ok(json_response(StatusCode::OK, &view(&case))),
+        Err(ChangeError::Refused(problem)) => Err(problem),
+        Err(ChangeError::Unavailable(_)) => Err(unavailable()),
+    }
+}
+
+/// Closing a case (also for `doelpoort case close`): the owner's own, open case. `owner`
+/// empty: an operator, who may close any case.
+pub fn close_rule(
+    current: Option<&super::Case>,
+    now: i64,
+    owner: &str,
+    set: &PolicySet,
+) -> Result<Vec<CaseWrite>, Problem> {
+    let case = current
+        .filter(|c| c.status != CaseStatus::Purged && (owner.is_empty() || c.owner == owner))
+        .ok_or_else(unknown_case)?;
+    if case.status == CaseStatus::Closed {
+        return Err(Problem::new(
+            ProblemCode::CaseClosed,
+            "the case is already closed",
+        ));
+    }
+    let retention = retention_of(set, &case.purposes);
+    Ok(vec![CaseWrite::Put {
+        head: CaseHead {
+            owner: case.owner.clone(),
+            status: CaseStatus::Closed,
+            purposes: case.purposes.clone(),
+            objections: case.objections.clone(),
+            created_at: case.created_at,
+            updated_at: now,
+            closed_at: Some(now),
+            purge_after: Some(purge_after(now, retention)),
+        },
+        partners: case.partners.clone(),
+        household: case.household.clone(),
+    }])
+}
+
+/// A case as the API and `doelpoort case show` present it: the household as a count.
+pub fn view(case: &super::Case) -> Value {
+    let time = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    json!({
+        "case_id": case.id,
+        "owner": case.owner,
+        "status": case.status.as_str(),
+        "purposes": case.purposes,
+        "household": case.household.len(),
+        "agreed_partners": case.partners.iter().map(|(p, since)| json!({"partner": p, "since": time(*since)})).collect::<Vec<_>>(),
+        "objections": case.objections,
+        "overrides": case.overrides.iter().map(|o| json!({
+            "partner": o.partner,
+            "reason": o.reason,
+            "actor": o.actor,
+            "approvers": o.approvers,
+            "granted_at": time(o.granted_at),
+        })).collect::<Vec<_>>(),
+        "served_purposes": case.served,
+        "time_outs": case.time_outs.iter().map(|t| json!({
+            "partner": t.partner,
+            "claims": t.claims.len(),
+            "starts_on": t.starts_on,
+            "ends_on": t.ends_on,
+            "state": if t.pending { "pending" } else { "granted" },
+        })).collect::<Vec<_>>(),
+        "created_at": time(case.created_at),
+        "updated_at": time(case.updated_at),
+        "closed_at": case.closed_at.and_then(time),
+        "purge_after": case.purge_after.filter(|t| *t < i64::MAX).and_then(time),
+    })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, crate::headers::JSON);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, crate::headers::NO_STORE);
+    response
+}

@@ -1,0 +1,154 @@
+//! Phase *case*: for a grant with `requires: [registered_case]`, the exchange is checked
+//! against its case in the register ([`crate::cases::admission`]); the first exchange of a
+//! purpose in a case is recorded there; and a time-out is reserved in the case's ledger
+//! ([`crate::cases::ledger`]) before it is sent, then granted or dropped on the partner's
+//! answer.
+
+use super::Call;
+use crate::cases::admission::{self, CaseAdmission, CaseRequest};
+use crate::cases::ledger::{Reservation, TimeOutRequest};
+use crate::context::RequestContext;
+use crate::exchange::Exchange;
+use crate::policy::decide::Permit;
+use crate::policy::{PolicySet, SubjectSource};
+use crate::problem::{Problem, ProblemCode};
+use crate::state::GatewayState;
+use crate::token::CallerToken;
+use crate::upstream::{UpstreamError, UpstreamResponse};
+use bytes::Bytes;
+
+/// The register's checks, on this replica's copy (no round trip). `None`: the grant does not
+/// involve the register.
+pub(super) fn admit(
+    state: &GatewayState,
+    policy: &PolicySet,
+    call: &Call<'_>,
+    context: &RequestContext,
+    permit: &Permit,
+) -> Result<Option<CaseAdmission>, Problem> {
+    let grant = permit.grant();
+    if !grant.requires.registered_case {
+        return Ok(None);
+    }
+    // The decision required the case id already (registered_case implies case_id).
+    let case_id = context.case_id.as_deref().ok_or_else(|| {
+        Problem::new(
+            ProblemCode::ContextInvalid,
+            "this grant requires the case (Doelbinding-Case-Id)",
+        )
+    })?;
+    let subject = match permit.operation().subject {
+        SubjectSource::None => None,
+        _ => context.data_subject.as_ref().map(|s| s.bsn()),
+    };
+    admission::admit(
+        &state.cases,
+        policy,
+        &CaseRequest {
+            consumer: call.consumer.id.as_str(),
+            partner: call.partner.id.as_str(),
+            case_id,
+            purpose: permit.purpose(),
+            grant,
+            subject,
+        },
+    )
+    .map(Some)
+}
+
+/// What the register must hold before the partner is called: the purpose as served, and a
+/// time-out's reservation in the ledger.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn record(
+    state: &GatewayState,
+    policy: &PolicySet,
+    call: &Call<'_>,
+    context: &RequestContext,
+    permit: &Permit,
+    admitted: Option<CaseAdmission>,
+    forwarded: &Bytes,
+    exchange: &Exchange,
+    token: Option<&CallerToken>,
+) -> Result<Option<Reservation>, Problem> {
+    let Some(admitted) = admitted else {
+        return Ok(None);
+    };
+    let case_id = admitted.case.id.as_str();
+    if admitted.first_of_purpose {
+        admission::record_served(&state.cases, policy, case_id, permit.purpose()).await?;
+    }
+    let Some(rule) = &permit.grant().time_out else {
+        return Ok(None);
+    };
+    // The body the partner receives: what the ledger records is what is asked of it.
+    let body: serde_json::Value = serde_json::from_slice(forwarded).map_err(|_| {
+        Problem::new(
+            ProblemCode::RequestInvalid,
+            "a time-out needs a JSON request body",
+        )
+    })?;
+    let ends_on = rule
+        .ends
+        .values(&body)
+        .first()
+        .and_then(|v| v.as_str())
+        .and_then(crate::policy::compile::parse_date)
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemCode::RequestInvalid,
+                "the time-out's end date is missing or not a date (YYYY-MM-DD)",
+            )
+        })?;
+    let claims = match &rule.claims {
+        None => Vec::new(),
+        Some(path) => {
+            let claims: Vec<String> = path
+                .values(&body)
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            if claims.is_empty() {
+                return Err(Problem::new(
+                    ProblemCode::RequestInvalid,
+                    "a time-out names the claims it suspends",
+                ));
+            }
+            claims
+        }
+    };
+    let partner_is_private = policy
+        .partners
+        .get(call.partner.id.as_str())
+        .is_some_and(|p| p.private);
+    state
+        .cases
+        .reserve_time_out(
+            case_id,
+            rule,
+            &TimeOutRequest {
+                partner: call.partner.id.as_str(),
+                partner_is_private,
+                claims,
+                ends_on,
+                today: call.today,
+                actor: context.actor.as_deref(),
+                approvals: token.map_or(&[][..], |t| t.approvals.as_slice()),
+                transaction_id: exchange.transaction_id.hyphenated().to_string(),
+            },
+        )
+        .await
+        .map(Some)
+}
+
+/// Grants a reserved time-out when the partner confirmed it (2xx), drops it otherwise.
+pub(super) async fn settle(
+    state: &GatewayState,
+    reservation: Option<&Reservation>,
+    answer: &Result<Result<UpstreamResponse, UpstreamError>, Problem>,
+) {
+    let Some(reservation) = reservation else {
+        return;
+    };
+    let confirmed = matches!(answer, Ok(Ok(response)) if response.status.is_success());
+    state.cases.settle_time_out(reservation, confirmed).await;
+}
