@@ -341,6 +341,8 @@ async fn the_central_audit_log_answers_for_every_replica() {
     config_b.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     config_b.store = StoreSettings::new(StoreLocation::Postgres(url.clone()));
     config_b.audit.sink = doelpoort::config::AuditSink::Postgres;
+    // Its own directory: the demo's own log (its case registrations) is another chain.
+    config_b.audit.dir = run.root.path().join("replica-b").join("audit");
     let b = doelpoort::server::start(&config_b)
         .await
         .expect("replica b starts");
@@ -359,8 +361,9 @@ async fn the_central_audit_log_answers_for_every_replica() {
     let dir_a = dir_a.to_str().unwrap();
     let (code, out) = run_doelpoort(["audit", "import", dir_a, "--store", &url]);
     assert_eq!(code, 0, "{out}");
+    // Two exchanges, and the two case registrations made when the replica started.
     assert!(
-        out.contains("imported 2 records of instance 'replica-a' (2 new)"),
+        out.contains("imported 4 records of instance 'replica-a' (4 new)"),
         "{out}"
     );
     let (code, out) = run_doelpoort(["audit", "import", dir_a, "--store", &url]);
@@ -369,7 +372,7 @@ async fn the_central_audit_log_answers_for_every_replica() {
 
     let (code, out) = run_doelpoort(["audit", "verify", "--store", &url]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("instance replica-a: OK, 2 records"), "{out}");
+    assert!(out.contains("instance replica-a: OK, 4 records"), "{out}");
     assert!(out.contains("instance replica-b: OK, 3 records"), "{out}");
 
     // The citizen's report from the store covers both replicas, and A's part is exactly what

@@ -195,12 +195,30 @@ struct CaseBody {
 
 fn parse<'de, T: Deserialize<'de>>(body: &'de [u8], form: &str) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
-        // serde's message names the key or type that failed, never a value.
+        // serde's message names the key or type that failed, and for a wrong type also the
+        // value: any run of digits is blanked, so no BSN (valid or mistyped) is repeated.
         let why = e.to_string();
         let why = why.split(" at line").next().unwrap_or_default();
-        let why = if holds_bsn(why) { "invalid value" } else { why };
-        invalid(format!("the body is not {form}: {why}"))
+        invalid(format!("the body is not {form}: {}", blank_digits(why)))
     })
+}
+
+/// `text` with every run of digits replaced by `…`.
+fn blank_digits(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_digits = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('…');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A list of ids from the policy set, without duplicates.
@@ -301,12 +319,13 @@ async fn put(
             let current = current.filter(|c| c.status == CaseStatus::Open);
             created = current.is_none();
             // A partner keeps the moment it was first registered (time-outs depend on it).
+            let joined = joined_at(current, now);
             let partners = agreed
                 .iter()
                 .map(|p| {
                     let since = current
                         .and_then(|c| c.partners.iter().find(|(q, _)| q == p))
-                        .map_or(now, |(_, since)| *since);
+                        .map_or(joined, |(_, since)| *since);
                     (p.clone(), since)
                 })
                 .collect();
@@ -341,6 +360,17 @@ async fn put(
         StatusCode::OK
     };
     Ok(json_response(status, &view(&case)))
+}
+
+/// The moment a partner joins a case now: `now`, or just after the latest time-out of the
+/// case when that started in this same second. Register writes are serialised, so this keeps
+/// their order at a resolution of seconds: a partner added after a time-out started is never
+/// taken for one that was in view before it.
+fn joined_at(case: Option<&super::Case>, now: i64) -> i64 {
+    case.into_iter()
+        .flat_map(|c| c.time_outs.iter())
+        .map(|t| t.created_at + 1)
+        .fold(now, i64::max)
 }
 
 /// The longest retention among the purposes (as a term), if every one has one.
@@ -435,7 +465,7 @@ async fn add_override(
                 reason: reason.to_string(),
                 actor: actor.clone(),
                 approvers: approvers.clone(),
-                granted_at: now,
+                granted_at: joined_at(Some(case), now),
             })])
         })
         .await;

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use crate::policy::case_rules::in_scope;
 pub use crate::store::cases::{StoredOverride, StoredTimeOut};
 
 /// One case as the decision sees it.
@@ -318,13 +319,4 @@ fn empty_case(id: &str) -> Case {
         purge_after: None,
         version: 0,
     }
-}
-
-/// Whether `partner` is within the case's scope: agreed and not objected to, or covered by a
-/// motivated override (which also lifts an objection, Wams MvT §3.3.2).
-pub fn in_scope(case: &Case, partner: &str) -> bool {
-    if case.overrides.iter().any(|o| o.partner == partner) {
-        return true;
-    }
-    case.partners.iter().any(|(p, _)| p == partner) && !case.objections.iter().any(|p| p == partner)
 }

@@ -60,6 +60,7 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
             format,
             key_file,
             household_key,
+            register,
         } => {
             let run = || -> Result<query::Answer> {
                 anyhow::ensure!(
@@ -107,7 +108,7 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
                     if let (Some(bsn), query::Format::Table) = (&subject, format) {
                         report.push_str(&case_section(
                             bsn,
-                            store.as_deref(),
+                            register.as_deref().or(store.as_deref()),
                             dir.as_deref(),
                             household_key.as_deref(),
                         ));
@@ -182,7 +183,10 @@ fn case_section(
     let store = match (store, beside("store.sqlite")) {
         (Some(url), _) => url.to_string(),
         (None, Some(path)) if path.exists() => format!("sqlite:{}", path.display()),
-        _ => return String::new(),
+        _ => {
+            return "\nThe case register was not asked: name its store with --register to list this person's cases.\n"
+                .into()
+        }
     };
     let Some(key) = household_key
         .map(std::path::Path::to_path_buf)

@@ -280,6 +280,10 @@ pub enum AuditCommand {
         /// [default: household.key next to the audit directory].
         #[arg(long)]
         household_key: Option<PathBuf>,
+        /// The store holding the case register (sqlite:PATH or postgres://…) [default: the
+        /// --store given, or store.sqlite next to the audit directory].
+        #[arg(long)]
+        register: Option<String>,
     },
     /// Copy a replica's file log into the central store (idempotent; verified before and after).
     Import {

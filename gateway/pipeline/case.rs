@@ -6,10 +6,11 @@
 
 use super::Call;
 use crate::cases::admission::{self, CaseAdmission, CaseRequest};
-use crate::cases::ledger::{Reservation, TimeOutRequest};
+use crate::cases::ledger::Reservation;
 use crate::context::RequestContext;
 use crate::exchange::Exchange;
 use crate::policy::decide::Permit;
+use crate::policy::time_out::TimeOutRequest;
 use crate::policy::{PolicySet, SubjectSource};
 use crate::problem::{Problem, ProblemCode};
 use crate::state::GatewayState;
@@ -51,6 +52,7 @@ pub(super) fn admit(
             purpose: permit.purpose(),
             grant,
             subject,
+            today: call.today,
         },
     )
     .map(Some)

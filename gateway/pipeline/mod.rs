@@ -176,7 +176,9 @@ where
     };
     checkpoint(state, "case");
     let case = case::admit(state, &policy, &call, &context, &permit)?;
-    // The approval is spent in the store (shared by replicas) once the body has passed.
+    // The approval is spent in the store (shared by replicas) once the body has passed, and
+    // before the case's ledger is asked: a replayed approval is answered as a replay on every
+    // replica, whatever the ledger would say.
     state.approvals.spend(&permit, token.as_ref()).await?;
     let reservation = case::record(
         state,

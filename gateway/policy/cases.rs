@@ -3,6 +3,7 @@
 //! the gateway would decide; and their coverage of the grants.
 
 use super::decide::Approval;
+use super::simulated_case::{self, SimulatedCase};
 use super::tools::{simulate, Outcome, SimulatedRequest};
 use super::PolicySet;
 use crate::diagnostic::{from_yaml_error, Diagnostic};
@@ -34,6 +35,10 @@ struct TestCase {
     /// The day the request is decided on (YYYY-MM-DD); default: today.
     #[serde(default)]
     today: Option<String>,
+    /// The case as the register holds it: grants with `registered_case` are then checked
+    /// against it (see [`super::simulated_case`]).
+    #[serde(default)]
+    case: Option<SimulatedCase>,
     expect: Expectation,
 }
 
@@ -212,7 +217,11 @@ fn run_case(
         today,
     };
     let (decision, code, grant) = match simulate(set, &request) {
-        Outcome::Allow(p) => ("allow", None, Some(p.grant().clone())),
+        Outcome::Allow(p) => match register_check(set, case, &request, &p) {
+            Err(e) => return (Err(e), None),
+            Ok(Err(problem)) => ("deny", Some(problem.code.as_str()), Some(p.grant().clone())),
+            Ok(Ok(())) => ("allow", None, Some(p.grant().clone())),
+        },
         Outcome::Deny(d) => ("deny", Some(d.problem.code.as_str()), d.grant),
     };
     let reached = grant.as_ref().map(|g| (g.id.clone(), decision == "allow"));
@@ -263,4 +272,36 @@ fn run_case(
         Err(problems.join("; "))
     };
     (result, reached)
+}
+
+/// The case register's answer, where the test names a case (see [`simulated_case`]).
+fn register_check(
+    set: &PolicySet,
+    case: &TestCase,
+    request: &SimulatedRequest,
+    permit: &super::decide::Permit,
+) -> Result<Result<(), crate::problem::Problem>, String> {
+    let Some(simulated) = &case.case else {
+        return Ok(Ok(()));
+    };
+    let header = |name: &str| {
+        case.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let subject = header(crate::context::DATA_SUBJECT)
+        .and_then(|s| crate::context::DataSubject::parse(s).ok());
+    simulated.check(
+        set,
+        permit,
+        &simulated_case::Exchange {
+            consumer: &case.consumer,
+            subject: subject.as_ref(),
+            actor: header(crate::context::ACTOR),
+            body: case.body.as_ref(),
+            approvals: &request.approvals,
+            today: request.today,
+        },
+    )
 }

@@ -10,6 +10,7 @@
 //! A `PolicySet` is immutable. A decision is a few hash lookups (consumer → operation →
 //! purpose), so it costs the same with 10 or 10,000 grants.
 
+pub mod case_rules;
 pub mod cases;
 pub mod compile;
 pub mod decide;
@@ -18,8 +19,10 @@ pub mod four_eyes;
 pub mod model;
 pub mod permit;
 pub mod schema;
+pub mod simulated_case;
 pub mod store;
 pub mod template;
+pub mod time_out;
 pub mod tools;
 
 /// How a released field is coarsened (defined with the transforms themselves).
