@@ -19,17 +19,18 @@
 //!
 //! | module | what it is for |
 //! |---|---|
-//! | [`cli`] | subcommands (`run`, `demo`, `check`, `policy …`, `audit …`, `certs …`) |
-//! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp) and their synthetic data |
+//! | [`cli`] | subcommands (`run`, `demo`, `check`, `policy …`, `audit …`, `case …`, `certs …`) |
+//! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp, the escalation team), their synthetic data, the demo's cases |
 //! | [`server`] | listeners, connection tasks, limits, graceful shutdown |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics`, the JWKS |
 //! | [`state`] | [`state::GatewayState`]: everything an exchange needs, built once from the configuration |
 //! | [`pipeline`] | the spine that runs one exchange through its phases, one file per phase: admission (identify, route, context, token, decide, admit), forward, release, discovery, record, respond |
+//! | [`cases`] | the case register (SPEC §8): its API on the data listener, phase *case* against each replica's copy in memory, the time-out ledger, purge |
 //! | [`audit`] | phase *record*: the hash-chained audit log, group commit (to files or PostgreSQL), verify, query and import |
-//! | [`store`] | state shared by replicas and restarts (SPEC §9): embedded SQLite or PostgreSQL, migrations, spent approvals |
+//! | [`store`] | state shared by replicas and restarts (SPEC §9): embedded SQLite or PostgreSQL, migrations, spent approvals, the case register's rows |
 //! | [`exchange`] | [`exchange::Exchange`] (the facts one request establishes) and [`exchange::Concluded`], which the audit record, metrics and access log project from |
 //! | [`upstream`] | pooled mTLS clients per partner; [`upstream::UpstreamRequest`] needs a `Permit` |
-//! | [`policy`] | purposes, operations, grants; [`policy::decide`] (the `Permit`), [`policy::four_eyes`], reload, the policy tools and test cases |
+//! | [`policy`] | purposes, operations, grants; [`policy::decide`] (the `Permit`), [`policy::four_eyes`], the case register's rules ([`policy::case_rules`], [`policy::time_out`]), reload, the policy tools and test cases |
 //! | [`minimise`] | one streaming pass (strict JSON, schema shape, granted fields, transforms), the tree path as reference; [`minimise::Released`] |
 //! | [`token`] | signed caller tokens bound to the client certificate, and the approvals they carry |
 //! | [`assertion`] | the signed `Doelbinding-Assertion` to partners and the gateway's JWKS |
@@ -60,9 +61,9 @@
 //!   never a released value; a BSN is stored only as a keyed HMAC.
 //! - It does not minimise XML/SOAP, compressed or streamed (unbounded) bodies: bodies are read
 //!   whole within limits and must be JSON.
-//! - It does not speak FSC's contract management yet. Replicas share spent approvals through
-//!   the store; each instance keeps its own audit chain (in files, or side by side in
-//!   PostgreSQL).
+//! - It does not speak FSC's contract management yet. Replicas share spent approvals and the
+//!   case register through the store; each instance keeps its own audit chain (in files, or
+//!   side by side in PostgreSQL).
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -552,7 +552,15 @@ fn policy_test_fails_on_a_wrong_expectation() {
 #[test]
 fn policy_test_fails_when_there_are_no_test_cases() {
     let fx = Fixture::shipped();
-    std::fs::remove_file(fx.file("tests/demo.yaml")).unwrap();
+    // Every shipped suite (demo.yaml, casusregister.yaml, …) goes.
+    let suites: Vec<PathBuf> = std::fs::read_dir(fx.file("tests"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(!suites.is_empty(), "the shipped set has test suites");
+    for suite in &suites {
+        std::fs::remove_file(suite).unwrap();
+    }
     let (code, out) = fx.run("test", TODAY);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no test cases found in"), "{out}");
@@ -792,4 +800,234 @@ fn a_structured_health_exception_lets_a_purpose_release_health_data() {
         ),
         "{out}"
     );
+}
+
+// ---- the case register and time-outs ----------------------------------------------------------
+
+/// The one debt-counselling grant on UWV income, `requires: [case_id]` in the shipped set.
+const UWV_INCOME_REQUIRES: &str =
+    "purpose: schuldhulpverlening\n    requires: [case_id]\n    fields:\n      inkomsten";
+/// The shipped free-text retention of `schuldhulpverlening`.
+const DEBT_RETENTION: &str =
+    "    retention: Tot afsluiting van het schuldhulptraject (termijn vast te leggen).\n";
+/// The UWV time-out grant, from its operation to the end of its `time_out` block.
+const UWV_TIME_OUT: &str = "operation: uwv/opschorting\n    purpose: time-out\n    requires: [registered_case, actor, involved_partner]\n    four_eyes:\n      role: teamleider\n    time_out:\n      ends: einddatum\n      max_total: 8 months\n      extension:\n        role: afdelingshoofd\n";
+/// How `RelativeDate::parse_term` says what a term looks like.
+const TERM_FORM: &str = "expected a term such as `30 days`, `6 weeks`, `4 months` or `1 year`";
+
+#[test]
+fn a_purpose_served_under_a_registered_case_needs_a_retention_after_closure() {
+    // The debt-counselling income grant now needs a registered case; its purpose keeps the
+    // shipped free-text retention, which the register cannot act on.
+    let fx = Fixture::shipped();
+    fx.seed(
+        SCHULDHULP,
+        UWV_INCOME_REQUIRES,
+        &UWV_INCOME_REQUIRES.replace("[case_id]", "[registered_case]"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    let purposes = fx.read(PURPOSES);
+    let at = locate(
+        &purposes,
+        "  - id: schuldhulpverlening\n",
+        "schuldhulpverlening",
+    );
+    assert_reported(
+        &out,
+        &fx.file(PURPOSES),
+        at,
+        "error",
+        "purpose 'schuldhulpverlening' is served under a registered case (grant \
+         'schuldhulp-uwv-inkomen'), so its retention must be a term after closure, e.g. \
+         retention: {after_closure: 1 year",
+    );
+    assert_reported(
+        &out,
+        &fx.file(PURPOSES),
+        at,
+        "error",
+        "found the free text \"Tot afsluiting van het schuldhulptraject (termijn vast te leggen).\"",
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+
+    // No retention at all is no better.
+    let text = fx.seed(PURPOSES, DEBT_RETENTION, "");
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(PURPOSES),
+        locate(
+            &text,
+            "  - id: schuldhulpverlening\n",
+            "schuldhulpverlening",
+        ),
+        "error",
+        "(grant 'schuldhulp-uwv-inkomen'), so its retention must be a term after closure",
+    );
+    assert!(out.contains("; found nothing"), "{out}");
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+
+    // The same purpose with a term after closure checks clean.
+    let fx = Fixture::shipped();
+    fx.seed(
+        SCHULDHULP,
+        UWV_INCOME_REQUIRES,
+        &UWV_INCOME_REQUIRES.replace("[case_id]", "[registered_case]"),
+    );
+    fx.seed(
+        PURPOSES,
+        DEBT_RETENTION,
+        "    retention: {after_closure: 1 year}\n",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 0, "{out}");
+    assert!(error_lines(&out).is_empty(), "{out}");
+    assert!(out.contains(": ok — policy version "), "{out}");
+}
+
+#[test]
+fn a_retention_after_closure_that_is_no_term_is_reported_at_its_value() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        PURPOSES,
+        DEBT_RETENTION,
+        "    retention: {after_closure: soon}\n",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(PURPOSES),
+        locate(&text, "retention: {after_closure: soon}", "soon"),
+        "error",
+        TERM_FORM,
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn a_retention_that_is_no_term_under_a_registered_case_is_reported_once() {
+    // The time-out purpose is served under a registered case: its unreadable term is the
+    // one defect, not also "no retention" at the purpose.
+    let fx = Fixture::shipped();
+    let context = "      after_closure: 2 years\n      note: >\n        Het grootboek";
+    let text = fx.seed(PURPOSES, context, &context.replace("2 years", "twee jaar"));
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(PURPOSES),
+        locate(&text, "after_closure: twee jaar", "twee jaar"),
+        "error",
+        TERM_FORM,
+    );
+    assert!(
+        !out.contains("; found nothing"),
+        "the purpose has a retention (its term is unreadable, reported at the term), yet a \
+         second error says it has none:\n{out}"
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn a_time_out_grant_without_a_registered_case_is_reported() {
+    let fx = Fixture::shipped();
+    let edited = UWV_TIME_OUT.replace(
+        "requires: [registered_case, actor, involved_partner]",
+        "requires: [actor, involved_partner]",
+    );
+    let text = fx.seed(SCHULDHULP, UWV_TIME_OUT, &edited);
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&text, &edited, "einddatum"),
+        "error",
+        "a time-out is kept in the case's time-out ledger: add registered_case to requires",
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn a_prior_time_out_without_a_registered_case_is_reported() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        SCHULDHULP,
+        "requires: [registered_case, prior_time_out, actor]",
+        "requires: [prior_time_out, actor]",
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(
+            &text,
+            "  - id: schuldhulp-escalatie\n",
+            "schuldhulp-escalatie",
+        ),
+        "error",
+        "prior_time_out is looked up in the case register: add registered_case to requires",
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn a_time_out_end_field_not_in_the_request_schema_is_reported() {
+    let fx = Fixture::shipped();
+    let edited = UWV_TIME_OUT.replace(
+        "    time_out:\n      ends: einddatum\n      max_total: 8 months\n      extension:\n        role: afdelingshoofd\n",
+        "    time_out: {ends: no_such_field, max_total: 8 months}\n",
+    );
+    let text = fx.seed(SCHULDHULP, UWV_TIME_OUT, &edited);
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&text, "{ends: no_such_field,", "no_such_field"),
+        "error",
+        "field 'no_such_field' is not in the operation's request schema",
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn a_time_out_max_total_that_is_no_term_is_reported_with_the_form() {
+    let fx = Fixture::shipped();
+    let context = "claims: vorderingen[*].vordering_id\n      max_total: 8 months";
+    let text = fx.seed(SCHULDHULP, context, &context.replace("8 months", "forever"));
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&text, "max_total: forever", "forever"),
+        "error",
+        TERM_FORM,
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn an_unknown_requirement_is_reported_with_the_valid_ones() {
+    let fx = Fixture::shipped();
+    let text = fx.seed(
+        SCHULDHULP,
+        UWV_INCOME_REQUIRES,
+        &UWV_INCOME_REQUIRES.replace("[case_id]", "[registerd_case]"),
+    );
+    let (code, out) = fx.check();
+    assert_eq!(code, 1, "{out}");
+    assert_reported(
+        &out,
+        &fx.file(SCHULDHULP),
+        locate(&text, "requires: [registerd_case]", "registerd_case"),
+        "error",
+        "expected case_id, actor, involved_partner, registered_case or prior_time_out",
+    );
+    assert_eq!(error_lines(&out).len(), 1, "{out}");
 }

@@ -3,6 +3,16 @@
 //! partners and example PKI) over mTLS on loopback, and two demo replicas on one real
 //! PostgreSQL.
 //!
+//! The ledger and escalation scenarios run on both stores (SPEC §9), as `sqlite::<scenario>`
+//! and `postgres::<scenario>`:
+//! - **sqlite**: the demo gateway itself, with the embedded SQLite store in its data directory
+//!   and the demo's cases registered at start;
+//! - **postgres**: a replica of the demo's configuration on a real PostgreSQL (harness
+//!   [`Postgres::start`]), its audit log in files of its own; the demo's cases are registered
+//!   there through the API first (the demo registers them only on its own gateway).
+//!
+//! The private-partner check (policy only) runs once; the replica tests run on PostgreSQL.
+//!
 //! The time-outs are the demo's: CJIB claims of 999990019 are `CJIB-2026-000123`
 //! (verkeersboete) and `CJIB-2025-004711` (administratief); the third is strafrechtelijk and
 //! never suspended. Every time-out carries a signed approval (four eyes: `teamleider`; an
@@ -47,6 +57,107 @@ const BOTH: &[(&str, &str)] = &[
     ("afdelingshoofd-0003", "afdelingshoofd"),
 ];
 const SCHULDHULP: &str = "schuldhulp-utrecht";
+
+// ---------------------------------------------------------------------------------------
+// The two stores
+// ---------------------------------------------------------------------------------------
+
+/// Where the register (and so the ledger) lives in a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per scenario and store: `sqlite::NAME` and `postgres::NAME`, each
+/// calling the scenario `NAME(Backend)` below.
+macro_rules! on_both_stores {
+    ($($scenario:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}
+
+on_both_stores!(
+    the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd,
+    the_cumulative_cap_counts_the_days_of_the_case_at_the_partner,
+    a_partner_involved_after_the_time_out_started_is_not_suspended,
+    a_partner_added_in_the_same_second_as_the_time_out_is_not_suspended_either,
+    a_time_out_the_partner_refuses_leaves_nothing_in_the_ledger,
+    escalation_follows_a_time_out_in_an_agreed_case,
+    escalation_needs_a_time_out_in_force_not_one_that_ended,
+);
+
+/// One scenario's gateway and store. Fields drop in order: the replica before its database.
+struct Env {
+    /// With PostgreSQL: the replica on it (the demo's own gateway keeps its SQLite store).
+    replica: Option<RunningGateway>,
+    postgres: Option<Postgres>,
+    run: DemoRun,
+}
+
+impl Env {
+    async fn start(backend: Backend) -> Env {
+        let run = start_demo().await;
+        match backend {
+            Backend::Sqlite => Env {
+                replica: None,
+                postgres: None,
+                run,
+            },
+            Backend::Postgres => {
+                let postgres = Postgres::start();
+                let replica = replica(&run, "pg", &postgres.url()).await;
+                // The demo's cases, registered on this store as the demo does on its own.
+                doelpoort::demo::cases::register(
+                    &run.root.path().join("certs-example"),
+                    replica.local_addr,
+                )
+                .await
+                .expect("the demo cases register on the PostgreSQL replica");
+                Env {
+                    replica: Some(replica),
+                    postgres: Some(postgres),
+                    run,
+                }
+            }
+        }
+    }
+
+    fn gateway(&self) -> &RunningGateway {
+        self.replica.as_ref().unwrap_or(&self.run.demo.gateway)
+    }
+
+    fn base(&self) -> String {
+        base(self.gateway())
+    }
+
+    fn client(&self, consumer: &str) -> TestClient {
+        self.run.client(consumer)
+    }
+
+    /// The store the scenario's gateway uses, as the gateway's configuration names it.
+    fn store_settings(&self) -> StoreSettings {
+        match &self.postgres {
+            Some(pg) => StoreSettings::new(StoreLocation::Postgres(pg.url())),
+            None => self.run.demo.config.store.clone(),
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Dates and bodies
@@ -446,21 +557,21 @@ async fn earlier_time_out(
 }
 
 // ---------------------------------------------------------------------------------------
-// 1. The ledger on the demo (SQLite)
+// 1. The ledger
 // ---------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
-    let run = start_demo().await;
-    let client = run.client(SCHULDHULP);
-    let base = base(&run.demo.gateway);
+async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd(backend: Backend) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
     let case = "shv-2026-0042";
     let ctx = time_out_ctx(case, KNOWN, &["uwv", "cjib"]);
     let three = months(3);
 
     // Claim X for three months.
     let x = cjib_time_out(KNOWN, &[X], three);
-    let first = time_out(&run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
+    let first = time_out(run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
     expect(&first, StatusCode::CREATED, None, "a first time-out for X");
     assert!(
         first.json()["opschorting_id"].is_string(),
@@ -469,7 +580,7 @@ async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
     );
 
     // The same claim again, same end: an overlap, no extension.
-    let again = time_out(&run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
+    let again = time_out(run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
     expect(
         &again,
         StatusCode::FORBIDDEN,
@@ -479,7 +590,7 @@ async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
     detail_says(&again, "already in force");
     // X together with Y overlaps X too (not the same claims: no extension either).
     let both = cjib_time_out(KNOWN, &[X, Y], months(4));
-    let overlap = time_out(&run, &client, &base, &ctx, "cjib", &both, BOTH).await;
+    let overlap = time_out(run, &client, &base, &ctx, "cjib", &both, BOTH).await;
     expect(
         &overlap,
         StatusCode::FORBIDDEN,
@@ -489,13 +600,13 @@ async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
 
     // Another claim side by side is a time-out of its own.
     let y = cjib_time_out(KNOWN, &[Y], three);
-    let side = time_out(&run, &client, &base, &ctx, "cjib", &y, TEAMLEIDER).await;
+    let side = time_out(run, &client, &base, &ctx, "cjib", &y, TEAMLEIDER).await;
     expect(&side, StatusCode::CREATED, None, "Y side by side");
 
     // Extending X (same claims, a later end): the team leader's approval is not enough.
     let four = months(4);
     let longer = cjib_time_out(KNOWN, &[X], four);
-    let short = time_out(&run, &client, &base, &ctx, "cjib", &longer, TEAMLEIDER).await;
+    let short = time_out(run, &client, &base, &ctx, "cjib", &longer, TEAMLEIDER).await;
     expect(
         &short,
         StatusCode::FORBIDDEN,
@@ -504,7 +615,7 @@ async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
     );
     detail_says(&short, "afdelingshoofd");
     // Nor is the head of department's alone: the grant's four eyes need the team leader.
-    let head_only = time_out(&run, &client, &base, &ctx, "cjib", &longer, AFDELINGSHOOFD).await;
+    let head_only = time_out(run, &client, &base, &ctx, "cjib", &longer, AFDELINGSHOOFD).await;
     expect(
         &head_only,
         StatusCode::FORBIDDEN,
@@ -512,7 +623,7 @@ async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
         "extension, afdelingshoofd only",
     );
     // Both, in one token: granted, running from the day after the current end.
-    let extended = time_out(&run, &client, &base, &ctx, "cjib", &longer, BOTH).await;
+    let extended = time_out(run, &client, &base, &ctx, "cjib", &longer, BOTH).await;
     expect(
         &extended,
         StatusCode::CREATED,
@@ -524,7 +635,7 @@ async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
     // ahead. (So on one day the union of the case's time-outs is at most 4 months and a day:
     // the 8-month cap needs history, see the test after this one.)
     let beyond = cjib_time_out(KNOWN, &[Y], four.next_day().unwrap());
-    let too_far = time_out(&run, &client, &base, &ctx, "cjib", &beyond, BOTH).await;
+    let too_far = time_out(run, &client, &base, &ctx, "cjib", &beyond, BOTH).await;
     expect(
         &too_far,
         StatusCode::FORBIDDEN,
@@ -555,11 +666,11 @@ async fn the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd() {
     assert_eq!(rows, want);
 }
 
-#[tokio::test]
-async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner() {
-    let run = start_demo().await;
-    let client = run.client(SCHULDHULP);
-    let base = base(&run.demo.gateway);
+async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner(backend: Backend) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
     let case = "shv-cap-1";
     new_case(
         &client,
@@ -573,9 +684,9 @@ async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner() {
     // History: X was suspended from 4 months ago until yesterday.
     let first_start = months(-4);
     let yesterday = today().previous_day().unwrap();
-    let settings = run.demo.config.store.clone();
+    let settings = env.store_settings();
     earlier_time_out(
-        &run,
+        run,
         &settings,
         &client,
         &base,
@@ -599,7 +710,7 @@ async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner() {
         "{cap_end} must be within the grant's 4 months"
     );
     let over = cjib_time_out(KNOWN, &[Y], cap_end.next_day().unwrap());
-    let refused = time_out(&run, &client, &base, &ctx, "cjib", &over, TEAMLEIDER).await;
+    let refused = time_out(run, &client, &base, &ctx, "cjib", &over, TEAMLEIDER).await;
     expect(
         &refused,
         StatusCode::FORBIDDEN,
@@ -608,12 +719,12 @@ async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner() {
     );
     detail_says(&refused, "8 months");
     let at_cap = cjib_time_out(KNOWN, &[Y], cap_end);
-    let granted = time_out(&run, &client, &base, &ctx, "cjib", &at_cap, TEAMLEIDER).await;
+    let granted = time_out(run, &client, &base, &ctx, "cjib", &at_cap, TEAMLEIDER).await;
     expect(&granted, StatusCode::CREATED, None, "up to the cap");
 
     // Side by side, days count once: X again for one month (within Y's days) is granted.
     let x = cjib_time_out(KNOWN, &[X], months(1));
-    let beside = time_out(&run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
+    let beside = time_out(run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
     expect(
         &beside,
         StatusCode::CREATED,
@@ -622,7 +733,7 @@ async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner() {
     );
     // An extension of Y past the cap (approved by both) is still refused by the cap.
     let y_longer = cjib_time_out(KNOWN, &[Y], cap_end.next_day().unwrap());
-    let extension = time_out(&run, &client, &base, &ctx, "cjib", &y_longer, BOTH).await;
+    let extension = time_out(run, &client, &base, &ctx, "cjib", &y_longer, BOTH).await;
     expect(
         &extension,
         StatusCode::FORBIDDEN,
@@ -636,11 +747,11 @@ async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner() {
 // 2. Parties involved later
 // ---------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_partner_involved_after_the_time_out_started_is_not_suspended() {
-    let run = start_demo().await;
-    let client = run.client(SCHULDHULP);
-    let base = base(&run.demo.gateway);
+async fn a_partner_involved_after_the_time_out_started_is_not_suspended(backend: Backend) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
 
     // UWV added after the CJIB time-out started.
     let later = "shv-later-1";
@@ -653,7 +764,7 @@ async fn a_partner_involved_after_the_time_out_started_is_not_suspended() {
     .await;
     let cjib_only = time_out_ctx(later, KNOWN, &["cjib"]);
     let x = cjib_time_out(KNOWN, &[X], months(3));
-    let started = time_out(&run, &client, &base, &cjib_only, "cjib", &x, TEAMLEIDER).await;
+    let started = time_out(run, &client, &base, &cjib_only, "cjib", &x, TEAMLEIDER).await;
     expect(&started, StatusCode::CREATED, None, "the CJIB time-out");
     // The register keeps seconds: the partner is added in a later second than the time-out.
     past_second(unix_now()).await;
@@ -667,7 +778,7 @@ async fn a_partner_involved_after_the_time_out_started_is_not_suspended() {
     expect(&replaced, StatusCode::OK, None, "adding uwv");
     let both = time_out_ctx(later, KNOWN, &["cjib", "uwv"]);
     let uwv = uwv_time_out(KNOWN, months(3));
-    let refused = time_out(&run, &client, &base, &both, "uwv", &uwv, TEAMLEIDER).await;
+    let refused = time_out(run, &client, &base, &both, "uwv", &uwv, TEAMLEIDER).await;
     expect(
         &refused,
         StatusCode::FORBIDDEN,
@@ -697,14 +808,14 @@ async fn a_partner_involved_after_the_time_out_started_is_not_suspended() {
     // plain whatever the register's resolution.
     past_second(unix_now()).await;
     let ctx = time_out_ctx(before, KNOWN, &["cjib", "uwv"]);
-    let first = time_out(&run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
+    let first = time_out(run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
     expect(
         &first,
         StatusCode::CREATED,
         None,
         "CJIB on a case with uwv agreed",
     );
-    let granted = time_out(&run, &client, &base, &ctx, "uwv", &uwv, TEAMLEIDER).await;
+    let granted = time_out(run, &client, &base, &ctx, "uwv", &uwv, TEAMLEIDER).await;
     expect(
         &granted,
         StatusCode::CREATED,
@@ -717,11 +828,13 @@ async fn a_partner_involved_after_the_time_out_started_is_not_suspended() {
 /// The rule is "only partners registered *before* the time-out started". The register
 /// stamps both moments in whole seconds and refuses only `since > started`, so a partner
 /// added in the same second as the time-out, after it, passes.
-#[tokio::test]
-async fn a_partner_added_in_the_same_second_as_the_time_out_is_not_suspended_either() {
-    let run = start_demo().await;
-    let client = run.client(SCHULDHULP);
-    let base = base(&run.demo.gateway);
+async fn a_partner_added_in_the_same_second_as_the_time_out_is_not_suspended_either(
+    backend: Backend,
+) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
     let x = cjib_time_out(KNOWN, &[X], months(3));
     let uwv = uwv_time_out(KNOWN, months(3));
     let mut same_second = false;
@@ -735,7 +848,7 @@ async fn a_partner_added_in_the_same_second_as_the_time_out_is_not_suspended_eit
         )
         .await;
         let cjib_only = time_out_ctx(&case, KNOWN, &["cjib"]);
-        let token = mint(&run, &cjib_only, "cjib/opschorting", &x, TEAMLEIDER);
+        let token = mint(run, &cjib_only, "cjib/opschorting", &x, TEAMLEIDER);
         let with_uwv = case_body(&["time-out"], &[KNOWN], &["cjib", "uwv"]);
         // Start right after a second begins, time-out first, then the partner.
         past_second(unix_now()).await;
@@ -746,7 +859,7 @@ async fn a_partner_added_in_the_same_second_as_the_time_out_is_not_suspended_eit
         expect(&started, StatusCode::CREATED, None, "the CJIB time-out");
         expect(&replaced, StatusCode::OK, None, "adding uwv");
         let both = time_out_ctx(&case, KNOWN, &["cjib", "uwv"]);
-        let answer = time_out(&run, &client, &base, &both, "uwv", &uwv, TEAMLEIDER).await;
+        let answer = time_out(run, &client, &base, &both, "uwv", &uwv, TEAMLEIDER).await;
         assert_eq!(
             (answer.status, answer.problem_code_or_none()),
             (StatusCode::FORBIDDEN, Some("condition-failed".to_string())),
@@ -963,11 +1076,11 @@ async fn a_time_out_grant_against_a_private_partner_is_refused_by_check_and_relo
 // 4. A failed partner answer drops the reservation
 // ---------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_time_out_the_partner_refuses_leaves_nothing_in_the_ledger() {
-    let run = start_demo().await;
-    let client = run.client(SCHULDHULP);
-    let base = base(&run.demo.gateway);
+async fn a_time_out_the_partner_refuses_leaves_nothing_in_the_ledger(backend: Backend) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
     let case = "shv-fail-1";
     new_case(
         &client,
@@ -980,7 +1093,7 @@ async fn a_time_out_the_partner_refuses_leaves_nothing_in_the_ledger() {
     // CJIB does not know 999990020: its 404 is the partner's refusal.
     let unknown = time_out_ctx(case, UWV_ONLY, &["cjib"]);
     let body = cjib_time_out(UWV_ONLY, &[X], months(3));
-    let failed = time_out(&run, &client, &base, &unknown, "cjib", &body, TEAMLEIDER).await;
+    let failed = time_out(run, &client, &base, &unknown, "cjib", &body, TEAMLEIDER).await;
     expect(
         &failed,
         StatusCode::NOT_FOUND,
@@ -996,7 +1109,7 @@ async fn a_time_out_the_partner_refuses_leaves_nothing_in_the_ledger() {
     // The same time-out for the person CJIB knows is not blocked by it.
     let known = time_out_ctx(case, KNOWN, &["cjib"]);
     let body = cjib_time_out(KNOWN, &[X], months(3));
-    let granted = time_out(&run, &client, &base, &known, "cjib", &body, TEAMLEIDER).await;
+    let granted = time_out(run, &client, &base, &known, "cjib", &body, TEAMLEIDER).await;
     expect(
         &granted,
         StatusCode::CREATED,
@@ -1012,11 +1125,11 @@ async fn a_time_out_the_partner_refuses_leaves_nothing_in_the_ledger() {
 // 5. Escalation preconditions
 // ---------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn escalation_follows_a_time_out_in_an_agreed_case() {
-    let run = start_demo().await;
-    let client = run.client(SCHULDHULP);
-    let base = base(&run.demo.gateway);
+async fn escalation_follows_a_time_out_in_an_agreed_case(backend: Backend) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
     let case = "shv-esc-1";
     new_case(
         &client,
@@ -1062,7 +1175,7 @@ async fn escalation_follows_a_time_out_in_an_agreed_case() {
     // After a CJIB time-out on the case.
     let ctx = time_out_ctx(case, KNOWN, &["cjib"]);
     let x = cjib_time_out(KNOWN, &[X], months(3));
-    let granted = time_out(&run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
+    let granted = time_out(run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
     expect(&granted, StatusCode::CREATED, None, "the local time-out");
     let escalated = escalate(&client, &base, case, &escalation(KNOWN)).await;
     expect(
@@ -1086,7 +1199,7 @@ async fn escalation_follows_a_time_out_in_an_agreed_case() {
     // The demo case does not agree escalatieteam: outside its scope, time-out or not.
     let demo = "shv-2026-0042";
     let ctx = time_out_ctx(demo, KNOWN, &["uwv", "cjib"]);
-    let granted = time_out(&run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
+    let granted = time_out(run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
     expect(
         &granted,
         StatusCode::CREATED,
@@ -1105,11 +1218,11 @@ async fn escalation_follows_a_time_out_in_an_agreed_case() {
 /// Escalation comes "after a local attempt, with a local time-out already in force"
 /// (DOMAIN.md, Verkenning 2019 footnote 9; the grant's own rationale: "een lokale time-out die
 /// al loopt"). A time-out that ended is not in force.
-#[tokio::test]
-async fn escalation_needs_a_time_out_in_force_not_one_that_ended() {
-    let run = start_demo().await;
-    let client = run.client(SCHULDHULP);
-    let base = base(&run.demo.gateway);
+async fn escalation_needs_a_time_out_in_force_not_one_that_ended(backend: Backend) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
     let case = "shv-esc-ended";
     new_case(
         &client,
@@ -1122,9 +1235,9 @@ async fn escalation_needs_a_time_out_in_force_not_one_that_ended() {
         ),
     )
     .await;
-    let settings = run.demo.config.store.clone();
+    let settings = env.store_settings();
     let ended = (months(-5), months(-1));
-    earlier_time_out(&run, &settings, &client, &base, case, "cjib", &[X.0], ended).await;
+    earlier_time_out(run, &settings, &client, &base, case, "cjib", &[X.0], ended).await;
     let answer = escalate(&client, &base, case, &escalation(KNOWN)).await;
     assert_eq!(
         (answer.status, answer.problem_code_or_none()),

@@ -442,9 +442,12 @@ impl Compiler<'_> {
             Some(path)
         };
         let ends = field(&t.ends);
-        let claims = match &t.claims {
-            Some(c) => Some(field(c)?),
-            None => None,
+        // Every field is checked before giving up, so each mistake is reported at once.
+        let claims = t.claims.as_ref().map(&mut field);
+        let claims = match claims {
+            Some(None) => None,
+            Some(Some(path)) => Some(Some(path)),
+            None => Some(None),
         };
         let max_total = match RelativeDate::parse_term(&t.max_total.value) {
             Ok(term) => Some(term),
@@ -455,7 +458,7 @@ impl Compiler<'_> {
         };
         Some(TimeOutRule {
             ends: ends?,
-            claims,
+            claims: claims?,
             max_total: max_total?,
             extension_role: t.extension.as_ref().and_then(|e| e.role.clone()),
         })

@@ -295,7 +295,12 @@ impl Compiler<'_> {
                 let Some(purpose) = purposes.get(&p.id.value) else {
                     continue;
                 };
-                if purpose.retention_after_closure.is_some() {
+                // A term that could not be read is reported where it is written.
+                let unreadable_term = matches!(
+                    &p.retention,
+                    Some(crate::policy::model::RawRetention::Structured(_))
+                );
+                if purpose.retention_after_closure.is_some() || unreadable_term {
                     continue;
                 }
                 if let Some(grant) = grants

@@ -145,7 +145,9 @@ impl Compiler<'_> {
                     }
                     Err(e) => {
                         self.error(file, &fields.after_closure, e);
-                        (None, None)
+                        // Kept as text: the purpose has a retention, only its term is unreadable
+                        // (reported here, not again as missing).
+                        (Some(fields.after_closure.value.clone()), None)
                     }
                 }
             }
