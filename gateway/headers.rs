@@ -75,6 +75,23 @@ pub fn transaction_id(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// A JSON answer the gateway makes itself (never cached: it may describe people or cases).
+pub fn json_answer(
+    status: http::StatusCode,
+    body: &serde_json::Value,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    let mut response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, JSON);
+    response
+        .headers_mut()
+        .insert(http::header::CACHE_CONTROL, NO_STORE);
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,18 +12,22 @@
 //!
 //! What is covered, each refusal checked by status *and* problem `type` code:
 //! 1. every code of §8 through the data listener: `case-unknown` (never registered, and another
-//!    consumer's case, indistinguishable), `case-closed`, `not-in-household`,
+//!    consumer's case, indistinguishable: each consumer has its own case ids, so another's PUT
+//!    of an id creates a case of its own), `case-closed`, `not-in-household`,
 //!    `outside-case-scope` (partner not agreed, objected to, purpose not on the case) and
 //!    `purpose-incompatible` (both ways round, after a policy reload adds an incompatible
-//!    purpose);
+//!    purpose); a case the caller registered binds its exchanges under any grant;
 //! 2. the API: 201/200 on create/replace, the household shown as a count, strict bodies
-//!    (`request-invalid` without echoing a BSN), case ids holding a BSN (`context-invalid`), and
-//!    consumers that are not case admins (403);
+//!    (`request-invalid` without quoting the caller's text or a BSN), case ids holding a BSN
+//!    (`context-invalid`), and consumers that are not case admins (403);
 //! 3. motivated overrides: two approvers other than the actor, each approval used once, bound
-//!    to its case;
+//!    to its case, its partner and its reason;
 //! 4. the audit chain: one record per register call, verifiable, no BSN in the raw segments;
-//! 5. purge after the retention with a controllable clock (`case purge --as-of`), and the
-//!    operator's `case list`, `case show` and `case close`;
+//!    who acts (`Doelbinding-Actor` once, or a verified caller token that agrees with the
+//!    call), and withdrawn objections named;
+//! 5. purge after the retention with a controllable clock (`case purge --as-of`), a purged id
+//!    never given out again, and the operator's `case list`, `case show` (the cases of an id,
+//!    `--owner`) and `case close` (`--owner` where several consumers have the id);
 //! 6. the GDPR art. 15 report naming the person's cases with their agreed scope.
 
 mod harness;
@@ -80,16 +84,22 @@ on_both_stores!(
     a_closed_case_refuses_exchanges_and_changes,
     a_person_outside_the_household_is_not_in_household,
     partners_and_purposes_outside_the_case_are_outside_case_scope,
+    a_registered_case_binds_exchanges_under_any_grant,
     purposes_never_to_be_combined_are_refused_either_way,
     the_api_creates_replaces_and_shows_a_household_as_a_count,
     invalid_case_bodies_and_ids_are_refused_without_echoing_a_bsn,
     a_household_member_of_the_wrong_json_type_is_not_echoed,
+    refused_bodies_never_quote_the_callers_text,
     the_store_keeps_households_only_as_keyed_hmacs,
     only_case_admins_keep_cases,
     an_override_needs_two_fresh_approvals_by_colleagues,
+    an_override_approves_one_partner_for_one_reason,
     every_register_call_is_one_audit_record_without_bsns,
+    register_calls_check_the_actor_and_the_caller_token,
+    withdrawing_an_objection_needs_an_actor_and_is_recorded,
     a_closed_case_is_purged_only_after_its_retention,
     operators_list_show_and_close_cases,
+    operators_name_the_owner_when_consumers_share_a_case_id,
     the_art15_report_names_the_persons_cases,
 );
 
@@ -269,17 +279,52 @@ async fn register_call_at(
     path: &str,
     body: Option<&Value>,
 ) -> TestResponse {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(url(gateway, path))
-        .header("doelbinding-actor", ACTOR);
+    let body = body.map(|b| Bytes::from(b.to_string()));
+    register_request_at(
+        gateway,
+        env,
+        consumer,
+        method,
+        path,
+        body,
+        &[("doelbinding-actor", ACTOR)],
+    )
+    .await
+}
+
+/// A call to the register's API as `consumer`'s case system with exactly `headers` (no
+/// `Doelbinding-Actor` unless given there) and the raw `body` (JSON).
+async fn register_request(
+    env: &Env,
+    consumer: &str,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    register_request_at(env.gateway(), env, consumer, method, path, body, headers).await
+}
+
+async fn register_request_at(
+    gateway: &RunningGateway,
+    env: &Env,
+    consumer: &str,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    let mut request = Request::builder().method(method).uri(url(gateway, path));
+    // `header` appends: a name given twice is sent twice.
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if body.is_some() {
         request = request.header("content-type", "application/json");
     }
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     send(
         &env.client(consumer),
-        request.body(Full::new(body)).unwrap(),
+        request.body(Full::new(body.unwrap_or_default())).unwrap(),
     )
     .await
 }
@@ -297,14 +342,30 @@ async fn close_case(env: &Env, consumer: &str, case_id: &str) -> TestResponse {
     register_call(env, consumer, Method::POST, &path, None).await
 }
 
+/// The reason the tests' overrides give (Wams MvT §3.3.2: serious problems).
+const REASON: &str = "ernstige zorgen over de veiligheid van de kinderen";
+
+/// An override for `partner` with [`REASON`], as the district team's [`ACTOR`].
 async fn post_override(env: &Env, case_id: &str, partner: &str, token: &str) -> TestResponse {
+    post_override_as(env, WIJKTEAM, case_id, partner, REASON, token).await
+}
+
+/// An override as `consumer`'s case system, acting for [`ACTOR`].
+async fn post_override_as(
+    env: &Env,
+    consumer: &str,
+    case_id: &str,
+    partner: &str,
+    reason: &str,
+    token: &str,
+) -> TestResponse {
     let body = json!({
         "partner": partner,
-        "reason": "ernstige zorgen over de veiligheid van de kinderen",
+        "reason": reason,
         "approvals": token,
     });
     let path = format!("{}/overrides", case_path(case_id));
-    register_call(env, WIJKTEAM, Method::POST, &path, Some(&body)).await
+    register_call(env, consumer, Method::POST, &path, Some(&body)).await
 }
 
 /// A case body for the register.
@@ -325,22 +386,75 @@ async fn create_case(env: &Env, consumer: &str, case_id: &str, body: &Value) -> 
     response.json()
 }
 
+/// What an override's approvals approve: its partner and reason, as sent (the token carries
+/// the canonical SHA-256 of this in `approves.request_sha256`).
+fn approved_override(partner: &str, reason: &str) -> Value {
+    json!({"partner": partner, "reason": reason})
+}
+
 /// An override token of the demo identity provider for `wijkteam-rotterdam`'s employee
-/// [`ACTOR`]: `approved_by` is comma-separated (two approvers: two names).
-fn override_token(env: &Env, case_id: &str, approved_by: &str, operation: &str) -> String {
-    doelpoort::demo::tokens::demo_token(
-        &env.root().join("certs-example"),
-        &doelpoort::demo::tokens::TokenRequest {
-            consumer: WIJKTEAM.into(),
+/// [`ACTOR`], approving `partner` for [`REASON`]: `approved_by` is comma-separated (two
+/// approvers: two names).
+fn override_token(
+    env: &Env,
+    case_id: &str,
+    partner: &str,
+    approved_by: &str,
+    operation: &str,
+) -> String {
+    override_token_as(
+        env,
+        WIJKTEAM,
+        case_id,
+        approved_by,
+        operation,
+        Some(approved_override(partner, REASON)),
+    )
+}
+
+/// An override token for `consumer`'s employee [`ACTOR`]; `approves` is the body whose
+/// digest the approvals carry (`None`: no `request_sha256`).
+fn override_token_as(
+    env: &Env,
+    consumer: &str,
+    case_id: &str,
+    approved_by: &str,
+    operation: &str,
+    approves: Option<Value>,
+) -> String {
+    caller_token(
+        env,
+        doelpoort::demo::tokens::TokenRequest {
+            consumer: consumer.into(),
             actor: ACTOR.into(),
             case_id: Some(case_id.into()),
             approved_by: Some(approved_by.into()),
             approves_operation: Some(operation.into()),
+            approves_body: approves,
             valid_for: Duration::from_secs(120),
             ..Default::default()
         },
     )
-    .unwrap()
+}
+
+/// A signed caller token of the demo identity provider, bound to the consumer's example
+/// certificate.
+fn caller_token(env: &Env, request: doelpoort::demo::tokens::TokenRequest) -> String {
+    doelpoort::demo::tokens::demo_token(&env.root().join("certs-example"), &request).unwrap()
+}
+
+/// A plain caller token (no approvals) for `consumer`'s employee `actor`, naming `case_id`.
+fn actor_token(env: &Env, consumer: &str, actor: &str, case_id: Option<&str>) -> String {
+    caller_token(
+        env,
+        doelpoort::demo::tokens::TokenRequest {
+            consumer: consumer.into(),
+            actor: actor.into(),
+            case_id: case_id.map(Into::into),
+            valid_for: Duration::from_secs(120),
+            ..Default::default()
+        },
+    )
 }
 
 const TWO_APPROVERS: &str = "teamleider-0007,gedragswetenschapper-0003";
@@ -422,6 +536,17 @@ fn first_json(out: &str) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// The one case `doelpoort case show` printed (it prints the cases with that id, an array).
+#[track_caller]
+fn only_case(out: &str) -> Value {
+    let shown = first_json(out);
+    let cases = shown
+        .as_array()
+        .unwrap_or_else(|| panic!("case show prints an array of cases: {out}"));
+    assert_eq!(cases.len(), 1, "{out}");
+    cases[0].clone()
+}
+
 fn transaction_id(response: &TestResponse) -> String {
     response.headers["fsc-transaction-id"]
         .to_str()
@@ -472,19 +597,65 @@ async fn unknown_and_foreign_cases_are_indistinguishable(backend: Backend) {
     assert_eq!(foreign.json()["detail"], never.json()["detail"]);
     assert_eq!(foreign.json()["title"], never.json()["title"]);
 
-    // The same through the register's API: reading, replacing or closing another consumer's
-    // case is answered as for a case that does not exist, and changes nothing.
+    // The same through the register's API. Every organisation has its own case ids: Schuldhulp
+    // Utrecht asking about the district team's casus-2026-0001 gets exactly the answer for an
+    // id nobody registered, for every call (reading, closing, an override with valid
+    // approvals), and changes nothing.
+    let district = get_case(&env, WIJKTEAM, "casus-2026-0001").await;
+    assert_status(&district, StatusCode::OK);
+    let district = district.json();
+    assert_eq!(district["owner"], WIJKTEAM);
+    let never = get_case(&env, SCHULDHULP, "casus-2026-9999").await;
+    let foreign = get_case(&env, SCHULDHULP, "casus-2026-0001").await;
+    same_refusal("GET", &never, &foreign, "case-unknown");
+    let never = close_case(&env, SCHULDHULP, "casus-2026-9999").await;
+    let foreign = close_case(&env, SCHULDHULP, "casus-2026-0001").await;
+    same_refusal("close", &never, &foreign, "case-unknown");
+    let mut answers = Vec::new();
+    for id in ["casus-2026-9999", "casus-2026-0001"] {
+        let token = override_token_as(
+            &env,
+            SCHULDHULP,
+            id,
+            TWO_APPROVERS,
+            OVERRIDE_OPERATION,
+            Some(approved_override("jeugdhulp", REASON)),
+        );
+        answers.push(post_override_as(&env, SCHULDHULP, id, "jeugdhulp", REASON, &token).await);
+    }
+    same_refusal("override", &answers[0], &answers[1], "case-unknown");
+    // And the district team asking about Schuldhulp Utrecht's shv-2026-0042.
     let never = get_case(&env, WIJKTEAM, "casus-2026-9999").await;
-    assert_problem(&never, StatusCode::FORBIDDEN, "case-unknown");
     let foreign = get_case(&env, WIJKTEAM, "shv-2026-0042").await;
-    assert_problem(&foreign, StatusCode::FORBIDDEN, "case-unknown");
-    assert_eq!(foreign.json()["detail"], never.json()["detail"]);
-    let take_over = case_body(&["wams-onderzoek"], &[BSN], &["uwv"], &[]);
-    let put = put_case(&env, WIJKTEAM, "shv-2026-0042", &take_over).await;
-    assert_problem(&put, StatusCode::FORBIDDEN, "case-unknown");
-    assert_eq!(put.json()["detail"], never.json()["detail"]);
-    let close = close_case(&env, WIJKTEAM, "shv-2026-0042").await;
-    assert_problem(&close, StatusCode::FORBIDDEN, "case-unknown");
+    same_refusal("GET, the other way round", &never, &foreign, "case-unknown");
+
+    // Schuldhulp Utrecht's PUT of the same id creates a case of its own: no oracle (it is
+    // created, whether or not another organisation has that id), and no take-over.
+    let own_body = case_body(&["schuldhulpverlening"], &[OTHER_BSN], &["cjib"], &[]);
+    let created = put_case(&env, SCHULDHULP, "casus-2026-0001", &own_body).await;
+    assert_status(&created, StatusCode::CREATED);
+    let own = created.json();
+    assert_eq!(own["case_id"], "casus-2026-0001", "{own}");
+    assert_eq!(own["owner"], SCHULDHULP, "{own}");
+    assert_eq!(own["purposes"], json!(["schuldhulpverlening"]), "{own}");
+    assert_eq!(own["household"], 1, "{own}");
+    assert_eq!(own["served_purposes"], json!([]), "{own}");
+    let shown = get_case(&env, SCHULDHULP, "casus-2026-0001").await;
+    assert_status(&shown, StatusCode::OK);
+    assert_eq!(shown.json()["owner"], SCHULDHULP);
+    assert_eq!(shown.json()["purposes"], json!(["schuldhulpverlening"]));
+
+    // The district team's case is untouched: shown as before, and its exchanges decided
+    // against its own household, partners and purposes.
+    district_case_unchanged(&env, &district).await;
+    // Nor does Schuldhulp Utrecht closing its own case of that id close the district team's.
+    let closed = close_case(&env, SCHULDHULP, "casus-2026-0001").await;
+    assert_status(&closed, StatusCode::OK);
+    assert_eq!(closed.json()["owner"], SCHULDHULP);
+    assert_eq!(closed.json()["status"], "closed");
+    district_case_unchanged(&env, &district).await;
+
+    // Schuldhulp Utrecht's own shv-2026-0042 is as the demo registered it.
     let own = get_case(&env, SCHULDHULP, "shv-2026-0042").await;
     assert_status(&own, StatusCode::OK);
     assert_eq!(own.json()["owner"], SCHULDHULP);
@@ -492,6 +663,52 @@ async fn unknown_and_foreign_cases_are_indistinguishable(backend: Backend) {
     assert_eq!(
         own.json()["purposes"],
         json!(["escalatie", "schuldhulpverlening", "time-out"])
+    );
+}
+
+/// The district team's casus-2026-0001 is shown as `district`, and its exchanges are decided
+/// against its own household, partners and purposes.
+async fn district_case_unchanged(env: &Env, district: &Value) {
+    let after = get_case(env, WIJKTEAM, "casus-2026-0001").await;
+    assert_status(&after, StatusCode::OK);
+    assert_eq!(&after.json(), district, "the district team's case changed");
+    let served = exchange(
+        env,
+        WIJKTEAM,
+        &income(BSN),
+        "wams-onderzoek",
+        "casus-2026-0001",
+        BSN,
+    )
+    .await;
+    assert_status(&served, StatusCode::OK);
+    let outside = exchange(
+        env,
+        WIJKTEAM,
+        &income(OTHER_BSN),
+        "wams-onderzoek",
+        "casus-2026-0001",
+        OTHER_BSN,
+    )
+    .await;
+    assert_problem(&outside, StatusCode::FORBIDDEN, "not-in-household");
+}
+
+/// Two refusals that must be indistinguishable: the same status, code and problem, all but
+/// the transaction id.
+#[track_caller]
+fn same_refusal(what: &str, never: &TestResponse, foreign: &TestResponse, code: &str) {
+    assert_problem(never, StatusCode::FORBIDDEN, code);
+    assert_problem(foreign, StatusCode::FORBIDDEN, code);
+    let strip = |r: &TestResponse| {
+        let mut problem = r.json();
+        problem.as_object_mut().unwrap().remove("transaction_id");
+        problem
+    };
+    assert_eq!(
+        strip(never),
+        strip(foreign),
+        "{what}: a case registered by another organisation is answered otherwise than one never registered"
     );
 }
 
@@ -527,7 +744,7 @@ async fn a_closed_case_refuses_exchanges_and_changes(backend: Backend) {
     // A closed case is neither replaced, reopened, overridden nor closed again.
     let replace = put_case(&env, WIJKTEAM, id, &body).await;
     assert_problem(&replace, StatusCode::FORBIDDEN, "case-closed");
-    let token = override_token(&env, id, TWO_APPROVERS, OVERRIDE_OPERATION);
+    let token = override_token(&env, id, "jeugdhulp", TWO_APPROVERS, OVERRIDE_OPERATION);
     let overridden = post_override(&env, id, "jeugdhulp", &token).await;
     assert_problem(&overridden, StatusCode::FORBIDDEN, "case-closed");
     let again = close_case(&env, WIJKTEAM, id).await;
@@ -704,6 +921,61 @@ async fn partners_and_purposes_outside_the_case_are_outside_case_scope(backend: 
         StatusCode::FORBIDDEN,
         "outside-case-scope",
     );
+}
+
+/// A case the caller registered binds every exchange that names it, also under a grant
+/// without `registered_case` (Schuldhulp Utrecht's CJIB claims: `requires: [case_id]`): its
+/// status, household and partners apply. An id the caller never registered is still served
+/// under such a grant, also when another organisation registered (and closed) that id.
+async fn a_registered_case_binds_exchanges_under_any_grant(backend: Backend) {
+    let env = Env::start(backend).await;
+    let claims = format!("/cjib/v1/personen/{BSN}/vorderingen");
+    let purpose = "schuldhulpverlening";
+    let claims_in =
+        |case_id: &'static str| exchange(&env, SCHULDHULP, &claims, purpose, case_id, BSN);
+
+    assert_status(&claims_in("shv-test-unregistered").await, StatusCode::OK);
+
+    let id = "shv-test-binds";
+    let agreed = case_body(&[purpose], &[BSN], &["uwv", "cjib"], &[]);
+    create_case(&env, SCHULDHULP, id, &agreed).await;
+    assert_status(&claims_in(id).await, StatusCode::OK);
+
+    let elsewhere = "shv-test-binds-household";
+    let other_household = case_body(&[purpose], &[OTHER_BSN], &["uwv", "cjib"], &[]);
+    create_case(&env, SCHULDHULP, elsewhere, &other_household).await;
+    assert_problem(
+        &claims_in(elsewhere).await,
+        StatusCode::FORBIDDEN,
+        "not-in-household",
+    );
+
+    let objected = "shv-test-binds-objection";
+    let objection = case_body(&[purpose], &[BSN], &["uwv"], &["cjib"]);
+    create_case(&env, SCHULDHULP, objected, &objection).await;
+    assert_problem(
+        &claims_in(objected).await,
+        StatusCode::FORBIDDEN,
+        "outside-case-scope",
+    );
+
+    let closed = close_case(&env, SCHULDHULP, id).await;
+    assert_status(&closed, StatusCode::OK);
+    assert_problem(&claims_in(id).await, StatusCode::FORBIDDEN, "case-closed");
+
+    // The district team's closed case of an id binds only the district team.
+    let theirs = "shv-test-theirs";
+    create_case(
+        &env,
+        WIJKTEAM,
+        theirs,
+        &case_body(&["wams-onderzoek"], &[OTHER_BSN], &["uwv"], &[]),
+    )
+    .await;
+    assert_status(&close_case(&env, WIJKTEAM, theirs).await, StatusCode::OK);
+    assert_status(&claims_in(theirs).await, StatusCode::OK);
+    // And the unregistered id is still served.
+    assert_status(&claims_in("shv-test-unregistered").await, StatusCode::OK);
 }
 
 /// The shipped policies have no pair of servable purposes that must never be combined: this
@@ -1042,6 +1314,116 @@ async fn a_household_member_of_the_wrong_json_type_is_not_echoed(backend: Backen
     );
 }
 
+/// A refused body never quotes the caller's text: not an unknown key (a name), not a value of
+/// the wrong type, not an id that is not in the policy set, not a BSN given as a number.
+async fn refused_bodies_never_quote_the_callers_text(backend: Backend) {
+    let env = Env::start(backend).await;
+    let id = "casus-test-quotes";
+    let path = case_path(id);
+    let put = |raw: &'static str| {
+        register_request(
+            &env,
+            WIJKTEAM,
+            Method::PUT,
+            &path,
+            Some(Bytes::from_static(raw.as_bytes())),
+            &[("doelbinding-actor", ACTOR)],
+        )
+    };
+    let bodies: [(&str, &str); 8] = [
+        (
+            "a name as an unknown key",
+            r#"{"purposes": ["wams-onderzoek"], "household": ["999990019"], "mevrouw Jansen": 1}"#,
+        ),
+        (
+            "a string where the purposes list belongs",
+            r#"{"purposes": "mevrouw Jansen", "household": ["999990019"]}"#,
+        ),
+        (
+            "a string where the objections list belongs",
+            r#"{"purposes": ["wams-onderzoek"], "household": ["999990019"], "objections": "mevrouw Jansen wil dit niet"}"#,
+        ),
+        (
+            "a name as a partner id",
+            r#"{"purposes": ["wams-onderzoek"], "household": ["999990019"], "agreed_partners": ["Jansen"]}"#,
+        ),
+        (
+            "a name as the status",
+            r#"{"purposes": ["wams-onderzoek"], "household": ["999990019"], "status": "Jansen"}"#,
+        ),
+        (
+            "a number for a BSN",
+            r#"{"purposes": ["wams-onderzoek"], "household": [999990019]}"#,
+        ),
+        (
+            "a number for a BSN, with a name beside it",
+            r#"{"purposes": ["wams-onderzoek"], "household": ["999990019", 999990020], "mevrouw Jansen": true}"#,
+        ),
+        (
+            "the same BSN twice",
+            r#"{"purposes": ["wams-onderzoek"], "household": ["999990019", "999990019"]}"#,
+        ),
+    ];
+    let mut quoted = Vec::new();
+    for (what, raw) in bodies {
+        let refused = put(raw).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            text(&refused)
+        );
+        assert_eq!(
+            refused.problem_code(),
+            "request-invalid",
+            "{what}: {}",
+            text(&refused)
+        );
+        let body = text(&refused);
+        if ["Jansen", BSN, OTHER_BSN]
+            .iter()
+            .any(|quote| body.contains(quote))
+        {
+            quoted.push(format!("{what}: {raw}\n  -> {body}"));
+        }
+        let problem = refused.json();
+        for field in ["title", "detail"] {
+            assert_no_bsn(problem[field].as_str().unwrap_or_default());
+        }
+    }
+    // The same for an override's body.
+    let raw = json!({
+        "partner": "jeugdhulp",
+        "reason": REASON,
+        "approvals": "x",
+        "mevrouw Jansen 999990019": 1,
+    });
+    let refused = register_call(
+        &env,
+        WIJKTEAM,
+        Method::POST,
+        "/doelpoort/v1/cases/casus-2026-0003/overrides",
+        Some(&raw),
+    )
+    .await;
+    assert_problem(&refused, StatusCode::BAD_REQUEST, "request-invalid");
+    let body = text(&refused);
+    if body.contains("Jansen") || body.contains(BSN) {
+        quoted.push(format!("an override with a name as a key\n  -> {body}"));
+    }
+    assert!(
+        quoted.is_empty(),
+        "the problem quotes the caller's text:\n{}",
+        quoted.join("\n")
+    );
+    // Nothing of it was registered.
+    assert_problem(
+        &get_case(&env, WIJKTEAM, id).await,
+        StatusCode::FORBIDDEN,
+        "case-unknown",
+    );
+}
+
 /// The register keeps a household as keyed HMACs: no member's BSN is in the store, in any
 /// table or file.
 async fn the_store_keeps_households_only_as_keyed_hmacs(backend: Backend) {
@@ -1176,7 +1558,7 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
     assert_problem(&youth().await, StatusCode::FORBIDDEN, "outside-case-scope");
 
     // One approver only.
-    let one = override_token(&env, id, "teamleider-0007", OVERRIDE_OPERATION);
+    let one = override_token(&env, id, "jeugdhulp", "teamleider-0007", OVERRIDE_OPERATION);
     assert_problem(
         &post_override(&env, id, "jeugdhulp", &one).await,
         StatusCode::FORBIDDEN,
@@ -1186,6 +1568,7 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
     let own = override_token(
         &env,
         id,
+        "jeugdhulp",
         &format!("{ACTOR},teamleider-0007"),
         OVERRIDE_OPERATION,
     );
@@ -1195,14 +1578,20 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
         "four-eyes-required",
     );
     // Approvals of another operation.
-    let other_operation = override_token(&env, id, TWO_APPROVERS, "cjib/opschorting");
+    let other_operation = override_token(&env, id, "jeugdhulp", TWO_APPROVERS, "cjib/opschorting");
     assert_problem(
         &post_override(&env, id, "jeugdhulp", &other_operation).await,
         StatusCode::FORBIDDEN,
         "four-eyes-required",
     );
     // Approvals for another case.
-    let other_case = override_token(&env, "casus-2026-0001", TWO_APPROVERS, OVERRIDE_OPERATION);
+    let other_case = override_token(
+        &env,
+        "casus-2026-0001",
+        "jeugdhulp",
+        TWO_APPROVERS,
+        OVERRIDE_OPERATION,
+    );
     assert_problem(
         &post_override(&env, id, "jeugdhulp", &other_case).await,
         StatusCode::FORBIDDEN,
@@ -1215,8 +1604,8 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
         .body(Full::new(Bytes::from(
             json!({
                 "partner": "jeugdhulp",
-                "reason": "ernstige zorgen over de veiligheid van de kinderen",
-                "approvals": override_token(&env, id, TWO_APPROVERS, OVERRIDE_OPERATION),
+                "reason": REASON,
+                "approvals": override_token(&env, id, "jeugdhulp", TWO_APPROVERS, OVERRIDE_OPERATION),
             })
             .to_string(),
         )))
@@ -1232,7 +1621,7 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
 
     // Two colleagues other than the actor: the override is registered, and youth care is
     // within the case's scope despite the objection.
-    let token = override_token(&env, id, TWO_APPROVERS, OVERRIDE_OPERATION);
+    let token = override_token(&env, id, "jeugdhulp", TWO_APPROVERS, OVERRIDE_OPERATION);
     let granted = post_override(&env, id, "jeugdhulp", &token).await;
     assert_status(&granted, StatusCode::CREATED);
     let overrides = granted.json()["overrides"].clone();
@@ -1250,14 +1639,17 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
         json!(["jeugdhulp"])
     );
 
-    // The same approvals again: already used (also for another partner).
-    let again = post_override(&env, id, "svb", &token).await;
+    // The same approvals again, for the same override: already used.
+    let again = post_override(&env, id, "jeugdhulp", &token).await;
     assert_problem(&again, StatusCode::FORBIDDEN, "four-eyes-required");
     assert!(
         text(&again).contains("already been used"),
         "{}",
         text(&again)
     );
+    // Nor do they approve another partner (see an_override_approves_one_partner_for_one_reason).
+    let other_partner = post_override(&env, id, "svb", &token).await;
+    assert_problem(&other_partner, StatusCode::FORBIDDEN, "four-eyes-required");
     // SVB stays outside the case's scope.
     let svb = exchange(
         &env,
@@ -1269,6 +1661,95 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
     )
     .await;
     assert_problem(&svb, StatusCode::FORBIDDEN, "outside-case-scope");
+}
+
+/// The colleagues approve one override: this partner, for this reason (the canonical digest
+/// of `{"partner", "reason"}` in `approves.request_sha256`). Approvals of another partner, of
+/// another reason, or of no body at all are no approval of this override.
+async fn an_override_approves_one_partner_for_one_reason(backend: Backend) {
+    let env = Env::start(backend).await;
+    let id = "casus-2026-0003";
+    let youth_path = youth_care(BSN);
+    let youth = || exchange(&env, WIJKTEAM, &youth_path, "wams-coordinatie", id, BSN);
+    let other_reason = "de client is onbereikbaar en er zijn zorgen over de kinderen";
+    let token = |approves: Option<Value>| {
+        override_token_as(
+            &env,
+            WIJKTEAM,
+            id,
+            TWO_APPROVERS,
+            OVERRIDE_OPERATION,
+            approves,
+        )
+    };
+
+    let for_svb = token(Some(approved_override("svb", REASON)));
+    let refusals = [
+        (
+            "approving another partner",
+            "jeugdhulp",
+            REASON,
+            for_svb.clone(),
+        ),
+        (
+            "approving another reason",
+            "jeugdhulp",
+            REASON,
+            token(Some(approved_override("jeugdhulp", other_reason))),
+        ),
+        (
+            "approving the reason, sent with another",
+            "jeugdhulp",
+            other_reason,
+            token(Some(approved_override("jeugdhulp", REASON))),
+        ),
+        (
+            "approving no request in particular",
+            "jeugdhulp",
+            REASON,
+            token(None),
+        ),
+        (
+            "approving the partner alone",
+            "jeugdhulp",
+            REASON,
+            token(Some(json!({"partner": "jeugdhulp"}))),
+        ),
+    ];
+    for (what, partner, reason, approvals) in &refusals {
+        let refused = post_override_as(&env, WIJKTEAM, id, partner, reason, approvals).await;
+        assert_eq!(
+            (refused.status, refused.problem_code()),
+            (StatusCode::FORBIDDEN, "four-eyes-required".to_string()),
+            "{what}: {}",
+            text(&refused)
+        );
+    }
+    // None of that changed the case.
+    assert_problem(&youth().await, StatusCode::FORBIDDEN, "outside-case-scope");
+    assert_eq!(
+        get_case(&env, WIJKTEAM, id).await.json()["overrides"],
+        json!([])
+    );
+
+    // The approvals for SVB, refused for youth care, were not spent: they still approve SVB.
+    let svb = post_override(&env, id, "svb", &for_svb).await;
+    assert_status(&svb, StatusCode::CREATED);
+    assert_problem(&youth().await, StatusCode::FORBIDDEN, "outside-case-scope");
+    // Approvals of exactly this override: granted, with the reason approved.
+    let approved = token(Some(approved_override("jeugdhulp", REASON)));
+    let granted = post_override(&env, id, "jeugdhulp", &approved).await;
+    assert_status(&granted, StatusCode::CREATED);
+    let overrides = granted.json()["overrides"].clone();
+    let youth_override = overrides
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["partner"] == "jeugdhulp")
+        .unwrap_or_else(|| panic!("{overrides}"))
+        .clone();
+    assert_eq!(youth_override["reason"], REASON, "{overrides}");
+    assert_status(&youth().await, StatusCode::OK);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1387,7 +1868,7 @@ async fn every_register_call_is_one_audit_record_without_bsns(backend: Backend) 
     assert_problem(&foreign, StatusCode::FORBIDDEN, "case-unknown");
     register_record(&env, &foreign, "doelpoort/cases.get");
 
-    let token = override_token(&env, id, TWO_APPROVERS, OVERRIDE_OPERATION);
+    let token = override_token(&env, id, "svb", TWO_APPROVERS, OVERRIDE_OPERATION);
     let overridden = post_override(&env, id, "svb", &token).await;
     assert_status(&overridden, StatusCode::CREATED);
     let record = register_record(&env, &overridden, "doelpoort/cases.override");
@@ -1477,6 +1958,296 @@ async fn every_register_call_is_one_audit_record_without_bsns(backend: Backend) 
     }
 }
 
+/// The objections a record's `doelpoort.case_change` names as withdrawn.
+fn withdrawn_in(change: &str) -> Option<&str> {
+    change
+        .split("; ")
+        .find_map(|part| part.strip_prefix("objections_withdrawn="))
+}
+
+/// The one record of the call answered by `response`.
+fn one_record(env: &Env, response: &TestResponse) -> Value {
+    let records = records_of(&env.audit_dir(), response);
+    assert_eq!(
+        records.len(),
+        1,
+        "one record per register call: {records:#?}"
+    );
+    records.into_iter().next().unwrap()
+}
+
+/// Who makes a register call: `Doelbinding-Actor` (sent once), or a signed caller token,
+/// which is verified like on any exchange and must agree with the call; the record names the
+/// token's `sub`.
+async fn register_calls_check_the_actor_and_the_caller_token(backend: Backend) {
+    let env = Env::start(backend).await;
+    let id = "casus-test-actor";
+    let path = case_path(id);
+    let body = case_body(&["wams-onderzoek"], &[BSN], &["uwv"], &[]);
+    create_case(&env, WIJKTEAM, id, &body).await;
+    let before = get_case(&env, WIJKTEAM, id).await.json();
+    let changed =
+        Bytes::from(case_body(&["wams-onderzoek"], &[BSN], &["uwv", "svb"], &[]).to_string());
+    let colleague = "medewerker-0077";
+    let bearer = |token: &str| format!("Bearer {token}");
+
+    // Doelbinding-Actor twice, on a read and on a change.
+    let twice = [
+        ("doelbinding-actor", ACTOR),
+        ("doelbinding-actor", colleague),
+    ];
+    let read = register_request(&env, WIJKTEAM, Method::GET, &path, None, &twice).await;
+    assert_problem(&read, StatusCode::BAD_REQUEST, "context-invalid");
+    let put = register_request(
+        &env,
+        WIJKTEAM,
+        Method::PUT,
+        &path,
+        Some(changed.clone()),
+        &twice,
+    )
+    .await;
+    assert_problem(&put, StatusCode::BAD_REQUEST, "context-invalid");
+
+    // A bearer token that is no token.
+    let garbage = [
+        ("authorization", "Bearer not-a-token"),
+        ("doelbinding-actor", ACTOR),
+    ];
+    let put = register_request(
+        &env,
+        WIJKTEAM,
+        Method::PUT,
+        &path,
+        Some(changed.clone()),
+        &garbage,
+    )
+    .await;
+    assert_problem(&put, StatusCode::UNAUTHORIZED, "token-invalid");
+    let read = register_request(&env, WIJKTEAM, Method::GET, &path, None, &garbage).await;
+    assert_problem(&read, StatusCode::UNAUTHORIZED, "token-invalid");
+
+    // A token of another employee than the one named in Doelbinding-Actor.
+    let theirs = bearer(&actor_token(&env, WIJKTEAM, colleague, Some(id)));
+    let headers = [
+        ("authorization", theirs.as_str()),
+        ("doelbinding-actor", ACTOR),
+    ];
+    let put = register_request(
+        &env,
+        WIJKTEAM,
+        Method::PUT,
+        &path,
+        Some(changed.clone()),
+        &headers,
+    )
+    .await;
+    assert_problem(&put, StatusCode::FORBIDDEN, "token-mismatch");
+
+    // A token for another case.
+    let other_case = bearer(&actor_token(
+        &env,
+        WIJKTEAM,
+        colleague,
+        Some("casus-2026-0001"),
+    ));
+    let headers = [("authorization", other_case.as_str())];
+    let put = register_request(
+        &env,
+        WIJKTEAM,
+        Method::PUT,
+        &path,
+        Some(changed.clone()),
+        &headers,
+    )
+    .await;
+    assert_problem(&put, StatusCode::FORBIDDEN, "token-mismatch");
+    let close = register_request(
+        &env,
+        WIJKTEAM,
+        Method::POST,
+        &format!("{path}/close"),
+        None,
+        &headers,
+    )
+    .await;
+    assert_problem(&close, StatusCode::FORBIDDEN, "token-mismatch");
+    // A token bound to another organisation's certificate.
+    let foreign = bearer(&actor_token(&env, SCHULDHULP, colleague, Some(id)));
+    let headers = [("authorization", foreign.as_str())];
+    let put = register_request(
+        &env,
+        WIJKTEAM,
+        Method::PUT,
+        &path,
+        Some(changed.clone()),
+        &headers,
+    )
+    .await;
+    assert_problem(&put, StatusCode::UNAUTHORIZED, "token-invalid");
+
+    // None of that changed the case, and no refused record names a change.
+    let after = get_case(&env, WIJKTEAM, id).await;
+    assert_status(&after, StatusCode::OK);
+    assert_eq!(after.json()["agreed_partners"], before["agreed_partners"]);
+    assert_eq!(after.json()["status"], "open");
+
+    // A token of this case, without Doelbinding-Actor: the record names the token's sub.
+    let ours = bearer(&actor_token(&env, WIJKTEAM, colleague, Some(id)));
+    let headers = [("authorization", ours.as_str())];
+    let put = register_request(
+        &env,
+        WIJKTEAM,
+        Method::PUT,
+        &path,
+        Some(changed.clone()),
+        &headers,
+    )
+    .await;
+    assert_status(&put, StatusCode::OK);
+    let record = one_record(&env, &put);
+    assert_eq!(
+        record["attributes"]["doelpoort.actor"], colleague,
+        "{record}"
+    );
+    assert_eq!(record["attributes"]["doelpoort.case_id"], id, "{record}");
+    // A token naming no case, with the same employee in Doelbinding-Actor.
+    let any_case = bearer(&actor_token(&env, WIJKTEAM, colleague, None));
+    let headers = [
+        ("authorization", any_case.as_str()),
+        ("doelbinding-actor", colleague),
+    ];
+    let read = register_request(&env, WIJKTEAM, Method::GET, &path, None, &headers).await;
+    assert_status(&read, StatusCode::OK);
+    let record = one_record(&env, &read);
+    assert_eq!(
+        record["attributes"]["doelpoort.actor"], colleague,
+        "{record}"
+    );
+    // A refusal is recorded too, naming no change.
+    let record = one_record(&env, &close);
+    assert_eq!(
+        record["attributes"]["doelpoort.reason"], "token-mismatch",
+        "{record}"
+    );
+    assert!(
+        record["attributes"].get("doelpoort.case_change").is_none(),
+        "{record}"
+    );
+}
+
+/// The client's objection is leading: withdrawing one (a PUT no longer listing it) is the
+/// employee's act, who must be named (Doelbinding-Actor or a caller token), and the record
+/// names the objection withdrawn.
+async fn withdrawing_an_objection_needs_an_actor_and_is_recorded(backend: Backend) {
+    let env = Env::start(backend).await;
+    let id = "casus-test-withdraw";
+    let path = case_path(id);
+    let objecting = case_body(&["wams-onderzoek"], &[BSN], &["uwv"], &["jeugdhulp", "svb"]);
+    create_case(&env, WIJKTEAM, id, &objecting).await;
+    let put_as = |body: &Value, headers: &'static [(&'static str, &'static str)]| {
+        register_request(
+            &env,
+            WIJKTEAM,
+            Method::PUT,
+            &path,
+            Some(Bytes::from(body.to_string())),
+            headers,
+        )
+    };
+
+    // Without an actor, a PUT that keeps the objections is fine.
+    let kept = put_as(&objecting, &[]).await;
+    assert_status(&kept, StatusCode::OK);
+    let record = one_record(&env, &kept);
+    let change = record["attributes"]["doelpoort.case_change"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{record}"));
+    assert_eq!(withdrawn_in(change), None, "{change}");
+
+    // Withdrawing SVB's objection without anyone named: refused, and nothing changes.
+    let without_svb = case_body(&["wams-onderzoek"], &[BSN], &["uwv", "svb"], &["jeugdhulp"]);
+    let refused = put_as(&without_svb, &[]).await;
+    assert_problem(&refused, StatusCode::BAD_REQUEST, "context-invalid");
+    let record = one_record(&env, &refused);
+    assert!(
+        record["attributes"].get("doelpoort.case_change").is_none(),
+        "{record}"
+    );
+    let case = get_case(&env, WIJKTEAM, id).await.json();
+    assert_eq!(case["objections"], json!(["jeugdhulp", "svb"]), "{case}");
+    assert_problem(
+        &exchange(
+            &env,
+            WIJKTEAM,
+            &child_benefit(BSN),
+            "wams-onderzoek",
+            id,
+            BSN,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "outside-case-scope",
+    );
+
+    // Named in Doelbinding-Actor: withdrawn, and the record says which.
+    let withdrawn = put_as(&without_svb, &[("doelbinding-actor", ACTOR)]).await;
+    assert_status(&withdrawn, StatusCode::OK);
+    let record = one_record(&env, &withdrawn);
+    assert_eq!(record["attributes"]["doelpoort.actor"], ACTOR, "{record}");
+    let change = record["attributes"]["doelpoort.case_change"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{record}"));
+    assert_eq!(withdrawn_in(change), Some("svb"), "{change}");
+    assert_eq!(
+        get_case(&env, WIJKTEAM, id).await.json()["objections"],
+        json!(["jeugdhulp"])
+    );
+    assert_status(
+        &exchange(
+            &env,
+            WIJKTEAM,
+            &child_benefit(BSN),
+            "wams-onderzoek",
+            id,
+            BSN,
+        )
+        .await,
+        StatusCode::OK,
+    );
+
+    // Named only by a signed caller token: withdrawn, and the record names the token's sub.
+    let colleague = "medewerker-0077";
+    let token = format!(
+        "Bearer {}",
+        actor_token(&env, WIJKTEAM, colleague, Some(id))
+    );
+    let none = case_body(&["wams-onderzoek"], &[BSN], &["uwv", "svb"], &[]);
+    let withdrawn = register_request(
+        &env,
+        WIJKTEAM,
+        Method::PUT,
+        &path,
+        Some(Bytes::from(none.to_string())),
+        &[("authorization", token.as_str())],
+    )
+    .await;
+    assert_status(&withdrawn, StatusCode::OK);
+    let record = one_record(&env, &withdrawn);
+    assert_eq!(
+        record["attributes"]["doelpoort.actor"], colleague,
+        "{record}"
+    );
+    let change = record["attributes"]["doelpoort.case_change"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{record}"));
+    assert_eq!(withdrawn_in(change), Some("jeugdhulp"), "{change}");
+    assert_eq!(
+        get_case(&env, WIJKTEAM, id).await.json()["objections"],
+        json!([])
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Purge and the operator's commands
 // ---------------------------------------------------------------------------------------------
@@ -1533,7 +2304,9 @@ async fn a_closed_case_is_purged_only_after_its_retention(backend: Backend) {
     assert!(out.contains("0 closed case(s) purged"), "{out}");
     let (code, out) = case_command(&env, &["show", id]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(first_json(&out)["status"], "closed");
+    let shown = only_case(&out);
+    assert_eq!(shown["status"], "closed");
+    assert_eq!(shown["owner"], WIJKTEAM);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let still = get_case(&env, WIJKTEAM, id).await;
     assert_status(&still, StatusCode::OK);
@@ -1575,15 +2348,38 @@ async fn a_closed_case_is_purged_only_after_its_retention(backend: Backend) {
     );
     let (code, out) = run_doelpoort(["audit", "verify", env.audit_dir().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    // The id stays with its owner: another consumer cannot take it over.
-    let take_over = put_case(
+    // Closed stays closed after the purge: the owner's id is never given out again, neither
+    // by a PUT (case-closed) nor as a new case.
+    let reopened = put_case(&env, WIJKTEAM, id, &body).await;
+    assert_problem(&reopened, StatusCode::FORBIDDEN, "case-closed");
+    let reopened = put_case(
+        &env,
+        WIJKTEAM,
+        "casus-2026-0002",
+        &case_body(&["wams-onderzoek"], &[BSN], &["uwv"], &[]),
+    )
+    .await;
+    assert_problem(&reopened, StatusCode::FORBIDDEN, "case-closed");
+    assert_problem(
+        &get_case(&env, WIJKTEAM, id).await,
+        StatusCode::FORBIDDEN,
+        "case-unknown",
+    );
+    let (code, out) = case_command(&env, &["show", id]);
+    assert_eq!(code, 1, "the purged case stays purged: {out}");
+    // Another organisation's ids are its own: the same id is a new case of its own.
+    let own = put_case(
         &env,
         SCHULDHULP,
         id,
         &case_body(&["schuldhulpverlening"], &[BSN], &["uwv"], &[]),
     )
     .await;
-    assert_problem(&take_over, StatusCode::FORBIDDEN, "case-unknown");
+    assert_status(&own, StatusCode::CREATED);
+    assert_eq!(own.json()["owner"], SCHULDHULP);
+    let (code, out) = case_command(&env, &["show", id]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(only_case(&out)["owner"], SCHULDHULP, "{out}");
 }
 
 async fn operators_list_show_and_close_cases(backend: Backend) {
@@ -1620,7 +2416,8 @@ async fn operators_list_show_and_close_cases(backend: Backend) {
     let (code, out) = case_command(&env, &["show", id]);
     assert_eq!(code, 0, "{out}");
     assert_no_bsn(&out);
-    let shown = first_json(&out);
+    let shown = only_case(&out);
+    assert_eq!(shown["case_id"], id);
     assert_eq!(shown["household"], 2);
     assert_eq!(shown["owner"], WIJKTEAM);
     assert_eq!(shown["status"], "open");
@@ -1656,7 +2453,7 @@ async fn operators_list_show_and_close_cases(backend: Backend) {
     assert_problem(&refused, StatusCode::FORBIDDEN, "case-closed");
     let (code, out) = case_command(&env, &["show", id]);
     assert_eq!(code, 0, "{out}");
-    let shown = first_json(&out);
+    let shown = only_case(&out);
     assert_eq!(shown["status"], "closed");
     assert!(shown["purge_after"].is_string(), "{shown}");
     // Closing it again is refused.
@@ -1672,6 +2469,134 @@ async fn operators_list_show_and_close_cases(backend: Backend) {
         ],
     );
     assert_eq!(code, 1, "{out}");
+}
+
+/// Each consumer has its own case ids, so one id may be several cases: `case show` prints them
+/// all (an array; `--owner` picks one), and `case close` must be told whose case to close.
+async fn operators_name_the_owner_when_consumers_share_a_case_id(backend: Backend) {
+    let env = Env::start(backend).await;
+    let id = "casus-test-shared";
+    create_case(
+        &env,
+        WIJKTEAM,
+        id,
+        &case_body(&["wams-onderzoek"], &[BSN], &["uwv"], &[]),
+    )
+    .await;
+    create_case(
+        &env,
+        SCHULDHULP,
+        id,
+        &case_body(
+            &["schuldhulpverlening"],
+            &[BSN, HOUSEHOLD_BSNS[0]],
+            &["uwv", "cjib"],
+            &[],
+        ),
+    )
+    .await;
+
+    let (code, out) = case_command(&env, &["show", id]);
+    assert_eq!(code, 0, "{out}");
+    assert_no_bsn(&out);
+    let shown = first_json(&out);
+    let mut owners: Vec<(&str, u64)> = shown
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {out}"))
+        .iter()
+        .map(|c| {
+            assert_eq!(c["case_id"], id, "{out}");
+            (
+                c["owner"].as_str().unwrap(),
+                c["household"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    owners.sort_unstable();
+    assert_eq!(owners, [(SCHULDHULP, 2), (WIJKTEAM, 1)], "{out}");
+    for (owner, household) in [(WIJKTEAM, 1), (SCHULDHULP, 2)] {
+        let (code, out) = case_command(&env, &["show", "--owner", owner, id]);
+        assert_eq!(code, 0, "{out}");
+        let case = only_case(&out);
+        assert_eq!(case["owner"], owner, "{out}");
+        assert_eq!(case["household"], household, "{out}");
+    }
+    let (code, out) = case_command(&env, &["show", "--owner", "jeugdhulp", id]);
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = case_command(&env, &["list"]);
+    assert_eq!(code, 0, "{out}");
+    let listed = first_json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["case_id"] == id)
+        .count();
+    assert_eq!(listed, 2, "{out}");
+
+    // Closing without saying whose: refused, nothing closed.
+    let policies = env.root().join("policies");
+    let schemas = env.root().join("schemas");
+    let close = |owner: Option<&str>| {
+        let mut args = vec![
+            "close",
+            "--policies",
+            policies.to_str().unwrap(),
+            "--schemas",
+            schemas.to_str().unwrap(),
+        ];
+        if let Some(owner) = owner {
+            args.extend(["--owner", owner]);
+        }
+        args.push(id);
+        case_command(&env, &args)
+    };
+    let (code, out) = close(None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--owner"), "{out}");
+    for owner in [WIJKTEAM, SCHULDHULP] {
+        let case = get_case(&env, owner, id).await;
+        assert_status(&case, StatusCode::OK);
+        assert_eq!(case.json()["status"], "open", "{owner}");
+    }
+
+    // The district team's: closed, and the gateway follows; Schuldhulp Utrecht's stays open.
+    let (code, out) = close(Some(WIJKTEAM));
+    assert_eq!(code, 0, "{out}");
+    let income_path = income(BSN);
+    let refused = answer_within(
+        Duration::from_secs(1),
+        || exchange(&env, WIJKTEAM, &income_path, "wams-onderzoek", id, BSN),
+        |r| r.status != StatusCode::OK,
+    )
+    .await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "case-closed");
+    let theirs = get_case(&env, SCHULDHULP, id).await;
+    assert_status(&theirs, StatusCode::OK);
+    assert_eq!(theirs.json()["status"], "open");
+    let claims = format!("/cjib/v1/personen/{BSN}/vorderingen");
+    assert_status(
+        &exchange(&env, SCHULDHULP, &claims, "schuldhulpverlening", id, BSN).await,
+        StatusCode::OK,
+    );
+    let (code, out) = case_command(&env, &["show", "--owner", WIJKTEAM, id]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(only_case(&out)["status"], "closed");
+    let (code, out) = case_command(&env, &["show", "--owner", SCHULDHULP, id]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(only_case(&out)["status"], "open");
+
+    // Still two cases with that id (a closed case is kept until its purge).
+    let (code, out) = close(None);
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = close(Some(SCHULDHULP));
+    assert_eq!(code, 0, "{out}");
+    let closed = answer_within(
+        Duration::from_secs(1),
+        || get_case(&env, SCHULDHULP, id),
+        |r| r.json()["status"] == "closed",
+    )
+    .await;
+    assert_eq!(closed.json()["status"], "closed", "{}", text(&closed));
 }
 
 // ---------------------------------------------------------------------------------------------

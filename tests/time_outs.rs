@@ -13,6 +13,11 @@
 //!
 //! The private-partner check (policy only) runs once; the replica tests run on PostgreSQL.
 //!
+//! A time-out is one person's, not one case's: the ledger rules see the person's time-outs in
+//! every case of the same organisation. Scenarios that need the demo's person without
+//! time-outs at the start (each replica round, each half of a scenario) get a store of their
+//! own.
+//!
 //! The time-outs are the demo's: CJIB claims of 999990019 are `CJIB-2026-000123`
 //! (verkeersboete) and `CJIB-2025-004711` (administratief); the third is strafrechtelijk and
 //! never suspended. Every time-out carries a signed approval (four eyes: `teamleider`; an
@@ -95,6 +100,8 @@ macro_rules! on_both_stores {
 on_both_stores!(
     the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd,
     the_cumulative_cap_counts_the_days_of_the_case_at_the_partner,
+    a_time_out_is_one_persons_not_one_cases,
+    the_cumulative_cap_counts_the_persons_time_outs_in_the_owners_other_cases,
     a_partner_involved_after_the_time_out_started_is_not_suspended,
     a_partner_added_in_the_same_second_as_the_time_out_is_not_suspended_either,
     a_time_out_the_partner_refuses_leaves_nothing_in_the_ledger,
@@ -525,9 +532,16 @@ async fn earlier_time_out(
         pending: false,
         created_at: from.midnight().assume_utc().unix_timestamp(),
         transaction_id: uuid::Uuid::now_v7().to_string(),
+        // The demo's household key (every replica of the run shares it).
+        subject: doelpoort::cases::HouseholdKey::load_or_create(
+            &run.root.path().join("data").join("household.key"),
+        )
+        .unwrap()
+        .member(&doelpoort::context::Bsn::parse("999990019").unwrap()),
     };
+    let key = doelpoort::store::cases::case_key("schuldhulp-utrecht", case);
     let changed = store
-        .change_case("time_out_reserve", case, unix_now(), |current, _| {
+        .change_case("time_out_reserve", &key, unix_now(), |current, _| {
             if current.is_none() {
                 return Err("no such case");
             }
@@ -744,6 +758,142 @@ async fn the_cumulative_cap_counts_the_days_of_the_case_at_the_partner(backend: 
 }
 
 // ---------------------------------------------------------------------------------------
+// 1b. A time-out is one person's, not one case's
+// ---------------------------------------------------------------------------------------
+
+/// A new case of the same organisation for the same person is no way round the ledger: a
+/// claim suspended through case A is in force in case B too (the same claim again is an
+/// overlap, a later end an extension with its own approval).
+async fn a_time_out_is_one_persons_not_one_cases(backend: Backend) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
+    let a = "shv-person-a";
+    new_case(
+        &client,
+        &base,
+        a,
+        &case_body(&["time-out"], &[KNOWN], &["cjib"]),
+    )
+    .await;
+    let three = months(3);
+    let x = cjib_time_out(KNOWN, &[X], three);
+    let on_a = time_out_ctx(a, KNOWN, &["cjib"]);
+    let first = time_out(run, &client, &base, &on_a, "cjib", &x, TEAMLEIDER).await;
+    expect(&first, StatusCode::CREATED, None, "X through case A");
+
+    // Case B: the same organisation, the same household, CJIB agreed.
+    let b = "shv-person-b";
+    new_case(
+        &client,
+        &base,
+        b,
+        &case_body(&["time-out"], &[KNOWN], &["cjib"]),
+    )
+    .await;
+    let on_b = time_out_ctx(b, KNOWN, &["cjib"]);
+    let again = time_out(run, &client, &base, &on_b, "cjib", &x, TEAMLEIDER).await;
+    expect(
+        &again,
+        StatusCode::FORBIDDEN,
+        Some("condition-failed"),
+        "X again, same end, through case B",
+    );
+    detail_says(&again, "already in force");
+    let longer = cjib_time_out(KNOWN, &[X], months(4));
+    let extension = time_out(run, &client, &base, &on_b, "cjib", &longer, TEAMLEIDER).await;
+    expect(
+        &extension,
+        StatusCode::FORBIDDEN,
+        Some("four-eyes-required"),
+        "X to a later end through case B, teamleider only",
+    );
+    detail_says(&extension, "afdelingshoofd");
+
+    // Case B's ledger holds nothing; case A's is as it was.
+    assert_eq!(ledger(&client, &base, b).await, vec![]);
+    assert_eq!(
+        ledger(&client, &base, a).await,
+        vec![(
+            "cjib".to_string(),
+            1,
+            today().to_string(),
+            three.to_string(),
+            "granted".to_string()
+        )]
+    );
+}
+
+/// The cumulative cap counts the person's days at the partner in every case of the same
+/// organisation: case A's history makes case B's time-out one day too long.
+async fn the_cumulative_cap_counts_the_persons_time_outs_in_the_owners_other_cases(
+    backend: Backend,
+) {
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
+    let a = "shv-cap-person-a";
+    new_case(
+        &client,
+        &base,
+        a,
+        &case_body(&["time-out"], &[KNOWN], &["cjib"]),
+    )
+    .await;
+    // History in case A: X was suspended from 4 months ago until yesterday.
+    let first_start = months(-4);
+    let yesterday = today().previous_day().unwrap();
+    let settings = env.store_settings();
+    earlier_time_out(
+        run,
+        &settings,
+        &client,
+        &base,
+        a,
+        "cjib",
+        &[X.0],
+        (first_start, yesterday),
+    )
+    .await;
+
+    // Case B: no history of its own.
+    let b = "shv-cap-person-b";
+    new_case(
+        &client,
+        &base,
+        b,
+        &case_body(&["time-out"], &[KNOWN], &["cjib"]),
+    )
+    .await;
+    let on_b = time_out_ctx(b, KNOWN, &["cjib"]);
+    let cap_end = RelativeDate { days: 0, months: 8 }
+        .resolve(first_start)
+        .previous_day()
+        .unwrap();
+    assert!(
+        cap_end < months(4),
+        "{cap_end} must be within the grant's 4 months"
+    );
+    // One day past the cap counted from case A's first day: refused (on its own, case B's
+    // time-out would be 4 months at most, well within 8).
+    let over = cjib_time_out(KNOWN, &[Y], cap_end.next_day().unwrap());
+    let refused = time_out(run, &client, &base, &on_b, "cjib", &over, TEAMLEIDER).await;
+    expect(
+        &refused,
+        StatusCode::FORBIDDEN,
+        Some("condition-failed"),
+        "case B one day past the person's cap",
+    );
+    detail_says(&refused, "8 months");
+    assert_eq!(ledger(&client, &base, b).await, vec![]);
+    let at_cap = cjib_time_out(KNOWN, &[Y], cap_end);
+    let granted = time_out(run, &client, &base, &on_b, "cjib", &at_cap, TEAMLEIDER).await;
+    expect(&granted, StatusCode::CREATED, None, "case B up to the cap");
+}
+
+// ---------------------------------------------------------------------------------------
 // 2. Parties involved later
 // ---------------------------------------------------------------------------------------
 
@@ -795,7 +945,14 @@ async fn a_partner_involved_after_the_time_out_started_is_not_suspended(backend:
         "only CJIB's time-out"
     );
 
-    // UWV agreed before the first time-out.
+    // UWV agreed before the first time-out. A time-out is one person's, not one case's: in
+    // the same register the CJIB time-out above would be in force for this person in this
+    // case too, so this half runs on a register of its own.
+    drop(env);
+    let env = Env::start(backend).await;
+    let run = &env.run;
+    let client = env.client(SCHULDHULP);
+    let base = env.base();
     let before = "shv-before-1";
     new_case(
         &client,
@@ -1196,10 +1353,13 @@ async fn escalation_follows_a_time_out_in_an_agreed_case(backend: Backend) {
         "no lokale_analyse, after a time-out",
     );
 
-    // The demo case does not agree escalatieteam: outside its scope, time-out or not.
+    // The demo case does not agree escalatieteam: outside its scope, time-out or not. (The
+    // person's claim X is suspended already, through shv-esc-1: a time-out is one person's,
+    // so the demo case's is for Y.)
     let demo = "shv-2026-0042";
     let ctx = time_out_ctx(demo, KNOWN, &["uwv", "cjib"]);
-    let granted = time_out(run, &client, &base, &ctx, "cjib", &x, TEAMLEIDER).await;
+    let y = cjib_time_out(KNOWN, &[Y], months(3));
+    let granted = time_out(run, &client, &base, &ctx, "cjib", &y, TEAMLEIDER).await;
     expect(
         &granted,
         StatusCode::CREATED,
@@ -1267,12 +1427,18 @@ async fn replica(run: &DemoRun, name: &str, store: &str) -> RunningGateway {
         .expect("replica starts")
 }
 
+/// The store's key of Schuldhulp Utrecht's case `case` (each consumer has its own ids).
+fn case_key(case: &str) -> String {
+    doelpoort::store::cases::case_key(SCHULDHULP, case)
+}
+
 /// The case's time-outs as the store holds them: `partner|claims|state` per line.
 fn store_ledger(postgres: &Postgres, case: &str) -> String {
     postgres
         .psql(&format!(
-            "SELECT partner, claims, state FROM case_time_outs WHERE case_id = '{case}' \
-             ORDER BY starts_on, claims"
+            "SELECT partner, claims, state FROM case_time_outs WHERE case_key = '{}' \
+             ORDER BY starts_on, claims",
+            case_key(case)
         ))
         .trim()
         .to_string()
@@ -1399,15 +1565,17 @@ async fn a_case_closed_on_one_replica_is_refused_on_the_other_within_a_second() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_time_outs_for_one_claim_on_two_replicas_grant_exactly_one() {
-    let postgres = Postgres::start();
     let run = start_demo().await;
-    let a = replica(&run, "replica-a", &postgres.url()).await;
-    let b = replica(&run, "replica-b", &postgres.url()).await;
-    let (base_a, base_b) = (base(&a), base(&b));
     let (client_a, client_b) = (run.client(SCHULDHULP), run.client(SCHULDHULP));
     let body = cjib_time_out(KNOWN, &[X], months(3));
 
+    // A time-out is one person's, not one case's: each round is the first time-out of the
+    // demo's person, so each runs on a store (and two replicas) of its own.
     for round in 0..5 {
+        let postgres = Postgres::start();
+        let a = replica(&run, &format!("replica-a-{round}"), &postgres.url()).await;
+        let b = replica(&run, &format!("replica-b-{round}"), &postgres.url()).await;
+        let (base_a, base_b) = (base(&a), base(&b));
         let case = format!("shv-race-{round}");
         new_case(
             &client_a,
@@ -1456,9 +1624,9 @@ async fn concurrent_time_outs_for_one_claim_on_two_replicas_grant_exactly_one() 
             "cjib|[\"CJIB-2026-000123\"]|granted",
             "round {round}"
         );
+        a.shutdown().await;
+        b.shutdown().await;
     }
-    a.shutdown().await;
-    b.shutdown().await;
 }
 
 /// A time-out is decided in the register's serialised transaction, which reads the case as
@@ -1467,13 +1635,15 @@ async fn concurrent_time_outs_for_one_claim_on_two_replicas_grant_exactly_one() 
 /// a partner, not a read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_time_out_through_a_replica_that_has_not_seen_the_close_is_refused() {
-    let postgres = Postgres::start();
     let run = start_demo().await;
-    let a = replica(&run, "replica-a", &postgres.url()).await;
-    let b = replica(&run, "replica-b", &postgres.url()).await;
-    let (base_a, base_b) = (base(&a), base(&b));
     let (client_a, client_b) = (run.client(SCHULDHULP), run.client(SCHULDHULP));
+    // A time-out is one person's, not one case's: each round starts with the demo's person
+    // without time-outs, so each runs on a store (and two replicas) of its own.
     for round in 0..3 {
+        let postgres = Postgres::start();
+        let a = replica(&run, &format!("replica-a-{round}"), &postgres.url()).await;
+        let b = replica(&run, &format!("replica-b-{round}"), &postgres.url()).await;
+        let (base_a, base_b) = (base(&a), base(&b));
         let case = format!("shv-stale-{round}");
         new_case(
             &client_a,
@@ -1504,13 +1674,14 @@ async fn a_time_out_through_a_replica_that_has_not_seen_the_close_is_refused() {
              answer: {}",
             postgres
                 .psql(&format!(
-                    "SELECT status FROM cases WHERE case_id = '{case}'"
+                    "SELECT status FROM cases WHERE case_key = '{}'",
+                    case_key(&case)
                 ))
                 .trim(),
             store_ledger(&postgres, &case),
             text(&answer)
         );
+        a.shutdown().await;
+        b.shutdown().await;
     }
-    a.shutdown().await;
-    b.shutdown().await;
 }

@@ -38,7 +38,7 @@ pub fn admit(
     set: &PolicySet,
     request: &CaseRequest<'_>,
 ) -> Result<CaseAdmission, Problem> {
-    let case = register.get(request.case_id);
+    let case = register.get(request.consumer, request.case_id);
     let member = request.subject.map(|bsn| register.key().member(bsn));
     let first_of_purpose = case_rules::admit(
         case.as_deref(),
@@ -65,11 +65,11 @@ pub fn admit(
 pub async fn record_served(
     register: &CaseRegister,
     set: &PolicySet,
-    case_id: &str,
+    case: &Case,
     purpose: &Purpose,
 ) -> Result<(), Problem> {
     let changed = register
-        .change("case_serve", case_id, |case, now| {
+        .change("case_serve", &case.owner, &case.id, |case, now| {
             let Some(case) = case.filter(|c| c.status == CaseStatus::Open) else {
                 return Err(Problem::new(
                     ProblemCode::CaseClosed,

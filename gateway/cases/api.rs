@@ -14,19 +14,19 @@
 //! and what changed, never a BSN. Bodies are checked strictly: unknown keys, unknown purposes or
 //! partners, a BSN that fails the elfproef, all refuse with `request-invalid`.
 
-use super::{CaseRegister, ChangeError, StoredOverride};
+use super::{CaseRegister, ChangeError};
 use crate::context::{holds_bsn, is_plain_id, Bsn};
+pub(super) use crate::headers::json_answer as json_response;
 use crate::identity::{Connection, Consumer};
 use crate::policy::PolicySet;
 use crate::problem::{Problem, ProblemCode};
 use crate::store::cases::{CaseHead, CaseStatus, CaseWrite};
 use crate::token::{Approval, TokenIssuers};
 use bytes::Bytes;
-use http::{header, HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::Digest as _;
 use std::collections::BTreeSet;
 
 /// The reserved partner id the register's API lives under.
@@ -63,18 +63,18 @@ pub struct RegisterCall<'a> {
     pub tokens: Option<&'a TokenIssuers>,
 }
 
-fn invalid(detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
+pub(super) fn invalid(detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
     Problem::new(ProblemCode::RequestInvalid, detail)
 }
 
-fn unknown_case() -> Problem {
+pub(super) fn unknown_case() -> Problem {
     Problem::new(
         ProblemCode::CaseUnknown,
         "no case with this id is registered for this consumer",
     )
 }
 
-fn unavailable() -> Problem {
+pub(super) fn unavailable() -> Problem {
     super::admission::store_unavailable()
 }
 
@@ -141,6 +141,28 @@ pub async fn serve(
     }
     facts.case_id = Some(id.to_string());
     facts.actor = actor(call.headers)?;
+    // A caller token, where the consumer presents one, vouches for the actor like on any
+    // exchange, and must agree with the call.
+    if let Some(token) = crate::token::TokenVerifier::check(
+        call.tokens,
+        call.consumer,
+        call.connection.fingerprint.as_ref(),
+        call.headers,
+    )? {
+        if facts.actor.as_deref().is_some_and(|a| a != token.actor) {
+            return Err(Problem::new(
+                ProblemCode::TokenMismatch,
+                "Doelbinding-Actor differs from the actor (sub) in the signed token",
+            ));
+        }
+        if token.case_id.as_deref().is_some_and(|c| c != id) {
+            return Err(Problem::new(
+                ProblemCode::TokenMismatch,
+                "the case in the signed token is not the case of this call",
+            ));
+        }
+        facts.actor = Some(token.actor);
+    }
     if !call.consumer.case_admin {
         return Err(Problem::new(
             ProblemCode::NotGranted,
@@ -152,21 +174,27 @@ pub async fn serve(
         Route::Case(_) => {
             // A read of the register (the copy this replica holds, which follows the store).
             let case = register
-                .get(id)
-                .filter(|c| c.owner == call.consumer.id.as_str())
+                .get(call.consumer.id.as_str(), id)
                 .ok_or_else(unknown_case)?;
             Ok(json_response(StatusCode::OK, &view(&case)))
         }
-        Route::Overrides(_) => add_override(register, call, id, facts).await,
+        Route::Overrides(_) => super::overrides::add_override(register, call, id, facts).await,
         Route::Close(_) => close(register, call, id, facts).await,
     }
 }
 
 /// The acting employee, from `Doelbinding-Actor` (optional, but well-formed when given).
-fn actor(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(value) = headers.get(crate::context::ACTOR) else {
+pub(super) fn actor(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let mut values = headers.get_all(crate::context::ACTOR).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(Problem::new(
+            ProblemCode::ContextInvalid,
+            "Doelbinding-Actor is sent more than once",
+        ));
+    }
     value
         .to_str()
         .ok()
@@ -193,36 +221,26 @@ struct CaseBody {
     status: Option<String>,
 }
 
-fn parse<'de, T: Deserialize<'de>>(body: &'de [u8], form: &str) -> Result<T, Problem> {
+pub(super) fn parse<'de, T: Deserialize<'de>>(body: &'de [u8], form: &str) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
-        // serde's message names the key or type that failed, and for a wrong type also the
-        // value: any run of digits is blanked, so no BSN (valid or mistyped) is repeated.
-        let why = e.to_string();
-        let why = why.split(" at line").next().unwrap_or_default();
-        invalid(format!("the body is not {form}: {}", blank_digits(why)))
+        // serde's message may quote the caller's keys and values (a name, a mistyped BSN):
+        // only where it failed is said, never what was there.
+        let what = match e.classify() {
+            serde_json::error::Category::Data => {
+                "a key is unknown or missing, or a value has the wrong type"
+            }
+            _ => "it is not valid JSON",
+        };
+        invalid(format!(
+            "the body is not {form}: {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
     })
 }
 
-/// `text` with every run of digits replaced by `…`.
-fn blank_digits(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_digits = false;
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
-                out.push('…');
-            }
-            in_digits = true;
-        } else {
-            in_digits = false;
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A list of ids from the policy set, without duplicates.
-fn known_ids(
+pub(super) fn known_ids(
     list: &[String],
     what: &str,
     known: impl Fn(&str) -> bool,
@@ -255,9 +273,16 @@ async fn put(
     if body.purposes.is_empty() {
         return Err(invalid("a case serves at least one purpose"));
     }
-    let purposes = known_ids(&body.purposes, "purposes", |p| {
-        set.purposes.get(p).is_some_and(|p| p.refused.is_none())
-    })?;
+    if body
+        .purposes
+        .iter()
+        .any(|p| set.purposes.get(p).is_some_and(|p| p.refused.is_some()))
+    {
+        return Err(invalid(
+            "purposes lists a purpose that is never served through this gateway",
+        ));
+    }
+    let purposes = known_ids(&body.purposes, "purposes", |p| set.purposes.contains_key(p))?;
     for a in &purposes {
         for b in &purposes {
             if set.purposes[a].incompatible_with.contains(b) {
@@ -285,7 +310,9 @@ async fn put(
         // The message never repeats the value.
         let bsn = Bsn::parse(member)
             .map_err(|why| invalid(format!("a household member is not a valid BSN: {why}")))?;
-        household.insert(register.key().member(&bsn));
+        if !household.insert(register.key().member(&bsn)) {
+            return Err(invalid("the household lists a member twice"));
+        }
     }
     let closing = match body.status.as_deref() {
         None | Some("open") => false,
@@ -293,30 +320,58 @@ async fn put(
         Some(_) => return Err(invalid("status is \"open\" or \"closed\"")),
     };
     let owner = call.consumer.id.as_str().to_string();
+    // The client's objection is leading: withdrawing one is named in the record, and only
+    // an identified employee may do it.
+    let withdrawn: Vec<String> = register
+        .get(&owner, id)
+        .map(|c| {
+            c.objections
+                .iter()
+                .filter(|p| !objections.contains(p))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if !withdrawn.is_empty() && facts.actor.is_none() {
+        return Err(Problem::new(
+            ProblemCode::ContextInvalid,
+            "withdrawing a client's objection is attributed to the employee: name them in Doelbinding-Actor",
+        ));
+    }
     facts.change = Some(format!(
-        "status={}; purposes={}; agreed_partners={}; objections={}; household_members={}",
+        "status={}; purposes={}; agreed_partners={}; objections={}; household_members={}{}",
         if closing { "closed" } else { "open" },
         purposes.join(","),
         agreed.join(","),
         objections.join(","),
-        household.len()
+        household.len(),
+        if withdrawn.is_empty() {
+            String::new()
+        } else {
+            format!("; objections_withdrawn={}", withdrawn.join(","))
+        }
     ));
     let retention = retention_of(set, &purposes);
     let mut created = false;
     let changed = register
-        .change("case_put", id, |current, now| {
+        .change("case_put", &owner, id, |current, now| {
             if let Some(current) = current {
-                if current.owner != owner {
-                    return Err(unknown_case());
-                }
-                if current.status != CaseStatus::Open && current.status != CaseStatus::Purged {
+                // A purged case stays closed too: its id is not given out again.
+                if current.status != CaseStatus::Open {
                     return Err(Problem::new(
                         ProblemCode::CaseClosed,
                         "the case is closed and cannot be changed or reopened; register a new case",
                     ));
                 }
+                // Checked again in the transaction (another replica may have changed it).
+                let dropped = current.objections.iter().any(|p| !objections.contains(p));
+                if dropped && withdrawn.is_empty() {
+                    return Err(Problem::new(
+                        ProblemCode::ContextInvalid,
+                        "the case's objections changed meanwhile; read the case and try again",
+                    ));
+                }
             }
-            let current = current.filter(|c| c.status == CaseStatus::Open);
             created = current.is_none();
             // A partner keeps the moment it was first registered (time-outs depend on it).
             let joined = joined_at(current, now);
@@ -366,7 +421,7 @@ async fn put(
 /// case when that started in this same second. Register writes are serialised, so this keeps
 /// their order at a resolution of seconds: a partner added after a time-out started is never
 /// taken for one that was in view before it.
-fn joined_at(case: Option<&super::Case>, now: i64) -> i64 {
+pub(super) fn joined_at(case: Option<&super::Case>, now: i64) -> i64 {
     case.into_iter()
         .flat_map(|c| c.time_outs.iter())
         .map(|t| t.created_at + 1)
@@ -401,174 +456,6 @@ pub fn purge_after(closed_at: i64, retention: Option<crate::policy::RelativeDate
     closed.replace_date(until).unix_timestamp()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverrideBody {
-    partner: String,
-    reason: String,
-    /// A signed caller token whose approvals (two colleagues other than the actor) approve
-    /// this override (`approves.operation`: `doelpoort/case-override`).
-    approvals: String,
-}
-
-async fn add_override(
-    register: &CaseRegister,
-    call: &RegisterCall<'_>,
-    id: &str,
-    facts: &mut RegisterFacts,
-) -> Result<Response<Full<Bytes>>, Problem> {
-    let body: OverrideBody = parse(
-        call.body,
-        "an override: {\"partner\": \"svb\", \"reason\": \"...\", \"approvals\": \"<signed token>\"}",
-    )?;
-    let partner = known_ids(std::slice::from_ref(&body.partner), "partner", |p| {
-        p != PARTNER_ID && call.policy.partners.contains_key(p)
-    })?
-    .remove(0);
-    let reason = body.reason.trim();
-    if reason.chars().count() < 10 || reason.chars().count() > 2000 {
-        return Err(invalid(
-            "the reason motivates the seriousness of the problems (Wams MvT §3.3.2) in 10 to 2000 characters",
-        ));
-    }
-    if holds_bsn(reason) {
-        return Err(invalid(
-            "the reason must not hold a BSN: the register names people only by household",
-        ));
-    }
-    let token = verify_approvals(call, &body.approvals, id)?;
-    let actor = token.actor.clone();
-    facts.actor = Some(actor.clone());
-    facts.approvals.clone_from(&token.approvals);
-    facts.change = Some(format!("override partner={partner}"));
-    // The case must be this consumer's and open before an approval is spent on it.
-    let current = register
-        .get(id)
-        .filter(|c| c.owner == call.consumer.id.as_str())
-        .ok_or_else(unknown_case)?;
-    if current.status != CaseStatus::Open {
-        return Err(closed());
-    }
-    spend(register, &token).await?;
-    let approvers: Vec<String> = token.approvals.iter().map(|a| a.by.clone()).collect();
-    let owner = call.consumer.id.as_str().to_string();
-    let changed = register
-        .change("case_override", id, |current, now| {
-            let case = current
-                .filter(|c| c.owner == owner)
-                .ok_or_else(unknown_case)?;
-            if case.status != CaseStatus::Open {
-                return Err(closed());
-            }
-            Ok(vec![CaseWrite::Override(StoredOverride {
-                partner: partner.clone(),
-                reason: reason.to_string(),
-                actor: actor.clone(),
-                approvers: approvers.clone(),
-                granted_at: joined_at(Some(case), now),
-            })])
-        })
-        .await;
-    match changed {
-        Ok(case) => Ok(json_response(StatusCode::CREATED, &view(&case))),
-        Err(ChangeError::Refused(problem)) => Err(problem),
-        Err(ChangeError::Unavailable(_)) => Err(unavailable()),
-    }
-}
-
-fn closed() -> Problem {
-    Problem::new(
-        ProblemCode::CaseClosed,
-        "the case is closed and cannot be changed",
-    )
-}
-
-/// The override's token: signed by an issuer this consumer trusts, bound to the calling
-/// certificate, approving this override of this case, by two colleagues other than the actor.
-fn verify_approvals(
-    call: &RegisterCall<'_>,
-    token: &str,
-    case_id: &str,
-) -> Result<crate::token::CallerToken, Problem> {
-    let verifier = call.tokens.ok_or_else(|| {
-        Problem::new(
-            ProblemCode::TokenInvalid,
-            "no token issuers are configured, so no approval can be checked",
-        )
-    })?;
-    let fingerprint = call.connection.fingerprint.as_ref().ok_or_else(|| {
-        Problem::new(
-            ProblemCode::TokenInvalid,
-            "no client certificate to bind to",
-        )
-    })?;
-    let token = verifier
-        .current()
-        .verify(token, &call.consumer.token_issuers, fingerprint)?;
-    if token
-        .approves
-        .as_ref()
-        .is_none_or(|a| a.operation != OVERRIDE_OPERATION)
-    {
-        return Err(Problem::new(
-            ProblemCode::FourEyesRequired,
-            format!("the approvals must approve this override (approves.operation: {OVERRIDE_OPERATION})"),
-        ));
-    }
-    if token.case_id.as_deref() != Some(case_id) {
-        return Err(Problem::new(
-            ProblemCode::TokenMismatch,
-            "the approvals are for another case (case_id in the signed token)",
-        ));
-    }
-    if let Some(declared) = actor(call.headers)? {
-        if declared != token.actor {
-            return Err(Problem::new(
-                ProblemCode::TokenMismatch,
-                "Doelbinding-Actor differs from the actor (sub) in the signed token",
-            ));
-        }
-    }
-    let actor = token.actor.to_lowercase();
-    let approvers: BTreeSet<String> = token
-        .approvals
-        .iter()
-        .map(|a| a.by.to_lowercase())
-        .filter(|by| *by != actor)
-        .collect();
-    if approvers.len() < 2 {
-        return Err(Problem::new(
-            ProblemCode::FourEyesRequired,
-            "an override needs the approval of two colleagues other than the actor, in a signed caller token",
-        ));
-    }
-    Ok(token)
-}
-
-/// An approval is used once: its `jti` is spent in the store, shared by replicas.
-async fn spend(register: &CaseRegister, token: &crate::token::CallerToken) -> Result<(), Problem> {
-    let Some((jti, exp)) = &token.approval_use else {
-        return Err(Problem::new(
-            ProblemCode::FourEyesRequired,
-            "the approvals' token has no jti, so it cannot be used once",
-        ));
-    };
-    let digest = hex::encode(sha2::Sha256::digest(jti.as_bytes()));
-    let spend = crate::store::ApprovalSpend {
-        issuer: &token.iss,
-        jti: &digest,
-        expires_at: exp.saturating_add(24 * 3600),
-    };
-    match register.store.spend_approval(&spend).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Problem::new(
-            ProblemCode::FourEyesRequired,
-            "these approvals have already been used; each override needs its own",
-        )),
-        Err(_) => Err(unavailable()),
-    }
-}
-
 async fn close(
     register: &CaseRegister,
     call: &RegisterCall<'_>,
@@ -582,7 +469,7 @@ async fn close(
     let owner = call.consumer.id.as_str().to_string();
     let set = call.policy;
     let changed = register
-        .change("case_close", id, |current, now| {
+        .change("case_close", &owner, id, |current, now| {
             close_rule(current, now, &owner, set)
         })
         .await;
@@ -665,17 +552,4 @@ pub fn view(case: &super::Case) -> Value {
         "closed_at": case.closed_at.and_then(time),
         "purge_after": case.purge_after.filter(|t| *t < i64::MAX).and_then(time),
     })
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, crate::headers::JSON);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, crate::headers::NO_STORE);
-    response
 }

@@ -3,7 +3,7 @@
 //! [`crate::policy::time_out`] passed against the case as it is then, and *granted* when the
 //! partner confirms with a 2xx; dropped otherwise.
 
-use super::{CaseRegister, ChangeError};
+use super::{Case, CaseRegister, ChangeError};
 use crate::policy::time_out::{decide, TimeOutRequest};
 use crate::policy::TimeOutRule;
 use crate::problem::{Problem, ProblemCode};
@@ -12,42 +12,58 @@ use crate::store::cases::{CaseStatus, CaseWrite};
 /// A reserved time-out, to be granted or dropped when the partner has answered.
 #[derive(Debug, Clone)]
 pub struct Reservation {
+    pub owner: String,
     pub case_id: String,
     pub id: String,
 }
 
 impl CaseRegister {
-    /// Reserves a time-out in the case's ledger (see [`decide`]), before it is sent.
+    /// Reserves a time-out in `case`'s ledger (see [`decide`]), before it is sent. The rules
+    /// see the case as the store holds it now, with the time-outs the same person has in the
+    /// owner's other cases: a second case must not be a way round them.
     pub async fn reserve_time_out(
         &self,
-        case_id: &str,
+        case: &Case,
         rule: &TimeOutRule,
         request: &TimeOutRequest<'_>,
     ) -> Result<Reservation, Problem> {
         let mut reserved = None;
+        let member = Some(request.subject.as_str()).filter(|m| !m.is_empty());
         let changed = self
-            .change("time_out_reserve", case_id, |case, now| {
-                // Checked again in the transaction: another replica may have closed the case
-                // since this one decided; a time-out is an instruction to a partner.
-                let case = case
-                    .filter(|c| c.status != CaseStatus::Purged)
-                    .ok_or_else(|| {
-                        Problem::new(ProblemCode::CaseUnknown, "the case is no longer registered")
-                    })?;
-                if case.status != CaseStatus::Open {
-                    return Err(Problem::new(
-                        ProblemCode::CaseClosed,
-                        "the case is closed: no exchange is served for it any more",
-                    ));
-                }
-                let entry = decide(case, rule, request, now)?;
-                reserved = Some(entry.id.clone());
-                Ok(vec![CaseWrite::ReserveTimeOut(entry)])
-            })
+            .change_seeing(
+                "time_out_reserve",
+                &case.owner,
+                &case.id,
+                member,
+                |current, related, now| {
+                    // Checked again in the transaction: another replica may have closed the
+                    // case since this one decided; a time-out is an instruction to a partner.
+                    let current = current
+                        .filter(|c| c.status != CaseStatus::Purged)
+                        .ok_or_else(|| {
+                            Problem::new(
+                                ProblemCode::CaseUnknown,
+                                "the case is no longer registered",
+                            )
+                        })?;
+                    if current.status != CaseStatus::Open {
+                        return Err(Problem::new(
+                            ProblemCode::CaseClosed,
+                            "the case is closed: no exchange is served for it any more",
+                        ));
+                    }
+                    let mut seen = current.clone();
+                    seen.time_outs.extend(related.iter().cloned());
+                    let entry = decide(&seen, rule, request, now)?;
+                    reserved = Some(entry.id.clone());
+                    Ok(vec![CaseWrite::ReserveTimeOut(entry)])
+                },
+            )
             .await;
         match changed {
             Ok(_) => Ok(Reservation {
-                case_id: case_id.to_string(),
+                owner: case.owner.clone(),
+                case_id: case.id.clone(),
                 id: reserved.unwrap_or_default(),
             }),
             Err(ChangeError::Refused(problem)) => Err(problem),
@@ -69,9 +85,12 @@ impl CaseRegister {
             }
         };
         let settled = self
-            .change("time_out_settle", &reservation.case_id, |_, _| {
-                Ok::<_, ()>(vec![write])
-            })
+            .change(
+                "time_out_settle",
+                &reservation.owner,
+                &reservation.case_id,
+                |_, _| Ok::<_, ()>(vec![write]),
+            )
             .await;
         if settled.is_err() {
             tracing::error!("a time-out reservation could not be settled in the case register");

@@ -22,9 +22,10 @@
 pub mod admission;
 pub mod api;
 pub mod ledger;
+pub mod overrides;
 
 use crate::context::Bsn;
-use crate::store::cases::{CaseStatus, CaseWrite, Changed, StoredCase};
+use crate::store::cases::{case_key, CaseStatus, CaseWrite, Changed, StoredCase};
 use crate::store::{Store, StoreUnavailable};
 use anyhow::{Context as _, Result};
 use hmac::{Hmac, Mac};
@@ -145,12 +146,14 @@ impl CaseRegister {
         Ok(register)
     }
 
-    /// The case with this id, as this replica knows it (purged cases are gone).
-    pub fn get(&self, id: &str) -> Option<Arc<Case>> {
+    /// `owner`'s case with this id, as this replica knows it (purged cases are gone). Each
+    /// consumer has its own namespace of case ids.
+    pub fn get(&self, owner: &str, id: &str) -> Option<Arc<Case>> {
+        let key = case_key(owner, id);
         self.cases
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(id)
+            .get(&key)
             .cloned()
     }
 
@@ -179,10 +182,11 @@ impl CaseRegister {
         {
             let mut cases = self.cases.write().unwrap_or_else(|e| e.into_inner());
             for case in changed {
+                let key = case_key(&case.owner, &case.id);
                 if case.status == CaseStatus::Purged {
-                    cases.remove(&case.id);
+                    cases.remove(&key);
                 } else {
-                    cases.insert(case.id.clone(), Arc::new(case));
+                    cases.insert(key, Arc::new(case));
                 }
             }
         }
@@ -192,7 +196,39 @@ impl CaseRegister {
 
     /// Follows the store for the life of the runtime: a change made through another replica
     /// is seen here within `every` (plus one round trip).
+    /// On PostgreSQL a notification (`LISTEN doelpoort_cases`) wakes it at once; the poll
+    /// stays as the fallback for a lost notification or connection, and is all SQLite has.
     pub fn follow(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let listening = Arc::downgrade(self);
+        let poll = self.every(every, |register| async move {
+            // A store that cannot be reached is reported by the store's own probe; the copy
+            // in memory stays as it was until the store answers again.
+            let _ = register.refresh().await;
+        });
+        tokio::spawn(async move {
+            let listener = match listening.upgrade() {
+                Some(register) => register.store.case_changes().await,
+                None => None,
+            };
+            if let Some(mut listener) = listener {
+                // Ends with an error when the connection is lost; the poll carries on.
+                while listener.recv().await.is_ok() {
+                    let Some(register) = listening.upgrade() else {
+                        break;
+                    };
+                    let _ = register.refresh().await;
+                }
+            }
+            let _ = poll.await;
+        })
+    }
+
+    /// Runs `work` every `every` for as long as the register exists.
+    fn every<F, W>(self: &Arc<Self>, every: Duration, work: W) -> tokio::task::JoinHandle<()>
+    where
+        W: Fn(Arc<Self>) -> F + Send + 'static,
+        F: std::future::Future<Output = ()> + Send,
+    {
         let register = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -200,9 +236,7 @@ impl CaseRegister {
                 let Some(register) = register.upgrade() else {
                     return;
                 };
-                // A store that cannot be reached is reported by the store's own probe; the
-                // copy in memory stays as it was until the store answers again.
-                let _ = register.refresh().await;
+                work(register).await;
             }
         })
     }
@@ -212,17 +246,40 @@ impl CaseRegister {
     pub async fn change<E>(
         &self,
         operation: &'static str,
+        owner: &str,
         case_id: &str,
         rule: impl FnOnce(Option<&Case>, i64) -> Result<Vec<CaseWrite>, E>,
     ) -> Result<Arc<Case>, ChangeError<E>> {
+        self.change_seeing(operation, owner, case_id, None, |case, _, now| {
+            rule(case, now)
+        })
+        .await
+    }
+
+    /// [`Self::change`], where the rule also sees the time-outs `member` has in the owner's
+    /// other cases (see [`Store::change_case_seeing`]).
+    pub async fn change_seeing<E>(
+        &self,
+        operation: &'static str,
+        owner: &str,
+        case_id: &str,
+        member: Option<&str>,
+        rule: impl FnOnce(Option<&Case>, &[StoredTimeOut], i64) -> Result<Vec<CaseWrite>, E>,
+    ) -> Result<Arc<Case>, ChangeError<E>> {
         let now = crate::clock::unix_now();
-        match self.store.change_case(operation, case_id, now, rule).await {
+        let key = case_key(owner, case_id);
+        let seeing = member.map(|m| (owner, m));
+        match self
+            .store
+            .change_case_seeing(operation, &key, seeing, now, rule)
+            .await
+        {
             Err(e) => Err(ChangeError::Unavailable(e)),
             Ok(Changed::Refused(e)) => Err(ChangeError::Refused(e)),
             Ok(Changed::Committed(_)) => {
                 self.refresh().await.map_err(ChangeError::Unavailable)?;
                 // A purged case is no longer in memory; the caller gets what was stored.
-                Ok(self.get(case_id).unwrap_or_else(|| {
+                Ok(self.get(owner, case_id).unwrap_or_else(|| {
                     Arc::new(Case {
                         status: CaseStatus::Purged,
                         ..empty_case(case_id)
@@ -234,7 +291,8 @@ impl CaseRegister {
 
     /// Purges the closed cases whose retention ended before `now` (unix seconds): their
     /// household, partners, overrides and ledger are deleted; the id and owner remain so the
-    /// id is not taken over by another consumer. The audit records stay. Returns how many.
+    /// id is never given out again (its owner gets `case-closed`). The audit records stay.
+    /// Returns how many.
     pub async fn purge(&self, now: i64) -> Result<usize, StoreUnavailable> {
         let purged = purge_due(&self.store, now).await?;
         self.refresh().await?;
@@ -243,17 +301,10 @@ impl CaseRegister {
 
     /// Purges due cases every `every`, for the life of the runtime.
     pub fn spawn_purge(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let register = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let Some(register) = register.upgrade() else {
-                    return;
-                };
-                match register.purge(crate::clock::unix_now()).await {
-                    Ok(0) | Err(_) => {}
-                    Ok(n) => tracing::info!(cases = n, "closed cases purged after their retention"),
-                }
+        self.every(every, |register| async move {
+            match register.purge(crate::clock::unix_now()).await {
+                Ok(0) | Err(_) => {}
+                Ok(n) => tracing::info!(cases = n, "closed cases purged after their retention"),
             }
         })
     }

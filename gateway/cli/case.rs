@@ -80,36 +80,62 @@ async fn run(command: CaseCommand) -> Result<ExitCode> {
             super::emit(&(serde_json::to_string_pretty(&list)? + "\n"));
             Ok(ExitCode::SUCCESS)
         }
-        CaseCommand::Show { store, case_id } => {
+        CaseCommand::Show {
+            store,
+            case_id,
+            owner,
+        } => {
             let store = open(&store).await?;
             let cases = store.load_cases(-1).await?;
-            match cases
+            let found: Vec<serde_json::Value> = cases
                 .iter()
-                .find(|c| c.id == case_id && c.status != CaseStatus::Purged)
-            {
-                Some(case) => {
-                    super::emit(
-                        &(serde_json::to_string_pretty(&crate::cases::api::view(case))? + "\n"),
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => {
-                    eprintln!("no case with that id in the register");
-                    Ok(ExitCode::from(1))
-                }
+                .filter(|c| c.id == case_id && c.status != CaseStatus::Purged)
+                .filter(|c| owner.as_deref().is_none_or(|o| c.owner == o))
+                .map(crate::cases::api::view)
+                .collect();
+            if found.is_empty() {
+                eprintln!("no case with that id in the register");
+                return Ok(ExitCode::from(1));
             }
+            // Each consumer has its own case ids: the same id may be several cases.
+            super::emit(&(serde_json::to_string_pretty(&found)? + "\n"));
+            Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Close {
             store,
             case_id,
+            owner,
             policies,
             schemas,
         } => {
             let set = load_policies(&policies, &schemas)?;
             let store = open(&store).await?;
+            let owners: Vec<String> = store
+                .load_cases(-1)
+                .await?
+                .into_iter()
+                .filter(|c| c.id == case_id && c.status != CaseStatus::Purged)
+                .map(|c| c.owner)
+                .filter(|o| owner.as_deref().is_none_or(|wanted| o == wanted))
+                .collect();
+            let owner = match owners.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    eprintln!("no case with that id in the register");
+                    return Ok(ExitCode::from(1));
+                }
+                _ => {
+                    eprintln!(
+                        "{} consumers have a case with that id: say whose with --owner",
+                        owners.len()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            };
             let now = crate::clock::unix_now();
+            let key = crate::store::cases::case_key(&owner, &case_id);
             let changed = store
-                .change_case("case_close", &case_id, now, |current, now| {
+                .change_case("case_close", &key, now, |current, now| {
                     crate::cases::api::close_rule(current, now, "", &set)
                 })
                 .await?;

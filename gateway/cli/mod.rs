@@ -310,11 +310,14 @@ pub enum CaseCommand {
         #[arg(long)]
         household_key: Option<PathBuf>,
     },
-    /// One case (JSON); its household as a count.
+    /// The cases with this id (JSON; each consumer has its own ids); households as counts.
     Show {
         #[arg(long)]
         store: String,
         case_id: String,
+        /// Only the case of this consumer.
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// Close a case: every exchange for it is refused from then on (case-closed), and it is
     /// purged after the retention of its purposes.
@@ -322,6 +325,9 @@ pub enum CaseCommand {
         #[arg(long)]
         store: String,
         case_id: String,
+        /// The consumer whose case it is (needed when several have a case with this id).
+        #[arg(long)]
+        owner: Option<String>,
         /// The policy directory (for the purposes' retention).
         #[arg(long, default_value = "policies")]
         policies: PathBuf,

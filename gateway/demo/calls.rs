@@ -131,7 +131,7 @@ pub fn example_calls(root: &Path, gateway: SocketAddr) -> Vec<ExampleCall> {
         ExampleCall {
             title: "A motivated override for youth care (serious problems), approved by two colleagues",
             command: format!(
-                "{} -H 'Doelbinding-Actor: medewerker-0042' -H 'Content-Type: application/json' -d \"{{\\\"partner\\\":\\\"jeugdhulp\\\",\\\"reason\\\":\\\"ernstige zorgen over de veiligheid van de kinderen\\\",\\\"approvals\\\":\\\"$({} token --root {} --consumer wijkteam-rotterdam --actor medewerker-0042 --case casus-2026-0003 --approved-by teamleider-0007,gedragswetenschapper-0003 --operation doelpoort/case-override)\\\"}}\" {base}/doelpoort/v1/cases/casus-2026-0003/overrides",
+                "{} -H 'Doelbinding-Actor: medewerker-0042' -H 'Content-Type: application/json' -d \"{{\\\"partner\\\":\\\"jeugdhulp\\\",\\\"reason\\\":\\\"ernstige zorgen over de veiligheid van de kinderen\\\",\\\"approvals\\\":\\\"$({} token --root {} --consumer wijkteam-rotterdam --actor medewerker-0042 --case casus-2026-0003 --approved-by teamleider-0007,gedragswetenschapper-0003 --operation doelpoort/case-override --body '{{\"partner\":\"jeugdhulp\",\"reason\":\"ernstige zorgen over de veiligheid van de kinderen\"}}')\\\"}}\" {base}/doelpoort/v1/cases/casus-2026-0003/overrides",
                 curl("wijkteam-rotterdam"),
                 doelpoort_command(),
                 shell_path(root),

@@ -28,16 +28,27 @@ pub(super) fn admit(
     permit: &Permit,
 ) -> Result<Option<CaseAdmission>, Problem> {
     let grant = permit.grant();
-    if !grant.requires.registered_case {
+    let required = grant.requires.registered_case;
+    // The decision required the case id already where the grant needs a registered case.
+    let Some(case_id) = context.case_id.as_deref() else {
+        if required {
+            return Err(Problem::new(
+                ProblemCode::ContextInvalid,
+                "this grant requires the case (Doelbinding-Case-Id)",
+            ));
+        }
+        return Ok(None);
+    };
+    // A case the caller registered binds every exchange that names it (closed is closed,
+    // whatever the grant); a grant with `registered_case` also needs it to be registered.
+    if !required
+        && state
+            .cases
+            .get(call.consumer.id.as_str(), case_id)
+            .is_none()
+    {
         return Ok(None);
     }
-    // The decision required the case id already (registered_case implies case_id).
-    let case_id = context.case_id.as_deref().ok_or_else(|| {
-        Problem::new(
-            ProblemCode::ContextInvalid,
-            "this grant requires the case (Doelbinding-Case-Id)",
-        )
-    })?;
     let subject = match permit.operation().subject {
         SubjectSource::None => None,
         _ => context.data_subject.as_ref().map(|s| s.bsn()),
@@ -75,9 +86,9 @@ pub(super) async fn record(
     let Some(admitted) = admitted else {
         return Ok(None);
     };
-    let case_id = admitted.case.id.as_str();
+    let case = &admitted.case;
     if admitted.first_of_purpose {
-        admission::record_served(&state.cases, policy, case_id, permit.purpose()).await?;
+        admission::record_served(&state.cases, policy, case, permit.purpose()).await?;
     }
     let Some(rule) = &permit.grant().time_out else {
         return Ok(None);
@@ -125,7 +136,7 @@ pub(super) async fn record(
     state
         .cases
         .reserve_time_out(
-            case_id,
+            case,
             rule,
             &TimeOutRequest {
                 partner: call.partner.id.as_str(),
@@ -136,6 +147,12 @@ pub(super) async fn record(
                 actor: context.actor.as_deref(),
                 approvals: token.map_or(&[][..], |t| t.approvals.as_slice()),
                 transaction_id: exchange.transaction_id.hyphenated().to_string(),
+                // A time-out is one person's: their time-outs in other cases count too.
+                subject: context
+                    .data_subject
+                    .as_ref()
+                    .map(|s| state.cases.key().member(s.bsn()))
+                    .unwrap_or_default(),
             },
         )
         .await

@@ -6,7 +6,6 @@ use crate::identity::Consumer;
 use crate::policy::PolicySet;
 use crate::problem::{Problem, ProblemCode};
 use bytes::Bytes;
-use http::header;
 use http::{Method, Response};
 use http_body_util::Full;
 
@@ -31,13 +30,5 @@ pub(super) fn answer(
     let policy = policy
         .ok_or_else(|| Problem::new(ProblemCode::NotGranted, "no valid policy set is loaded"))?;
     let body = crate::policy::tools::discovery_document(policy, &consumer.id);
-    let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, crate::headers::JSON);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, crate::headers::NO_STORE);
-    Ok(response)
+    Ok(crate::headers::json_answer(http::StatusCode::OK, &body))
 }

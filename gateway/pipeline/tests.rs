@@ -43,7 +43,7 @@ async fn demo_state(data: &Path) -> GatewayState {
         .member(&crate::context::Bsn::parse("999990019").unwrap());
     state
         .cases
-        .change("test", "casus-2026-0001", |_, now| {
+        .change("test", "wijkteam-rotterdam", "casus-2026-0001", |_, now| {
             Ok::<_, ()>(vec![crate::store::cases::CaseWrite::Put {
                 head: crate::store::cases::CaseHead {
                     owner: "wijkteam-rotterdam".into(),

@@ -103,6 +103,7 @@ impl SimulatedCase {
                 pending: false,
                 created_at: at(day(&t.starts_on)?),
                 transaction_id: String::new(),
+                subject: String::new(),
             });
         }
         let mut household = self.household.clone();
@@ -200,6 +201,7 @@ impl SimulatedCase {
                 actor: exchange.actor,
                 approvals: exchange.approvals,
                 transaction_id: String::new(),
+                subject: String::new(),
             },
             at(exchange.today) + 12 * 3600,
         );

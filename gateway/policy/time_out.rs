@@ -33,6 +33,8 @@ pub struct TimeOutRequest<'a> {
     pub actor: Option<&'a str>,
     pub approvals: &'a [Approval],
     pub transaction_id: String,
+    /// The household member (keyed HMAC) the time-out is for.
+    pub subject: String,
 }
 
 fn refuse(detail: String) -> Problem {
@@ -181,6 +183,7 @@ pub fn decide(
         pending: true,
         created_at: now,
         transaction_id: request.transaction_id.clone(),
+        subject: request.subject.clone(),
     })
 }
 
@@ -253,6 +256,7 @@ mod tests {
             pending: false,
             created_at: at,
             transaction_id: "t".into(),
+            subject: "m".into(),
         }
     }
 
@@ -271,6 +275,7 @@ mod tests {
             actor: Some("mw-1"),
             approvals,
             transaction_id: "t2".into(),
+            subject: "m".into(),
         }
     }
 

@@ -83,6 +83,8 @@ pub struct StoredTimeOut {
     pub pending: bool,
     pub created_at: i64,
     pub transaction_id: String,
+    /// The household member (keyed HMAC) the time-out is for.
+    pub subject: String,
 }
 
 /// The head of a case being created or replaced.
@@ -126,21 +128,21 @@ pub enum CaseWrite {
 /// Loads cases: those named `case_id`, or changed after version `since`.
 macro_rules! load_cases {
     ($exec:expr, $case_id:expr, $since:expr) => {{
-        const CASES: &str = "SELECT case_id, owner, status, purposes, objections, created_at, \
+        const CASES: &str = "SELECT case_key, owner, status, purposes, objections, created_at, \
              updated_at, closed_at, purge_after, version FROM cases c \
-             WHERE (c.case_id = $1 OR c.version > $2)";
-        const PARTNERS: &str = "SELECT p.case_id, p.partner, p.since FROM case_partners p \
-             JOIN cases c ON c.case_id = p.case_id WHERE (c.case_id = $1 OR c.version > $2)";
-        const HOUSEHOLD: &str = "SELECT h.case_id, h.subject_hmac FROM case_household h \
-             JOIN cases c ON c.case_id = h.case_id WHERE (c.case_id = $1 OR c.version > $2)";
-        const OVERRIDES: &str = "SELECT o.case_id, o.partner, o.reason, o.actor, o.approvers, \
+             WHERE (c.case_key = $1 OR c.version > $2)";
+        const PARTNERS: &str = "SELECT p.case_key, p.partner, p.since FROM case_partners p \
+             JOIN cases c ON c.case_key = p.case_key WHERE (c.case_key = $1 OR c.version > $2)";
+        const HOUSEHOLD: &str = "SELECT h.case_key, h.subject_hmac FROM case_household h \
+             JOIN cases c ON c.case_key = h.case_key WHERE (c.case_key = $1 OR c.version > $2)";
+        const OVERRIDES: &str = "SELECT o.case_key, o.partner, o.reason, o.actor, o.approvers, \
              o.granted_at FROM case_overrides o \
-             JOIN cases c ON c.case_id = o.case_id WHERE (c.case_id = $1 OR c.version > $2)";
-        const SERVED: &str = "SELECT s.case_id, s.purpose FROM case_purposes_served s \
-             JOIN cases c ON c.case_id = s.case_id WHERE (c.case_id = $1 OR c.version > $2)";
-        const TIME_OUTS: &str = "SELECT t.case_id, t.id, t.partner, t.claims, t.starts_on, \
-             t.ends_on, t.state, t.created_at, t.transaction_id FROM case_time_outs t \
-             JOIN cases c ON c.case_id = t.case_id WHERE (c.case_id = $1 OR c.version > $2) \
+             JOIN cases c ON c.case_key = o.case_key WHERE (c.case_key = $1 OR c.version > $2)";
+        const SERVED: &str = "SELECT s.case_key, s.purpose FROM case_purposes_served s \
+             JOIN cases c ON c.case_key = s.case_key WHERE (c.case_key = $1 OR c.version > $2)";
+        const TIME_OUTS: &str = "SELECT t.case_key, t.id, t.partner, t.claims, t.starts_on, \
+             t.ends_on, t.state, t.created_at, t.transaction_id, t.subject FROM case_time_outs t \
+             JOIN cases c ON c.case_key = t.case_key WHERE (c.case_key = $1 OR c.version > $2) \
              ORDER BY t.starts_on, t.created_at";
         let heads: Vec<HeadRow> = sqlx::query_as(CASES)
             .bind($case_id)
@@ -201,6 +203,7 @@ type TimeOutRow = (
     String,
     i64,
     String,
+    String,
 );
 
 fn json_list(text: &str) -> Vec<String> {
@@ -209,6 +212,26 @@ fn json_list(text: &str) -> Vec<String> {
 
 fn to_json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+fn time_out_of(t: TimeOutRow) -> StoredTimeOut {
+    StoredTimeOut {
+        id: t.1,
+        partner: t.2,
+        claims: json_list(&t.3),
+        starts_on: t.4,
+        ends_on: t.5,
+        pending: t.6 == "pending",
+        created_at: t.7,
+        transaction_id: t.8,
+        subject: t.9,
+    }
+}
+
+/// The store's name for a case: `<owner>/<case id>`. Each consumer has its own namespace of
+/// case ids (consumer ids hold no `/`).
+pub fn case_key(owner: &str, case_id: &str) -> String {
+    format!("{owner}/{case_id}")
 }
 
 fn assemble(
@@ -225,7 +248,12 @@ fn assemble(
             (
                 h.0.clone(),
                 StoredCase {
-                    id: h.0,
+                    // The key is `<owner>/<case id>`; owners have no `/` in their ids.
+                    id: h
+                        .0
+                        .split_once('/')
+                        .map_or(h.0.as_str(), |(_, id)| id)
+                        .to_string(),
                     owner: h.1,
                     status: CaseStatus::parse(&h.2),
                     purposes: json_list(&h.3),
@@ -272,16 +300,7 @@ fn assemble(
     }
     for t in time_outs {
         if let Some(c) = cases.get_mut(&t.0) {
-            c.time_outs.push(StoredTimeOut {
-                id: t.1,
-                partner: t.2,
-                claims: json_list(&t.3),
-                starts_on: t.4,
-                ends_on: t.5,
-                pending: t.6 == "pending",
-                created_at: t.7,
-                transaction_id: t.8,
-            });
+            c.time_outs.push(time_out_of(t));
         }
     }
     let mut list: Vec<StoredCase> = cases.into_values().collect();
@@ -303,10 +322,10 @@ macro_rules! apply_write {
                 partners,
                 household,
             } => {
-                const UPSERT: &str = "INSERT INTO cases (case_id, owner, status, purposes, \
+                const UPSERT: &str = "INSERT INTO cases (case_key, owner, status, purposes, \
                      objections, household_count, created_at, updated_at, closed_at, \
                      purge_after, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                     ON CONFLICT (case_id) DO UPDATE SET owner = excluded.owner, \
+                     ON CONFLICT (case_key) DO UPDATE SET owner = excluded.owner, \
                      status = excluded.status, purposes = excluded.purposes, \
                      objections = excluded.objections, \
                      household_count = excluded.household_count, \
@@ -327,13 +346,13 @@ macro_rules! apply_write {
                     .bind($version)
                     .execute(&mut *$tx)
                     .await?;
-                sqlx::query("DELETE FROM case_partners WHERE case_id = $1")
+                sqlx::query("DELETE FROM case_partners WHERE case_key = $1")
                     .bind($case_id)
                     .execute(&mut *$tx)
                     .await?;
                 for (partner, since) in partners {
                     sqlx::query(
-                        "INSERT INTO case_partners (case_id, partner, since) VALUES ($1, $2, $3)",
+                        "INSERT INTO case_partners (case_key, partner, since) VALUES ($1, $2, $3)",
                     )
                     .bind($case_id)
                     .bind(partner)
@@ -341,13 +360,13 @@ macro_rules! apply_write {
                     .execute(&mut *$tx)
                     .await?;
                 }
-                sqlx::query("DELETE FROM case_household WHERE case_id = $1")
+                sqlx::query("DELETE FROM case_household WHERE case_key = $1")
                     .bind($case_id)
                     .execute(&mut *$tx)
                     .await?;
                 for hmac in household {
                     sqlx::query(
-                        "INSERT INTO case_household (case_id, subject_hmac) VALUES ($1, $2) \
+                        "INSERT INTO case_household (case_key, subject_hmac) VALUES ($1, $2) \
                          ON CONFLICT DO NOTHING",
                     )
                     .bind($case_id)
@@ -358,8 +377,8 @@ macro_rules! apply_write {
             }
             CaseWrite::Override(o) => {
                 sqlx::query(
-                    "INSERT INTO case_overrides (case_id, partner, reason, actor, approvers, \
-                     granted_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id, partner) \
+                    "INSERT INTO case_overrides (case_key, partner, reason, actor, approvers, \
+                     granted_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_key, partner) \
                      DO UPDATE SET reason = excluded.reason, actor = excluded.actor, \
                      approvers = excluded.approvers, granted_at = excluded.granted_at",
                 )
@@ -374,7 +393,7 @@ macro_rules! apply_write {
             }
             CaseWrite::Served { purpose, at } => {
                 sqlx::query(
-                    "INSERT INTO case_purposes_served (case_id, purpose, first_served_at) \
+                    "INSERT INTO case_purposes_served (case_key, purpose, first_served_at) \
                      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
                 .bind($case_id)
@@ -385,9 +404,9 @@ macro_rules! apply_write {
             }
             CaseWrite::ReserveTimeOut(t) => {
                 sqlx::query(
-                    "INSERT INTO case_time_outs (id, case_id, partner, claims, starts_on, \
-                     ends_on, state, created_at, transaction_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+                    "INSERT INTO case_time_outs (id, case_key, partner, claims, starts_on, \
+                     ends_on, state, created_at, transaction_id, subject) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
                 )
                 .bind(&t.id)
                 .bind($case_id)
@@ -397,6 +416,7 @@ macro_rules! apply_write {
                 .bind(&t.ends_on)
                 .bind(t.created_at)
                 .bind(&t.transaction_id)
+                .bind(&t.subject)
                 .execute(&mut *$tx)
                 .await?;
             }
@@ -414,17 +434,17 @@ macro_rules! apply_write {
             }
             CaseWrite::Purge => {
                 for table in [
-                    "DELETE FROM case_partners WHERE case_id = $1",
-                    "DELETE FROM case_household WHERE case_id = $1",
-                    "DELETE FROM case_overrides WHERE case_id = $1",
-                    "DELETE FROM case_purposes_served WHERE case_id = $1",
-                    "DELETE FROM case_time_outs WHERE case_id = $1",
+                    "DELETE FROM case_partners WHERE case_key = $1",
+                    "DELETE FROM case_household WHERE case_key = $1",
+                    "DELETE FROM case_overrides WHERE case_key = $1",
+                    "DELETE FROM case_purposes_served WHERE case_key = $1",
+                    "DELETE FROM case_time_outs WHERE case_key = $1",
                 ] {
                     sqlx::query(table).bind($case_id).execute(&mut *$tx).await?;
                 }
                 sqlx::query(
                     "UPDATE cases SET status = 'purged', purposes = '[]', objections = '[]', \
-                     household_count = 0 WHERE case_id = $1",
+                     household_count = 0 WHERE case_key = $1",
                 )
                 .bind($case_id)
                 .execute(&mut *$tx)
@@ -432,7 +452,7 @@ macro_rules! apply_write {
             }
         }
         // Every write marks the case changed, so replicas reload it.
-        sqlx::query("UPDATE cases SET version = $1 WHERE case_id = $2")
+        sqlx::query("UPDATE cases SET version = $1 WHERE case_key = $2")
             .bind($version)
             .bind($case_id)
             .execute(&mut *$tx)
@@ -440,6 +460,9 @@ macro_rules! apply_write {
         Ok::<(), sqlx::Error>(())
     }};
 }
+
+/// The PostgreSQL channel register changes are announced on.
+const CASE_CHANNEL: &str = "doelpoort_cases";
 
 /// What a change ended with.
 pub enum Changed<E> {
@@ -474,7 +497,7 @@ impl Store {
     /// Records which key the household HMACs are made with, or checks it is the one already
     /// recorded: `Ok(false)` when another key made the register's HMACs.
     pub async fn claim_household_key(&self, key_id: &str) -> Result<bool, StoreUnavailable> {
-        self.timed("case_key", async {
+        self.timed("household_key", async {
             const CLAIM: &str = "UPDATE case_register SET household_key_id = $1 \
                  WHERE id = 1 AND household_key_id IS NULL";
             const READ: &str = "SELECT household_key_id FROM case_register WHERE id = 1";
@@ -487,25 +510,58 @@ impl Store {
         .await
     }
 
-    /// Changes one case in the register's serialised transaction: `rule` sees the case as it
-    /// is now (`None`: never registered) and the time, and returns the writes or a refusal.
+    /// Changes one case (`key`: see [`case_key`]) in the register's serialised transaction:
+    /// `rule` sees the case as it is now (`None`: never registered) and the time, and returns
+    /// the writes or a refusal.
     pub async fn change_case<E>(
         &self,
         operation: &'static str,
-        case_id: &str,
+        key: &str,
         now: i64,
         rule: impl FnOnce(Option<&StoredCase>, i64) -> Result<Vec<CaseWrite>, E>,
     ) -> Result<Changed<E>, StoreUnavailable> {
+        self.change_case_seeing(operation, key, None, now, |case, _, now| rule(case, now))
+            .await
+    }
+
+    /// [`Self::change_case`], where the rule also sees the time-outs that `member` (a
+    /// household member id) has in the owner's *other* cases: a time-out is one person's, not
+    /// one case's.
+    pub async fn change_case_seeing<E>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        member: Option<(&str, &str)>,
+        now: i64,
+        rule: impl FnOnce(Option<&StoredCase>, &[StoredTimeOut], i64) -> Result<Vec<CaseWrite>, E>,
+    ) -> Result<Changed<E>, StoreUnavailable> {
         const BUMP: &str =
             "UPDATE case_register SET version = version + 1 WHERE id = 1 RETURNING version";
+        const RELATED: &str = "SELECT t.case_key, t.id, t.partner, t.claims, t.starts_on, \
+             t.ends_on, t.state, t.created_at, t.transaction_id, t.subject \
+             FROM case_time_outs t JOIN cases c ON c.case_key = t.case_key \
+             WHERE t.subject = $1 AND c.owner = $2 AND t.case_key <> $3";
+        let case_id = key;
         let mut rule = Some(rule);
         self.timed(operation, async {
             on_pool!(&self.pool, p => {
                 let mut tx = p.begin().await?;
                 let (version,): (i64,) = sqlx::query_as(BUMP).fetch_one(&mut *tx).await?;
                 let current = load_cases!(tx, case_id, i64::MAX)?;
+                let related: Vec<StoredTimeOut> = match member {
+                    None => Vec::new(),
+                    Some((owner, subject)) => sqlx::query_as::<_, TimeOutRow>(RELATED)
+                        .bind(subject)
+                        .bind(owner)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .map(time_out_of)
+                        .collect(),
+                };
                 let rule = rule.take().expect("the rule runs once");
-                match rule(current.first(), now) {
+                match rule(current.first(), &related, now) {
                     Err(refusal) => {
                         tx.rollback().await?;
                         Ok(Changed::Refused(refusal))
@@ -521,13 +577,41 @@ impl Store {
             })
         })
         .await
+        .inspect(|changed| {
+            if matches!(changed, Changed::Committed(_)) {
+                self.announce_case_change();
+            }
+        })
+    }
+
+    /// Tells the other replicas that the register changed (PostgreSQL `NOTIFY`; they also poll,
+    /// so a lost notification delays them at most one poll).
+    fn announce_case_change(&self) {
+        if let Pool::Postgres(pool) = &self.pool {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let _ = sqlx::query("SELECT pg_notify('doelpoort_cases', '')")
+                    .execute(&pool)
+                    .await;
+            });
+        }
+    }
+
+    /// On PostgreSQL, a listener that wakes when another replica changed the register.
+    pub async fn case_changes(&self) -> Option<sqlx::postgres::PgListener> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return None;
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.ok()?;
+        listener.listen(CASE_CHANNEL).await.ok()?;
+        Some(listener)
     }
 
     /// The closed cases whose retention ended before `now`, to be purged.
     pub async fn cases_due_for_purge(&self, now: i64) -> Result<Vec<String>, StoreUnavailable> {
         self.timed("case_purge", async {
-            const SQL: &str = "SELECT case_id FROM cases WHERE status = 'closed' \
-                 AND purge_after IS NOT NULL AND purge_after <= $1 ORDER BY case_id";
+            const SQL: &str = "SELECT case_key FROM cases WHERE status = 'closed' \
+                 AND purge_after IS NOT NULL AND purge_after <= $1 ORDER BY case_key";
             on_pool!(&self.pool, p => sqlx::query_as::<_, (String,)>(SQL)
                 .bind(now)
                 .fetch_all(p)

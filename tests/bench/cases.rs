@@ -147,7 +147,7 @@ async fn fill(
     for i in numbers {
         let household = household(i, people, register.key());
         register
-            .change("bench_fill", &case_id(i), move |_, now| {
+            .change("bench_fill", CONSUMER, &case_id(i), move |_, now| {
                 Ok::<_, Infallible>(vec![
                     CaseWrite::Put {
                         head: CaseHead {
