@@ -8,6 +8,11 @@
 //! the partner within the agreed scope, and the purpose compatible with the purposes the case
 //! was already served under. Time-outs are kept per case in a ledger ([`ledger`]).
 //!
+//! Files: [`api`] (the register's routes, creating, replacing and closing cases), [`call`]
+//! (what every register call shares), [`overrides`] (motivated exceptions), [`admission`]
+//! (phase *case* on this replica's copy), [`ledger`] (reserving and settling time-outs). The
+//! rules themselves are policy: [`crate::policy::case_rules`], [`crate::policy::time_out`].
+//!
 //! Where things live:
 //! - the rows, in the store (SQLite or PostgreSQL, [`crate::store::cases`]), changed only in
 //!   the register's serialised transaction, so two replicas cannot both pass a check that one
@@ -21,6 +26,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod call;
 pub mod ledger;
 pub mod overrides;
 

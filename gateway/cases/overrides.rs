@@ -4,12 +4,13 @@
 //! override: the case, the partner and the reason (the canonical SHA-256 of
 //! `{"partner": …, "reason": …}` in `approves.request_sha256`); the token is used once.
 
-use super::api::{
-    actor, invalid, joined_at, json_response, known_ids, parse, unavailable, unknown_case, view,
-    RegisterCall, RegisterFacts, OVERRIDE_OPERATION, PARTNER_ID,
+use super::call::{
+    actor, invalid, joined_at, known_ids, parse, unavailable, unknown_case, view, RegisterCall,
+    RegisterFacts, OVERRIDE_OPERATION, PARTNER_ID,
 };
 use super::{CaseRegister, ChangeError, StoredOverride};
 use crate::context::holds_bsn;
+use crate::headers::json_answer as json_response;
 use crate::problem::{Problem, ProblemCode};
 use crate::store::cases::{CaseStatus, CaseWrite};
 use bytes::Bytes;
