@@ -100,6 +100,7 @@ on_both_stores!(
     a_closed_case_is_purged_only_after_its_retention,
     operators_list_show_and_close_cases,
     operators_name_the_owner_when_consumers_share_a_case_id,
+    the_second_outside_pass_stays_mended,
     the_art15_report_names_the_persons_cases,
 );
 
@@ -1633,10 +1634,11 @@ async fn an_override_needs_two_fresh_approvals_by_colleagues(backend: Backend) {
         json!(["teamleider-0007", "gedragswetenschapper-0003"])
     );
     assert_status(&youth().await, StatusCode::OK);
-    // The objection itself stays on record.
+    // The case's own scope stays as registered: youth care is still not among its agreed
+    // partners (the override is recorded beside it).
     assert_eq!(
-        get_case(&env, WIJKTEAM, id).await.json()["objections"],
-        json!(["jeugdhulp"])
+        get_case(&env, WIJKTEAM, id).await.json()["agreed_partners"][0]["partner"],
+        json!("uwv")
     );
 
     // The same approvals again, for the same override: already used.
@@ -2156,8 +2158,11 @@ async fn withdrawing_an_objection_needs_an_actor_and_is_recorded(backend: Backen
         )
     };
 
-    // Without an actor, a PUT that keeps the objections is fine.
-    let kept = put_as(&objecting, &[]).await;
+    // Without an actor no change is made at all (every change is attributed); with one, a
+    // PUT that keeps the objections names no withdrawal.
+    let anonymous = put_as(&objecting, &[]).await;
+    assert_problem(&anonymous, StatusCode::BAD_REQUEST, "context-invalid");
+    let kept = put_as(&objecting, &[("doelbinding-actor", "casemanager-0001")]).await;
     assert_status(&kept, StatusCode::OK);
     let record = one_record(&env, &kept);
     let change = record["attributes"]["doelpoort.case_change"]
@@ -2701,9 +2706,11 @@ async fn the_art15_report_names_the_persons_cases(backend: Backend) {
         "{line}"
     );
     assert_eq!(listed_after(line, "objections "), ["none"], "{line}");
+    // The demo's casus-2026-0003 agrees only UWV (youth care was not agreed, not objected to:
+    // an objection is the person's, and casus-2026-0001 agrees youth care).
     let line = case_line(&report, "casus-2026-0003");
     assert_eq!(listed_after(line, "agreed partners "), ["uwv"], "{line}");
-    assert_eq!(listed_after(line, "objections "), ["jeugdhulp"], "{line}");
+    assert_eq!(listed_after(line, "objections "), ["none"], "{line}");
     let line = case_line(&report, "shv-2026-0042");
     assert!(line.contains("owner schuldhulp-utrecht"), "{line}");
     assert_eq!(
@@ -2717,4 +2724,161 @@ async fn the_art15_report_names_the_persons_cases(backend: Backend) {
         !report.contains("casus-test-neighbour"),
         "another household's case:\n{report}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The second outside pass (2026-12-05)
+// ---------------------------------------------------------------------------------------------
+
+async fn the_second_outside_pass_stays_mended(backend: Backend) {
+    let env = Env::start(backend).await;
+    let id = "casus-test-second-pass";
+    create_case(
+        &env,
+        WIJKTEAM,
+        id,
+        &case_body(&["wams-coordinatie"], &[BSN], &["uwv"], &["jeugdhulp"]),
+    )
+    .await;
+    let path = case_path(id);
+
+    // Every change is attributed: an anonymous close changes nothing.
+    let anonymous = register_request(
+        &env,
+        WIJKTEAM,
+        Method::POST,
+        &format!("{path}/close"),
+        None,
+        &[],
+    )
+    .await;
+    assert_problem(&anonymous, StatusCode::BAD_REQUEST, "context-invalid");
+    assert_eq!(get_case(&env, WIJKTEAM, id).await.json()["status"], "open");
+
+    // A reason with digits of another script (a BSN written fullwidth) is refused and kept
+    // nowhere.
+    let fullwidth = "zorgen om ９９９９９００１９ in dit gezin";
+    let token = override_token_as(
+        &env,
+        WIJKTEAM,
+        id,
+        TWO_APPROVERS,
+        OVERRIDE_OPERATION,
+        Some(approved_override("jeugdhulp", fullwidth)),
+    );
+    let body = json!({"partner": "jeugdhulp", "reason": fullwidth, "approvals": token});
+    let refused = register_request(
+        &env,
+        WIJKTEAM,
+        Method::POST,
+        &format!("{path}/overrides"),
+        Some(Bytes::from(body.to_string())),
+        &[("doelbinding-actor", ACTOR)],
+    )
+    .await;
+    assert_problem(&refused, StatusCode::BAD_REQUEST, "request-invalid");
+    assert!(!text(&refused).contains('９'), "{}", text(&refused));
+
+    // The caller's own token names the actor: an approvals token for another actor is not
+    // theirs to use.
+    let reason = "ernstige zorgen over de veiligheid van de kinderen";
+    let approvals = override_token_as(
+        &env,
+        WIJKTEAM,
+        id,
+        TWO_APPROVERS,
+        OVERRIDE_OPERATION,
+        Some(approved_override("jeugdhulp", reason)),
+    );
+    let bearer = actor_token(&env, WIJKTEAM, "teamleider-0007", Some(id));
+    let body = json!({"partner": "jeugdhulp", "reason": reason, "approvals": approvals});
+    let mismatch = register_request(
+        &env,
+        WIJKTEAM,
+        Method::POST,
+        &format!("{path}/overrides"),
+        Some(Bytes::from(body.to_string())),
+        &[("authorization", &format!("Bearer {bearer}"))],
+    )
+    .await;
+    assert_problem(&mismatch, StatusCode::FORBIDDEN, "token-mismatch");
+
+    // One override per partner: its motivation stays as approved.
+    let first = post_override(
+        &env,
+        id,
+        "jeugdhulp",
+        &override_token_as(
+            &env,
+            WIJKTEAM,
+            id,
+            TWO_APPROVERS,
+            OVERRIDE_OPERATION,
+            Some(approved_override("jeugdhulp", REASON)),
+        ),
+    )
+    .await;
+    assert_status(&first, StatusCode::CREATED);
+    let second = post_override(
+        &env,
+        id,
+        "jeugdhulp",
+        &override_token_as(
+            &env,
+            WIJKTEAM,
+            id,
+            TWO_APPROVERS,
+            OVERRIDE_OPERATION,
+            Some(approved_override("jeugdhulp", REASON)),
+        ),
+    )
+    .await;
+    assert_problem(&second, StatusCode::BAD_REQUEST, "request-invalid");
+    let overrides = get_case(&env, WIJKTEAM, id).await.json()["overrides"].clone();
+    assert_eq!(overrides.as_array().map(Vec::len), Some(1), "{overrides}");
+
+    // The client's objection is the person's: a second case for the same person that does
+    // not carry it is refused (it is withdrawn where it is recorded).
+    let other = put_case(
+        &env,
+        WIJKTEAM,
+        "casus-test-second-case",
+        &case_body(&["wams-coordinatie"], &[BSN], &["uwv", "jeugdhulp"], &[]),
+    )
+    .await;
+    assert_problem(&other, StatusCode::BAD_REQUEST, "request-invalid");
+    assert!(!text(&other).contains(BSN), "{}", text(&other));
+
+    // The override was approved for the household as it was: a new member makes it lapse,
+    // and the record says so.
+    let grown = put_case(
+        &env,
+        WIJKTEAM,
+        id,
+        &case_body(
+            &["wams-coordinatie"],
+            &[BSN, HOUSEHOLD_BSNS[0]],
+            &["uwv"],
+            &["jeugdhulp"],
+        ),
+    )
+    .await;
+    assert_status(&grown, StatusCode::OK);
+    let change = one_record(&env, &grown)["attributes"]["doelpoort.case_change"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(change.contains("overrides_lapsed=jeugdhulp"), "{change}");
+    let overrides = get_case(&env, WIJKTEAM, id).await.json()["overrides"].clone();
+    assert_eq!(overrides, json!([]), "{overrides}");
+    let youth = exchange(
+        &env,
+        WIJKTEAM,
+        &youth_care(BSN),
+        "wams-coordinatie",
+        id,
+        BSN,
+    )
+    .await;
+    assert_problem(&youth, StatusCode::FORBIDDEN, "outside-case-scope");
 }

@@ -123,6 +123,15 @@ pub async fn serve(
             "this consumer may not keep cases in the case register (case_admin is not set)",
         ));
     }
+    // Every change is attributed to an employee (an override's to the actor its approvals
+    // name): who changed what is in the record.
+    let changes = !matches!(route, Route::Case(_)) || *call.method == Method::PUT;
+    if changes && facts.actor.is_none() && !matches!(route, Route::Overrides(_)) {
+        return Err(Problem::new(
+            ProblemCode::ContextInvalid,
+            "a change to the case register is attributed to the employee who makes it: name them in Doelbinding-Actor (or a signed caller token)",
+        ));
+    }
     match route {
         Route::Case(_) if *call.method == Method::PUT => put(register, call, id, facts).await,
         Route::Case(_) => {
@@ -213,6 +222,20 @@ async fn put(
     let owner = call.consumer.id.as_str().to_string();
     // The client's objection is leading: withdrawing one is named in the record, and only
     // an identified employee may do it.
+    // Objections are the client's, not one case's: those the owner's other open cases record
+    // for a member of this household stand here too, so a second case is no way round them
+    // (they are withdrawn where they are recorded).
+    let elsewhere: Vec<String> = register
+        .objections_for(&owner, id, &household)
+        .into_iter()
+        .filter(|p| !objections.contains(p))
+        .collect();
+    if !elsewhere.is_empty() {
+        return Err(invalid(format!(
+            "a member of this household objected to {} in another of your cases; list it under objections here, or withdraw it in that case",
+            elsewhere.join(", ")
+        )));
+    }
     let withdrawn: Vec<String> = register
         .get(&owner, id)
         .map(|c| {
@@ -223,12 +246,6 @@ async fn put(
                 .collect()
         })
         .unwrap_or_default();
-    if !withdrawn.is_empty() && facts.actor.is_none() {
-        return Err(Problem::new(
-            ProblemCode::ContextInvalid,
-            "withdrawing a client's objection is attributed to the employee: name them in Doelbinding-Actor",
-        ));
-    }
     facts.change = Some(format!(
         "status={}; purposes={}; agreed_partners={}; objections={}; household_members={}{}",
         if closing { "closed" } else { "open" },
@@ -242,8 +259,8 @@ async fn put(
             format!("; objections_withdrawn={}", withdrawn.join(","))
         }
     ));
-    let retention = retention_of(set, &purposes);
     let mut created = false;
+    let mut lapsed: Vec<String> = Vec::new();
     let changed = register
         .change("case_put", &owner, id, |current, now| {
             if let Some(current) = current {
@@ -264,6 +281,26 @@ async fn put(
                 }
             }
             created = current.is_none();
+            // An override was approved for the household as it was and against the client's
+            // objections as they were: it lapses when a member joins, or when the client
+            // objects to its partner anew.
+            let grew = current.is_some_and(|c| {
+                household
+                    .iter()
+                    .any(|m| c.household.binary_search(m).is_err())
+            });
+            lapsed = current
+                .map(|c| {
+                    c.overrides
+                        .iter()
+                        .filter(|o| {
+                            grew || (objections.contains(&o.partner)
+                                && !c.objections.contains(&o.partner))
+                        })
+                        .map(|o| o.partner.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
             // A partner keeps the moment it was first registered (time-outs depend on it).
             let joined = joined_at(current, now);
             let partners = agreed
@@ -275,7 +312,13 @@ async fn put(
                     (p.clone(), since)
                 })
                 .collect();
-            Ok(vec![CaseWrite::Put {
+            let mut writes: Vec<CaseWrite> = lapsed
+                .iter()
+                .map(|partner| CaseWrite::DropOverride {
+                    partner: partner.clone(),
+                })
+                .collect();
+            writes.push(CaseWrite::Put {
                 head: CaseHead {
                     owner: owner.clone(),
                     status: if closing {
@@ -288,13 +331,22 @@ async fn put(
                     created_at: current.map_or(now, |c| c.created_at),
                     updated_at: now,
                     closed_at: closing.then_some(now),
-                    purge_after: closing.then(|| purge_after(now, retention)),
+                    purge_after: closing.then(|| {
+                        let served = current.map(|c| c.served.as_slice()).unwrap_or_default();
+                        purge_after(now, retention_of(set, purposes.iter().chain(served)))
+                    }),
                 },
                 partners,
                 household: household.iter().cloned().collect(),
-            }])
+            });
+            Ok(writes)
         })
         .await;
+    if !lapsed.is_empty() {
+        if let Some(change) = &mut facts.change {
+            change.push_str(&format!("; overrides_lapsed={}", lapsed.join(",")));
+        }
+    }
     let case = match changed {
         Ok(case) => case,
         Err(ChangeError::Refused(problem)) => return Err(problem),
@@ -309,9 +361,14 @@ async fn put(
 }
 
 /// The longest retention among the purposes (as a term), if every one has one.
-fn retention_of(set: &PolicySet, purposes: &[String]) -> Option<crate::policy::RelativeDate> {
+/// The purposes the case was served under count too: the time-out ledger is kept as long as
+/// the time-out's retention says, even if the case's purposes changed since.
+fn retention_of<'p>(
+    set: &PolicySet,
+    purposes: impl IntoIterator<Item = &'p String>,
+) -> Option<crate::policy::RelativeDate> {
     let terms: Vec<_> = purposes
-        .iter()
+        .into_iter()
         .filter_map(|p| set.purposes.get(p))
         .map(|p| p.retention_after_closure)
         .collect();
@@ -377,7 +434,7 @@ pub fn close_rule(
             "the case is already closed",
         ));
     }
-    let retention = retention_of(set, &case.purposes);
+    let retention = retention_of(set, case.purposes.iter().chain(&case.served));
     Ok(vec![CaseWrite::Put {
         head: CaseHead {
             owner: case.owner.clone(),

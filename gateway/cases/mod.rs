@@ -315,6 +315,23 @@ impl CaseRegister {
         })
     }
 
+    /// The objections `owner`'s other open cases (not `except`) record for any of `members`.
+    pub fn objections_for(
+        &self,
+        owner: &str,
+        except: &str,
+        members: &std::collections::BTreeSet<String>,
+    ) -> std::collections::BTreeSet<String> {
+        self.cases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|c| c.owner == owner && c.id != except && c.status == CaseStatus::Open)
+            .filter(|c| c.household.iter().any(|m| members.contains(m)))
+            .flat_map(|c| c.objections.iter().cloned())
+            .collect()
+    }
+
     /// The cases a person is a member of (for the art. 15 report), from this copy.
     pub fn cases_of(&self, bsn: &Bsn) -> Vec<Arc<Case>> {
         let member = self.key.member(bsn);

@@ -50,12 +50,18 @@ pub(super) async fn add_override(
             "the reason motivates the seriousness of the problems (Wams MvT §3.3.2) in 10 to 2000 characters",
         ));
     }
-    if holds_bsn(reason) {
+    // Digits of other scripts (fullwidth, Arabic-Indic) are refused too: they would carry a
+    // BSN past the check.
+    if holds_bsn(reason)
+        || reason
+            .chars()
+            .any(|c| c.is_numeric() && !c.is_ascii_digit())
+    {
         return Err(invalid(
-            "the reason must not hold a BSN: the register names people only by household",
+            "the reason must not hold a BSN (nor digits other than 0-9): the register names people only by household",
         ));
     }
-    let token = verify_approvals(call, &body, id)?;
+    let token = verify_approvals(call, &body, id, facts.actor.as_deref())?;
     let actor = token.actor.clone();
     facts.actor = Some(actor.clone());
     facts.approvals.clone_from(&token.approvals);
@@ -67,7 +73,11 @@ pub(super) async fn add_override(
     if current.status != CaseStatus::Open {
         return Err(closed());
     }
+    // Spent first: a replayed token is answered as a replay whatever else is wrong.
     spend(register, &token).await?;
+    if current.overrides.iter().any(|o| o.partner == partner) {
+        return Err(already_overridden());
+    }
     let approvers: Vec<String> = token.approvals.iter().map(|a| a.by.clone()).collect();
     let owner = call.consumer.id.as_str().to_string();
     let changed = register
@@ -75,6 +85,9 @@ pub(super) async fn add_override(
             let case = current.ok_or_else(unknown_case)?;
             if case.status != CaseStatus::Open {
                 return Err(closed());
+            }
+            if case.overrides.iter().any(|o| o.partner == partner) {
+                return Err(already_overridden());
             }
             Ok(vec![CaseWrite::Override(StoredOverride {
                 partner: partner.clone(),
@@ -105,6 +118,7 @@ fn verify_approvals(
     call: &RegisterCall<'_>,
     body: &OverrideBody,
     case_id: &str,
+    declared_actor: Option<&str>,
 ) -> Result<crate::token::CallerToken, Problem> {
     let verifier = call.tokens.ok_or_else(|| {
         Problem::new(
@@ -138,13 +152,14 @@ fn verify_approvals(
             "the approvals are for another case (case_id in the signed token)",
         ));
     }
-    if let Some(declared) = actor(call.headers)? {
-        if declared != token.actor {
-            return Err(Problem::new(
-                ProblemCode::TokenMismatch,
-                "Doelbinding-Actor differs from the actor (sub) in the signed token",
-            ));
-        }
+    // The call's actor (header, or the caller's own token) is the approvals' actor: nobody
+    // approves an override they make themselves under another name.
+    let declared = actor(call.headers)?.or_else(|| declared_actor.map(str::to_string));
+    if declared.is_some_and(|d| d != token.actor) {
+        return Err(Problem::new(
+            ProblemCode::TokenMismatch,
+            "the actor of this call (Doelbinding-Actor or the caller token's sub) differs from the actor (sub) in the approvals' token",
+        ));
     }
     let actor = token.actor.to_lowercase();
     let approvers: BTreeSet<String> = token
@@ -192,4 +207,9 @@ fn approved_digest(body: &OverrideBody) -> String {
         "partner": body.partner,
         "reason": body.reason,
     }))
+}
+
+/// One override per partner and case: its motivation stays as it was approved.
+fn already_overridden() -> Problem {
+    invalid("this case already has an override for that partner; its motivation stays as approved")
 }

@@ -120,7 +120,7 @@ pub fn example_calls(root: &Path, gateway: SocketAddr) -> Vec<ExampleCall> {
             expect: (403, Some("case-closed")),
         },
         ExampleCall {
-            title: "Youth care, which the client of casus-2026-0003 objected to",
+            title: "Youth care, which the client of casus-2026-0003 did not agree to involve",
             command: format!(
                 "{} {} {base}/jeugdhulp/v1/jeugdigen/999990019/trajecten",
                 curl("wijkteam-rotterdam"),

@@ -5,8 +5,9 @@
 //! - `casus-2026-0001` (wijkteam-rotterdam; household 999990019; agreed uwv, svb, jeugdhulp)
 //!   and `shv-2026-0042` (schuldhulp-utrecht; household 999990019; agreed uwv, cjib): the
 //!   SPEC's cases, so the README's calls keep working;
-//! - `casus-2026-0003` (wijkteam-rotterdam; agreed uwv; the client objected to jeugdhulp): for
-//!   `outside-case-scope` and the override;
+//! - `casus-2026-0003` (wijkteam-rotterdam; agreed uwv only: the client did not agree to involve
+//!   youth care in this case): for `outside-case-scope` and the override. (An *objection* would
+//!   be the person's, in every case of the team: casus-2026-0001 agrees youth care.)
 //! - `casus-2026-0002` (wijkteam-rotterdam), closed at once: for `case-closed`.
 
 use anyhow::{anyhow, Context as _, Result};
@@ -65,7 +66,7 @@ pub const DEMO_CASES: &[DemoCase] = &[
                 "purposes": ["wams-onderzoek", "wams-coordinatie"],
                 "household": ["999990019"],
                 "agreed_partners": ["uwv"],
-                "objections": ["jeugdhulp"],
+                "objections": [],
                 "status": "open",
             })
         },

@@ -116,10 +116,20 @@ pub fn decide(
             let approval = FourEyes {
                 role: Some(role.clone()),
             };
-            if !super::four_eyes::approved(&approval, request.actor, request.approvals) {
+            // Besides the four eyes: a second colleague, not the one who gave those.
+            let actor = request.actor.map(str::to_lowercase);
+            let colleagues: std::collections::BTreeSet<String> = request
+                .approvals
+                .iter()
+                .map(|a| a.by.to_lowercase())
+                .filter(|by| Some(by) != actor.as_ref())
+                .collect();
+            if !super::four_eyes::approved(&approval, request.actor, request.approvals)
+                || colleagues.len() < 2
+            {
                 return Err(Problem::new(
                     ProblemCode::FourEyesRequired,
-                    format!("extending a time-out needs an approval by a colleague with role '{role}' other than the actor, in a signed caller token"),
+                    format!("extending a time-out needs, besides the four eyes, an approval by another colleague with role '{role}' (not the actor), in a signed caller token"),
                 ));
             }
         }
@@ -323,10 +333,36 @@ mod tests {
             code(decide(&c, &r, &request, T0 + 10)),
             "four-eyes-required"
         );
-        let approvals = [Approval {
-            by: "mw-9".into(),
-            role: Some("afdelingshoofd".into()),
-        }];
+        // One colleague for both approvals is not two.
+        let alone = [
+            Approval {
+                by: "tl-1".into(),
+                role: Some("teamleider".into()),
+            },
+            Approval {
+                by: "TL-1".into(),
+                role: Some("afdelingshoofd".into()),
+            },
+        ];
+        assert_eq!(
+            code(decide(
+                &c,
+                &r,
+                &ask("cjib", &["A"], date!(2027 - 05 - 01), &alone),
+                T0 + 10
+            )),
+            "four-eyes-required"
+        );
+        let approvals = [
+            Approval {
+                by: "tl-1".into(),
+                role: Some("teamleider".into()),
+            },
+            Approval {
+                by: "mw-9".into(),
+                role: Some("afdelingshoofd".into()),
+            },
+        ];
         let entry = decide(
             &c,
             &r,

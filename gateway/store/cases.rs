@@ -110,6 +110,10 @@ pub enum CaseWrite {
         household: Vec<String>,
     },
     Override(StoredOverride),
+    /// An override lapses (the household grew, or the client objected anew).
+    DropOverride {
+        partner: String,
+    },
     Served {
         purpose: String,
         at: i64,
@@ -390,6 +394,13 @@ macro_rules! apply_write {
                 .bind(o.granted_at)
                 .execute(&mut *$tx)
                 .await?;
+            }
+            CaseWrite::DropOverride { partner } => {
+                sqlx::query("DELETE FROM case_overrides WHERE case_key = $1 AND partner = $2")
+                    .bind($case_id)
+                    .bind(partner)
+                    .execute(&mut *$tx)
+                    .await?;
             }
             CaseWrite::Served { purpose, at } => {
                 sqlx::query(

@@ -1466,6 +1466,7 @@ pub async fn register_case(
         "https://localhost:{gateway_port}/doelpoort/v1/cases/{case_id}"
     ))
     .header("content-type", "application/json")
+    .header("doelbinding-actor", "casemanager-0001")
     .body(Full::new(Bytes::from(body.to_string())))
     .unwrap();
     let response = send(client, request).await;
