@@ -49,35 +49,7 @@ use std::time::{Duration, Instant};
 // The two stores
 // ---------------------------------------------------------------------------------------------
 
-/// Where the register lives in a scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Generates one test per scenario and store: `sqlite::NAME` and `postgres::NAME`, each calling
-/// the scenario `NAME(Backend)` below.
-macro_rules! on_both_stores {
-    ($($scenario:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Sqlite).await
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Postgres).await
-                }
-            )+
-        }
-    };
-}
+use harness::stores::{on_both_stores, Backend};
 
 on_both_stores!(
     unknown_and_foreign_cases_are_indistinguishable,

@@ -67,35 +67,7 @@ const SCHULDHULP: &str = "schuldhulp-utrecht";
 // The two stores
 // ---------------------------------------------------------------------------------------
 
-/// Where the register (and so the ledger) lives in a scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Generates one test per scenario and store: `sqlite::NAME` and `postgres::NAME`, each
-/// calling the scenario `NAME(Backend)` below.
-macro_rules! on_both_stores {
-    ($($scenario:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Sqlite).await
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Postgres).await
-                }
-            )+
-        }
-    };
-}
+use harness::stores::{on_both_stores, Backend};
 
 on_both_stores!(
     the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd,

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 mod demo_run;
+pub mod stores;
 #[allow(unused_imports)] // only the tests on the demo use it
 pub use demo_run::{
     post_with_approval, post_with_approval_for, start_demo, time_out_approval,
