@@ -35,8 +35,7 @@ mod harness;
 use bytes::Bytes;
 use doelpoort::config::Config;
 use doelpoort::server::RunningGateway;
-use doelpoort::store::{StoreLocation, StoreSettings};
-use harness::postgres::Postgres;
+use doelpoort::store::StoreLocation;
 use harness::*;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
@@ -49,7 +48,7 @@ use std::time::{Duration, Instant};
 // The two stores
 // ---------------------------------------------------------------------------------------------
 
-use harness::stores::{on_both_stores, Backend};
+use harness::stores::{demo_replica, on_both_stores, Backend, StoreEnv};
 
 on_both_stores!(
     unknown_and_foreign_cases_are_indistinguishable,
@@ -76,53 +75,12 @@ on_both_stores!(
     the_art15_report_names_the_persons_cases,
 );
 
-/// One scenario's gateway and store. Fields drop in order: the replica before its database.
-struct Env {
-    /// With PostgreSQL: the replica on it (the demo's own gateway keeps its SQLite store).
-    replica: Option<RunningGateway>,
-    postgres: Option<Postgres>,
-    run: DemoRun,
-}
+/// One scenario's gateway and store (see [`StoreEnv`]), with this file's own helpers.
+type Env = StoreEnv;
 
-impl Env {
-    async fn start(backend: Backend) -> Env {
-        let run = start_demo().await;
-        match backend {
-            Backend::Sqlite => Env {
-                replica: None,
-                postgres: None,
-                run,
-            },
-            Backend::Postgres => {
-                let postgres = Postgres::start();
-                let store = StoreLocation::Postgres(postgres.url());
-                let replica = gateway_on(&run, "pg", store, |_| {}).await;
-                // The demo's cases, registered on this store as the demo does on its own.
-                doelpoort::demo::cases::register(
-                    &run.root.path().join("certs-example"),
-                    replica.local_addr,
-                )
-                .await
-                .expect("the demo cases register on the PostgreSQL replica");
-                Env {
-                    replica: Some(replica),
-                    postgres: Some(postgres),
-                    run,
-                }
-            }
-        }
-    }
-
-    fn gateway(&self) -> &RunningGateway {
-        self.replica.as_ref().unwrap_or(&self.run.demo.gateway)
-    }
-
+impl StoreEnv {
     fn url(&self, path: &str) -> String {
         url(self.gateway(), path)
-    }
-
-    fn client(&self, consumer: &str) -> TestClient {
-        self.run.client(consumer)
     }
 
     fn root(&self) -> PathBuf {
@@ -161,28 +119,8 @@ impl Env {
     /// Another gateway on the same store, with its own instance id and audit log, and the
     /// configuration changed by `edit`.
     async fn variant(&self, name: &str, edit: impl FnOnce(&mut Config)) -> RunningGateway {
-        gateway_on(&self.run, name, self.store(), edit).await
+        demo_replica(&self.run, name, self.store(), edit).await
     }
-}
-
-/// A gateway of the demo's configuration on `store`, its own port, instance id and audit
-/// directory (`<root>/<name>/audit`).
-async fn gateway_on(
-    run: &DemoRun,
-    name: &str,
-    store: StoreLocation,
-    edit: impl FnOnce(&mut Config),
-) -> RunningGateway {
-    let mut config = run.demo.config.clone();
-    config.instance = name.into();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-    config.audit.dir = run.root.path().join(name).join("audit");
-    config.store = StoreSettings::new(store);
-    edit(&mut config);
-    doelpoort::server::start(&config)
-        .await
-        .unwrap_or_else(|e| panic!("gateway {name} starts: {e:#}"))
 }
 
 // ---------------------------------------------------------------------------------------------

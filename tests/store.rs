@@ -5,8 +5,9 @@ mod harness;
 
 use bytes::Bytes;
 use doelpoort::server::RunningGateway;
-use doelpoort::store::{StoreLocation, StoreSettings};
+use doelpoort::store::StoreLocation;
 use harness::postgres::Postgres;
+use harness::stores::demo_replica;
 use harness::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -52,16 +53,7 @@ fn assert_already_used(response: &TestResponse) {
 /// A second gateway ("replica") of the demo's configuration, on its own port, data directory
 /// and instance id, with `store`.
 async fn replica(run: &DemoRun, name: &str, store: StoreLocation) -> RunningGateway {
-    let mut config = run.demo.config.clone();
-    config.instance = name.into();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-    let data = run.root.path().join(name);
-    config.audit.dir = data.join("audit");
-    config.store = StoreSettings::new(store);
-    let gateway = doelpoort::server::start(&config)
-        .await
-        .expect("replica starts");
+    let gateway = demo_replica(run, name, store, |_| {}).await;
     // The demo's cases, in this replica's store (SPEC §8), as the demo registers them.
     let port = gateway.local_addr.port();
     register_case(
@@ -326,17 +318,17 @@ async fn the_central_audit_log_answers_for_every_replica() {
     let run = start_demo().await;
     // Replica A writes files (then is imported); replica B writes to PostgreSQL directly.
     let a = replica(&run, "replica-a", StoreLocation::Postgres(url.clone())).await;
-    let mut config_b = run.demo.config.clone();
-    config_b.instance = "replica-b".into();
-    config_b.listen = "127.0.0.1:0".parse().unwrap();
-    config_b.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-    config_b.store = StoreSettings::new(StoreLocation::Postgres(url.clone()));
-    config_b.audit.sink = doelpoort::config::AuditSink::Postgres;
-    // Its own directory: the demo's own log (its case registrations) is another chain.
-    config_b.audit.dir = run.root.path().join("replica-b").join("audit");
-    let b = doelpoort::server::start(&config_b)
-        .await
-        .expect("replica b starts");
+    // Its own directory (the demo's own log, with its case registrations, is another chain),
+    // and its audit log in PostgreSQL.
+    let b = demo_replica(
+        &run,
+        "replica-b",
+        StoreLocation::Postgres(url.clone()),
+        |config| {
+            config.audit.sink = doelpoort::config::AuditSink::Postgres;
+        },
+    )
+    .await;
     for gateway in [&a, &b, &a, &b, &b] {
         assert_eq!(income(&run, gateway).await.status, StatusCode::OK);
     }
@@ -467,18 +459,14 @@ async fn replicas_that_name_the_issuer_differently_still_share_spent_approvals()
     let store = StoreLocation::Postgres(postgres.url());
     let a = replica(&run, "named-a", store.clone()).await;
     // Replica B calls the same identity provider (same `iss`, same keys) by another id.
-    let mut config = run.demo.config.clone();
-    config.instance = "named-b".into();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-    config.audit.dir = run.root.path().join("named-b").join("audit");
-    config.store = StoreSettings::new(store);
-    let tokens = config.tokens.as_mut().unwrap();
-    tokens.issuers[0].id = "idp-renamed".into();
-    for consumer in &mut config.consumers {
-        consumer.token_issuers = vec!["idp-renamed".into()];
-    }
-    let b = doelpoort::server::start(&config).await.unwrap();
+    let b = demo_replica(&run, "named-b", store, |config| {
+        let tokens = config.tokens.as_mut().unwrap();
+        tokens.issuers[0].id = "idp-renamed".into();
+        for consumer in &mut config.consumers {
+            consumer.token_issuers = vec!["idp-renamed".into()];
+        }
+    })
+    .await;
     let body = time_out();
     let token = approval(&run, &body);
     let first = post_time_out(&run, a.local_addr.port(), &token, &body).await;

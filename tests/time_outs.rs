@@ -67,7 +67,7 @@ const SCHULDHULP: &str = "schuldhulp-utrecht";
 // The two stores
 // ---------------------------------------------------------------------------------------
 
-use harness::stores::{on_both_stores, Backend};
+use harness::stores::{demo_replica, on_both_stores, Backend, StoreEnv};
 
 on_both_stores!(
     the_ledger_refuses_overlaps_and_extends_only_with_an_afdelingshoofd,
@@ -81,52 +81,12 @@ on_both_stores!(
     escalation_needs_a_time_out_in_force_not_one_that_ended,
 );
 
-/// One scenario's gateway and store. Fields drop in order: the replica before its database.
-struct Env {
-    /// With PostgreSQL: the replica on it (the demo's own gateway keeps its SQLite store).
-    replica: Option<RunningGateway>,
-    postgres: Option<Postgres>,
-    run: DemoRun,
-}
+/// One scenario's gateway and store (see [`StoreEnv`]), with this file's own helpers.
+type Env = StoreEnv;
 
-impl Env {
-    async fn start(backend: Backend) -> Env {
-        let run = start_demo().await;
-        match backend {
-            Backend::Sqlite => Env {
-                replica: None,
-                postgres: None,
-                run,
-            },
-            Backend::Postgres => {
-                let postgres = Postgres::start();
-                let replica = replica(&run, "pg", &postgres.url()).await;
-                // The demo's cases, registered on this store as the demo does on its own.
-                doelpoort::demo::cases::register(
-                    &run.root.path().join("certs-example"),
-                    replica.local_addr,
-                )
-                .await
-                .expect("the demo cases register on the PostgreSQL replica");
-                Env {
-                    replica: Some(replica),
-                    postgres: Some(postgres),
-                    run,
-                }
-            }
-        }
-    }
-
-    fn gateway(&self) -> &RunningGateway {
-        self.replica.as_ref().unwrap_or(&self.run.demo.gateway)
-    }
-
+impl StoreEnv {
     fn base(&self) -> String {
         base(self.gateway())
-    }
-
-    fn client(&self, consumer: &str) -> TestClient {
-        self.run.client(consumer)
     }
 
     /// The store the scenario's gateway uses, as the gateway's configuration names it.
@@ -1385,20 +1345,6 @@ async fn escalation_needs_a_time_out_in_force_not_one_that_ended(backend: Backen
 // 6. Replicas on one PostgreSQL
 // ---------------------------------------------------------------------------------------
 
-/// A replica of the demo's configuration on `store` (its own port, data directory and
-/// instance id; the household key is the demo's, shared).
-async fn replica(run: &DemoRun, name: &str, store: &str) -> RunningGateway {
-    let mut config = run.demo.config.clone();
-    config.instance = name.into();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-    config.audit.dir = run.root.path().join(name).join("audit");
-    config.store = StoreSettings::new(StoreLocation::Postgres(store.to_string()));
-    doelpoort::server::start(&config)
-        .await
-        .expect("replica starts")
-}
-
 /// The store's key of Schuldhulp Utrecht's case `case` (each consumer has its own ids).
 fn case_key(case: &str) -> String {
     doelpoort::store::cases::case_key(SCHULDHULP, case)
@@ -1443,8 +1389,20 @@ async fn wait_until_visible(
 async fn a_case_closed_on_one_replica_is_refused_on_the_other_within_a_second() {
     let postgres = Postgres::start();
     let run = start_demo().await;
-    let a = replica(&run, "replica-a", &postgres.url()).await;
-    let b = replica(&run, "replica-b", &postgres.url()).await;
+    let a = demo_replica(
+        &run,
+        "replica-a",
+        StoreLocation::Postgres(postgres.url()),
+        |_| {},
+    )
+    .await;
+    let b = demo_replica(
+        &run,
+        "replica-b",
+        StoreLocation::Postgres(postgres.url()),
+        |_| {},
+    )
+    .await;
     let (base_a, base_b) = (base(&a), base(&b));
     let client = run.client("wijkteam-rotterdam");
     let case = "casus-repl-1";
@@ -1545,8 +1503,20 @@ async fn concurrent_time_outs_for_one_claim_on_two_replicas_grant_exactly_one() 
     // demo's person, so each runs on a store (and two replicas) of its own.
     for round in 0..5 {
         let postgres = Postgres::start();
-        let a = replica(&run, &format!("replica-a-{round}"), &postgres.url()).await;
-        let b = replica(&run, &format!("replica-b-{round}"), &postgres.url()).await;
+        let a = demo_replica(
+            &run,
+            &format!("replica-a-{round}"),
+            StoreLocation::Postgres(postgres.url()),
+            |_| {},
+        )
+        .await;
+        let b = demo_replica(
+            &run,
+            &format!("replica-b-{round}"),
+            StoreLocation::Postgres(postgres.url()),
+            |_| {},
+        )
+        .await;
         let (base_a, base_b) = (base(&a), base(&b));
         let case = format!("shv-race-{round}");
         new_case(
@@ -1613,8 +1583,20 @@ async fn a_time_out_through_a_replica_that_has_not_seen_the_close_is_refused() {
     // without time-outs, so each runs on a store (and two replicas) of its own.
     for round in 0..3 {
         let postgres = Postgres::start();
-        let a = replica(&run, &format!("replica-a-{round}"), &postgres.url()).await;
-        let b = replica(&run, &format!("replica-b-{round}"), &postgres.url()).await;
+        let a = demo_replica(
+            &run,
+            &format!("replica-a-{round}"),
+            StoreLocation::Postgres(postgres.url()),
+            |_| {},
+        )
+        .await;
+        let b = demo_replica(
+            &run,
+            &format!("replica-b-{round}"),
+            StoreLocation::Postgres(postgres.url()),
+            |_| {},
+        )
+        .await;
         let (base_a, base_b) = (base(&a), base(&b));
         let case = format!("shv-stale-{round}");
         new_case(

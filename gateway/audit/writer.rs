@@ -407,12 +407,7 @@ impl Writer {
         match written {
             Ok(()) => {
                 segment.committed_len += self.buf.len() as u64;
-                self.last = ChainPoint {
-                    seq: first_seq + batch.len() as u64 - 1,
-                    hash: prev,
-                };
-                self.write_head();
-                Ok(first_seq)
+                Ok(self.committed(first_seq, batch.len(), prev))
             }
             Err(e) => {
                 // `self.last` still names the last committed record. A segment that is gone
@@ -440,6 +435,16 @@ impl Writer {
             prev = self.format(&pending.event, first_seq + i as u64, &prev);
         }
         (first_seq, prev)
+    }
+
+    /// A batch is durable (in either sink): the chain now ends with its last record.
+    fn committed(&mut self, first_seq: u64, records: usize, last_hash: String) -> u64 {
+        self.last = ChainPoint {
+            seq: first_seq + records as u64 - 1,
+            hash: last_hash,
+        };
+        self.write_head();
+        first_seq
     }
 
     /// Formats one record into the batch buffer; returns its hash.

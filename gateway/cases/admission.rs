@@ -7,7 +7,7 @@
 use super::{Case, CaseRegister, ChangeError};
 use crate::context::Bsn;
 use crate::policy::case_rules::{self, incompatible, incompatible_served};
-use crate::policy::{Grant, PolicySet, Purpose};
+use crate::policy::{PolicySet, Purpose};
 use crate::problem::{Problem, ProblemCode};
 use crate::store::cases::{CaseStatus, CaseWrite};
 use std::sync::Arc;
@@ -19,41 +19,20 @@ pub struct CaseAdmission {
     pub first_of_purpose: bool,
 }
 
-/// What the exchange brings to the check.
-pub struct CaseRequest<'a> {
-    pub consumer: &'a str,
-    pub partner: &'a str,
-    pub case_id: &'a str,
-    pub purpose: &'a Purpose,
-    pub grant: &'a Grant,
-    /// The person the operation is about (already checked against the request itself);
-    /// `None` for an operation about no one person.
-    pub subject: Option<&'a Bsn>,
-    pub today: time::Date,
-}
-
-/// The register's checks, on this replica's copy (no round trip).
+/// The register's checks on `case`, the caller's case as this replica holds it (`None`: not
+/// registered), for the person the operation is about (`None`: about no one person). No
+/// round trip.
 pub fn admit(
     register: &CaseRegister,
     set: &PolicySet,
-    request: &CaseRequest<'_>,
+    case: Option<Arc<Case>>,
+    subject: Option<&Bsn>,
+    request: &case_rules::CaseRequest<'_>,
 ) -> Result<CaseAdmission, Problem> {
-    let case = register.get(request.consumer, request.case_id);
-    let member = request.subject.map(|bsn| register.key().member(bsn));
-    let first_of_purpose = case_rules::admit(
-        case.as_deref(),
-        member.as_deref(),
-        set,
-        &case_rules::CaseRequest {
-            consumer: request.consumer,
-            partner: request.partner,
-            purpose: request.purpose,
-            grant: request.grant,
-            today: request.today,
-        },
-    )?;
+    let member = subject.map(|bsn| register.key().member(bsn));
+    let first_of_purpose = case_rules::admit(case.as_deref(), member.as_deref(), set, request)?;
     Ok(CaseAdmission {
-        // admit refuses an unregistered case, so there is one.
+        // The rules refuse an unregistered case, so there is one.
         case: case.ok_or_else(|| Problem::new(ProblemCode::CaseUnknown, "no such case"))?,
         first_of_purpose,
     })

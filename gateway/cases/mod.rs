@@ -110,7 +110,9 @@ impl HouseholdKey {
 pub struct CaseRegister {
     pub(crate) store: Store,
     key: HouseholdKey,
-    cases: RwLock<HashMap<String, Arc<Case>>>,
+    /// Owner → case id → case: each consumer's own namespace, looked up without building a
+    /// key on the hot path.
+    cases: RwLock<HashMap<String, HashMap<String, Arc<Case>>>>,
     /// The store's register version this copy has caught up with.
     version: AtomicI64,
     /// One refresh at a time (a write's own refresh and the follower's).
@@ -155,17 +157,22 @@ impl CaseRegister {
     /// `owner`'s case with this id, as this replica knows it (purged cases are gone). Each
     /// consumer has its own namespace of case ids.
     pub fn get(&self, owner: &str, id: &str) -> Option<Arc<Case>> {
-        let key = case_key(owner, id);
         self.cases
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get(owner)?
+            .get(id)
             .cloned()
     }
 
     /// How many cases are in memory.
     pub fn len(&self) -> usize {
-        self.cases.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.cases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(HashMap::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -188,11 +195,11 @@ impl CaseRegister {
         {
             let mut cases = self.cases.write().unwrap_or_else(|e| e.into_inner());
             for case in changed {
-                let key = case_key(&case.owner, &case.id);
+                let own = cases.entry(case.owner.clone()).or_default();
                 if case.status == CaseStatus::Purged {
-                    cases.remove(&key);
+                    own.remove(&case.id);
                 } else {
-                    cases.insert(key, Arc::new(case));
+                    own.insert(case.id.clone(), Arc::new(case));
                 }
             }
         }
@@ -325,8 +332,10 @@ impl CaseRegister {
         self.cases
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|c| c.owner == owner && c.id != except && c.status == CaseStatus::Open)
+            .get(owner)
+            .into_iter()
+            .flat_map(HashMap::values)
+            .filter(|c| c.id != except && c.status == CaseStatus::Open)
             .filter(|c| c.household.iter().any(|m| members.contains(m)))
             .flat_map(|c| c.objections.iter().cloned())
             .collect()
@@ -340,6 +349,7 @@ impl CaseRegister {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
+            .flat_map(HashMap::values)
             .filter(|c| c.household.binary_search(&member).is_ok())
             .cloned()
             .collect();

@@ -5,10 +5,11 @@
 //! answer.
 
 use super::Call;
-use crate::cases::admission::{self, CaseAdmission, CaseRequest};
+use crate::cases::admission::{self, CaseAdmission};
 use crate::cases::ledger::Reservation;
 use crate::context::RequestContext;
 use crate::exchange::Exchange;
+use crate::policy::case_rules::CaseRequest;
 use crate::policy::decide::Permit;
 use crate::policy::time_out::TimeOutRequest;
 use crate::policy::{PolicySet, SubjectSource};
@@ -41,12 +42,8 @@ pub(super) fn admit(
     };
     // A case the caller registered binds every exchange that names it (closed is closed,
     // whatever the grant); a grant with `registered_case` also needs it to be registered.
-    if !required
-        && state
-            .cases
-            .get(call.consumer.id.as_str(), case_id)
-            .is_none()
-    {
+    let case = state.cases.get(call.consumer.id.as_str(), case_id);
+    if case.is_none() && !required {
         return Ok(None);
     }
     let subject = match permit.operation().subject {
@@ -56,13 +53,13 @@ pub(super) fn admit(
     admission::admit(
         &state.cases,
         policy,
+        case,
+        subject,
         &CaseRequest {
             consumer: call.consumer.id.as_str(),
             partner: call.partner.id.as_str(),
-            case_id,
             purpose: permit.purpose(),
             grant,
-            subject,
             today: call.today,
         },
     )

@@ -43,11 +43,12 @@
 //! it touches stay in the CPU cache. That is what "a hash lookup, no scan" is about; a mixed
 //! production load over 10,000 cases would add cache misses, not work.
 
-use doelpoort::cases::admission::{admit, CaseAdmission, CaseRequest};
+use doelpoort::cases::admission::{admit, CaseAdmission};
 use doelpoort::cases::{CaseRegister, HouseholdKey};
 use doelpoort::context::{Bsn, RequestContext};
 use doelpoort::metrics::Metrics;
 use doelpoort::minimise::{Limits, RequestBody};
+use doelpoort::policy::case_rules::CaseRequest;
 use doelpoort::policy::compile;
 use doelpoort::policy::decide::{self, DecisionRequest, Permit};
 use doelpoort::policy::PolicySet;
@@ -228,17 +229,19 @@ fn check(
     context: &RequestContext,
     permit: &Permit,
 ) -> Result<CaseAdmission, Problem> {
+    // As the pipeline's case phase does: one lookup, then the rules.
+    let case_id = context.case_id.as_deref().expect("case id");
     admit(
         register,
         set,
+        register.get(CONSUMER, case_id),
+        context.data_subject.as_ref().map(|s| s.bsn()),
         &CaseRequest {
             consumer: CONSUMER,
             partner: PARTNER,
-            case_id: context.case_id.as_deref().expect("case id"),
             purpose: permit.purpose(),
             grant: permit.grant(),
-            subject: context.data_subject.as_ref().map(|s| s.bsn()),
-            today: time::macros::date!(2026 - 12 - 05),
+            today: TODAY,
         },
     )
 }

@@ -490,14 +490,7 @@ impl Writer {
         let (first_seq, prev) = self.format_batch(batch);
         let sink = self.postgres.as_ref().expect("a PostgreSQL writer");
         match sink.commit(&self.rows, &self.buf) {
-            Ok(()) => {
-                self.last = ChainPoint {
-                    seq: first_seq + batch.len() as u64 - 1,
-                    hash: prev,
-                };
-                self.write_head();
-                Ok(first_seq)
-            }
+            Ok(()) => Ok(self.committed(first_seq, batch.len(), prev)),
             Err(e) => {
                 self.resync = true;
                 self.attempted = self.rows.iter().map(|r| (r.seq, r.hash.clone())).collect();
