@@ -3,9 +3,12 @@
 //! For every forwarded request the gateway signs a short-lived JWT (ES256) stating who asks
 //! (`sub`: the consumer's OIN) through whom (`iss`: the gateway's OIN), of whom (`aud`: the
 //! partner's OIN), for which purpose, on which legal basis and processing activity, for which
-//! case, and under which audit record (`audit_record_id` = the transaction id the partner also
-//! receives as `Fsc-Transaction-Id`). The partner can log that lawful basis itself and check it
-//! against the gateway's public keys, which the admin listener serves as a JWKS.
+//! case and about whom (`data_subject`, as the partner finds the person in its path). It is
+//! bound to the client certificate the gateway presents to that partner (`cnf.x5t#S256`,
+//! RFC 8705), so it is worthless on any other connection, and it has its own `jti`, which the
+//! audit record names; the per-exchange link is `Fsc-Transaction-Id` (SPEC §2). The partner —
+//! or its inway Doelpoort (SPEC §10) — checks it against the gateway's public keys, which the
+//! admin listener serves as a JWKS.
 //!
 //! Key rotation: `assertions.keys` lists PEM files; the first signs, all are published. Add
 //! the new key second, let partners refresh the JWKS, move it first, later drop the old one.
@@ -49,8 +52,24 @@ pub struct AssertionClaims<'a> {
     pub processing_activity: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub case_id: Option<&'a str>,
-    /// The audit record of this exchange (its transaction id).
-    pub audit_record_id: &'a str,
+    /// `bsn=<BSN>`, as the caller declared it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_subject: Option<&'a str>,
+    /// The certificate the gateway presents to the partner.
+    pub cnf: Confirmation<'a>,
+}
+
+/// RFC 8705 §3.1.
+#[derive(Debug, Serialize)]
+pub struct Confirmation<'a> {
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: &'a str,
+}
+
+/// A signed assertion and its id.
+pub struct SignedAssertion {
+    pub token: String,
+    pub jti: String,
 }
 
 #[derive(Serialize)]
@@ -151,16 +170,17 @@ impl AssertionSigner {
     }
 
     /// A signed assertion (compact JWS) valid from now for the configured lifetime.
-    pub fn sign(&self, claims: &AssertionClaims<'_>) -> Result<String> {
+    pub fn sign(&self, claims: &AssertionClaims<'_>) -> Result<SignedAssertion> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
+        let jti = uuid::Uuid::new_v4().hyphenated().to_string();
         let payload = serde_json::to_vec(&Timed {
             claims,
             iat: now,
             exp: now + self.lifetime.as_secs(),
-            jti: claims.audit_record_id,
+            jti: &jti,
         })?;
         let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
         token.push_str(&self.header_b64);
@@ -172,7 +192,7 @@ impl AssertionSigner {
             .map_err(|_| anyhow::anyhow!("signing the assertion failed"))?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
-        Ok(token)
+        Ok(SignedAssertion { token, jti })
     }
 }
 
@@ -190,7 +210,10 @@ mod tests {
             legal_basis: Some("AVG art. 6(1)(e)"),
             processing_activity: Some("https://register.example/x"),
             case_id: Some("casus-1"),
-            audit_record_id: "01a20cd1-1182-74d8-a008-6b25fdd80408",
+            data_subject: Some("bsn=999990019"),
+            cnf: Confirmation {
+                x5t_s256: "DpAyDYakmVAQ4oOJC3UYLRk_ONRCqMj00TeGJemMiLA",
+            },
         }
     }
 
@@ -214,7 +237,8 @@ mod tests {
             2,
             "both keys are published during a rollover"
         );
-        let token = signer.sign(&claims()).unwrap();
+        let signed = signer.sign(&claims()).unwrap();
+        let token = signed.token;
         let header = jsonwebtoken::decode_header(&token).unwrap();
         let key = jwks
             .find(header.kid.as_deref().unwrap())
@@ -235,7 +259,12 @@ mod tests {
         let c = data.claims;
         assert_eq!(c["sub"], "00000001999990001000");
         assert_eq!(c["purpose"], "wams-onderzoek");
-        assert_eq!(c["audit_record_id"], c["jti"]);
+        assert_eq!(c["jti"], signed.jti.as_str());
+        assert_eq!(c["data_subject"], "bsn=999990019");
+        assert_eq!(
+            c["cnf"]["x5t#S256"],
+            "DpAyDYakmVAQ4oOJC3UYLRk_ONRCqMj00TeGJemMiLA"
+        );
         assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 30);
         // Another key cannot have signed it.
         let other = &jwks.keys[1];
@@ -250,7 +279,7 @@ mod tests {
     #[test]
     fn without_keys_an_ephemeral_key_signs() {
         let signer = AssertionSigner::load(None).unwrap();
-        let token = signer.sign(&claims()).unwrap();
+        let token = signer.sign(&claims()).unwrap().token;
         assert_eq!(token.split('.').count(), 3);
     }
 }

@@ -70,6 +70,28 @@ pub struct Exchange {
     /// changed (ids and counts, never a BSN).
     pub register_operation: Option<&'static str>,
     pub register_change: Option<String>,
+    /// The `jti` of the assertion this exchange carried: the one the outway signed, or the
+    /// one an inway verified.
+    pub assertion_jti: Option<String>,
+    /// `inway` at a provider's inway (the record says which end wrote it); none at an outway.
+    pub role: Option<&'static str>,
+    /// At an inway: the organisation the calling gateway asks for (the assertion's `sub`).
+    pub requester: Option<String>,
+    /// FSC logging's fields, when the exchange used an FSC access token (either end).
+    pub fsc: Option<crate::fsc::TransactionLog>,
+    /// At an outway: the `Fsc-Error-Code` the partner's inway answered with.
+    pub fsc_error_code: Option<String>,
+    /// At an outway: what the provider's inway says it released and withheld (its
+    /// `Doelbinding-Fields-*` headers), so both logs can be joined.
+    pub provider_fields: Option<ProviderFields>,
+}
+
+/// What a provider's inway reports it released and withheld, as field paths (array positions
+/// as `*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderFields {
+    pub released: Vec<String>,
+    pub withheld: Vec<String>,
 }
 
 impl Exchange {
@@ -102,6 +124,12 @@ impl Exchange {
             approvals: Vec::new(),
             register_operation: None,
             register_change: None,
+            assertion_jti: None,
+            role: None,
+            requester: None,
+            fsc: None,
+            fsc_error_code: None,
+            provider_fields: None,
         }
     }
 

@@ -21,6 +21,13 @@ pub const DOELBINDING_PROCESSING_ACTIVITY: HeaderName =
 /// The gateway's signed statement of the exchange context (see [`crate::assertion`]).
 pub const DOELBINDING_ASSERTION: HeaderName = HeaderName::from_static("doelbinding-assertion");
 
+/// An inway's report to the outway: the field paths the provider released and withheld
+/// (array positions as `*`), so the consumer side's record can say what left the provider.
+pub const DOELBINDING_FIELDS_RELEASED: HeaderName =
+    HeaderName::from_static("doelbinding-fields-released");
+pub const DOELBINDING_FIELDS_WITHHELD: HeaderName =
+    HeaderName::from_static("doelbinding-fields-withheld");
+
 /// What the partner is told about the body: the gateway rebuilt it as UTF-8 JSON, so it
 /// says so itself instead of relaying the caller's `Content-Type` (a `charset=utf-7` would let
 /// partner and gateway read the same bytes differently) or `Accept`.

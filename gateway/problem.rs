@@ -9,7 +9,7 @@
 //! in their logs.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -221,6 +221,10 @@ pub struct Problem {
     /// Only for `method-not-allowed`: the methods the resource does allow (the `Allow` header
     /// RFC 9110 §15.5.6 requires).
     pub allow: Option<Cow<'static, str>>,
+    /// An error within FSC's scope (only an inway answers with one): its FSC code
+    /// (`Fsc-Error-Code`). The body then also holds FSC's error object, under `fsc`
+    /// (Doelpoort's own `code` keeps its meaning), with domain `ERROR_DOMAIN_INWAY`.
+    pub fsc: Option<&'static str>,
 }
 
 impl Problem {
@@ -230,7 +234,14 @@ impl Problem {
             detail: detail.into(),
             status_override: None,
             allow: None,
+            fsc: None,
         }
+    }
+
+    /// This problem as an error within FSC's scope, at an inway: `code` is FSC's error code.
+    pub fn with_fsc(mut self, code: &'static str) -> Self {
+        self.fsc = Some(code);
+        self
     }
 
     /// The method is not one this resource serves; `allow` lists those it does.
@@ -254,6 +265,7 @@ impl Problem {
             )),
             status_override: Some(status),
             allow: None,
+            fsc: None,
         }
     }
 
@@ -277,6 +289,15 @@ impl Problem {
             detail: &'a str,
             code: &'static str,
             transaction_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fsc: Option<FscObject<'a>>,
+        }
+        /// FSC core's error object (`components/schemas/error`).
+        #[derive(Serialize)]
+        struct FscObject<'a> {
+            code: &'static str,
+            domain: &'static str,
+            message: &'a str,
         }
         let status = self.status();
         let body = Body {
@@ -286,6 +307,11 @@ impl Problem {
             detail: &self.detail,
             code: self.code.as_str(),
             transaction_id,
+            fsc: self.fsc.map(|code| FscObject {
+                code,
+                domain: "ERROR_DOMAIN_INWAY",
+                message: &self.detail,
+            }),
         };
         // Serialising a struct of strings and integers cannot fail; fall back to a fixed body
         // rather than panic should that ever change.
@@ -305,6 +331,11 @@ impl Problem {
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             response.headers_mut().insert(header::ALLOW, allow);
+        }
+        if let Some(code) = self.fsc.and_then(|c| HeaderValue::from_str(c).ok()) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("fsc-error-code"), code);
         }
         if self.code == ProblemCode::TokenInvalid {
             // RFC 6750 §3: a 401 names the scheme and says the token was the trouble.

@@ -65,6 +65,8 @@ pub struct RunningGateway {
     token_task: Option<JoinHandle<()>>,
     store_task: JoinHandle<()>,
     case_tasks: [JoinHandle<()>; 2],
+    /// At an inway: the callers' assertion keys, fetched periodically.
+    inway_tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningGateway {
@@ -74,7 +76,7 @@ impl RunningGateway {
         let _ = self.shutdown.send(true);
         self.watcher_task.abort();
         self.store_task.abort();
-        for task in &self.case_tasks {
+        for task in self.case_tasks.iter().chain(&self.inway_tasks) {
             task.abort();
         }
         if let Some(task) = &self.token_task {
@@ -121,6 +123,11 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
         state.cases.follow(CASE_FOLLOW_INTERVAL),
         state.cases.spawn_purge(CASE_PURGE_INTERVAL),
     ];
+    let inway_tasks = state
+        .inway
+        .as_ref()
+        .map(|i| i.spawn_refreshers())
+        .unwrap_or_default();
     let acceptor = TlsAcceptor::from(tls::server_config(config)?);
     publish_certificate_expiry(config, &metrics);
 
@@ -149,7 +156,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, acceptor, state, shutdown_rx));
-    tracing::info!(%local_addr, admin = ?admin_addr, "doelpoort listening");
+    tracing::info!(%local_addr, admin = ?admin_addr, role = config.role.as_str(), "doelpoort listening");
     Ok(RunningGateway {
         local_addr,
         admin_addr,
@@ -162,6 +169,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
         token_task,
         store_task,
         case_tasks,
+        inway_tasks,
     })
 }
 

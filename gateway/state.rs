@@ -43,6 +43,10 @@ pub struct GatewayState {
     pub cases: Arc<crate::cases::CaseRegister>,
     /// Signs `Doelbinding-Assertion` for every forwarded request.
     pub assertions: crate::assertion::AssertionSigner,
+    /// Which end of the exchange this gateway is (SPEC §10).
+    pub role: crate::config::Role,
+    /// At an inway: the callers' assertion keys and FSC tokens.
+    pub inway: Option<Arc<crate::inway::Inway>>,
     /// The gateway's own identity in assertions: its OIN, or the instance name without one.
     pub gateway_id: String,
     /// Unit tests only: the phase whose start panics, to show that such an exchange still
@@ -117,7 +121,15 @@ impl GatewayState {
             .context("cannot load the token issuers' keys")?;
         let assertions = crate::assertion::AssertionSigner::load(config.assertions.as_ref())
             .context("cannot load the assertion signing keys")?;
+        let inway = match config.role {
+            crate::config::Role::Inway => Some(Arc::new(
+                crate::inway::Inway::load(config).context("cannot set up the inway")?,
+            )),
+            crate::config::Role::Outway => None,
+        };
         Ok(Self {
+            role: config.role,
+            inway,
             tokens,
             approvals: ApprovalLedger::new(
                 config.tokens.as_ref().map_or(Duration::ZERO, |t| t.leeway),
@@ -132,7 +144,10 @@ impl GatewayState {
                 .map_or_else(|| config.instance.clone(), |o| o.as_str().to_string()),
             audit,
             consumers,
-            partners: PartnerDirectory::build(&config.partners)?,
+            partners: PartnerDirectory::build(
+                &config.partners,
+                config.gateway_oin.as_ref().map(|o| o.as_str()),
+            )?,
             limits: config.limits.clone(),
             problem_base: config.problem_base.clone(),
             policies: PolicyStore::open(&config.policies, &config.schemas, metrics.clone()),

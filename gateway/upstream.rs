@@ -9,9 +9,10 @@
 //! phase minimises them, and a response that cannot be checked is not released.
 
 use crate::config::PartnerConfig;
+use crate::fsc::tokens::{AccessTokenClaims, OutwayTokens};
 use crate::headers;
 use crate::id::Id;
-use crate::identity::Oin;
+use crate::identity::{Fingerprint, Oin};
 use crate::policy::decide::Permit;
 use crate::problem::{Problem, ProblemCode};
 use crate::tls;
@@ -40,6 +41,11 @@ pub struct Partner {
     base_path: String,
     response_timeout: Duration,
     client: HttpsClient,
+    /// `x5t#S256` of the client certificate the gateway presents to this partner: the
+    /// assertion is bound to it.
+    pub client_thumbprint: String,
+    /// The partner runs an FSC inway: its access tokens (SPEC §10).
+    pub fsc: Option<OutwayTokens>,
 }
 
 impl std::fmt::Debug for Partner {
@@ -134,15 +140,18 @@ pub enum UpstreamErrorKind {
     TooLarge,
     /// The partner answered with a 5xx status (its body is never relayed).
     Status,
+    /// No FSC access token could be obtained from the partner's manager.
+    FscToken,
 }
 
 impl UpstreamErrorKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Connect,
         Self::Timeout,
         Self::Protocol,
         Self::TooLarge,
         Self::Status,
+        Self::FscToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,6 +161,7 @@ impl UpstreamErrorKind {
             Self::Protocol => "protocol",
             Self::TooLarge => "too_large",
             Self::Status => "status_5xx",
+            Self::FscToken => "fsc_token",
         }
     }
 }
@@ -172,7 +182,14 @@ impl UpstreamError {
 }
 
 impl Partner {
-    pub fn new(config: &PartnerConfig) -> Result<Self> {
+    /// `peer_id` is the gateway's own OIN (its FSC peer id).
+    pub fn new(config: &PartnerConfig, peer_id: Option<&str>) -> Result<Self> {
+        let client_certificate = tls::load_certificates(&config.client_certificate)?
+            .into_iter()
+            .next()
+            .context("the client certificate file holds no certificate")?;
+        let client_thumbprint =
+            crate::fsc::tokens::thumbprint(&Fingerprint::of_der(client_certificate.as_ref()));
         let tls = tls::partner_client_config(config)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -195,11 +212,26 @@ impl Partner {
             .authority()
             .context("partner URL without host")?
             .as_str();
+        let origin = format!("https://{authority}");
+        let fsc = match (&config.fsc, peer_id) {
+            (Some(fsc), Some(peer_id)) => Some(OutwayTokens::new(
+                fsc.clone(),
+                peer_id.to_string(),
+                client_thumbprint.clone(),
+                origin.clone(),
+            )),
+            (Some(_), None) => {
+                anyhow::bail!("an FSC partner needs gateway_oin (the gateway's peer id)")
+            }
+            (None, _) => None,
+        };
         Ok(Self {
             id: config.id.clone(),
             name: config.name.clone(),
             oin: config.oin.clone(),
-            origin: format!("https://{authority}"),
+            client_thumbprint,
+            fsc,
+            origin,
             base_path: config.url.path().trim_end_matches('/').to_string(),
             response_timeout: config.response_timeout,
             client,
@@ -227,6 +259,61 @@ impl Partner {
                 "the request path cannot be forwarded",
             )
         })
+    }
+
+    /// The FSC access token for this partner's inway (none for a partner without FSC): a
+    /// cached one while it is valid long enough, otherwise one from the partner's manager
+    /// (client credentials over the same mTLS identity). Without a token nothing is sent.
+    pub async fn fsc_token(&self) -> Result<Option<(String, AccessTokenClaims)>, UpstreamError> {
+        let Some(tokens) = &self.fsc else {
+            return Ok(None);
+        };
+        if let Some(token) = tokens.cached(crate::clock::unix_now() as u64) {
+            return Ok(Some(token));
+        }
+        let _one_request = tokens.fetching.lock().await;
+        // Another exchange may have fetched one while this one waited.
+        if let Some(token) = tokens.cached(crate::clock::unix_now() as u64) {
+            return Ok(Some(token));
+        }
+        let refused = |reason: &str| {
+            tracing::warn!(partner = %self.id, reason, "no FSC access token: the request is not sent");
+            UpstreamError::new(
+                UpstreamErrorKind::FscToken,
+                ProblemCode::UpstreamUnavailable,
+                "no access token could be obtained for this partner (FSC)",
+            )
+        };
+        let request = Request::post(tokens.endpoint())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(tokens.request_body())))
+            .map_err(|_| refused("the token request could not be built"))?;
+        let answer = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|_| "the manager could not be reached")?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), 64 * 1024)
+                .collect()
+                .await
+                .map_err(|_| "the manager's answer could not be read")?
+                .to_bytes();
+            Ok::<_, &str>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.response_timeout, answer)
+            .await
+            .map_err(|_| refused("the manager did not answer in time"))?
+            .map_err(refused)?;
+        tokens
+            .accept(status, &body, crate::clock::unix_now() as u64)
+            .map(Some)
+            .map_err(|reason| refused(&reason))
     }
 
     /// Sends one request and reads the whole response, within the partner's response timeout
@@ -310,11 +397,11 @@ pub struct PartnerDirectory {
 }
 
 impl PartnerDirectory {
-    pub fn build(configs: &[PartnerConfig]) -> Result<Self> {
+    pub fn build(configs: &[PartnerConfig], peer_id: Option<&str>) -> Result<Self> {
         let mut partners = HashMap::new();
         for config in configs {
-            let partner =
-                Partner::new(config).with_context(|| format!("partner '{}'", config.id))?;
+            let partner = Partner::new(config, peer_id)
+                .with_context(|| format!("partner '{}'", config.id))?;
             partners.insert(config.id.clone(), Arc::new(partner));
         }
         Ok(Self { partners })

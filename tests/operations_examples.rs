@@ -214,10 +214,16 @@ fn enumerated_label_values() -> BTreeMap<&'static str, BTreeSet<String>> {
         Kind::Protocol,
         Kind::TooLarge,
         Kind::Status,
+        Kind::FscToken,
     ];
     for k in kinds {
         match k {
-            Kind::Connect | Kind::Timeout | Kind::Protocol | Kind::TooLarge | Kind::Status => {}
+            Kind::Connect
+            | Kind::Timeout
+            | Kind::Protocol
+            | Kind::TooLarge
+            | Kind::Status
+            | Kind::FscToken => {}
         }
     }
     let from_source = |file: &str, values: &[&str]| -> BTreeSet<String> {

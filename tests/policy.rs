@@ -457,7 +457,8 @@ async fn demo_partners_refuse_requests_without_a_valid_assertion() {
             legal_basis: None,
             processing_activity: None,
             case_id: None,
-            audit_record_id: "x",
+            data_subject: None,
+            cnf: doelpoort::assertion::Confirmation { x5t_s256: "x" },
         })
         .unwrap();
     let response = send(
@@ -466,7 +467,7 @@ async fn demo_partners_refuse_requests_without_a_valid_assertion() {
             &url,
             &[
                 ("doelbinding-purpose", "wams-onderzoek"),
-                ("doelbinding-assertion", forged.as_str()),
+                ("doelbinding-assertion", forged.token.as_str()),
             ],
         ),
     )

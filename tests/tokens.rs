@@ -571,9 +571,15 @@ async fn the_partner_receives_an_assertion_it_can_verify() {
         "https://register.test.example/test-doel"
     );
     assert_eq!(claims["case_id"], "casus-9");
+    // Its own id (SPEC §2: the audit record names it; the per-exchange link is the
+    // transaction id), bound to the certificate the gateway presents to the partner.
+    let jti = claims["jti"].as_str().unwrap();
+    assert!(uuid::Uuid::try_parse(jti).is_ok(), "jti {jti}");
+    assert_ne!(jti, r.headers["fsc-transaction-id"].to_str().unwrap());
     assert_eq!(
-        claims["audit_record_id"],
-        r.headers["fsc-transaction-id"].to_str().unwrap()
+        claims["cnf"]["x5t#S256"].as_str().unwrap().len(),
+        43,
+        "a base64url SHA-256 thumbprint"
     );
     let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert!(lifetime <= 60, "short-lived: {lifetime} s");

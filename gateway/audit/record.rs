@@ -49,6 +49,12 @@ pub struct Attributes<'a> {
     /// Who approved the exchange (four eyes), from the caller's signed token.
     #[serde(rename = "doelpoort.approvals", skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRef<'a>>,
+    /// The `jti` of the `Doelbinding-Assertion` the exchange carried (SPEC §2).
+    #[serde(
+        rename = "doelpoort.assertion_jti",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub assertion_jti: Option<&'a str>,
     /// A change to the case register: what changed (ids and counts, never a BSN).
     #[serde(
         rename = "doelpoort.case_change",
@@ -67,6 +73,15 @@ pub struct Attributes<'a> {
     pub fields_released: Vec<&'a str>,
     #[serde(rename = "doelpoort.fields_withheld")]
     pub fields_withheld: Vec<&'a str>,
+    /// FSC logging's record fields (logging 1.0), when an FSC access token was used.
+    #[serde(rename = "doelpoort.fsc", skip_serializing_if = "Option::is_none")]
+    pub fsc: Option<FscRef<'a>>,
+    /// The `Fsc-Error-Code` the partner's inway answered with.
+    #[serde(
+        rename = "doelpoort.fsc_error_code",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fsc_error_code: Option<&'a str>,
     #[serde(rename = "doelpoort.grant", skip_serializing_if = "Option::is_none")]
     pub grant: Option<&'a str>,
     /// The gateway instance whose chain this is (replicas each keep their own).
@@ -91,6 +106,17 @@ pub struct Attributes<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub policy_version: Option<&'a str>,
+    /// What the provider's inway reports it released and withheld (SPEC §10).
+    #[serde(
+        rename = "doelpoort.provider_fields_released",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provider_fields_released: Option<Vec<&'a str>>,
+    #[serde(
+        rename = "doelpoort.provider_fields_withheld",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provider_fields_withheld: Option<Vec<&'a str>>,
     #[serde(rename = "doelpoort.purpose", skip_serializing_if = "Option::is_none")]
     pub purpose: Option<&'a str>,
     #[serde(rename = "doelpoort.reason", skip_serializing_if = "Option::is_none")]
@@ -106,6 +132,15 @@ pub struct Attributes<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub requested_subject_id: Option<&'a str>,
+    /// At an inway: the organisation the calling gateway asked for (the assertion's `sub`).
+    #[serde(
+        rename = "doelpoort.requester",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub requester: Option<&'a str>,
+    /// `inway` for a record an inway wrote (absent at an outway).
+    #[serde(rename = "doelpoort.role", skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'a str>,
     /// The configured issuer whose signed token vouched for the actor and context.
     #[serde(
         rename = "doelpoort.token_issuer",
@@ -168,6 +203,30 @@ pub struct ApprovalRef<'a> {
     pub by: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'a str>,
+}
+
+/// `doelpoort.fsc`: FSC logging's record (members in canonical order).
+#[derive(Debug, Serialize)]
+pub struct FscRef<'a> {
+    pub destination: FscDestination<'a>,
+    pub direction: &'a str,
+    pub grant_hash: &'a str,
+    pub service_name: &'a str,
+    pub source: FscSource<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FscDestination<'a> {
+    pub service_peer_id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FscSource<'a> {
+    pub outway_peer_id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
 }
 
 /// `doelpoort.consumer`: which organisation called (configured id, name and OIN).
@@ -303,6 +362,25 @@ mod tests {
                     by: "teamleider-3",
                     role: Some("teamleider"),
                 }],
+                assertion_jti: Some("0f8fad5b-d9cb-469f-a165-70867728950e"),
+                fsc: Some(FscRef {
+                    destination: FscDestination {
+                        service_peer_id: "00000001999990011000",
+                        kind: "DESTINATION_TYPE_DESTINATION",
+                    },
+                    direction: "DIRECTION_OUTGOING",
+                    grant_hash: "$1$3$abc",
+                    service_name: "uwv",
+                    source: FscSource {
+                        outway_peer_id: "00000001999990000000",
+                        kind: "SOURCE_TYPE_SOURCE",
+                    },
+                }),
+                fsc_error_code: Some("ERROR_CODE_SERVICE_UNREACHABLE"),
+                provider_fields_released: Some(vec!["/uitkeringen/*/soort"]),
+                provider_fields_withheld: Some(vec![]),
+                requester: Some("00000001999990001000"),
+                role: Some("inway"),
                 case_change: None,
                 case_id: Some("casus-2026-001"),
                 consumer: Some(ConsumerRef {

@@ -489,6 +489,31 @@ impl Writer {
                         role: a.role.as_deref(),
                     })
                     .collect(),
+                assertion_jti: event.assertion_jti.as_deref(),
+                fsc: event.fsc.as_ref().map(|f| record::FscRef {
+                    destination: record::FscDestination {
+                        service_peer_id: &f.destination,
+                        kind: "DESTINATION_TYPE_DESTINATION",
+                    },
+                    direction: f.direction.as_str(),
+                    grant_hash: &f.grant_hash,
+                    service_name: &f.service,
+                    source: record::FscSource {
+                        outway_peer_id: &f.source,
+                        kind: "SOURCE_TYPE_SOURCE",
+                    },
+                }),
+                fsc_error_code: event.fsc_error_code.as_deref(),
+                provider_fields_released: event
+                    .provider_fields
+                    .as_ref()
+                    .map(|p| p.released.iter().map(String::as_str).collect()),
+                provider_fields_withheld: event
+                    .provider_fields
+                    .as_ref()
+                    .map(|p| p.withheld.iter().map(String::as_str).collect()),
+                requester: event.requester.as_deref(),
+                role: event.role,
                 case_id: event.case_id.as_deref(),
                 case_change: event.register_change.as_deref(),
                 consumer: event.consumer.as_ref().map(|c| ConsumerRef {

@@ -11,6 +11,7 @@
 //! `policies/` (who may see what, and why). Keeping them apart lets each change their part
 //! without touching the other's.
 
+pub mod ends;
 mod raw;
 pub mod store;
 mod validate;
@@ -21,6 +22,7 @@ mod tests;
 use crate::diagnostic::{from_yaml_error, Diagnostic, Diagnostics};
 use crate::id::Id;
 use crate::identity::{Fingerprint, Oin};
+pub use ends::{FscContract, FscInway, FscOutway, PeerAssertions, Role};
 use raw::RawConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -68,6 +70,10 @@ pub struct Config {
     /// keyed HMACs). Replicas must share it. Default: `household.key` next to the audit
     /// directory, made on first start.
     pub household_key: Option<PathBuf>,
+    /// Which end of the exchange this gateway is (SPEC §10).
+    pub role: Role,
+    /// At an inway: FSC access tokens accepted and issued (none: no FSC at this inway).
+    pub fsc: Option<FscInway>,
     /// Switches for the benchmark programs only: no configuration file can set them.
     #[cfg(feature = "benchmark-switches")]
     pub benchmark: BenchmarkSwitches,
@@ -223,6 +229,8 @@ pub struct ConsumerConfig {
     pub processor: Option<String>,
     /// May create, change and close its own cases in the case register (SPEC §8).
     pub case_admin: bool,
+    /// At an inway: the calling gateway's published assertion keys.
+    pub assertions: Option<PeerAssertions>,
 }
 
 /// Per consumer: may, must or does not present a token (defined with the consumer).
@@ -283,6 +291,8 @@ pub struct PartnerConfig {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub max_idle_connections: usize,
+    /// The partner runs an FSC inway: access tokens from its manager.
+    pub fsc: Option<FscOutway>,
 }
 
 impl Config {

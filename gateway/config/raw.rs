@@ -40,6 +40,12 @@ pub(super) struct RawConfig {
     /// The secret the case register's household HMACs are made with (shared by replicas).
     #[serde(default)]
     pub(super) household_key: Option<Spanned<String>>,
+    /// `outway` (the default: the consumers' side) or `inway` (in front of a provider).
+    #[serde(default)]
+    pub(super) role: Option<Spanned<String>>,
+    /// At an inway: accept FSC access tokens, and issue them for configured contracts.
+    #[serde(default)]
+    pub(super) fsc: Option<Spanned<super::ends::RawFscInway>>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +96,15 @@ pub(super) struct RawConsumer {
     /// May keep its own cases in the case register (SPEC §8).
     #[serde(default)]
     pub(super) case_admin: bool,
+    /// At an inway: where the calling gateway publishes its assertion keys (JWKS).
+    #[serde(default)]
+    pub(super) assertion_jwks: Option<Spanned<String>>,
+    /// CA certificates for an `https://` JWKS address.
+    #[serde(default)]
+    pub(super) assertion_jwks_trust: Vec<Spanned<String>>,
+    /// The `iss` its assertions name (default: its OIN).
+    #[serde(default)]
+    pub(super) assertion_issuer: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +156,9 @@ pub(super) struct RawPartner {
     pub(super) response_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) max_idle_connections: Option<Spanned<u64>>,
+    /// The partner runs an FSC inway: access tokens come from its manager.
+    #[serde(default)]
+    pub(super) fsc: Option<Spanned<super::ends::RawFscOutway>>,
 }
 
 #[derive(Deserialize)]

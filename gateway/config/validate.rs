@@ -22,7 +22,7 @@ pub(super) struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn error(&mut self, at: &serde_saphyr::Location, message: impl Into<String>) {
+    pub(super) fn error(&mut self, at: &serde_saphyr::Location, message: impl Into<String>) {
         self.diagnostics
             .push(Diagnostic::at(self.file, at, message.into()));
     }
@@ -83,6 +83,7 @@ impl Validator<'_> {
             None => DEFAULT_PROBLEM_BASE.to_string(),
         };
         let gateway_oin = raw.gateway_oin.as_ref().and_then(|o| self.oin(o));
+        let role = self.role(raw.role.as_ref());
 
         let mut consumer_ids = HashSet::new();
         let mut oins = HashSet::new();
@@ -160,7 +161,11 @@ impl Validator<'_> {
                     valid.then(|| p.value.clone())
                 }),
                 case_admin: c.case_admin,
+                assertions: c.assertion_jwks.as_ref().and_then(|j| {
+                    self.peer_assertions(j, &c.assertion_jwks_trust, c.assertion_issuer.as_ref())
+                }),
             });
+            self.check_end(role, c);
         }
 
         let tokens = raw.tokens.as_ref().map(|t| self.tokens(t));
@@ -184,7 +189,6 @@ impl Validator<'_> {
             }
             let url = self.partner_url(&p.url);
             partners.push(PartnerConfig {
-                id,
                 name: p.name.clone().unwrap_or_else(|| p.id.value.clone()),
                 oin: p.oin.as_ref().and_then(|o| self.oin(o)),
                 url,
@@ -194,6 +198,16 @@ impl Validator<'_> {
                 connect_timeout: self.duration(&p.connect_timeout, Duration::from_secs(2)),
                 response_timeout: self.duration(&p.response_timeout, Duration::from_secs(10)),
                 max_idle_connections: self.count(&p.max_idle_connections, 64, 0, 100_000),
+                fsc: p.fsc.as_ref().map(|f| {
+                    if role == super::Role::Inway {
+                        self.error(
+                            &f.referenced,
+                            "an inway calls the provider's own services; fsc: on a partner is for an outway calling an FSC inway",
+                        );
+                    }
+                    self.fsc_outway(f, &id)
+                }),
+                id,
             });
         }
 
@@ -209,7 +223,24 @@ impl Validator<'_> {
                 );
             }
         }
+        let fsc = raw.fsc.as_ref().map(|f| {
+            if role != super::Role::Inway {
+                self.error(
+                    &f.referenced,
+                    "a top-level fsc: block configures an inway (role: inway); an outway names fsc: per partner",
+                );
+            }
+            self.fsc_inway(f, &consumers, &partners, &tls)
+        });
+        if role == super::Role::Inway && gateway_oin.is_none() {
+            self.diagnostics.push(Diagnostic::file_error(
+                self.file,
+                "an inway needs gateway_oin: the provider's OIN, which assertions must name as their audience",
+            ));
+        }
         Config {
+            role,
+            fsc,
             source: Some(self.file.to_path_buf()),
             instance: raw
                 .instance
@@ -469,6 +500,35 @@ impl Validator<'_> {
         }
     }
 
+    /// What a consumer entry needs at this end: at an inway, the calling gateway's assertion
+    /// keys; at an outway, none (and no case register at an inway).
+    fn check_end(&mut self, role: super::Role, c: &RawConsumer) {
+        match role {
+            super::Role::Inway => {
+                if c.assertion_jwks.is_none() {
+                    self.error(
+                        &c.id.referenced,
+                        "at an inway every consumer is a calling gateway: give its assertion_jwks (where it publishes its assertion keys)",
+                    );
+                }
+                if c.case_admin {
+                    self.error(
+                        &c.id.referenced,
+                        "the case register is kept at the consumers' side (outway), not at an inway",
+                    );
+                }
+            }
+            super::Role::Outway => {
+                if let Some(j) = &c.assertion_jwks {
+                    self.error(
+                        &j.referenced,
+                        "assertion_jwks is for an inway (role: inway): an outway signs assertions, it does not verify them",
+                    );
+                }
+            }
+        }
+    }
+
     /// Every consumer that uses tokens names issuers, and every named issuer exists.
     fn check_token_issuers(
         &mut self,
@@ -529,7 +589,7 @@ impl Validator<'_> {
         }
     }
 
-    fn existing_file(&mut self, p: &Spanned<String>) -> PathBuf {
+    pub(super) fn existing_file(&mut self, p: &Spanned<String>) -> PathBuf {
         let path = self.resolve(&p.value);
         if !path.is_file() {
             self.error(
@@ -551,7 +611,7 @@ impl Validator<'_> {
         path
     }
 
-    fn file_list(&mut self, list: &[Spanned<String>], what: &str) -> Vec<PathBuf> {
+    pub(super) fn file_list(&mut self, list: &[Spanned<String>], what: &str) -> Vec<PathBuf> {
         if list.is_empty() {
             // No position for an empty list; point at the file so the message is still useful.
             self.diagnostics.push(Diagnostic::file_error(
@@ -578,7 +638,7 @@ impl Validator<'_> {
         }
     }
 
-    fn oin(&mut self, s: &Spanned<String>) -> Option<Oin> {
+    pub(super) fn oin(&mut self, s: &Spanned<String>) -> Option<Oin> {
         match Oin::parse(&s.value) {
             Ok(oin) => Some(oin),
             Err(e) => {
@@ -603,7 +663,7 @@ impl Validator<'_> {
     }
 
     /// A duration within `range`, or an error "'<value>' is not <expected>".
-    fn duration_within(
+    pub(super) fn duration_within(
         &mut self,
         v: &Spanned<String>,
         range: std::ops::RangeInclusive<Duration>,
@@ -618,7 +678,7 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&mut self, v: &Option<Spanned<String>>, default: Duration) -> Duration {
+    pub(super) fn duration(&mut self, v: &Option<Spanned<String>>, default: Duration) -> Duration {
         match v {
             None => default,
             Some(v) => match humantime::parse_duration(&v.value) {
@@ -641,7 +701,7 @@ impl Validator<'_> {
         }
     }
 
-    fn partner_url(&mut self, s: &Spanned<String>) -> http::Uri {
+    pub(super) fn partner_url(&mut self, s: &Spanned<String>) -> http::Uri {
         let fallback = http::Uri::from_static("https://invalid.invalid");
         let uri: http::Uri = match s.value.parse() {
             Ok(u) => u,

@@ -156,6 +156,7 @@ fn client(certs: &Path, consumer: &str) -> Result<DemoClient> {
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(10),
         max_idle_connections: 1,
+        fsc: None,
     };
     let tls = crate::tls::partner_client_config(&partner)
         .with_context(|| format!("the example certificate of {consumer}"))?;

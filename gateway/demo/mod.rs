@@ -294,6 +294,7 @@ pub fn demo_config(
                 processor: Some(format!("https://{}.example/", c.id)),
                 // SPEC §8: both demo municipalities keep their cases in the register.
                 case_admin: matches!(c.id.as_str(), "wijkteam-rotterdam" | "schuldhulp-utrecht"),
+                assertions: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -316,10 +317,13 @@ pub fn demo_config(
                 connect_timeout: Duration::from_secs(2),
                 response_timeout: Duration::from_secs(10),
                 max_idle_connections: 64,
+                fsc: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Config {
+        role: crate::config::Role::Outway,
+        fsc: None,
         source: None,
         instance: options.instance.clone().unwrap_or_else(|| "demo".into()),
         #[cfg(feature = "benchmark-switches")]

@@ -10,7 +10,6 @@ use crate::exchange::Exchange;
 use crate::headers::{
     self, DOELBINDING_ASSERTION, DOELBINDING_REQUESTER, FSC_TRANSACTION_ID, JSON, TRACEPARENT,
 };
-use crate::identity::Consumer;
 use crate::policy::decide::Permit;
 use crate::problem::{Problem, ProblemCode};
 use crate::state::GatewayState;
@@ -18,20 +17,51 @@ use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
 use bytes::Bytes;
 use http::header::{self as http_header, HeaderMap, HeaderValue};
 
+/// What the gateway says for itself on a forwarded request, besides the permit's lawful basis.
+pub(super) enum Credentials<'a> {
+    /// At an outway: a freshly signed assertion, and the FSC access token for a partner that
+    /// runs an FSC inway.
+    Outway { fsc_token: Option<&'a str> },
+    /// At an inway: the calling gateway's assertion and FSC token, passed on to the
+    /// provider's service as they arrived (FSC: the inway must not remove `Fsc-Authorization`).
+    Inway { incoming: &'a HeaderMap },
+}
+
 /// The permitted request: the caller's allow-listed headers, the gateway's own, and the
-/// signed assertion. A signing failure refuses the exchange: nothing is sent without it.
+/// signed assertion (its `jti` is returned for the record). A signing failure refuses the
+/// exchange: nothing is sent without it.
 pub(super) fn request(
     state: &GatewayState,
     call: &Call<'_>,
     permit: &Permit,
     body: Bytes,
     exchange: &Exchange,
-) -> Result<UpstreamRequest, Problem> {
-    let mut headers = forwarded_request_headers(!body.is_empty(), exchange, call.consumer);
-    headers.insert(
-        DOELBINDING_ASSERTION,
-        assertion(state, call, permit, exchange)?,
-    );
+    credentials: Credentials<'_>,
+) -> Result<(UpstreamRequest, Option<String>), Problem> {
+    let requester = exchange.requester.as_deref().or(call
+        .consumer
+        .oin
+        .as_ref()
+        .map(|o| o.as_str()));
+    let mut headers = forwarded_request_headers(!body.is_empty(), exchange, requester);
+    let jti = match credentials {
+        Credentials::Outway { fsc_token } => {
+            let (assertion, jti) = assertion(state, call, permit, exchange)?;
+            headers.insert(DOELBINDING_ASSERTION, assertion);
+            if let Some(token) = fsc_token.and_then(|t| HeaderValue::from_str(t).ok()) {
+                headers.insert(crate::fsc::FSC_AUTHORIZATION, sensitive(token));
+            }
+            Some(jti)
+        }
+        Credentials::Inway { incoming } => {
+            for name in [DOELBINDING_ASSERTION, crate::fsc::FSC_AUTHORIZATION] {
+                if let Some(value) = incoming.get(&name) {
+                    headers.insert(name, sensitive(value.clone()));
+                }
+            }
+            None
+        }
+    };
     // A HEAD is answered as the GET it mirrors would be, so the partner is asked the GET: its
     // answer is checked and minimised the same way, and only the body is left out.
     let method = if call.parts.method == http::Method::HEAD {
@@ -39,14 +69,24 @@ pub(super) fn request(
     } else {
         call.parts.method.clone()
     };
-    Ok(UpstreamRequest::new(
-        permit,
-        method,
-        call.path,
-        call.parts.uri.query(),
-        headers,
-        body,
+    Ok((
+        UpstreamRequest::new(
+            permit,
+            method,
+            call.path,
+            call.parts.uri.query(),
+            headers,
+            body,
+        ),
+        jti,
     ))
+}
+
+/// Credentials are unique per context, so HTTP/2 header compression gains nothing by
+/// indexing them; sensitive values are sent "never indexed" and kept out of the HPACK tables.
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
 }
 
 /// Sends the request and reads the partner's answer (within the response limit).
@@ -65,7 +105,7 @@ pub(super) async fn send(
 pub(super) fn forwarded_request_headers(
     has_body: bool,
     exchange: &Exchange,
-    consumer: &Consumer,
+    requester: Option<&str>,
 ) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(8);
     out.insert(http_header::ACCEPT, JSON);
@@ -82,26 +122,26 @@ pub(super) fn forwarded_request_headers(
         headers::transaction_id(exchange.transaction_id),
     );
     out.insert(TRACEPARENT, exchange.traceparent.clone());
-    if let Some(oin) = &consumer.oin {
-        if let Ok(v) = HeaderValue::from_str(oin.as_str()) {
-            out.insert(DOELBINDING_REQUESTER, v);
-        }
+    if let Some(v) = requester.and_then(|r| HeaderValue::from_str(r).ok()) {
+        out.insert(DOELBINDING_REQUESTER, v);
     }
     out
 }
 
 /// The signed statement of this exchange's lawful basis for the partner (see
-/// [`crate::assertion`]). A signing failure refuses the exchange: nothing is forwarded
-/// without it.
+/// [`crate::assertion`]), and its `jti`. A signing failure refuses the exchange: nothing is
+/// forwarded without it.
 fn assertion(
     state: &GatewayState,
     call: &Call<'_>,
     permit: &Permit,
     exchange: &Exchange,
-) -> Result<HeaderValue, Problem> {
+) -> Result<(HeaderValue, String), Problem> {
     let purpose = permit.purpose();
-    let mut tx = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let audit_record_id = exchange.transaction_id.hyphenated().encode_lower(&mut tx);
+    let data_subject = exchange
+        .subject
+        .as_ref()
+        .map(|bsn| format!("bsn={}", bsn.as_str()));
     let claims = crate::assertion::AssertionClaims {
         iss: &state.gateway_id,
         sub: call
@@ -118,18 +158,19 @@ fn assertion(
         legal_basis: purpose.legal_basis_text.as_deref(),
         processing_activity: purpose.processing_activity.as_deref(),
         case_id: exchange.case_id.as_deref(),
-        audit_record_id,
+        data_subject: data_subject.as_deref(),
+        cnf: crate::assertion::Confirmation {
+            x5t_s256: &call.partner.client_thumbprint,
+        },
     };
     state
         .assertions
         .sign(&claims)
         .ok()
-        .and_then(|token| HeaderValue::from_str(&token).ok())
-        .map(|mut value| {
-            // Unique per exchange, so HTTP/2 header compression gains nothing by indexing it;
-            // sensitive values are sent "never indexed" and kept out of the HPACK tables.
-            value.set_sensitive(true);
-            value
+        .and_then(|signed| {
+            HeaderValue::from_str(&signed.token)
+                .ok()
+                .map(|v| (sensitive(v), signed.jti))
         })
         .ok_or_else(|| {
             Problem::new(
@@ -142,6 +183,7 @@ fn assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Consumer;
     use http::header::HeaderName;
 
     #[test]
@@ -153,7 +195,11 @@ mod tests {
         );
         let exchange = Exchange::begin(&HeaderMap::new());
         for has_body in [false, true] {
-            let out = forwarded_request_headers(has_body, &exchange, &consumer);
+            let out = forwarded_request_headers(
+                has_body,
+                &exchange,
+                consumer.oin.as_ref().map(|o| o.as_str()),
+            );
             let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
             names.sort();
             let mut expected = vec![

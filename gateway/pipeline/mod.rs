@@ -25,6 +25,8 @@ mod admission;
 mod case;
 mod discovery;
 mod forward;
+mod inbound;
+mod other_end;
 mod record;
 mod register;
 mod release;
@@ -89,6 +91,10 @@ where
                 "the gateway failed while handling this request",
             ))
         });
+    let outcome = match state.inway.as_ref().and_then(|i| i.fsc.as_ref()) {
+        Some(_) => outcome.map_err(inbound::fsc_scope),
+        None => outcome,
+    };
     let concluded = Arc::new(exchange.conclude(outcome.as_ref().map(|_| ())));
     let outcome = record::record(state, &concluded, outcome).await;
     let mut response = respond::respond(state, &concluded, outcome);
@@ -115,6 +121,11 @@ where
     // happens meanwhile.
     let policy = state.policies.current();
     exchange.policy.clone_from(&policy);
+    if state.inway.is_some() {
+        exchange.role = Some("inway");
+        // The outway's transaction id is kept end to end (FSC logging).
+        exchange.transaction_id = inbound::transaction_id(request.headers())?;
+    }
     checkpoint(state, "identify");
     let consumer = admission::identify(connection)?;
     exchange.consumer = Some(consumer.clone());
@@ -122,6 +133,19 @@ where
     let (partner, path) =
         match admission::route(state, policy.as_deref(), &parts.method, parts.uri.path())? {
             Route::Partner { partner, path } => (partner, path),
+            Route::CaseRegister { path } if state.inway.is_some() => {
+                // An inway keeps no case register; its manager's token endpoint lives here.
+                exchange.audited = false;
+                let inway = state.inway.as_deref().expect("checked");
+                if format!("/doelpoort{path}") != crate::fsc::TOKEN_PATH {
+                    return Err(Problem::new(
+                        ProblemCode::UnknownRoute,
+                        "an inway serves its providers' services and its FSC token endpoint only",
+                    ));
+                }
+                let body = admission::read_body(body, &parts.headers, &state.limits).await?;
+                return inbound::token_endpoint(inway, connection, consumer, &parts, &body);
+            }
             Route::CaseRegister { path } => {
                 return register::serve(state, connection, exchange, consumer, &parts, path, body)
                     .await;
@@ -146,20 +170,26 @@ where
         today: crate::policy::today(),
     };
     checkpoint(state, "context");
-    let mut context = admission::declared_context(&parts.headers).inspect_err(|_| {
-        // The record still names the person if that header alone was valid.
-        exchange.subject = crate::context::declared_subject(&parts.headers);
-    })?;
-    // Noted before the token is checked (a refused token's record still names case and actor),
-    // and again after: the token may have filled in what the headers left out.
-    exchange.note_context(&context);
-    let token = admission::verify_token(state, connection, &call)?;
-    if let Some(token) = &token {
-        exchange.token_issuer = Some(token.issuer.clone());
-        admission::reconcile_token(&call, token, &mut context)?;
-        exchange.approvals.clone_from(&token.approvals);
-        exchange.note_context(&context);
-    }
+    let (context, token, vouched) = match state.inway.as_deref() {
+        // At an inway, the context is what the calling gateway's assertion states.
+        Some(inway) => {
+            let verified = inbound::admit(
+                inway,
+                connection,
+                consumer,
+                partner,
+                &parts.headers,
+                exchange,
+            )
+            .await?;
+            exchange.note_context(&verified.context);
+            (verified.context.clone(), None, Some(verified))
+        }
+        None => {
+            let (context, token) = caller_context(state, connection, &call, exchange)?;
+            (context, token, None)
+        }
+    };
     let policy = admission::require_policy(policy)?;
     let (permit, forwarded): (Permit, Bytes) = {
         // Read before deciding: grant conditions may look at the body. It is parsed (once)
@@ -171,33 +201,56 @@ where
         let decision = admission::decide(&policy, &call, &context, &body, token.as_ref());
         exchange.note_decision(&decision);
         let permit = decision.map_err(|denial| denial.problem)?;
+        if let Some(vouched) = &vouched {
+            inbound::check_legal_basis(&permit, vouched)?;
+        }
         let forwarded = admission::admit(state, &permit, token.as_ref(), &body)?;
         (permit, forwarded)
     };
-    checkpoint(state, "case");
-    let case = case::admit(state, &policy, &call, &context, &permit)?;
-    // The approval is spent in the store (shared by replicas) once the body has passed, and
-    // before the case's ledger is asked: a replayed approval is answered as a replay on every
-    // replica, whatever the ledger would say.
-    state.approvals.spend(&permit, token.as_ref()).await?;
-    let reservation = case::record(
-        state,
-        &policy,
-        &call,
-        &context,
-        &permit,
-        case,
-        &forwarded,
-        exchange,
-        token.as_ref(),
-    )
-    .await?;
+    // The case register is the consumers' side's (an inway keeps none).
+    let reservation = if vouched.is_none() {
+        checkpoint(state, "case");
+        let case = case::admit(state, &policy, &call, &context, &permit)?;
+        // The approval is spent in the store (shared by replicas) once the body has passed,
+        // and before the case's ledger is asked: a replayed approval is answered as a replay
+        // on every replica, whatever the ledger would say.
+        state.approvals.spend(&permit, token.as_ref()).await?;
+        case::record(
+            state,
+            &policy,
+            &call,
+            &context,
+            &permit,
+            case,
+            &forwarded,
+            exchange,
+            token.as_ref(),
+        )
+        .await?
+    } else {
+        None
+    };
     checkpoint(state, "forward");
     let answer = async {
-        let request = forward::request(state, &call, &permit, forwarded, exchange)?;
-        if changes_state(&call.parts.method) {
-            // Write-ahead: the partner may act on this request, so the record that it was
-            // sent is durable first; if it cannot be written, nothing is sent.
+        let fsc_token = match vouched {
+            Some(_) => None,
+            None => other_end::fsc_token(&call, exchange).await?,
+        };
+        let credentials = match vouched {
+            Some(_) => forward::Credentials::Inway {
+                incoming: &parts.headers,
+            },
+            None => forward::Credentials::Outway {
+                fsc_token: fsc_token.as_deref(),
+            },
+        };
+        let (request, jti) =
+            forward::request(state, &call, &permit, forwarded, exchange, credentials)?;
+        exchange.assertion_jti = jti.or(exchange.assertion_jti.take());
+        if changes_state(&call.parts.method) || exchange.fsc.is_some() || vouched.is_some() {
+            // Write-ahead: the partner may act on this request (or FSC's transaction log
+            // requires it), so the record that it was sent is durable first; if it cannot be
+            // written, nothing is sent.
             record::intent(state, exchange).await?;
         }
         Ok::<_, Problem>(forward::send(state, &call, request).await)
@@ -207,12 +260,44 @@ where
     case::settle(state, reservation.as_ref(), &answer).await;
     let answer = answer?;
     exchange.note_upstream(&answer);
+    other_end::note_provider(exchange, &answer);
     let answer = answer.map_err(|e| e.problem)?;
     checkpoint(state, "release");
     let released = release::release(state, &policy, &call, &permit, answer)?;
     exchange.fields_released = released.fields_released;
     exchange.fields_withheld = released.fields_withheld;
     Ok(released.response)
+}
+
+/// Phase *context* at an outway: the caller's declared `Doelbinding-*` headers and its signed
+/// token, lined up.
+fn caller_context(
+    state: &GatewayState,
+    connection: &Connection,
+    call: &Call<'_>,
+    exchange: &mut Exchange,
+) -> Result<
+    (
+        crate::context::RequestContext,
+        Option<crate::token::CallerToken>,
+    ),
+    Problem,
+> {
+    let mut context = admission::declared_context(&call.parts.headers).inspect_err(|_| {
+        // The record still names the person if that header alone was valid.
+        exchange.subject = crate::context::declared_subject(&call.parts.headers);
+    })?;
+    // Noted before the token is checked (a refused token's record still names case and actor),
+    // and again after: the token may have filled in what the headers left out.
+    exchange.note_context(&context);
+    let token = admission::verify_token(state, connection, call)?;
+    if let Some(token) = &token {
+        exchange.token_issuer = Some(token.issuer.clone());
+        admission::reconcile_token(call, token, &mut context)?;
+        exchange.approvals.clone_from(&token.approvals);
+        exchange.note_context(&context);
+    }
+    Ok((context, token))
 }
 
 /// Whether the partner may change something: every method but GET and HEAD.

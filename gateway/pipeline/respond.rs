@@ -24,7 +24,12 @@ pub(super) fn respond(
     let reason = outcome.as_ref().err().map(|p| p.code.as_str());
     let tx = headers::transaction_id(concluded.transaction_id);
     let mut response = match outcome {
-        Ok(response) => response,
+        Ok(mut response) => {
+            if state.inway.is_some() {
+                report_fields(concluded, response.headers_mut());
+            }
+            response
+        }
         Err(problem) => problem.into_response(&state.problem_base, tx.to_str().unwrap_or_default()),
     };
     response.headers_mut().insert(FSC_TRANSACTION_ID, tx);
@@ -41,6 +46,53 @@ pub(super) fn respond(
         elapsed,
     );
     response
+}
+
+/// At an inway: which fields the provider released and withheld, for the outway's record (as
+/// field paths, array positions as `*`, deduplicated; a BSN-like run of digits as `#`).
+fn report_fields(concluded: &Concluded, headers: &mut http::HeaderMap) {
+    for (name, pointers) in [
+        (
+            headers::DOELBINDING_FIELDS_RELEASED,
+            &concluded.fields_released,
+        ),
+        (
+            headers::DOELBINDING_FIELDS_WITHHELD,
+            &concluded.fields_withheld,
+        ),
+    ] {
+        let mut paths: Vec<String> = pointers.iter().map(field_path).collect();
+        paths.sort();
+        paths.dedup();
+        // Paths that are not plain visible ASCII (or would make the list ambiguous) are not
+        // reported; the inway's own record holds them all.
+        paths.retain(|p| !p.contains(',') && p.bytes().all(|b| b.is_ascii_graphic()));
+        paths.truncate(256);
+        if let Ok(value) = http::HeaderValue::from_str(&paths.join(",")) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// `/trajecten/0/zorginhoud` → `/trajecten/*/zorginhoud`; nine or more digits → `#`.
+fn field_path(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .map(|segment| {
+            let bsn_like = segment
+                .as_bytes()
+                .windows(9)
+                .any(|w| w.iter().all(u8::is_ascii_digit));
+            if bsn_like {
+                "#"
+            } else if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                "*"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The metrics' projection of an exchange.
@@ -112,4 +164,20 @@ fn log_access(
         upstream_status = concluded.upstream_status.map_or(0, |s| s.as_u16()),
         duration_us = elapsed.as_micros() as u64,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn field_paths_hide_positions_and_bsns() {
+        assert_eq!(
+            super::field_path("/trajecten/12/zorginhoud"),
+            "/trajecten/*/zorginhoud"
+        );
+        assert_eq!(
+            super::field_path("/kinderen/999990019/naam"),
+            "/kinderen/#/naam"
+        );
+        assert_eq!(super::field_path(""), "");
+    }
 }

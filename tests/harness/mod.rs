@@ -5,7 +5,10 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 mod demo_run;
+pub mod ends;
+pub mod fsc_peer;
 pub mod stores;
+pub mod wire;
 #[allow(unused_imports)] // only the tests on the demo use it
 pub use demo_run::{
     post_with_approval, post_with_approval_for, start_demo, time_out_approval,

@@ -1,0 +1,187 @@
+//! Admission at an inway (`role: inway`, SPEC §10): the provider's side of the exchange.
+//!
+//! Before the provider's own policy decides, the inway establishes what the calling gateway
+//! vouches for, in this order:
+//! 1. the transaction id the outway made (`Fsc-Transaction-Id`, a UUIDv7): kept end to end,
+//!    and required (FSC logging: a request without one is refused);
+//! 2. with FSC configured, the access token (`Fsc-Authorization`): signed by this inway's
+//!    token key, not expired, of this group, bound to the caller's certificate, and for the
+//!    service the path names;
+//! 3. the calling gateway's `Doelbinding-Assertion` (see [`crate::inway`]), whose statements
+//!    are the context decided on.
+//!
+//! After the decision, the legal basis the assertion states must be the one the provider's
+//! purpose names. The inway's token endpoint (FSC manager, client credentials) is here too.
+
+use crate::exchange::Exchange;
+use crate::fsc::{self, FscError};
+use crate::identity::{Connection, Consumer};
+use crate::inway::{Inway, VerifiedAssertion};
+use crate::policy::decide::Permit;
+use crate::problem::{Problem, ProblemCode};
+use crate::upstream::Partner;
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+
+/// The transaction id the outway made: required, and a UUIDv7 (FSC logging, as Doelpoort's
+/// profile fixes it).
+pub(super) fn transaction_id(headers: &HeaderMap) -> Result<uuid::Uuid, Problem> {
+    let mut values = headers.get_all(crate::headers::FSC_TRANSACTION_ID).iter();
+    let value = values.next().ok_or_else(|| {
+        FscError::MissingLogRecordId.problem("the request carries no Fsc-Transaction-Id")
+    })?;
+    let id = value
+        .to_str()
+        .ok()
+        .filter(|v| v.len() == uuid::fmt::Hyphenated::LENGTH && values.next().is_none())
+        .and_then(|v| uuid::Uuid::try_parse(v).ok())
+        .filter(|id| id.get_version_num() == 7);
+    id.ok_or_else(|| {
+        FscError::InvalidLogRecordId
+            .problem("the Fsc-Transaction-Id is not one UUIDv7 in hyphenated form")
+    })
+}
+
+/// Steps 2 and 3: the FSC access token (if the inway speaks FSC) and the assertion. Facts go
+/// into the exchange as they are established, so a refused request's record says how far it
+/// got.
+pub(super) async fn admit(
+    inway: &Inway,
+    connection: &Connection,
+    consumer: &Consumer,
+    partner: &Partner,
+    headers: &HeaderMap,
+    exchange: &mut Exchange,
+) -> Result<VerifiedAssertion, Problem> {
+    if let Some(tokens) = &inway.fsc {
+        let claims = tokens
+            .verify(
+                headers.get(fsc::FSC_AUTHORIZATION),
+                connection.fingerprint.as_ref(),
+                &consumer.id,
+            )
+            .map_err(|e| e.problem(fsc_detail(e)))?;
+        exchange.fsc = Some(claims.transaction_log(fsc::Direction::Incoming));
+        if claims.svc != partner.id.as_str() {
+            return Err(FscError::ServiceNotFound
+                .problem("the access token is for another service than the path names"));
+        }
+    }
+    let verified = inway
+        .verify(
+            consumer,
+            connection.fingerprint.as_ref(),
+            headers.get(crate::headers::DOELBINDING_ASSERTION),
+        )
+        .await?;
+    exchange.assertion_jti = Some(verified.jti.clone());
+    exchange.requester = Some(verified.requester.clone());
+    // The caller's headers may repeat what the assertion states, never contradict it.
+    let declared = headers
+        .get(crate::headers::DOELBINDING_PURPOSE)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    if declared.is_some_and(|p| Some(p) != verified.context.purpose.as_deref()) {
+        return Err(Problem::new(
+            ProblemCode::TokenMismatch,
+            "the Doelbinding-Purpose header differs from the purpose the assertion states",
+        ));
+    }
+    Ok(verified)
+}
+
+fn fsc_detail(e: FscError) -> &'static str {
+    match e {
+        FscError::AccessTokenMissing => "the request carries no FSC access token (Fsc-Authorization)",
+        FscError::AccessTokenExpired => "the FSC access token has expired",
+        FscError::WrongGroupIdInToken => "the FSC access token is for another group",
+        _ => "the FSC access token is not valid for this inway, this contract or this connection's certificate",
+    }
+}
+
+/// After the decision: the legal basis the calling gateway states must be the one the
+/// provider's purpose names (when it names one). Another basis is not the provider's grant.
+pub(super) fn check_legal_basis(
+    permit: &Permit,
+    verified: &VerifiedAssertion,
+) -> Result<(), Problem> {
+    let ours = permit.purpose().legal_basis_text.as_deref();
+    match ours {
+        Some(ours) if verified.legal_basis.as_deref().map(str::trim) != Some(ours.trim()) => {
+            Err(Problem::new(
+                ProblemCode::NotGranted,
+                "the legal basis the calling gateway states is not the one the provider's purpose names",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// At an inway that speaks FSC, a problem within FSC's scope carries FSC's code too.
+pub(super) fn fsc_scope(problem: Problem) -> Problem {
+    match (problem.fsc, FscError::of_problem(problem.code)) {
+        (None, Some(e)) => problem.with_fsc(e.code()),
+        _ => problem,
+    }
+}
+
+/// The inway's token endpoint (FSC core, "manager_tokens"): client credentials over mTLS,
+/// the grant hash as scope. The token's audience is the address the request came to (manager
+/// and inway share the listener).
+pub(super) fn token_endpoint(
+    inway: &Inway,
+    connection: &Connection,
+    consumer: &Consumer,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<Response<Full<Bytes>>, Problem> {
+    let Some(tokens) = &inway.fsc else {
+        return Err(Problem::new(
+            ProblemCode::UnknownRoute,
+            "this inway does not issue FSC access tokens",
+        ));
+    };
+    if parts.method != http::Method::POST {
+        return Err(Problem::method_not_allowed(
+            "the token endpoint is POST only",
+            "POST",
+        ));
+    }
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .ok_or_else(|| Problem::new(ProblemCode::ContextInvalid, "the request names no host"))?;
+    let fingerprint = connection
+        .fingerprint
+        .as_ref()
+        .ok_or_else(|| Problem::new(ProblemCode::UnknownConsumer, "no client certificate"))?;
+    let client = crate::fsc::tokens::TokenClient {
+        consumer: &consumer.id,
+        peer_id: consumer.oin.as_ref().map(|o| o.as_str()),
+        fingerprint,
+    };
+    let (status, body) = match tokens.issue(
+        body,
+        &client,
+        &format!("https://{authority}"),
+        crate::clock::unix_now() as u64,
+    ) {
+        Ok(token) => (
+            StatusCode::OK,
+            serde_json::json!({"access_token": token, "token_type": "bearer"}),
+        ),
+        Err(refusal) => {
+            tracing::info!(consumer = %consumer.id, error = refusal.error, "FSC token request refused");
+            (StatusCode::BAD_REQUEST, refusal.body())
+        }
+    };
+    Ok(crate::headers::json_answer(status, &body))
+}

@@ -1,0 +1,72 @@
+//! Phase *forward*, at an outway whose partner runs an inway: the FSC access token that goes
+//! with the request, and what the other end reports back (its FSC error code, the fields the
+//! provider released and withheld), kept for the record so both logs can be joined on
+//! `Fsc-Transaction-Id` (SPEC §10).
+
+use super::Call;
+use crate::exchange::{Exchange, ProviderFields};
+use crate::headers::{DOELBINDING_FIELDS_RELEASED, DOELBINDING_FIELDS_WITHHELD};
+use crate::problem::Problem;
+use crate::upstream::{UpstreamError, UpstreamResponse};
+use http::HeaderMap;
+
+/// The partner's FSC access token (none for a partner without FSC). Without one the request
+/// is not sent: the failure is the exchange's upstream error.
+pub(super) async fn fsc_token(
+    call: &Call<'_>,
+    exchange: &mut Exchange,
+) -> Result<Option<String>, Problem> {
+    match call.partner.fsc_token().await {
+        Ok(Some((token, claims))) => {
+            exchange.fsc = Some(claims.transaction_log(crate::fsc::Direction::Outgoing));
+            Ok(Some(token))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            let problem = e.problem.clone();
+            exchange.note_upstream(&Err(e));
+            Err(problem)
+        }
+    }
+}
+
+/// Reads the other end's report from its answer: a well-formed `Fsc-Error-Code`, and the
+/// provider's `Doelbinding-Fields-*` lists. Malformed reports are ignored (they are the
+/// provider's statement, recorded for joining logs, never trusted for the release).
+pub(super) fn note_provider(
+    exchange: &mut Exchange,
+    answer: &Result<UpstreamResponse, UpstreamError>,
+) {
+    let Ok(answer) = answer else {
+        return;
+    };
+    exchange.fsc_error_code = answer
+        .headers
+        .get(crate::fsc::FSC_ERROR_CODE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| crate::fsc::is_error_code(v))
+        .map(str::to_string);
+    let released = fields(&answer.headers, &DOELBINDING_FIELDS_RELEASED);
+    let withheld = fields(&answer.headers, &DOELBINDING_FIELDS_WITHHELD);
+    if released.is_some() || withheld.is_some() {
+        exchange.provider_fields = Some(ProviderFields {
+            released: released.unwrap_or_default(),
+            withheld: withheld.unwrap_or_default(),
+        });
+    }
+}
+
+/// A `Doelbinding-Fields-*` list: comma-separated field paths, each empty (the whole
+/// document) or starting with `/`, visible ASCII only, at most 256 of them.
+fn fields(headers: &HeaderMap, name: &http::HeaderName) -> Option<Vec<String>> {
+    let value = headers.get(name)?.to_str().ok()?;
+    if value.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    let list: Vec<String> = value.split(',').map(|p| p.trim().to_string()).collect();
+    let valid = list.len() <= 256
+        && list.iter().all(|p| {
+            p.is_empty() || (p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic()))
+        });
+    valid.then_some(list)
+}
