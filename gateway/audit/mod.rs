@@ -19,6 +19,7 @@
 //! central log in PostgreSQL, and `audit import`).
 
 pub mod central;
+pub mod join;
 pub mod query;
 pub mod record;
 pub mod segment;

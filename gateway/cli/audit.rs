@@ -11,6 +11,33 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
         AuditCommand::Verify {
             store: Some(url), ..
         } => verify_store(&url),
+        AuditCommand::Join {
+            consumer_side,
+            provider_side,
+            transaction_id,
+            format,
+        } => match crate::audit::join::join(
+            &consumer_side,
+            &provider_side,
+            transaction_id.as_deref(),
+        ) {
+            Ok(joined) => {
+                use crate::audit::query::Format;
+                match format {
+                    Format::Json => print!("{}", crate::audit::join::json_lines(&joined)),
+                    Format::Table => print!("{}", crate::audit::join::table(&joined)),
+                    Format::Csv => {
+                        eprintln!("doelpoort audit join: --format is table or json");
+                        return ExitCode::from(2);
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("doelpoort audit join: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         AuditCommand::Import { dir, store } => match crate::audit::central::import(&dir, &store) {
             Ok(imported) => {
                 println!(

@@ -285,6 +285,20 @@ pub enum AuditCommand {
         #[arg(long)]
         register: Option<String>,
     },
+    /// One exchange from both ends (SPEC §10): the consumer side's log joined with a provider
+    /// inway's on `Fsc-Transaction-Id`. Both chains are verified first.
+    Join {
+        /// The consumer side's (outway's) audit directory.
+        consumer_side: PathBuf,
+        /// The provider's inway's audit directory.
+        provider_side: PathBuf,
+        /// Only this exchange.
+        #[arg(long)]
+        transaction_id: Option<String>,
+        /// `table` for people, `json` (one line per exchange) for tools.
+        #[arg(long, value_enum, default_value_t = crate::audit::query::Format::Table)]
+        format: crate::audit::query::Format,
+    },
     /// Copy a replica's file log into the central store (idempotent; verified before and after).
     Import {
         /// The audit directory.

@@ -76,8 +76,7 @@ impl FscError {
     /// The problem this error is answered with at an inway: Doelpoort's code and status,
     /// FSC's code in `Fsc-Error-Code` and in the body's `fsc` object.
     pub fn problem(self, detail: &'static str) -> crate::problem::Problem {
-        crate::problem::Problem::new(self.problem_code(), detail)
-            .with_fsc(self.code())
+        crate::problem::Problem::new(self.problem_code(), detail).with_fsc(self.code())
     }
 
     /// The FSC error for a Doelpoort problem at an inway, where FSC names one.
