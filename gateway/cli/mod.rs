@@ -490,6 +490,12 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     for p in &demo.partners {
         println!("  mock partner:   https://{}", p.addr);
     }
+    for (inway, partner) in demo.inways.iter().zip(demo::inway::INWAY_PARTNERS) {
+        println!(
+            "  inway:          https://{} in front of {partner} (its own release profile: policies/providers/{partner}/; FSC)",
+            inway.local_addr
+        );
+    }
     println!(
         "  audit log dir:  {}",
         options.data_dir.join("audit").display()
@@ -528,6 +534,17 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     println!();
     println!("# check the hash chain of the audit log");
     println!("doelpoort audit verify {audit}");
+    println!();
+    println!("# youth care answers through its own inway, which minimises at the source: the care");
+    println!("# content never leaves the provider. One exchange from both ends (join on the");
+    println!("# Fsc-Transaction-Id of the youth-care call above that answered 200):");
+    for partner in demo::inway::INWAY_PARTNERS {
+        println!(
+            "doelpoort audit join {} {}",
+            options.data_dir.join("audit").display(),
+            options.data_dir.join(format!("inway-{partner}")).join("audit").display()
+        );
+    }
     println!("# what happened with the data of test person 999990019 (GDPR art. 15)");
     println!("doelpoort audit query {audit} --subject 999990019");
     println!();

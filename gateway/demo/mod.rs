@@ -8,6 +8,7 @@
 mod calls;
 pub mod cases;
 pub mod data;
+pub mod inway;
 
 pub use calls::{example_calls, format_example_calls, ExampleCall};
 pub mod tokens;
@@ -205,6 +206,7 @@ pub fn demo_handler(partner: &'static str) -> MockHandler {
 
 // ---- the demo --------------------------------------------------------------------------------
 
+#[derive(Clone)]
 pub struct DemoOptions {
     /// Directory holding certs-example/, policies/ and schemas/ (the repository root).
     pub root: PathBuf,
@@ -224,6 +226,8 @@ pub struct DemoOptions {
 pub struct Demo {
     pub gateway: RunningGateway,
     pub partners: Vec<MockPartner>,
+    /// The providers' inways (see [`inway`]).
+    pub inways: Vec<RunningGateway>,
     pub config: Config,
 }
 
@@ -430,7 +434,27 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
         addrs.push((id.to_string(), partner.addr));
         partners.push(partner);
     }
-    let config = demo_config(options, &addrs)?;
+    // The inways fetch the gateway's assertion keys from its admin listener, so its address
+    // is fixed before either starts.
+    let mut options = DemoOptions { ..options.clone() };
+    if options.admin_listen.port() == 0 {
+        options.admin_listen.set_port(inway::free_port()?);
+    }
+    let jwks = format!("http://{}/.well-known/jwks.json", options.admin_listen);
+    let mut inways = Vec::new();
+    for (id, addr) in addrs.iter_mut() {
+        if inway::INWAY_PARTNERS.contains(&id.as_str()) {
+            let running = inway::start(&options.root, &options.data_dir, id, *addr, &jwks).await?;
+            *addr = running.local_addr;
+            inways.push((id.clone(), running));
+        }
+    }
+    let mut config = demo_config(&options, &addrs)?;
+    for partner in config.partners.iter_mut() {
+        if let Some((_, running)) = inways.iter().find(|(id, _)| *id == partner.id.as_str()) {
+            inway::route_through(partner, running.local_addr)?;
+        }
+    }
     let gateway = server::start(&config).await?;
     cases::register(&certs, gateway.local_addr)
         .await
@@ -438,6 +462,7 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
     Ok(Demo {
         gateway,
         partners,
+        inways: inways.into_iter().map(|(_, g)| g).collect(),
         config,
     })
 }

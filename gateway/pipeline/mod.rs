@@ -123,8 +123,6 @@ where
     exchange.policy.clone_from(&policy);
     if state.inway.is_some() {
         exchange.role = Some("inway");
-        // The outway's transaction id is kept end to end (FSC logging).
-        exchange.transaction_id = inbound::transaction_id(request.headers())?;
     }
     checkpoint(state, "identify");
     let consumer = admission::identify(connection)?;
@@ -162,6 +160,11 @@ where
             }
         };
     exchange.partner = Some(partner.clone());
+    if state.inway.is_some() {
+        // The outway's transaction id is kept end to end (FSC logging); a request to a
+        // service without one is refused.
+        exchange.transaction_id = inbound::transaction_id(&parts.headers)?;
+    }
     let call = Call {
         consumer,
         partner,

@@ -106,6 +106,8 @@ pub struct EndsSpec {
     pub outway_grant_hash: Option<&'static str>,
     /// The inway's listen address (default 127.0.0.1:0).
     pub inway_listen: Option<&'static str>,
+    /// The provider's service (default: [`SERVICE_ANSWER`], at once); recorded either way.
+    pub service: Option<MockHandler>,
 }
 
 /// Two running gateways and the provider's service.
@@ -142,7 +144,11 @@ impl Ends {
         let (assertion_key, _) = doelpoort::pki::signing_key_pair().unwrap();
         std::fs::write(dir.join("assertion.key"), assertion_key).unwrap();
 
-        let (handler, received) = recording(fixed(StatusCode::OK, SERVICE_ANSWER, Duration::ZERO));
+        let service = spec
+            .service
+            .clone()
+            .unwrap_or_else(|| fixed(StatusCode::OK, SERVICE_ANSWER, Duration::ZERO));
+        let (handler, received) = recording(service);
         let service = start_partner(&pki, handler).await;
         // The outway's admin port is chosen first: the inway fetches its JWKS there.
         let outway_admin_port = free_port();
