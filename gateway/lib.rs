@@ -20,11 +20,11 @@
 //! | module | what it is for |
 //! |---|---|
 //! | [`cli`] | subcommands (`run`, `demo`, `check`, `policy …`, `audit …`, `case …`, `certs …`) |
-//! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp, the escalation team), their synthetic data, the demo's cases |
+//! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp, the escalation team), their synthetic data, the demo's cases, youth care's inway |
 //! | [`server`] | listeners, connection tasks, limits, graceful shutdown |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics`, the JWKS |
 //! | [`state`] | [`state::GatewayState`]: everything an exchange needs, built once from the configuration |
-//! | [`pipeline`] | the spine that runs one exchange through its phases, one file per phase: admission (identify, route, context, token, decide, admit), forward, release, discovery, record, respond |
+//! | [`pipeline`] | the spine that runs one exchange through its phases, one file per phase: admission (identify, route, context, token, decide, admit), inbound (an inway's admission), forward, other end (FSC token, the provider's report), release, discovery, record, respond |
 //! | [`cases`] | the case register (SPEC §8): its API on the data listener, phase *case* against each replica's copy in memory, the time-out ledger, purge |
 //! | [`audit`] | phase *record*: the hash-chained audit log, group commit (to files or PostgreSQL), verify, query and import |
 //! | [`store`] | state shared by replicas and restarts (SPEC §9): embedded SQLite or PostgreSQL, migrations, spent approvals, the case register's rows |
@@ -34,6 +34,8 @@
 //! | [`minimise`] | one streaming pass (strict JSON, schema shape, granted fields, transforms), the tree path as reference; [`minimise::Released`] |
 //! | [`token`] | signed caller tokens bound to the client certificate, and the approvals they carry |
 //! | [`assertion`] | the signed `Doelbinding-Assertion` to partners and the gateway's JWKS |
+//! | [`inway`] | the provider's end (`role: inway`, SPEC §10): the calling gateways' assertions, verified against their JWKS |
+//! | [`fsc`] | FSC: access tokens (issued and checked at an inway, fetched and cached at an outway), error codes, logging fields |
 //! | [`metrics`] | Prometheus metrics with bounded labels |
 //! | [`tls`] | TLS contexts (inbound mTLS, outbound per partner), peer identity, handshake failures |
 //! | [`identity`] | certificate → [`identity::Consumer`]; `Oin`, fingerprints |
@@ -61,7 +63,8 @@
 //!   never a released value; a BSN is stored only as a keyed HMAC.
 //! - It does not minimise XML/SOAP, compressed or streamed (unbounded) bodies: bodies are read
 //!   whole within limits and must be JSON.
-//! - It does not speak FSC's contract management yet. Replicas share spent approvals and the
+//! - It does not speak FSC's contract management or delegation (docs/fsc.md): contracts are
+//!   configured as grant hashes. Replicas share spent approvals and the
 //!   case register through the store; each instance keeps its own audit chain (in files, or
 //!   side by side in PostgreSQL).
 #![forbid(unsafe_code)]

@@ -3,8 +3,9 @@
 
 mod harness;
 
-use harness::ends::{Ends, EndsSpec, SECRET};
+use harness::ends::{transaction_id, Ends, EndsSpec, SECRET};
 use http::StatusCode;
+use std::time::Duration;
 
 /// A field the provider's release profile withholds never leaves the provider: not in the
 /// bytes on the wire between the gateways, not in the answer; both logs say so and join on
@@ -78,9 +79,6 @@ async fn a_field_withheld_at_the_source_never_crosses_the_wire() {
 
 // ---- Assertions the inway refuses (without FSC) ----------------------------------------------
 
-use harness::ends::transaction_id;
-use std::time::Duration;
-
 /// Sends a request straight to the inway as the outway (`gateway-client`) would, with a new
 /// transaction id and `assertion`: the answer and the transaction id.
 async fn to_inway(ends: &Ends, assertion: String) -> (harness::TestResponse, String) {
@@ -139,7 +137,10 @@ async fn a_fresh_valid_assertion_sent_directly_is_accepted() {
     assert_eq!(r.json()["inkomen"], 2150);
     assert!(r.json().get("werkgever").is_none());
     assert_eq!(ends.received.count(), 1);
-    assert_eq!(ends.received.last().headers["fsc-transaction-id"], tx.as_str());
+    assert_eq!(
+        ends.received.last().headers["fsc-transaction-id"],
+        tx.as_str()
+    );
 }
 
 #[tokio::test]
@@ -238,5 +239,8 @@ async fn replayed_assertion_past_its_life_is_refused() {
         .collect();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["attributes"]["doelpoort.decision"], "deny");
-    assert_eq!(records[0]["attributes"]["doelpoort.reason"], "token-invalid");
+    assert_eq!(
+        records[0]["attributes"]["doelpoort.reason"],
+        "token-invalid"
+    );
 }

@@ -108,6 +108,9 @@ pub struct EndsSpec {
     pub inway_listen: Option<&'static str>,
     /// The provider's service (default: [`SERVICE_ANSWER`], at once); recorded either way.
     pub service: Option<MockHandler>,
+    /// The outway calls the service directly, as if there were no inway (the baseline of the
+    /// second hop's cost).
+    pub bypass_inway: bool,
 }
 
 /// Two running gateways and the provider's service.
@@ -215,6 +218,11 @@ partners:
             None
         };
         let partner_port = tap.as_ref().map_or(inway_addr.port(), |t| t.addr.port());
+        let partner_url = if spec.bypass_inway {
+            format!("https://localhost:{}", service.addr.port())
+        } else {
+            format!("https://localhost:{partner_port}/uwv")
+        };
         let partner_fsc = if spec.fsc {
             format!(
                 r#"    fsc:
@@ -254,7 +262,7 @@ consumers:
 partners:
   - id: uwv
     oin: "{PARTNER_OIN}"
-    url: https://localhost:{partner_port}/uwv
+    url: {partner_url}
     client_certificate: {d}/gateway-client.crt
     client_key: {d}/gateway-client.key
     trust: [{d}/ca.crt]
