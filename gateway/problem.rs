@@ -221,10 +221,10 @@ pub struct Problem {
     /// Only for `method-not-allowed`: the methods the resource does allow (the `Allow` header
     /// RFC 9110 §15.5.6 requires).
     pub allow: Option<Cow<'static, str>>,
-    /// An error within FSC's scope (only an inway answers with one): its FSC code
-    /// (`Fsc-Error-Code`). The body then also holds FSC's error object, under `fsc`
-    /// (Doelpoort's own `code` keeps its meaning), with domain `ERROR_DOMAIN_INWAY`.
-    pub fsc: Option<&'static str>,
+    /// An error within FSC's scope: FSC's code (`Fsc-Error-Code`) and the domain of the
+    /// component answering (`ERROR_DOMAIN_INWAY`/`_OUTWAY`). The body then also holds FSC's
+    /// error object, under `fsc` (Doelpoort's own `code` keeps its meaning).
+    pub fsc: Option<&'static (&'static str, &'static str)>,
 }
 
 impl Problem {
@@ -238,9 +238,9 @@ impl Problem {
         }
     }
 
-    /// This problem as an error within FSC's scope, at an inway: `code` is FSC's error code.
-    pub fn with_fsc(mut self, code: &'static str) -> Self {
-        self.fsc = Some(code);
+    /// This problem as an error within FSC's scope: FSC's `(code, domain)`.
+    pub fn with_fsc(mut self, tag: &'static (&'static str, &'static str)) -> Self {
+        self.fsc = Some(tag);
         self
     }
 
@@ -307,9 +307,9 @@ impl Problem {
             detail: &self.detail,
             code: self.code.as_str(),
             transaction_id,
-            fsc: self.fsc.map(|code| FscObject {
+            fsc: self.fsc.map(|&(code, domain)| FscObject {
                 code,
-                domain: "ERROR_DOMAIN_INWAY",
+                domain,
                 message: &self.detail,
             }),
         };
@@ -332,7 +332,7 @@ impl Problem {
         {
             response.headers_mut().insert(header::ALLOW, allow);
         }
-        if let Some(code) = self.fsc.and_then(|c| HeaderValue::from_str(c).ok()) {
+        if let Some(code) = self.fsc.and_then(|(c, _)| HeaderValue::from_str(c).ok()) {
             response
                 .headers_mut()
                 .insert(HeaderName::from_static("fsc-error-code"), code);

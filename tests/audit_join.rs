@@ -12,7 +12,10 @@ async fn both_logs_join_on_the_transaction_id() {
     let ends = Ends::start(EndsSpec::default()).await;
     let r = ends.call().await;
     assert_eq!(r.status, StatusCode::OK);
-    let tx = r.headers["fsc-transaction-id"].to_str().unwrap().to_string();
+    let tx = r.headers["fsc-transaction-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let (outway, inway) = (ends.pki.path("outway-audit"), ends.pki.path("inway-audit"));
     let (code, out) = run_doelpoort([
         "audit".as_ref(),

@@ -30,6 +30,10 @@ const PEER_GRANT: &str =
 /// What the peer's service answers; the outway's grant releases `ok`.
 const PEER_ANSWER: &str = r#"{"ok":"answer-of-the-peers-service"}"#;
 
+/// Per transaction id: the outway's records on disk at the moment the peer's service was
+/// called.
+type SeenByService = Arc<Mutex<Vec<(String, Vec<Value>)>>>;
+
 /// A Doelpoort outway whose partner `uwv` is the peer's inway (FSC service `dienst`), and
 /// the peer; the peer's service looks into the outway's audit log when it is called.
 struct OutwayToPeer {
@@ -38,15 +42,14 @@ struct OutwayToPeer {
     outway: GatewayProcess,
     port: u16,
     admin: String,
-    /// Per transaction id: the outway's records on disk at the moment the service was called.
-    seen_by_service: Arc<Mutex<Vec<(String, Vec<Value>)>>>,
+    seen_by_service: SeenByService,
 }
 
 impl OutwayToPeer {
     async fn start() -> Self {
         let pki = TestPki::new();
         let audit = pki.path("audit");
-        let seen_by_service: Arc<Mutex<Vec<(String, Vec<Value>)>>> = Arc::default();
+        let seen_by_service: SeenByService = Arc::default();
         let service: doelpoort::demo::MockHandler = {
             let seen = seen_by_service.clone();
             Arc::new(move |req| {
@@ -807,9 +810,12 @@ async fn integration_consume_service_2() {
     );
 }
 
-/// Then the consuming Peer should have created a TransactionLog record, and the providing Peer
-/// should have created a TransactionLog record, and the TransactionID of the TransactionLog
-/// records should match.
+/// Then the consuming Peer should have created a TransactionLog record
+/// And the providing Peer should have created a TransactionLog record
+/// And the TransactionID of the TransactionLog records should match
+///
+/// (The suite's overview names it Integration-TransactionLog-1, its heading
+/// Integration-Transaction-1.)
 #[tokio::test]
 async fn integration_transaction_log_1() {
     let ends = fsc_ends().await;

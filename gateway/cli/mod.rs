@@ -542,7 +542,11 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
         println!(
             "doelpoort audit join {} {}",
             options.data_dir.join("audit").display(),
-            options.data_dir.join(format!("inway-{partner}")).join("audit").display()
+            options
+                .data_dir
+                .join(format!("inway-{partner}"))
+                .join("audit")
+                .display()
         );
     }
     println!("# what happened with the data of test person 999990019 (GDPR art. 15)");

@@ -7,8 +7,8 @@
 //! The other demo partners are called directly, as partners without an inway are.
 
 use crate::config::{
-    Config, ConsumerConfig, FscContract, FscInway, FscOutway, Limits, ListenerTls,
-    PartnerConfig, PeerAssertions, Role,
+    Config, ConsumerConfig, FscContract, FscInway, FscOutway, Limits, ListenerTls, PartnerConfig,
+    PeerAssertions, Role,
 };
 use crate::identity::Oin;
 use crate::server::{self, RunningGateway};
@@ -28,7 +28,9 @@ const CALLER: &str = "gemeente-voorbeeldstad";
 /// A free loopback port (the inway must be known before the outway's configuration is made,
 /// and the outway's admin address before the inway's).
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Starts `partner`'s inway in front of its mock service at `service`; it fetches the

@@ -43,7 +43,7 @@ pub enum FscError {
 }
 
 impl FscError {
-    pub fn code(self) -> &'static str {
+    pub const fn code(self) -> &'static str {
         match self {
             Self::AccessTokenMissing => "ERROR_CODE_ACCESS_TOKEN_MISSING",
             Self::AccessTokenInvalid => "ERROR_CODE_ACCESS_TOKEN_INVALID",
@@ -76,7 +76,16 @@ impl FscError {
     /// The problem this error is answered with at an inway: Doelpoort's code and status,
     /// FSC's code in `Fsc-Error-Code` and in the body's `fsc` object.
     pub fn problem(self, detail: &'static str) -> crate::problem::Problem {
-        crate::problem::Problem::new(self.problem_code(), detail).with_fsc(self.code())
+        crate::problem::Problem::new(self.problem_code(), detail).with_fsc(self.tag(Side::Inway))
+    }
+
+    /// The code with the domain of the side that answers with it (FSC's error object).
+    pub fn tag(self, side: Side) -> &'static (&'static str, &'static str) {
+        let index = self as usize;
+        match side {
+            Side::Inway => &INWAY_TAGS[index],
+            Side::Outway => &OUTWAY_TAGS[index],
+        }
     }
 
     /// The FSC error for a Doelpoort problem at an inway, where FSC names one.
@@ -90,6 +99,40 @@ impl FscError {
             _ => None,
         }
     }
+}
+
+/// Which FSC component answers with an error (its `domain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Inway,
+    Outway,
+}
+
+const ALL: [FscError; 9] = [
+    FscError::AccessTokenMissing,
+    FscError::AccessTokenInvalid,
+    FscError::AccessTokenExpired,
+    FscError::WrongGroupIdInToken,
+    FscError::ServiceNotFound,
+    FscError::ServiceUnreachable,
+    FscError::TransactionLogWriteError,
+    FscError::MissingLogRecordId,
+    FscError::InvalidLogRecordId,
+];
+
+/// `(code, domain)` per error, in declaration order: a problem carries a reference to one
+/// (keeping the problem small; it travels in every `Result` of the pipeline).
+static INWAY_TAGS: [(&str, &str); 9] = tags("ERROR_DOMAIN_INWAY");
+static OUTWAY_TAGS: [(&str, &str); 9] = tags("ERROR_DOMAIN_OUTWAY");
+
+const fn tags(domain: &'static str) -> [(&'static str, &'static str); 9] {
+    let mut out = [("", domain); 9];
+    let mut i = 0;
+    while i < ALL.len() {
+        out[i] = (ALL[i].code(), domain);
+        i += 1;
+    }
+    out
 }
 
 /// Whether a partner's `Fsc-Error-Code` has the form of an FSC code (upper-case letters and
@@ -141,6 +184,11 @@ mod tests {
             "ERROR_CODE_ACCESS_TOKEN_MISSING"
         );
         assert_eq!(FscError::MissingLogRecordId.code(), "MISSING_LOG_RECORD_ID");
+        for (i, e) in ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "ALL is in declaration order");
+            assert_eq!(e.tag(Side::Inway), &(e.code(), "ERROR_DOMAIN_INWAY"));
+            assert_eq!(e.tag(Side::Outway), &(e.code(), "ERROR_DOMAIN_OUTWAY"));
+        }
         assert!(is_error_code("ERROR_CODE_SERVICE_UNREACHABLE"));
         assert!(!is_error_code("error <script>"));
         assert!(!is_error_code(""));

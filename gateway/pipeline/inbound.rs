@@ -120,7 +120,7 @@ pub(super) fn check_legal_basis(
 /// At an inway that speaks FSC, a problem within FSC's scope carries FSC's code too.
 pub(super) fn fsc_scope(problem: Problem) -> Problem {
     match (problem.fsc, FscError::of_problem(problem.code)) {
-        (None, Some(e)) => problem.with_fsc(e.code()),
+        (None, Some(e)) => problem.with_fsc(e.tag(fsc::Side::Inway)),
         _ => problem,
     }
 }

@@ -91,12 +91,16 @@ where
                 "the gateway failed while handling this request",
             ))
         });
-    let outcome = match state.inway.as_ref().and_then(|i| i.fsc.as_ref()) {
-        Some(_) => outcome.map_err(inbound::fsc_scope),
-        None => outcome,
-    };
     let concluded = Arc::new(exchange.conclude(outcome.as_ref().map(|_| ())));
     let outcome = record::record(state, &concluded, outcome).await;
+    // Within FSC's scope a refusal also carries FSC's code: at an inway that speaks FSC, and
+    // at an outway for an exchange with an FSC partner whose transaction log failed. Mapped
+    // after the record, which may itself have refused the exchange.
+    let outcome = match (&state.inway, &concluded.fsc) {
+        (Some(inway), _) if inway.fsc.is_some() => outcome.map_err(inbound::fsc_scope),
+        (None, Some(_)) => outcome.map_err(other_end::fsc_scope),
+        _ => outcome,
+    };
     let mut response = respond::respond(state, &concluded, outcome);
     if head {
         // The answer to a HEAD carries the GET's status and headers, never a body (over

@@ -30,6 +30,17 @@ pub(super) async fn fsc_token(
     }
 }
 
+/// At an outway, for an exchange with an FSC partner: a transaction log that could not be
+/// written is an error within FSC's scope (logging 1.0, Outway "Error response").
+pub(super) fn fsc_scope(problem: Problem) -> Problem {
+    if problem.code == crate::problem::ProblemCode::AuditUnavailable && problem.fsc.is_none() {
+        problem
+            .with_fsc(crate::fsc::FscError::TransactionLogWriteError.tag(crate::fsc::Side::Outway))
+    } else {
+        problem
+    }
+}
+
 /// Reads the other end's report from its answer: a well-formed `Fsc-Error-Code`, and the
 /// provider's `Doelbinding-Fields-*` lists. Malformed reports are ignored (they are the
 /// provider's statement, recorded for joining logs, never trusted for the release).

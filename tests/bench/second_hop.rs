@@ -7,7 +7,6 @@
 //! `cargo bench --bench second_hop` (optionally `-- ROUNDS`, default 2000).
 
 #[path = "../harness/mod.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use bytes::Bytes;
@@ -32,7 +31,10 @@ async fn measure(spec: EndsSpec, rounds: usize) -> Vec<Duration> {
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     for _ in 0..rounds / 10 {
-        assert_eq!(harness::send(&client, request()).await.status, StatusCode::OK);
+        assert_eq!(
+            harness::send(&client, request()).await.status,
+            StatusCode::OK
+        );
     }
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {

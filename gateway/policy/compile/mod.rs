@@ -121,7 +121,11 @@ fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
             if path.is_dir() {
                 // `tests/` holds policy tests; `providers/` the release profiles of providers'
                 // inways (SPEC §10), each a policy directory of its own.
-                if !(top && path.file_name().is_some_and(|n| n == "tests" || n == "providers")) {
+                if !(top
+                    && path
+                        .file_name()
+                        .is_some_and(|n| n == "tests" || n == "providers"))
+                {
                     walk(&path, false, out)?;
                 }
             } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
