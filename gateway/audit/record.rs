@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// `prev_hash` of the very first record of a log.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -215,6 +216,24 @@ pub struct FscRef<'a> {
     pub source: FscSource<'a>,
 }
 
+impl<'a> FscRef<'a> {
+    pub fn of(log: &'a crate::fsc::TransactionLog) -> Self {
+        Self {
+            destination: FscDestination {
+                service_peer_id: &log.destination,
+                kind: "DESTINATION_TYPE_DESTINATION",
+            },
+            direction: log.direction.as_str(),
+            grant_hash: &log.grant_hash,
+            service_name: &log.service,
+            source: FscSource {
+                outway_peer_id: &log.source,
+                kind: "SOURCE_TYPE_SOURCE",
+            },
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct FscDestination<'a> {
     pub service_peer_id: &'a str,
@@ -350,9 +369,42 @@ impl StoredRecord {
     }
 }
 
+/// A JSON pointer as the log may hold it. Pointers name member keys of the partner's answer,
+/// and a partner keying a map by BSN would put one in a pointer: every run of nine or more
+/// digits is replaced by `#` (array positions are far shorter).
+pub fn scrub(pointer: &str) -> Cow<'_, str> {
+    let bytes = pointer.as_bytes();
+    let long_run = bytes
+        .chunk_by(|a, b| a.is_ascii_digit() == b.is_ascii_digit())
+        .any(|run| run.len() >= 9 && run[0].is_ascii_digit());
+    if !long_run {
+        return Cow::Borrowed(pointer);
+    }
+    let mut out = String::with_capacity(pointer.len());
+    for run in pointer
+        .as_bytes()
+        .chunk_by(|a, b| a.is_ascii_digit() == b.is_ascii_digit())
+    {
+        if run.len() >= 9 && run[0].is_ascii_digit() {
+            out.push('#');
+        } else {
+            // Runs split only between ASCII digits and other bytes: always on a char boundary.
+            out.push_str(std::str::from_utf8(run).unwrap_or("?"));
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pointers_lose_long_digit_runs() {
+        assert_eq!(scrub("/uitkeringen/12/soort"), "/uitkeringen/12/soort");
+        assert_eq!(scrub("/personen/999990019/naam"), "/personen/#/naam");
+        assert_eq!(scrub("/x999990019y/é/1234567890"), "/x#y/é/#");
+    }
 
     fn sample<'a>(prev: &'a str, seq: u64) -> Record<'a> {
         Record {

@@ -8,9 +8,10 @@
 //!   are the provider's own release profile. With a top-level `fsc:` block it also accepts
 //!   FSC access tokens (`Fsc-Authorization`) and issues them for the configured contracts.
 
+use super::raw::{RawConsumer, RawFscInway, RawFscOutway};
 use super::validate::Validator;
+use crate::diagnostic::Diagnostic;
 use crate::id::Id;
-use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,38 +82,6 @@ pub struct FscContract {
     pub service: Id,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFscOutway {
-    manager: Spanned<String>,
-    grant_hash: Spanned<String>,
-    group_id: Spanned<String>,
-    #[serde(default)]
-    service: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFscInway {
-    group_id: Spanned<String>,
-    #[serde(default)]
-    token_certificate: Option<Spanned<String>>,
-    #[serde(default)]
-    token_key: Option<Spanned<String>>,
-    #[serde(default)]
-    token_lifetime: Option<Spanned<String>>,
-    #[serde(default)]
-    contracts: Vec<RawFscContract>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFscContract {
-    grant_hash: Spanned<String>,
-    consumer: Spanned<String>,
-    service: Spanned<String>,
-}
-
 /// FSC core: `^[a-zA-Z0-9./_-]{1,100}$`.
 fn is_group_id(s: &str) -> bool {
     (1..=100).contains(&s.len())
@@ -181,7 +150,18 @@ impl Validator<'_> {
         })
     }
 
-    pub(super) fn fsc_outway(&mut self, raw: &Spanned<RawFscOutway>, partner: &Id) -> FscOutway {
+    pub(super) fn fsc_outway(
+        &mut self,
+        raw: &Spanned<RawFscOutway>,
+        partner: &Id,
+        role: Role,
+    ) -> FscOutway {
+        if role == Role::Inway {
+            self.error(
+                &raw.referenced,
+                "an inway calls the provider's own services; fsc: on a partner is for an outway calling an FSC inway",
+            );
+        }
         let r = &raw.value;
         let manager = self.partner_url(&r.manager);
         if manager.path().trim_end_matches('/').ends_with("/token") {
@@ -221,7 +201,63 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn fsc_inway(
+    /// What a consumer entry needs at this end: at an inway, the calling gateway's assertion
+    /// keys; at an outway, none (and no case register at an inway).
+    pub(super) fn check_end(&mut self, role: super::Role, c: &RawConsumer) {
+        match role {
+            Role::Inway => {
+                if c.assertion_jwks.is_none() {
+                    self.error(
+                        &c.id.referenced,
+                        "at an inway every consumer is a calling gateway: give its assertion_jwks (where it publishes its assertion keys)",
+                    );
+                }
+                if c.case_admin {
+                    self.error(
+                        &c.id.referenced,
+                        "the case register is kept at the consumers' side (outway), not at an inway",
+                    );
+                }
+            }
+            Role::Outway => {
+                if let Some(j) = &c.assertion_jwks {
+                    self.error(
+                        &j.referenced,
+                        "assertion_jwks is for an inway (role: inway): an outway signs assertions, it does not verify them",
+                    );
+                }
+            }
+        }
+    }
+
+    /// The top-level `fsc:` block (an inway's only) and what an inway needs besides.
+    pub(super) fn inway_checks(
+        &mut self,
+        role: Role,
+        raw: Option<&Spanned<RawFscInway>>,
+        gateway_oin: Option<&crate::identity::Oin>,
+        consumers: &[super::ConsumerConfig],
+        partners: &[super::PartnerConfig],
+        listener: &super::ListenerTls,
+    ) -> Option<FscInway> {
+        if role == Role::Inway && gateway_oin.is_none() {
+            self.diagnostics.push(Diagnostic::file_error(
+                self.file,
+                "an inway needs gateway_oin: the provider's OIN, which assertions must name as their audience",
+            ));
+        }
+        raw.map(|f| {
+            if role != Role::Inway {
+                self.error(
+                    &f.referenced,
+                    "a top-level fsc: block configures an inway (role: inway); an outway names fsc: per partner",
+                );
+            }
+            self.fsc_inway(f, consumers, partners, listener)
+        })
+    }
+
+    fn fsc_inway(
         &mut self,
         raw: &Spanned<RawFscInway>,
         consumers: &[super::ConsumerConfig],

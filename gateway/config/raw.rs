@@ -45,7 +45,7 @@ pub(super) struct RawConfig {
     pub(super) role: Option<Spanned<String>>,
     /// At an inway: accept FSC access tokens, and issue them for configured contracts.
     #[serde(default)]
-    pub(super) fsc: Option<Spanned<super::ends::RawFscInway>>,
+    pub(super) fsc: Option<Spanned<RawFscInway>>,
 }
 
 #[derive(Deserialize)]
@@ -158,7 +158,7 @@ pub(super) struct RawPartner {
     pub(super) max_idle_connections: Option<Spanned<u64>>,
     /// The partner runs an FSC inway: access tokens come from its manager.
     #[serde(default)]
-    pub(super) fsc: Option<Spanned<super::ends::RawFscOutway>>,
+    pub(super) fsc: Option<Spanned<RawFscOutway>>,
 }
 
 #[derive(Deserialize)]
@@ -183,4 +183,36 @@ pub(super) struct RawAudit {
     pub(super) queue_capacity: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) commit_delay: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFscOutway {
+    pub(super) manager: Spanned<String>,
+    pub(super) grant_hash: Spanned<String>,
+    pub(super) group_id: Spanned<String>,
+    #[serde(default)]
+    pub(super) service: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFscInway {
+    pub(super) group_id: Spanned<String>,
+    #[serde(default)]
+    pub(super) token_certificate: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) token_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) token_lifetime: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) contracts: Vec<RawFscContract>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFscContract {
+    pub(super) grant_hash: Spanned<String>,
+    pub(super) consumer: Spanned<String>,
+    pub(super) service: Spanned<String>,
 }

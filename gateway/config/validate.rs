@@ -198,15 +198,7 @@ impl Validator<'_> {
                 connect_timeout: self.duration(&p.connect_timeout, Duration::from_secs(2)),
                 response_timeout: self.duration(&p.response_timeout, Duration::from_secs(10)),
                 max_idle_connections: self.count(&p.max_idle_connections, 64, 0, 100_000),
-                fsc: p.fsc.as_ref().map(|f| {
-                    if role == super::Role::Inway {
-                        self.error(
-                            &f.referenced,
-                            "an inway calls the provider's own services; fsc: on a partner is for an outway calling an FSC inway",
-                        );
-                    }
-                    self.fsc_outway(f, &id)
-                }),
+                fsc: p.fsc.as_ref().map(|f| self.fsc_outway(f, &id, role)),
                 id,
             });
         }
@@ -223,21 +215,14 @@ impl Validator<'_> {
                 );
             }
         }
-        let fsc = raw.fsc.as_ref().map(|f| {
-            if role != super::Role::Inway {
-                self.error(
-                    &f.referenced,
-                    "a top-level fsc: block configures an inway (role: inway); an outway names fsc: per partner",
-                );
-            }
-            self.fsc_inway(f, &consumers, &partners, &tls)
-        });
-        if role == super::Role::Inway && gateway_oin.is_none() {
-            self.diagnostics.push(Diagnostic::file_error(
-                self.file,
-                "an inway needs gateway_oin: the provider's OIN, which assertions must name as their audience",
-            ));
-        }
+        let fsc = self.inway_checks(
+            role,
+            raw.fsc.as_ref(),
+            gateway_oin.as_ref(),
+            &consumers,
+            &partners,
+            &tls,
+        );
         Config {
             role,
             fsc,
@@ -497,35 +482,6 @@ impl Validator<'_> {
             leeway,
             max_lifetime,
             issuers,
-        }
-    }
-
-    /// What a consumer entry needs at this end: at an inway, the calling gateway's assertion
-    /// keys; at an outway, none (and no case register at an inway).
-    fn check_end(&mut self, role: super::Role, c: &RawConsumer) {
-        match role {
-            super::Role::Inway => {
-                if c.assertion_jwks.is_none() {
-                    self.error(
-                        &c.id.referenced,
-                        "at an inway every consumer is a calling gateway: give its assertion_jwks (where it publishes its assertion keys)",
-                    );
-                }
-                if c.case_admin {
-                    self.error(
-                        &c.id.referenced,
-                        "the case register is kept at the consumers' side (outway), not at an inway",
-                    );
-                }
-            }
-            super::Role::Outway => {
-                if let Some(j) = &c.assertion_jwks {
-                    self.error(
-                        &j.referenced,
-                        "assertion_jwks is for an inway (role: inway): an outway signs assertions, it does not verify them",
-                    );
-                }
-            }
         }
     }
 

@@ -394,3 +394,7 @@ impl OutwayTokens {
         Ok(token)
     }
 }
+
+#[cfg(test)]
+#[path = "tokens_tests.rs"]
+mod tests;
