@@ -35,13 +35,20 @@ async fn both_logs_join_on_the_transaction_id() {
     assert_eq!(lines.len(), 1, "{out}");
     let joined = &lines[0];
     assert_eq!(joined["transaction_id"], tx.as_str());
-    assert_eq!(joined["same_assertion"], true);
-    assert_eq!(joined["consumer_side"]["consumer"], "wijkteam-test");
-    assert_eq!(joined["consumer_side"]["decision"], "allow");
-    assert_eq!(joined["provider_side"]["requester"], harness::CONSUMER_OIN);
+    assert_eq!(joined["findings"], serde_json::json!([]), "{out}");
+    assert_eq!(joined["consumer_side"][0]["consumer"], "wijkteam-test");
+    assert_eq!(joined["consumer_side"][0]["decision"], "allow");
     assert_eq!(
-        joined["provider_side"]["fields_withheld"],
+        joined["provider_side"][0]["requester"],
+        harness::CONSUMER_OIN
+    );
+    assert_eq!(
+        joined["provider_side"][0]["fields_withheld"],
         serde_json::json!(["/werkgever"])
+    );
+    assert_eq!(
+        joined["consumer_side"][0]["assertion_jti"],
+        joined["provider_side"][0]["assertion_jti"]
     );
 
     // The table says the same for people.

@@ -14,15 +14,19 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// One exchange as both logs tell it (outcome records; intent records are counted).
+/// One exchange as both logs tell it (outcome records; intent records are left out), and what
+/// does not fit: more than one record on a side, or sides that disagree about the assertion,
+/// the organisation, the purpose or the case.
 pub struct Joined {
     pub transaction_id: String,
-    pub consumer_side: Option<Value>,
-    pub provider_side: Option<Value>,
+    pub consumer_side: Vec<Value>,
+    pub provider_side: Vec<Value>,
+    pub findings: Vec<&'static str>,
 }
 
-/// Every outcome record of a verified log, by transaction id.
-fn outcomes(dir: &Path) -> Result<BTreeMap<String, Value>> {
+/// Every outcome record of a verified log, by transaction id (all of them: a caller that
+/// reuses an id must not be able to hide a record behind another).
+fn outcomes(dir: &Path) -> Result<BTreeMap<String, Vec<Value>>> {
     super::verify::verify(dir).map_err(|broken| {
         anyhow::anyhow!("{}: the audit log does not verify: {broken}", dir.display())
     })?;
@@ -36,7 +40,9 @@ fn outcomes(dir: &Path) -> Result<BTreeMap<String, Value>> {
                 continue;
             }
             if let Some(tx) = record.attribute("doelpoort.transaction_id") {
-                out.insert(tx.to_string(), record.value.clone());
+                out.entry(tx.to_string())
+                    .or_insert_with(Vec::new)
+                    .push(record.value.clone());
             }
         }
     }
@@ -59,12 +65,51 @@ pub fn join(
     Ok(ids
         .into_iter()
         .filter(|id| transaction_id.is_none_or(|t| t == id))
-        .map(|id| Joined {
-            consumer_side: consumer.remove(&id),
-            provider_side: provider.remove(&id),
-            transaction_id: id,
+        .map(|id| {
+            let consumer_side = consumer.remove(&id).unwrap_or_default();
+            let provider_side = provider.remove(&id).unwrap_or_default();
+            Joined {
+                findings: findings(&consumer_side, &provider_side),
+                consumer_side,
+                provider_side,
+                transaction_id: id,
+            }
         })
         .collect())
+}
+
+/// What does not fit in one exchange's records.
+fn findings(consumer: &[Value], provider: &[Value]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if consumer.len() > 1 {
+        out.push("the consumer side has more than one record of this transaction id");
+    }
+    if provider.len() > 1 {
+        out.push("the provider side has more than one record of this transaction id");
+    }
+    let attribute = |r: &Value, name: &str| r["attributes"][name].clone();
+    for c in consumer {
+        for p in provider {
+            if attribute(c, "doelpoort.assertion_jti") != attribute(p, "doelpoort.assertion_jti") {
+                out.push("the sides name different assertions (jti)");
+            }
+            if c["attributes"]["doelpoort.consumer"]["oin"] != attribute(p, "doelpoort.requester") {
+                out.push("the provider side names another organisation than the consumer side");
+            }
+            for (name, what) in [
+                ("doelpoort.purpose", "the sides name different purposes"),
+                ("doelpoort.case_id", "the sides name different cases"),
+            ] {
+                // (Subjects are keyed HMACs under each log's own key: not comparable.)
+                if attribute(c, name) != attribute(p, name) {
+                    out.push(what);
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn side(record: &Value) -> Value {
@@ -88,24 +133,17 @@ fn side(record: &Value) -> Value {
     })
 }
 
-/// The join as JSON lines: `{"transaction_id", "consumer_side", "provider_side",
-/// "same_assertion"}`.
+/// The join as JSON lines: `{"transaction_id", "consumer_side": [...], "provider_side":
+/// [...], "findings": [...]}`.
 pub fn json_lines(joined: &[Joined]) -> String {
     let mut out = String::new();
     for j in joined {
-        let same = match (&j.consumer_side, &j.provider_side) {
-            (Some(c), Some(p)) => Value::Bool(
-                c["attributes"]["doelpoort.assertion_jti"]
-                    == p["attributes"]["doelpoort.assertion_jti"],
-            ),
-            _ => Value::Null,
-        };
         out.push_str(
             &json!({
                 "transaction_id": j.transaction_id,
-                "consumer_side": j.consumer_side.as_ref().map(side),
-                "provider_side": j.provider_side.as_ref().map(side),
-                "same_assertion": same,
+                "consumer_side": j.consumer_side.iter().map(side).collect::<Vec<_>>(),
+                "provider_side": j.provider_side.iter().map(side).collect::<Vec<_>>(),
+                "findings": j.findings,
             })
             .to_string(),
         );
@@ -114,62 +152,82 @@ pub fn json_lines(joined: &[Joined]) -> String {
     out
 }
 
-/// The join as a table for people: one block per exchange.
+/// The join as a table for people: one block per exchange, findings marked `!`.
 pub fn table(joined: &[Joined]) -> String {
     let mut out = String::new();
-    let text = |v: &Value| match v {
-        Value::Null => "—".to_string(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) if items.is_empty() => "(none)".to_string(),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().unwrap_or("?").to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => other.to_string(),
-    };
     for j in joined {
         out.push_str(&format!("exchange {}\n", j.transaction_id));
-        for (label, record) in [
+        for (label, records) in [
             ("consumer side", &j.consumer_side),
             ("provider side", &j.provider_side),
         ] {
-            let Some(record) = record else {
+            if records.is_empty() {
                 out.push_str(&format!("  {label:<14} (not in this log)\n"));
-                continue;
-            };
-            let s = side(record);
-            let who = if s["requester"].is_null() {
-                &s["consumer"]
-            } else {
-                &s["requester"]
-            };
-            out.push_str(&format!(
-                "  {label:<14} {} {} by {} for {} — {}{}\n",
-                text(&s["time"]),
-                text(&s["operation"]),
-                text(who),
-                text(&s["purpose"]),
-                text(&s["decision"]),
-                s["reason"]
-                    .as_str()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default(),
-            ));
-            out.push_str(&format!(
-                "  {:<14} released: {}\n",
-                "",
-                text(&s["fields_released"])
-            ));
-            out.push_str(&format!(
-                "  {:<14} withheld: {}\n",
-                "",
-                text(&s["fields_withheld"])
-            ));
+            }
+            for record in records {
+                out.push_str(&table_side(label, &side(record)));
+            }
+        }
+        for finding in &j.findings {
+            out.push_str(&format!("  ! {finding}\n"));
         }
     }
     if joined.is_empty() {
         out.push_str("no exchanges\n");
     }
     out
+}
+
+/// One side's lines. Values come from other organisations' statements (an assertion's
+/// claims): control characters are escaped, so no value can draw lines of its own.
+fn table_side(label: &str, s: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::Null => "—".to_string(),
+        Value::String(s) => escape(s),
+        Value::Array(items) if items.is_empty() => "(none)".to_string(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| escape(i.as_str().unwrap_or("?")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => escape(&other.to_string()),
+    };
+    let who = if s["requester"].is_null() {
+        &s["consumer"]
+    } else {
+        &s["requester"]
+    };
+    format!(
+        "  {label:<14} {} {} by {} for {} — {}{}\n  {:<14} released: {}\n  {:<14} withheld: {}\n",
+        text(&s["time"]),
+        text(&s["operation"]),
+        text(who),
+        text(&s["purpose"]),
+        text(&s["decision"]),
+        s["reason"]
+            .as_str()
+            .map(|r| format!(" ({})", escape(r)))
+            .unwrap_or_default(),
+        "",
+        text(&s["fields_released"]),
+        "",
+        text(&s["fields_withheld"]),
+    )
+}
+
+/// A value with its control characters escaped (`\n`, `\u{1b}`, …).
+fn escape(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        s.to_string()
+    }
 }

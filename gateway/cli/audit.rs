@@ -22,16 +22,18 @@ pub(super) fn audit(command: AuditCommand) -> ExitCode {
             transaction_id.as_deref(),
         ) {
             Ok(joined) => {
-                use crate::audit::query::Format;
                 match format {
-                    Format::Json => print!("{}", crate::audit::join::json_lines(&joined)),
-                    Format::Table => print!("{}", crate::audit::join::table(&joined)),
-                    Format::Csv => {
-                        eprintln!("doelpoort audit join: --format is table or json");
-                        return ExitCode::from(2);
+                    super::JoinFormat::Json => {
+                        print!("{}", crate::audit::join::json_lines(&joined))
                     }
+                    super::JoinFormat::Table => print!("{}", crate::audit::join::table(&joined)),
                 }
-                ExitCode::SUCCESS
+                // Exchanges whose records do not fit together are worth an auditor's look.
+                if joined.iter().any(|j| !j.findings.is_empty()) {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
                 eprintln!("doelpoort audit join: {e:#}");

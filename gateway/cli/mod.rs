@@ -296,8 +296,8 @@ pub enum AuditCommand {
         #[arg(long)]
         transaction_id: Option<String>,
         /// `table` for people, `json` (one line per exchange) for tools.
-        #[arg(long, value_enum, default_value_t = crate::audit::query::Format::Table)]
-        format: crate::audit::query::Format,
+        #[arg(long, value_enum, default_value_t = JoinFormat::Table)]
+        format: JoinFormat,
     },
     /// Copy a replica's file log into the central store (idempotent; verified before and after).
     Import {
@@ -307,6 +307,13 @@ pub enum AuditCommand {
         #[arg(long)]
         store: String,
     },
+}
+
+/// Output of `audit join`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JoinFormat {
+    Table,
+    Json,
 }
 
 #[derive(Subcommand)]

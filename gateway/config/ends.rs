@@ -64,6 +64,9 @@ pub struct FscOutway {
 #[derive(Debug, Clone)]
 pub struct FscInway {
     pub group_id: String,
+    /// The inway's address as outways reach it (`https://host:port`): the `aud` of every
+    /// token it issues, and of every token it accepts.
+    pub address: String,
     /// The certificate whose key signs access tokens (its thumbprint is the token's
     /// `x5t#S256`); default: the data listener's.
     pub token_certificate: PathBuf,
@@ -323,7 +326,25 @@ impl Validator<'_> {
                 )
             })
             .unwrap_or(Duration::from_secs(300));
+        let address = self.partner_url(&r.address);
+        if address.path() != "/"
+            || !r
+                .address
+                .value
+                .contains(&format!(":{}", address.port_u16().unwrap_or(0)))
+        {
+            self.error(
+                &r.address.referenced,
+                "the inway's address is https://host:port (FSC: with the port, without a path)",
+            );
+        }
         FscInway {
+            address: format!(
+                "https://{}",
+                address
+                    .authority()
+                    .map_or("invalid.invalid", |a| a.as_str())
+            ),
             group_id: r.group_id.value.clone(),
             token_certificate,
             token_key,

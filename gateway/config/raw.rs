@@ -199,6 +199,7 @@ pub(super) struct RawFscOutway {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFscInway {
     pub(super) group_id: Spanned<String>,
+    pub(super) address: Spanned<String>,
     #[serde(default)]
     pub(super) token_certificate: Option<Spanned<String>>,
     #[serde(default)]

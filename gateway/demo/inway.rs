@@ -53,10 +53,12 @@ pub async fn start(
     std::fs::create_dir_all(dir.join("audit"))?;
     let id = crate::id::Id::parse(partner)?;
     let caller = crate::id::Id::parse(CALLER)?;
+    let port = free_port()?;
     let config = Config {
         role: Role::Inway,
         fsc: Some(FscInway {
             group_id: GROUP_ID.into(),
+            address: format!("https://localhost:{port}"),
             token_certificate: certs.join("partners").join(format!("{partner}.crt")),
             token_key: certs.join("partners").join(format!("{partner}.key")),
             token_lifetime: Duration::from_secs(300),
@@ -71,7 +73,7 @@ pub async fn start(
         #[cfg(feature = "benchmark-switches")]
         benchmark: Default::default(),
         gateway_oin: Some(Oin::parse(&party.oin).map_err(|e| anyhow!(e))?),
-        listen: ([127, 0, 0, 1], free_port()?).into(),
+        listen: ([127, 0, 0, 1], port).into(),
         admin_listen: None,
         admin_tls: None,
         tokens: None,

@@ -99,6 +99,8 @@ pub struct TokenClient<'a> {
 /// An inway's own token key and contracts.
 pub struct TokenAuthority {
     group_id: String,
+    /// The inway's address (`https://host:port`): every token's `aud`.
+    address: String,
     peer_id: String,
     lifetime: Duration,
     encoding: EncodingKey,
@@ -128,6 +130,7 @@ impl TokenAuthority {
         })?;
         Ok(Self {
             group_id: config.group_id.clone(),
+            address: config.address.clone(),
             peer_id: peer_id.to_string(),
             lifetime: config.token_lifetime,
             encoding,
@@ -142,13 +145,12 @@ impl TokenAuthority {
     }
 
     /// The token endpoint (core 1.1, "manager_tokens"): a token for the contract whose grant
-    /// hash is the scope, if the client is the peer that contract names. `inway` is the
-    /// inway's address (`https://host:port`), the token's audience.
+    /// hash is the scope, if the client is the peer that contract names; its audience is the
+    /// inway's configured address.
     pub fn issue(
         &self,
         form: &[u8],
         client: &TokenClient<'_>,
-        inway: &str,
         now: u64,
     ) -> Result<String, TokenRefusal> {
         let mut grant_type = None;
@@ -203,7 +205,7 @@ impl TokenAuthority {
             sub: client_id.into_owned(),
             iss: self.peer_id.clone(),
             svc: contract.service.to_string(),
-            aud: inway.to_string(),
+            aud: self.address.clone(),
             exp: now + self.lifetime.as_secs(),
             nbf: now,
             cnf: Confirmation {
@@ -257,6 +259,10 @@ impl TokenAuthority {
             .claims;
         if claims.gid != self.group_id {
             return Err(FscError::WrongGroupIdInToken);
+        }
+        // A token for another inway is not this inway's to honour.
+        if claims.aud != self.address {
+            return Err(FscError::AccessTokenInvalid);
         }
         let bound = fingerprint.is_some_and(|fp| thumbprint(fp) == claims.cnf.x5t_s256);
         if !bound {

@@ -29,6 +29,7 @@ fn fixture() -> Fixture {
     leaf.write(dir.path(), "token").unwrap();
     let config = FscInway {
         group_id: "fsc-test".into(),
+        address: "https://localhost:8443".into(),
         token_certificate: dir.path().join("token.crt"),
         token_key: dir.path().join("token.key"),
         token_lifetime: Duration::from_secs(300),
@@ -66,12 +67,8 @@ fn issue(
         peer_id: peer,
         fingerprint: &f.client,
     };
-    f.authority.issue(
-        body,
-        &client,
-        "https://localhost:8443",
-        crate::clock::unix_now() as u64,
-    )
+    f.authority
+        .issue(body, &client, crate::clock::unix_now() as u64)
 }
 
 #[test]

@@ -31,8 +31,29 @@ pub const MAX_ASSERTION_LIFETIME_SECS: u64 = 300;
 /// Clock difference tolerated between the two gateways.
 const LEEWAY_SECS: u64 = 5;
 
+/// How old (seconds) a transaction id's time may be, and how far ahead: an outway makes it just
+/// before it sends. Ids are remembered for as long as they are accepted.
+pub const TRANSACTION_ID_WINDOW: (u64, u64) = (120, 30);
+
+/// Whether a transaction id is new to this inway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstUse {
+    Yes,
+    Again,
+    /// Its time is outside [`TRANSACTION_ID_WINDOW`].
+    OutOfWindow,
+}
+
+/// The transaction ids seen within the window, with when each may be forgotten.
+#[derive(Default)]
+struct SeenIds {
+    ids: std::collections::HashSet<uuid::Uuid>,
+    by_expiry: std::collections::VecDeque<(u64, uuid::Uuid)>,
+}
+
 /// What an inway knows about its callers.
 pub struct Inway {
+    seen: std::sync::Mutex<SeenIds>,
     /// This provider's OIN: every assertion must name it as its audience.
     audience: String,
     peers: HashMap<Id, Peer>,
@@ -110,10 +131,42 @@ impl Inway {
             .transpose()
             .context("cannot load the FSC token key")?;
         Ok(Self {
+            seen: Default::default(),
             audience,
             peers,
             fsc,
         })
+    }
+
+    /// Whether `id` (a UUIDv7) is within the window and not seen before; remembers it. Per
+    /// instance: replicas of an inway each keep their own (a reuse across replicas is still
+    /// visible in `audit join`, which lists every record of an id).
+    pub fn first_use(&self, id: uuid::Uuid, now: u64) -> FirstUse {
+        let (past, ahead) = TRANSACTION_ID_WINDOW;
+        let Some(made) = id.get_timestamp().map(|t| t.to_unix().0) else {
+            return FirstUse::OutOfWindow;
+        };
+        if made + past < now || made > now + ahead {
+            return FirstUse::OutOfWindow;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        while seen
+            .by_expiry
+            .front()
+            .is_some_and(|(expiry, _)| *expiry < now)
+        {
+            if let Some((_, old)) = seen.by_expiry.pop_front() {
+                seen.ids.remove(&old);
+            }
+        }
+        if !seen.ids.insert(id) {
+            return FirstUse::Again;
+        }
+        // Forgotten once its time has left the window (ids arrive roughly in time order; one
+        // that arrives late is kept a little longer, never shorter).
+        let expiry = (made + past).max(now);
+        seen.by_expiry.push_back((expiry, id));
+        FirstUse::Yes
     }
 
     /// Fetches every caller's keys now and then periodically.
@@ -156,6 +209,7 @@ impl Inway {
         })?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_audience(&[&self.audience]);
         validation.set_issuer(&[&peer.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -190,6 +244,20 @@ impl Inway {
             return Err(Problem::new(
                 ProblemCode::TokenMismatch,
                 "the Doelbinding-Assertion is bound to another certificate than this connection's",
+            ));
+        }
+        // What the assertion states goes into the inway's audit log in clear: it must have the
+        // forms the outway holds its callers to, and carry no BSN outside `data_subject`.
+        let well_formed = crate::identity::Oin::parse(&claims.sub).is_ok()
+            && crate::context::is_plain_id(&claims.purpose)
+            && uuid::Uuid::try_parse(&claims.jti).is_ok()
+            && claims
+                .case_id
+                .as_deref()
+                .is_none_or(|c| crate::context::is_plain_id(c) && !crate::context::holds_bsn(c));
+        if !well_formed {
+            return Err(invalid(
+                "the Doelbinding-Assertion's sub must be an OIN, its jti a UUID, and its purpose and case id plain ids without a BSN",
             ));
         }
         let data_subject = claims

@@ -24,23 +24,55 @@ use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
-/// The transaction id the outway made: required, and a UUIDv7 (FSC logging, as Doelpoort's
-/// profile fixes it).
-pub(super) fn transaction_id(headers: &HeaderMap) -> Result<uuid::Uuid, Problem> {
+/// The transaction id the outway made: required; one RFC 9562 UUIDv7 (Doelpoort's profile)
+/// whose time is within [`crate::inway::TRANSACTION_ID_WINDOW`] of now; and new to this inway — a reused id would let a
+/// caller put a second provider-side record under an exchange that already has one.
+pub(super) fn transaction_id(inway: &Inway, headers: &HeaderMap) -> Result<uuid::Uuid, Problem> {
     let mut values = headers.get_all(crate::headers::FSC_TRANSACTION_ID).iter();
     let value = values.next().ok_or_else(|| {
         FscError::MissingLogRecordId.problem("the request carries no Fsc-Transaction-Id")
     })?;
+    let now = crate::clock::unix_now() as u64;
     let id = value
         .to_str()
         .ok()
         .filter(|v| v.len() == uuid::fmt::Hyphenated::LENGTH && values.next().is_none())
         .and_then(|v| uuid::Uuid::try_parse(v).ok())
-        .filter(|id| id.get_version_num() == 7);
-    id.ok_or_else(|| {
-        FscError::InvalidLogRecordId
-            .problem("the Fsc-Transaction-Id is not one UUIDv7 in hyphenated form")
-    })
+        .filter(|id| id.get_version_num() == 7 && id.get_variant() == uuid::Variant::RFC4122)
+        .ok_or_else(|| {
+            FscError::InvalidLogRecordId
+                .problem("the Fsc-Transaction-Id is not one UUIDv7 in hyphenated form")
+        })?;
+    match inway.first_use(id, now) {
+        crate::inway::FirstUse::Yes => {}
+        crate::inway::FirstUse::OutOfWindow => {
+            return Err(FscError::InvalidLogRecordId.problem(
+                "the Fsc-Transaction-Id was not made just now (its time is more than 2 minutes past or 30 s ahead)",
+            ))
+        }
+        crate::inway::FirstUse::Again => {
+            return Err(FscError::InvalidLogRecordId
+                .problem("this Fsc-Transaction-Id was used before: every exchange has its own"))
+        }
+    }
+    Ok(id)
+}
+
+/// The headers an inway reads its context from may each be sent once.
+fn once(headers: &HeaderMap) -> Result<(), Problem> {
+    for name in [
+        crate::headers::DOELBINDING_ASSERTION,
+        crate::headers::DOELBINDING_PURPOSE,
+        fsc::FSC_AUTHORIZATION,
+    ] {
+        if headers.get_all(&name).iter().nth(1).is_some() {
+            return Err(Problem::new(
+                ProblemCode::ContextInvalid,
+                format!("{name} is sent more than once"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Steps 2 and 3: the FSC access token (if the inway speaks FSC) and the assertion. Facts go
@@ -54,6 +86,7 @@ pub(super) async fn admit(
     headers: &HeaderMap,
     exchange: &mut Exchange,
 ) -> Result<VerifiedAssertion, Problem> {
+    once(headers)?;
     if let Some(tokens) = &inway.fsc {
         let claims = tokens
             .verify(
@@ -126,8 +159,7 @@ pub(super) fn fsc_scope(problem: Problem) -> Problem {
 }
 
 /// The inway's token endpoint (FSC core, "manager_tokens"): client credentials over mTLS,
-/// the grant hash as scope. The token's audience is the address the request came to (manager
-/// and inway share the listener).
+/// the grant hash as scope. The token's audience is the inway's configured address.
 pub(super) fn token_endpoint(
     inway: &Inway,
     connection: &Connection,
@@ -147,18 +179,21 @@ pub(super) fn token_endpoint(
             "POST",
         ));
     }
-    let authority = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .ok_or_else(|| Problem::new(ProblemCode::ContextInvalid, "the request names no host"))?;
+    let form = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(Problem::new(
+            ProblemCode::ContextInvalid,
+            "a token request is application/x-www-form-urlencoded (RFC 6749 §4.4.2)",
+        ));
+    }
     let fingerprint = connection
         .fingerprint
         .as_ref()
@@ -168,12 +203,7 @@ pub(super) fn token_endpoint(
         peer_id: consumer.oin.as_ref().map(|o| o.as_str()),
         fingerprint,
     };
-    let (status, body) = match tokens.issue(
-        body,
-        &client,
-        &format!("https://{authority}"),
-        crate::clock::unix_now() as u64,
-    ) {
+    let (status, body) = match tokens.issue(body, &client, crate::clock::unix_now() as u64) {
         Ok(token) => (
             StatusCode::OK,
             serde_json::json!({"access_token": token, "token_type": "bearer"}),

@@ -164,10 +164,10 @@ where
             }
         };
     exchange.partner = Some(partner.clone());
-    if state.inway.is_some() {
+    if let Some(inway) = &state.inway {
         // The outway's transaction id is kept end to end (FSC logging); a request to a
         // service without one is refused.
-        exchange.transaction_id = inbound::transaction_id(&parts.headers)?;
+        exchange.transaction_id = inbound::transaction_id(inway, &parts.headers)?;
     }
     let call = Call {
         consumer,

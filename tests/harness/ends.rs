@@ -155,10 +155,17 @@ impl Ends {
         let service = start_partner(&pki, handler).await;
         // The outway's admin port is chosen first: the inway fetches its JWKS there.
         let outway_admin_port = free_port();
+        // The inway's address is in its FSC configuration (the tokens' audience): fixed first.
+        let inway_listen = match spec.inway_listen {
+            Some(listen) => listen.to_string(),
+            None => format!("127.0.0.1:{}", free_port()),
+        };
+        let inway_port = inway_listen.rsplit(':').next().unwrap().to_string();
         let fsc_block = if spec.fsc {
             format!(
                 r#"fsc:
   group_id: {GROUP_ID}
+  address: https://localhost:{inway_port}
   token_lifetime: 5m
   contracts:
     - {{grant_hash: "{GRANT_HASH}", consumer: gemeente, service: uwv}}
@@ -204,7 +211,7 @@ partners:
     response_timeout: 5s
 {fsc_block}"#,
             d = dir.display(),
-            listen = spec.inway_listen.unwrap_or("127.0.0.1:0"),
+            listen = inway_listen,
             service = service.addr.port(),
         );
         let inway_config = dir.join("inway.yaml");
