@@ -20,7 +20,7 @@
 //! | module | what it is for |
 //! |---|---|
 //! | [`cli`] | subcommands (`run`, `demo`, `check`, `policy …`, `audit …`, `case …`, `certs …`) |
-//! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp, the escalation team), their synthetic data, the demo's cases, youth care's inway |
+//! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp, the escalation team), their synthetic data, the demo's cases, the inways of youth care and UWV |
 //! | [`server`] | listeners, connection tasks, limits, graceful shutdown |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics`, the JWKS |
 //! | [`state`] | [`state::GatewayState`]: everything an exchange needs, built once from the configuration |

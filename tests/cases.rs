@@ -917,9 +917,53 @@ grants:
     rationale: test
 "#;
 
+/// UWV's side of the same change: UWV answers for `invordering` too (its inway decides on its
+/// own release profile, SPEC §10).
+const UWV_INVORDERING_POLICY: &str = r#"# Added by tests/cases.rs: UWV answers for invordering.
+purposes:
+  - id: invordering
+    title: Invordering van een vordering (test)
+    legal_basis:
+      gdpr: 6(1)(e)
+      law: Invorderingswet 1990 (test)
+    processing_activity: https://register.uwv-voorbeeld.example/verwerkingen/invordering
+grants:
+  - id: uwv-gemeente-inkomen-invordering
+    consumers: [gemeente-voorbeeldstad]
+    operation: uwv/inkomen
+    purpose: invordering
+    fields:
+      bsn: keep
+      inkomsten[*].soort: keep
+      inkomsten[*].bedrag_per_maand: keep
+      uitkeringen[*].soort: keep
+      uitkeringen[*].bedrag_per_maand: keep
+      uitkeringen[*].ingangsdatum: keep
+    rationale: test
+"#;
+
 /// Adds [`INVORDERING_POLICY`] to the demo's policy copy (written whole, then renamed into the
-/// watched directory) and waits until the scenario's gateway runs the new version.
+/// watched directory), and [`UWV_INVORDERING_POLICY`] to UWV's inway, and waits until both
+/// run the new version.
 async fn add_invordering_purpose(env: &Env) {
+    let (_, inway) = env
+        .run
+        .demo
+        .inways
+        .iter()
+        .find(|(partner, _)| partner == "uwv")
+        .expect("UWV answers through an inway in the demo");
+    let before = inway.policies.current().unwrap().version.clone();
+    let tmp = env.root().join("uwv-invordering.yaml.tmp");
+    std::fs::write(&tmp, UWV_INVORDERING_POLICY).unwrap();
+    let provider = env.root().join("policies/providers/uwv/invordering.yaml");
+    std::fs::rename(&tmp, provider).unwrap();
+    eventually(
+        "UWV's inway runs its policy with `invordering`",
+        Duration::from_secs(10),
+        || inway.policies.current().unwrap().version != before,
+    )
+    .await;
     let gateway = env.gateway();
     let before = gateway.policies.current().unwrap().version.clone();
     let tmp = env.root().join("invordering.yaml.tmp");

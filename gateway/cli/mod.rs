@@ -497,9 +497,14 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     for p in &demo.partners {
         println!("  mock partner:   https://{}", p.addr);
     }
-    for (inway, partner) in demo.inways.iter().zip(demo::inway::INWAY_PARTNERS) {
+    for (partner, inway) in &demo.inways {
+        let fsc = if demo::inway::FSC_PARTNERS.contains(&partner.as_str()) {
+            "; FSC"
+        } else {
+            ""
+        };
         println!(
-            "  inway:          https://{} in front of {partner} (its own release profile: policies/providers/{partner}/; FSC)",
+            "  inway:          https://{} in front of {partner} (its own release profile: policies/providers/{partner}/{fsc})",
             inway.local_addr
         );
     }
@@ -542,9 +547,10 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     println!("# check the hash chain of the audit log");
     println!("doelpoort audit verify {audit}");
     println!();
-    println!("# youth care answers through its own inway, which minimises at the source: the care");
-    println!("# content never leaves the provider. One exchange from both ends (join on the");
-    println!("# Fsc-Transaction-Id of the youth-care call above that answered 200):");
+    println!("# youth care and UWV answer through their own inways, which minimise at the source:");
+    println!("# care content and health data never leave the provider. Each exchange from both");
+    println!("# ends, joined on the Fsc-Transaction-Id (e.g. the youth-care call above that");
+    println!("# answered 200):");
     for partner in demo::inway::INWAY_PARTNERS {
         println!(
             "doelpoort audit join {} {}",

@@ -1,8 +1,10 @@
-//! The demo's provider end (SPEC §10): youth care answers through an inway Doelpoort of its
-//! own, with its own release profile (`policies/providers/jeugdhulp/`): whatever the
-//! municipality's grant says, the care content (`zorginhoud`, `behandelaar`) and the kind of
-//! help never leave the provider. The inway speaks FSC: the municipality's gateway fetches an
-//! access token for the demo contract from the inway's token endpoint.
+//! The demo's provider end (SPEC §10): youth care and UWV answer through inway Doelpoorts of
+//! their own, each with its own release profile (`policies/providers/<partner>/`): whatever
+//! the municipality's grant says, youth care's care content (`zorginhoud`, `behandelaar`) and
+//! kind of help, and UWV's health data (medical reason, incapacity percentage) and employers,
+//! never leave the provider. Youth care's inway speaks FSC (the municipality's gateway fetches
+//! an access token for the demo contract from the inway's token endpoint); UWV's is called
+//! Doelpoort to Doelpoort, with the assertion alone.
 //!
 //! The other demo partners are called directly, as partners without an inway are.
 
@@ -18,7 +20,9 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The partners behind an inway in the demo.
-pub const INWAY_PARTNERS: &[&str] = &["jeugdhulp"];
+pub const INWAY_PARTNERS: &[&str] = &["jeugdhulp", "uwv"];
+/// Of those, the ones whose inway speaks FSC.
+pub const FSC_PARTNERS: &[&str] = &["jeugdhulp"];
 /// The demo's FSC group and the ServiceConnectionGrant hash of its (pretend) contract.
 pub const GROUP_ID: &str = "fsc-demo";
 pub const GRANT_HASH: &str = "$1$3$ZGVtby1jb250cmFjdC1nZW1lZW50ZS12b29yYmVlbGRzdGFkLWpldWdkaHVscA";
@@ -54,9 +58,10 @@ pub async fn start(
     let id = crate::id::Id::parse(partner)?;
     let caller = crate::id::Id::parse(CALLER)?;
     let port = free_port()?;
+    let fsc = FSC_PARTNERS.contains(&partner);
     let config = Config {
         role: Role::Inway,
-        fsc: Some(FscInway {
+        fsc: fsc.then(|| FscInway {
             group_id: GROUP_ID.into(),
             address: format!("https://localhost:{port}"),
             token_certificate: certs.join("partners").join(format!("{partner}.crt")),
@@ -135,10 +140,13 @@ pub async fn start(
 }
 
 /// The municipality's partner entry for a partner behind an inway: the inway's address with
-/// the partner's prefix, and FSC towards its token endpoint.
+/// the partner's prefix, and FSC towards its token endpoint where the inway speaks FSC.
 pub fn route_through(partner: &mut PartnerConfig, inway: SocketAddr) -> Result<()> {
     let base = format!("https://localhost:{}", inway.port());
     partner.url = format!("{base}/{}", partner.id).parse()?;
+    if !FSC_PARTNERS.contains(&partner.id.as_str()) {
+        return Ok(());
+    }
     partner.fsc = Some(FscOutway {
         manager: format!("{base}/doelpoort/fsc").parse()?,
         grant_hash: GRANT_HASH.into(),

@@ -226,8 +226,8 @@ pub struct DemoOptions {
 pub struct Demo {
     pub gateway: RunningGateway,
     pub partners: Vec<MockPartner>,
-    /// The providers' inways (see [`inway`]).
-    pub inways: Vec<RunningGateway>,
+    /// The providers' inways (see [`inway`]), by partner id.
+    pub inways: Vec<(String, RunningGateway)>,
     pub config: Config,
 }
 
@@ -462,7 +462,7 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
     Ok(Demo {
         gateway,
         partners,
-        inways: inways.into_iter().map(|(_, g)| g).collect(),
+        inways,
         config,
     })
 }

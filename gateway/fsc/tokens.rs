@@ -242,7 +242,10 @@ impl TokenAuthority {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| FscError::AccessTokenInvalid)?;
         // Signed by this inway's own peer, with its token key, and nothing else.
-        if header.alg != Algorithm::ES256 || header.x5t_s256.as_deref() != Some(&self.x5t) {
+        if header.alg != Algorithm::ES256
+            || header.x5t_s256.as_deref() != Some(&self.x5t)
+            || header.crit.is_some()
+        {
             return Err(FscError::AccessTokenInvalid);
         }
         let mut validation = Validation::new(Algorithm::ES256);

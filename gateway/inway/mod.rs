@@ -201,6 +201,12 @@ impl Inway {
                 "the Doelbinding-Assertion must be signed with ES256",
             ));
         }
+        // RFC 7515 §4.1.11: extensions marked critical must be understood; none are.
+        if header.crit.is_some() {
+            return Err(invalid(
+                "the Doelbinding-Assertion marks header extensions as critical (crit) that the inway does not understand",
+            ));
+        }
         let kid = header
             .kid
             .ok_or_else(|| invalid("the Doelbinding-Assertion names no key (kid)"))?;

@@ -126,12 +126,10 @@ pub struct Ends {
     pub tap: Option<wire::WireTap>,
 }
 
+/// A port for an address that must be known before its listener starts (see
+/// `doelpoort::demo::inway::free_port`: below the kernel's ephemeral range).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    doelpoort::demo::inway::free_port().unwrap()
 }
 
 impl Ends {
