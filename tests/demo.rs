@@ -43,6 +43,8 @@ fn the_printed_curl_commands_work() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     // (expected status, command): each command follows a comment ending in "expect: <status> …".
     let mut calls: Vec<(String, String)> = Vec::new();
+    // The printed `doelpoort audit join CONSUMER PROVIDER` commands (SPEC §10).
+    let mut joins: Vec<String> = Vec::new();
     let mut expect = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut line = String::new();
@@ -58,6 +60,9 @@ fn the_printed_curl_commands_work() {
         if line.starts_with("curl ") {
             let status = expect.take().expect("every call says what to expect");
             calls.push((status, line.trim().to_string()));
+        }
+        if let Some(args) = line.trim().strip_prefix("doelpoort audit join ") {
+            joins.push(args.to_string());
         }
         if line.starts_with("Press Ctrl-C") {
             break;
@@ -75,6 +80,30 @@ fn the_printed_curl_commands_work() {
             .unwrap();
         statuses.push(String::from_utf8_lossy(&out.stdout).to_string());
     }
+    // Youth care and UWV answered through their own inways: each join shows both ends, and
+    // youth care's shows the care content withheld at the source.
+    assert_eq!(joins.len(), 2, "one join command per inway");
+    let mut withheld_at_source = String::new();
+    for args in &joins {
+        let out = Command::new(bin)
+            .args(["audit", "join"])
+            .args(args.split_whitespace())
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "audit join {args}: {text}");
+        for line in text.lines() {
+            let joined: serde_json::Value = serde_json::from_str(line).unwrap();
+            for side in joined["provider_side"].as_array().unwrap() {
+                withheld_at_source.push_str(&side["fields_withheld"].to_string());
+            }
+        }
+    }
+    assert!(
+        withheld_at_source.contains("zorginhoud") && withheld_at_source.contains("behandelaar"),
+        "the care content is withheld by youth care's inway: {withheld_at_source}"
+    );
     signal(&child, rustix::process::Signal::INT);
     let _ = child.wait();
     let expected: Vec<&str> = calls.iter().map(|(s, _)| s.as_str()).collect();

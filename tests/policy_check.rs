@@ -679,8 +679,8 @@ fn releasing_a_whole_object_with_an_open_schema_is_reported() {
     seed_schema(
         &fx,
         "uwv-inkomen.response.schema.json",
-        "\"bedrag_per_maand\",\n          \"sinds\"\n        ],\n        \"additionalProperties\": false",
-        "\"bedrag_per_maand\",\n          \"sinds\"\n        ]",
+        "\"soort\",\n          \"bedrag_per_maand\"\n        ],\n        \"additionalProperties\": false",
+        "\"soort\",\n          \"bedrag_per_maand\"\n        ]",
     );
     let text = fx.seed(
         WIJKTEAM,
