@@ -79,22 +79,6 @@ async fn a_field_withheld_at_the_source_never_crosses_the_wire() {
 
 // ---- Assertions the inway refuses (without FSC) ----------------------------------------------
 
-/// Sends a request straight to the inway as the outway (`gateway-client`) would, with a new
-/// transaction id and `assertion`: the answer and the transaction id.
-async fn to_inway(ends: &Ends, assertion: String) -> (harness::TestResponse, String) {
-    let tx = transaction_id();
-    let r = ends
-        .call_inway(
-            "gateway-client",
-            &[
-                ("fsc-transaction-id", tx.clone()),
-                ("doelbinding-assertion", assertion),
-            ],
-        )
-        .await;
-    (r, tx)
-}
-
 /// The inway refused with `status` and `code`, answered under the caller's transaction id,
 /// did not call the service, and recorded the refusal (decision `deny`, reason `code`).
 fn assert_refused_at_inway(
@@ -126,7 +110,7 @@ fn assert_refused_at_inway(
 #[tokio::test]
 async fn a_fresh_valid_assertion_sent_directly_is_accepted() {
     let ends = Ends::start(EndsSpec::default()).await;
-    let (r, tx) = to_inway(&ends, ends.assertion(|_| {}, None).await).await;
+    let (r, tx) = ends.to_inway(ends.assertion(|_| {}, None).await).await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -148,7 +132,9 @@ async fn assertion_from_an_untrusted_gateway_is_refused() {
     let ends = Ends::start(EndsSpec::default()).await;
     // Same claims and kid, but signed with a key the outway does not publish.
     let (other_key, _) = doelpoort::pki::signing_key_pair().unwrap();
-    let (r, tx) = to_inway(&ends, ends.assertion(|_| {}, Some(&other_key)).await).await;
+    let (r, tx) = ends
+        .to_inway(ends.assertion(|_| {}, Some(&other_key)).await)
+        .await;
     assert_refused_at_inway(&ends, &r, &tx, 401, "token-invalid");
 }
 
@@ -165,7 +151,7 @@ async fn expired_assertion_is_refused() {
             None,
         )
         .await;
-    let (r, tx) = to_inway(&ends, expired).await;
+    let (r, tx) = ends.to_inway(expired).await;
     assert_refused_at_inway(&ends, &r, &tx, 401, "token-invalid");
 }
 
@@ -181,7 +167,7 @@ async fn assertion_bound_to_another_certificate_is_refused() {
     let bound_elsewhere = ends
         .assertion(|c| c["cnf"]["x5t#S256"] = other.into(), None)
         .await;
-    let (r, tx) = to_inway(&ends, bound_elsewhere).await;
+    let (r, tx) = ends.to_inway(bound_elsewhere).await;
     assert_refused_at_inway(&ends, &r, &tx, 403, "token-mismatch");
 }
 
@@ -191,7 +177,7 @@ async fn assertion_for_another_audience_is_refused() {
     let elsewhere = ends
         .assertion(|c| c["aud"] = harness::UNKNOWN_OIN.into(), None)
         .await;
-    let (r, tx) = to_inway(&ends, elsewhere).await;
+    let (r, tx) = ends.to_inway(elsewhere).await;
     assert_refused_at_inway(&ends, &r, &tx, 401, "token-invalid");
 }
 

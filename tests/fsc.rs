@@ -14,7 +14,7 @@
 
 mod harness;
 
-use harness::ends::{self, Ends, EndsSpec, GRANT_HASH, GROUP_ID};
+use harness::ends::{self, Ends, EndsSpec, GRANT_HASH};
 use harness::fsc_peer::{cert_thumbprint, FscPeer, FscPeerSpec, InwayRequest};
 use harness::*;
 use http::StatusCode;
@@ -445,23 +445,6 @@ fn assert_inway_refusal_recorded(ends: &Ends, tx: &str, reason: &str) {
     assert_eq!(attributes["doelpoort.role"], "inway");
 }
 
-/// An FSC access token as the inway's own token key signs them (partner.key, named by the
-/// thumbprint of partner.crt), for the outway's certificate, with `exp` and `nbf` given.
-fn mint_token(ends: &Ends, nbf: u64, exp: u64) -> String {
-    let claims = json!({
-        "gth": GRANT_HASH, "gid": GROUP_ID, "sub": GATEWAY_OIN, "iss": PARTNER_OIN,
-        "svc": "uwv", "aud": format!("https://localhost:{}", ends.inway_addr.port()),
-        "exp": exp, "nbf": nbf,
-        "cnf": {"x5t#S256": cert_thumbprint(&ends.pki, "gateway-client")},
-        "add": {},
-    });
-    let key = std::fs::read(ends.pki.path("partner.key")).unwrap();
-    let key = jsonwebtoken::EncodingKey::from_ec_pem(&key).unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.x5t_s256 = Some(cert_thumbprint(&ends.pki, "partner"));
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
-}
-
 /// Then the request should be accepted.
 #[tokio::test]
 async fn inway_incoming_request_1() {
@@ -565,7 +548,7 @@ async fn inway_incoming_request_6() {
     let ends = fsc_ends().await;
     let now = doelpoort::clock::unix_now() as u64;
     // The control: a token minted this way, still valid, is accepted.
-    let valid = mint_token(&ends, now - 10, now + 300);
+    let valid = ends.mint_fsc_token(|_| {});
     let tx = ends::transaction_id();
     let r = ends
         .call_inway(
@@ -577,7 +560,10 @@ async fn inway_incoming_request_6() {
     assert_eq!(ends.received.count(), 1);
 
     // Expired a minute ago (well past the inway's clock leeway).
-    let expired = mint_token(&ends, now - 360, now - 60);
+    let expired = ends.mint_fsc_token(|c| {
+        c["nbf"] = (now - 360).into();
+        c["exp"] = (now - 60).into();
+    });
     let tx = ends::transaction_id();
     let r = ends
         .call_inway(

@@ -9,8 +9,7 @@ mod harness;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use harness::ends::{self, transaction_id, Ends, EndsSpec, GRANT_HASH, GROUP_ID};
-use harness::fsc_peer::cert_thumbprint;
+use harness::ends::{self, transaction_id, Ends, EndsSpec, GRANT_HASH};
 use harness::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -62,22 +61,6 @@ fn sign_by_hand(ends: &Ends, header: &Value, claims: &Value) -> String {
         jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::ES256)
             .unwrap();
     format!("{message}.{signature}")
-}
-
-/// A request straight to the inway as the outway (`gateway-client`) sends it: a new transaction
-/// id and `assertion`. The answer and the transaction id.
-async fn to_inway(ends: &Ends, assertion: String) -> (TestResponse, String) {
-    let tx = transaction_id();
-    let r = ends
-        .call_inway(
-            "gateway-client",
-            &[
-                ("fsc-transaction-id", tx.clone()),
-                ("doelbinding-assertion", assertion),
-            ],
-        )
-        .await;
-    (r, tx)
 }
 
 /// `status` with Doelpoort's problem `code`.
@@ -198,7 +181,7 @@ async fn audit_join_shows_every_provider_record_and_flags_mismatches() {
     assert_eq!(lines[0]["provider_side"].as_array().unwrap().len(), 1);
 
     // An exchange only the inway knows (a direct call): listed, no consumer side, no finding.
-    let (direct, direct_tx) = to_inway(&ends, ends.assertion(|_| {}, None).await).await;
+    let (direct, direct_tx) = ends.to_inway(ends.assertion(|_| {}, None).await).await;
     assert_eq!(direct.status, StatusCode::OK, "{}", body(&direct));
     let (code, lines, out) = audit_join_json(&ends, &["--transaction-id", &direct_tx]);
     assert_eq!(code, 0, "{out}");
@@ -283,7 +266,7 @@ async fn audit_join_escapes_control_characters() {
         ("case_id", "x\ny"),
     ] {
         let assertion = ends.assertion(|c| c[claim] = value.into(), None).await;
-        let (r, _) = to_inway(&ends, assertion).await;
+        let (r, _) = ends.to_inway(assertion).await;
         let status = r.status.as_u16();
         assert!(
             status == 400 || status == 401,
@@ -314,7 +297,7 @@ async fn inway_refuses_an_assertion_sub_that_is_not_an_oin() {
     let assertion = ends
         .assertion(|c| c["sub"] = "x\nexchange fake".into(), None)
         .await;
-    let (r, tx) = to_inway(&ends, assertion).await;
+    let (r, tx) = ends.to_inway(assertion).await;
     assert_problem(&r, 401, "token-invalid", "sub not an OIN");
     assert_eq!(ends.received.count(), 0, "the service was called");
     let records = inway_outcomes(&ends, &tx);
@@ -327,7 +310,7 @@ async fn inway_refuses_an_assertion_sub_that_is_not_an_oin() {
 async fn inway_refuses_bsn_shaped_or_malformed_ids_in_the_assertion() {
     let ends = Ends::start(EndsSpec::default()).await;
     // The control: the same assertion, unbent, is accepted.
-    let (r, _) = to_inway(&ends, ends.assertion(|_| {}, None).await).await;
+    let (r, _) = ends.to_inway(ends.assertion(|_| {}, None).await).await;
     assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
 
     let long_jti = "a".repeat(3000);
@@ -343,7 +326,7 @@ async fn inway_refuses_bsn_shaped_or_malformed_ids_in_the_assertion() {
     for (claim, value) in cases {
         let what = format!("{claim} = {:.40}", value.to_string());
         let assertion = ends.assertion(|c| c[claim] = value, None).await;
-        let (r, tx) = to_inway(&ends, assertion).await;
+        let (r, tx) = ends.to_inway(assertion).await;
         assert_problem(&r, 401, "token-invalid", &what);
         assert_eq!(inway_outcomes(&ends, &tx).len(), 1, "{what}: not recorded");
     }
@@ -474,24 +457,6 @@ async fn fsc_token_aud_is_the_configured_inway_address() {
     assert_eq!(claims["aud"], address.as_str(), "{claims}");
 }
 
-/// An FSC access token as the inway's own token key signs them (partner.key, named by the
-/// thumbprint of partner.crt), for the outway's certificate, valid now, for audience `aud`.
-fn mint_token(ends: &Ends, aud: &str) -> String {
-    let now = doelpoort::clock::unix_now() as u64;
-    let claims = json!({
-        "gth": GRANT_HASH, "gid": GROUP_ID, "sub": GATEWAY_OIN, "iss": PARTNER_OIN,
-        "svc": "uwv", "aud": aud,
-        "exp": now + 300, "nbf": now - 10,
-        "cnf": {"x5t#S256": cert_thumbprint(&ends.pki, "gateway-client")},
-        "add": {},
-    });
-    let key = std::fs::read(ends.pki.path("partner.key")).unwrap();
-    let key = jsonwebtoken::EncodingKey::from_ec_pem(&key).unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.x5t_s256 = Some(cert_thumbprint(&ends.pki, "partner"));
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
-}
-
 #[tokio::test]
 async fn inway_refuses_a_token_for_another_inway() {
     let ends = fsc_ends().await;
@@ -504,15 +469,12 @@ async fn inway_refuses_a_token_for_another_inway() {
         ends.call_inway("gateway-client", &headers).await
     };
     // The control: minted this way for this inway, the token is accepted.
-    let ours = mint_token(
-        &ends,
-        &format!("https://localhost:{}", ends.inway_addr.port()),
-    );
+    let ours = ends.mint_fsc_token(|_| {});
     let r = call(ours).await;
     assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
     assert_eq!(ends.received.count(), 1);
 
-    let theirs = mint_token(&ends, "https://other-inway.example:443");
+    let theirs = ends.mint_fsc_token(|c| c["aud"] = "https://other-inway.example:443".into());
     let r = call(theirs).await;
     assert_problem(&r, 401, "token-invalid", "a token for another inway");
     assert_fsc_code(
@@ -533,7 +495,7 @@ async fn inway_refuses_an_assertion_with_crit() {
 
     // The control: signed by hand without `crit`, the assertion is accepted.
     let plain = json!({"alg": "ES256", "typ": "JWT", "kid": kid});
-    let (r, _) = to_inway(&ends, sign_by_hand(&ends, &plain, &claims)).await;
+    let (r, _) = ends.to_inway(sign_by_hand(&ends, &plain, &claims)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
     assert_eq!(ends.received.count(), 1);
 
@@ -543,7 +505,7 @@ async fn inway_refuses_an_assertion_with_crit() {
         "alg": "ES256", "typ": "JWT", "kid": kid,
         "crit": ["urn:example:x"], "urn:example:x": true,
     });
-    let (r, _) = to_inway(&ends, sign_by_hand(&ends, &critical, &claims)).await;
+    let (r, _) = ends.to_inway(sign_by_hand(&ends, &critical, &claims)).await;
     assert_problem(&r, 401, "token-invalid", "an assertion with crit");
     assert_eq!(ends.received.count(), 1, "the service was called");
 }
@@ -553,19 +515,17 @@ async fn inway_refuses_an_assertion_not_yet_valid() {
     let ends = Ends::start(EndsSpec::default()).await;
     let now = doelpoort::clock::unix_now() as u64;
     // The control: an nbf in the past is fine.
-    let (r, _) = to_inway(
-        &ends,
-        ends.assertion(|c| c["nbf"] = (now - 1).into(), None).await,
-    )
-    .await;
+    let (r, _) = ends
+        .to_inway(ends.assertion(|c| c["nbf"] = (now - 1).into(), None).await)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
 
-    let (r, tx) = to_inway(
-        &ends,
-        ends.assertion(|c| c["nbf"] = (now + 100).into(), None)
-            .await,
-    )
-    .await;
+    let (r, tx) = ends
+        .to_inway(
+            ends.assertion(|c| c["nbf"] = (now + 100).into(), None)
+                .await,
+        )
+        .await;
     assert_problem(&r, 401, "token-invalid", "nbf 100 s ahead");
     assert_eq!(ends.received.count(), 1, "the service was called");
     assert_eq!(inway_outcomes(&ends, &tx).len(), 1);
@@ -607,7 +567,7 @@ async fn inway_refuses_transaction_ids_that_are_not_rfc9562_uuidv7() {
         assert_eq!(ends.received.count(), 0, "{what}: the service was called");
     }
     // The control: a fresh one is accepted.
-    let (r, _) = to_inway(&ends, ends.assertion(|_| {}, None).await).await;
+    let (r, _) = ends.to_inway(ends.assertion(|_| {}, None).await).await;
     assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
 }
 

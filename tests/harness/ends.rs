@@ -388,6 +388,44 @@ partners:
     }
 }
 
+impl Ends {
+    /// A request straight to the inway as the outway (`gateway-client`) sends it: a new
+    /// transaction id and `assertion`. The answer and the transaction id.
+    pub async fn to_inway(&self, assertion: String) -> (TestResponse, String) {
+        let tx = transaction_id();
+        let r = self
+            .call_inway(
+                "gateway-client",
+                &[
+                    ("fsc-transaction-id", tx.clone()),
+                    ("doelbinding-assertion", assertion),
+                ],
+            )
+            .await;
+        (r, tx)
+    }
+
+    /// An FSC access token as the inway's own token key signs them (`partner.key`, named by
+    /// the thumbprint of `partner.crt`): for the outway's certificate, valid now for 5
+    /// minutes, for the inway's address, with `change` applied to the claims.
+    pub fn mint_fsc_token(&self, change: impl FnOnce(&mut serde_json::Value)) -> String {
+        let now = doelpoort::clock::unix_now() as u64;
+        let mut claims = serde_json::json!({
+            "gth": GRANT_HASH, "gid": GROUP_ID, "sub": GATEWAY_OIN, "iss": PARTNER_OIN,
+            "svc": "uwv", "aud": format!("https://localhost:{}", self.inway_addr.port()),
+            "exp": now + 300, "nbf": now - 10,
+            "cnf": {"x5t#S256": super::fsc_peer::cert_thumbprint(&self.pki, "gateway-client")},
+            "add": {},
+        });
+        change(&mut claims);
+        let key = std::fs::read(self.pki.path("partner.key")).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(&key).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.x5t_s256 = Some(super::fsc_peer::cert_thumbprint(&self.pki, "partner"));
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+}
+
 /// A fresh transaction id as an outway makes them (UUIDv7).
 pub fn transaction_id() -> String {
     uuid::Uuid::now_v7().to_string()
