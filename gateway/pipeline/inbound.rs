@@ -1,7 +1,8 @@
 //! Admission at an inway (`role: inway`, SPEC §10): the provider's side of the exchange.
 //!
 //! Before the provider's own policy decides, the inway establishes what the calling gateway
-//! vouches for, in this order:
+//! vouches for, in this order (the spine keeps each fact as it is established, so a refused
+//! request's record says how far it got):
 //! 1. the transaction id the outway made (`Fsc-Transaction-Id`, a UUIDv7): kept end to end,
 //!    and required (FSC logging: a request without one is refused);
 //! 2. with FSC configured, the access token (`Fsc-Authorization`): signed by this inway's
@@ -13,7 +14,7 @@
 //! After the decision, the legal basis the assertion states must be the one the provider's
 //! purpose names. The inway's token endpoint (FSC manager, client credentials) is here too.
 
-use crate::exchange::Exchange;
+use crate::fsc::tokens::AccessTokenClaims;
 use crate::fsc::{self, FscError};
 use crate::identity::{Connection, Consumer};
 use crate::inway::{Inway, VerifiedAssertion};
@@ -75,42 +76,56 @@ fn once(headers: &HeaderMap) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Steps 2 and 3: the FSC access token (if the inway speaks FSC) and the assertion. Facts go
-/// into the exchange as they are established, so a refused request's record says how far it
-/// got.
-pub(super) async fn admit(
+/// Step 2: with FSC configured, the access token (`Fsc-Authorization`), checked; the headers
+/// an inway reads its context from, each sent once.
+pub(super) fn access_token(
     inway: &Inway,
     connection: &Connection,
     consumer: &Consumer,
-    partner: &Partner,
     headers: &HeaderMap,
-    exchange: &mut Exchange,
-) -> Result<VerifiedAssertion, Problem> {
+) -> Result<Option<AccessTokenClaims>, Problem> {
     once(headers)?;
-    if let Some(tokens) = &inway.fsc {
-        let claims = tokens
-            .verify(
-                headers.get(fsc::FSC_AUTHORIZATION),
-                connection.fingerprint.as_ref(),
-                &consumer.id,
-            )
-            .map_err(|e| e.problem(fsc_detail(e)))?;
-        exchange.fsc = Some(claims.transaction_log(fsc::Direction::Incoming));
-        if claims.svc != partner.id.as_str() {
-            return Err(FscError::ServiceNotFound
-                .problem("the access token is for another service than the path names"));
-        }
+    let Some(tokens) = &inway.fsc else {
+        return Ok(None);
+    };
+    tokens
+        .verify(
+            headers.get(fsc::FSC_AUTHORIZATION),
+            connection.fingerprint.as_ref(),
+            &consumer.id,
+        )
+        .map(Some)
+        .map_err(|e| e.problem(fsc_detail(e)))
+}
+
+/// The access token serves the service the path names, and no other.
+pub(super) fn for_service(claims: &AccessTokenClaims, partner: &Partner) -> Result<(), Problem> {
+    if claims.svc == partner.id.as_str() {
+        Ok(())
+    } else {
+        Err(FscError::ServiceNotFound
+            .problem("the access token is for another service than the path names"))
     }
-    let verified = inway
+}
+
+/// Step 3: the calling gateway's assertion (see [`crate::inway`]).
+pub(super) async fn assertion(
+    inway: &Inway,
+    connection: &Connection,
+    consumer: &Consumer,
+    headers: &HeaderMap,
+) -> Result<VerifiedAssertion, Problem> {
+    inway
         .verify(
             consumer,
             connection.fingerprint.as_ref(),
             headers.get(crate::headers::DOELBINDING_ASSERTION),
         )
-        .await?;
-    exchange.assertion_jti = Some(verified.jti.clone());
-    exchange.requester = Some(verified.requester.clone());
-    // The caller's headers may repeat what the assertion states, never contradict it.
+        .await
+}
+
+/// The caller's headers may repeat what the assertion states, never contradict it.
+pub(super) fn agrees(verified: &VerifiedAssertion, headers: &HeaderMap) -> Result<(), Problem> {
     let declared = headers
         .get(crate::headers::DOELBINDING_PURPOSE)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
@@ -120,7 +135,7 @@ pub(super) async fn admit(
             "the Doelbinding-Purpose header differs from the purpose the assertion states",
         ));
     }
-    Ok(verified)
+    Ok(())
 }
 
 fn fsc_detail(e: FscError) -> &'static str {

@@ -17,6 +17,12 @@
 //! concluded, recorded and answered: nothing is released that was not recorded, and nothing
 //! decided goes unrecorded or uncounted.
 //!
+//! At an inway (`role: inway`, SPEC §10) the same spine runs in front of a provider's own
+//! services: the transaction id and the context come from the calling gateway
+//! (`inbound.rs`: its FSC access token and its assertion), the provider's own policies decide,
+//! there is no case register, and every request has its intent record before the service is
+//! called. At an outway, what an inway reports back is kept for the record (`other_end.rs`).
+//!
 //! The proofs travel with the values: forwarding needs the [`Permit`] only the decision
 //! builds, and the caller's response body is a [`crate::minimise::Released`] only
 //! minimisation builds.
@@ -180,7 +186,7 @@ where
     let (context, token, vouched) = match state.inway.as_deref() {
         // At an inway, the context is what the calling gateway's assertion states.
         Some(inway) => {
-            let verified = inbound::admit(
+            let verified = provider_context(
                 inway,
                 connection,
                 consumer,
@@ -189,7 +195,6 @@ where
                 exchange,
             )
             .await?;
-            exchange.note_context(&verified.context);
             (verified.context.clone(), None, Some(verified))
         }
         None => {
@@ -241,7 +246,7 @@ where
     let answer = async {
         let fsc_token = match vouched {
             Some(_) => None,
-            None => other_end::fsc_token(&call, exchange).await?,
+            None => fsc_token(&call, exchange).await?,
         };
         let credentials = match vouched {
             Some(_) => forward::Credentials::Inway {
@@ -267,7 +272,9 @@ where
     case::settle(state, reservation.as_ref(), &answer).await;
     let answer = answer?;
     exchange.note_upstream(&answer);
-    other_end::note_provider(exchange, &answer);
+    let report = other_end::report(&answer);
+    exchange.fsc_error_code = report.fsc_error_code;
+    exchange.provider_fields = report.provider_fields;
     let answer = answer.map_err(|e| e.problem)?;
     checkpoint(state, "release");
     let released = release::release(state, &policy, &call, &permit, answer)?;
@@ -305,6 +312,45 @@ fn caller_context(
         exchange.note_context(&context);
     }
     Ok((context, token))
+}
+
+/// Phase *context* at an inway: the FSC access token (if the inway speaks FSC) and the calling
+/// gateway's assertion, each fact kept as it is established.
+async fn provider_context(
+    inway: &crate::inway::Inway,
+    connection: &Connection,
+    consumer: &Consumer,
+    partner: &Partner,
+    headers: &http::HeaderMap,
+    exchange: &mut Exchange,
+) -> Result<crate::inway::VerifiedAssertion, Problem> {
+    if let Some(claims) = inbound::access_token(inway, connection, consumer, headers)? {
+        exchange.fsc = Some(claims.transaction_log(crate::fsc::Direction::Incoming));
+        inbound::for_service(&claims, partner)?;
+    }
+    let verified = inbound::assertion(inway, connection, consumer, headers).await?;
+    exchange.assertion_jti = Some(verified.jti.clone());
+    exchange.requester = Some(verified.requester.clone());
+    exchange.note_context(&verified.context);
+    inbound::agrees(&verified, headers)?;
+    Ok(verified)
+}
+
+/// Phase *forward* at an outway: the partner's FSC access token (none for a partner without
+/// FSC). Without one the request is not sent; the failure is the exchange's upstream error.
+async fn fsc_token(call: &Call<'_>, exchange: &mut Exchange) -> Result<Option<String>, Problem> {
+    match call.partner.fsc_token().await {
+        Ok(Some((token, claims))) => {
+            exchange.fsc = Some(claims.transaction_log(crate::fsc::Direction::Outgoing));
+            Ok(Some(token))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            let problem = e.problem.clone();
+            exchange.note_upstream(&Err(e));
+            Err(problem)
+        }
+    }
 }
 
 /// Whether the partner may change something: every method but GET and HEAD.

@@ -1,34 +1,13 @@
-//! Phase *forward*, at an outway whose partner runs an inway: the FSC access token that goes
-//! with the request, and what the other end reports back (its FSC error code, the fields the
-//! provider released and withheld), kept for the record so both logs can be joined on
-//! `Fsc-Transaction-Id` (SPEC §10).
+//! Phase *forward*, at an outway whose partner runs an inway: what the other end reports back
+//! (its FSC error code, the fields the provider released and withheld), kept for the record so
+//! both logs can be joined on `Fsc-Transaction-Id` (SPEC §10), and the FSC error of a
+//! transaction log that could not be written.
 
-use super::Call;
-use crate::exchange::{Exchange, ProviderFields};
+use crate::exchange::ProviderFields;
 use crate::headers::{DOELBINDING_FIELDS_RELEASED, DOELBINDING_FIELDS_WITHHELD};
 use crate::problem::Problem;
 use crate::upstream::{UpstreamError, UpstreamResponse};
 use http::HeaderMap;
-
-/// The partner's FSC access token (none for a partner without FSC). Without one the request
-/// is not sent: the failure is the exchange's upstream error.
-pub(super) async fn fsc_token(
-    call: &Call<'_>,
-    exchange: &mut Exchange,
-) -> Result<Option<String>, Problem> {
-    match call.partner.fsc_token().await {
-        Ok(Some((token, claims))) => {
-            exchange.fsc = Some(claims.transaction_log(crate::fsc::Direction::Outgoing));
-            Ok(Some(token))
-        }
-        Ok(None) => Ok(None),
-        Err(e) => {
-            let problem = e.problem.clone();
-            exchange.note_upstream(&Err(e));
-            Err(problem)
-        }
-    }
-}
 
 /// At an outway, for an exchange with an FSC partner: a transaction log that could not be
 /// written is an error within FSC's scope (logging 1.0, Outway "Error response").
@@ -41,29 +20,33 @@ pub(super) fn fsc_scope(problem: Problem) -> Problem {
     }
 }
 
+/// What the other end reports in its answer.
+#[derive(Default)]
+pub(super) struct Report {
+    pub(super) fsc_error_code: Option<String>,
+    pub(super) provider_fields: Option<ProviderFields>,
+}
+
 /// Reads the other end's report from its answer: a well-formed `Fsc-Error-Code`, and the
 /// provider's `Doelbinding-Fields-*` lists. Malformed reports are ignored (they are the
 /// provider's statement, recorded for joining logs, never trusted for the release).
-pub(super) fn note_provider(
-    exchange: &mut Exchange,
-    answer: &Result<UpstreamResponse, UpstreamError>,
-) {
+pub(super) fn report(answer: &Result<UpstreamResponse, UpstreamError>) -> Report {
     let Ok(answer) = answer else {
-        return;
+        return Report::default();
     };
-    exchange.fsc_error_code = answer
-        .headers
-        .get(crate::fsc::FSC_ERROR_CODE)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| crate::fsc::is_error_code(v))
-        .map(str::to_string);
     let released = fields(&answer.headers, &DOELBINDING_FIELDS_RELEASED);
     let withheld = fields(&answer.headers, &DOELBINDING_FIELDS_WITHHELD);
-    if released.is_some() || withheld.is_some() {
-        exchange.provider_fields = Some(ProviderFields {
+    Report {
+        fsc_error_code: answer
+            .headers
+            .get(crate::fsc::FSC_ERROR_CODE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| crate::fsc::is_error_code(v))
+            .map(str::to_string),
+        provider_fields: (released.is_some() || withheld.is_some()).then(|| ProviderFields {
             released: released.unwrap_or_default(),
             withheld: withheld.unwrap_or_default(),
-        });
+        }),
     }
 }
 
