@@ -62,11 +62,46 @@ fn check_reports_unreadable_certificates() {
 }
 
 #[test]
-fn the_documented_example_config_checks_clean() {
-    let path = repo_root().join("docs/examples/doelpoort.yaml");
+fn the_documented_example_configs_check_clean() {
+    // The municipality's gateway, and a provider's inway (SPEC §10).
+    for example in ["doelpoort.yaml", "inway.yaml"] {
+        let path = repo_root().join("docs/examples").join(example);
+        let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{example}: {out}");
+        assert!(out.contains(": ok (0 warning(s))"), "{example}: {out}");
+    }
+}
+
+#[test]
+fn an_inways_configuration_errors_are_located() {
+    let pki = TestPki::new();
+    let spec = PartnerSpec::new("uwv", "127.0.0.1:9".parse().unwrap());
+    // An inway needs each caller's assertion keys: a plain-http JWKS off loopback is refused,
+    // as are a case register at an inway and an FSC group id of the wrong form.
+    let inway = config_yaml(&pki, &[spec], "")
+        .replace("instance: test", "role: inway\ninstance: test")
+        .replace(
+            "    case_admin: true\n",
+            "    case_admin: true\n    assertion_jwks: http://jwks.example/.well-known/jwks.json\n",
+        );
+    let yaml = inway.clone()
+        + "fsc:\n  group_id: fsc test\n  address: https://localhost:8443\n  contracts: []\n";
+    let path = write_config(&pki, &yaml);
     let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains(": ok (0 warning(s))"), "{out}");
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "the JWKS address must be https:// (http:// only on 127.0.0.1, [::1] or localhost)",
+        "the case register is kept at the consumers' side (outway), not at an inway",
+        "a group id is 1 to 100 of a-z A-Z 0-9 . / _ - (FSC core)",
+    ] {
+        assert!(out.contains(expected), "{expected}: {out}");
+    }
+    // An FSC block without the inway's address (every token's audience) does not parse.
+    let path = write_config(&pki, &(inway + "fsc:\n  group_id: fsc-test\n"));
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("missing field `address`"), "{out}");
+    assert!(out.contains("doelpoort.yaml:"), "located: {out}");
 }
 
 #[test]
