@@ -41,6 +41,47 @@ fn check_parties(
     }
 }
 
+/// At an inway: a grant of the provider's release profile that leaves out a field its
+/// response schema requires makes the answer invalid against that schema — and an outway that
+/// checks answers against the same schema refuses them whole (`minimisation-failed`). Either
+/// the consumers' side's schema marks the field optional, or the profile releases it.
+fn check_release_profile(policies: &crate::policy::PolicySet, out: &mut Vec<Diagnostic>) {
+    use crate::policy::schema::required_paths;
+    for grant in &policies.grants {
+        let schema = policies
+            .operations
+            .get(&grant.operation)
+            .and_then(|op| op.response_schema.as_deref())
+            .and_then(|name| policies.schemas.get(name));
+        let Some(schema) = schema else {
+            continue;
+        };
+        // A field is present when a released path lies within it or it within a released one.
+        let present = |path: &crate::policy::fieldpath::FieldPath| {
+            path.0.is_empty()
+                || grant
+                    .fields
+                    .iter()
+                    .any(|f| path.is_within(&f.path) || f.path.is_within(path))
+        };
+        for required in required_paths(schema) {
+            let parent =
+                crate::policy::fieldpath::FieldPath(required.0[..required.0.len() - 1].to_vec());
+            if present(&parent) && !present(&required) {
+                out.push(Diagnostic::warning(
+                    &grant.source.file,
+                    grant.source.line,
+                    1,
+                    format!(
+                        "grant '{}' withholds '{required}', which the response schema requires: an outway that checks the answer against the same schema refuses it whole (minimisation-failed); release it, or mark it optional in the schema the consumers' side uses",
+                        grant.id
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// Days before expiry at which `check` starts to warn.
 const EXPIRY_WARNING_DAYS: i64 = 30;
 
@@ -85,6 +126,9 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
     out.extend(diagnostics);
     if let Some(policies) = policies {
         check_parties(config, &policies, source, out);
+        if config.role == crate::config::Role::Inway {
+            check_release_profile(&policies, out);
+        }
     }
     if let Err(e) = tls::server_config(config) {
         out.push(Diagnostic::file_error(
@@ -137,5 +181,55 @@ fn check_material(config: &Config, source: &Path, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped youth-care profile releases everything its schema requires; leaving out
+    /// one required field is warned about, at the grant.
+    #[test]
+    fn a_release_profile_that_withholds_a_required_field_is_warned_about() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "consumers.yaml",
+            "purposes.yaml",
+            "grants.yaml",
+            "partners/jeugdhulp.yaml",
+        ] {
+            let to = dir.path().join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root.join("policies/providers/jeugdhulp").join(file), to).unwrap();
+        }
+        let load = || {
+            let (set, diagnostics) = crate::policy::compile::load(
+                dir.path(),
+                &root.join("schemas"),
+                crate::policy::today(),
+            );
+            assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+            let mut out = Vec::new();
+            check_release_profile(&set.unwrap(), &mut out);
+            out
+        };
+        assert!(load().is_empty(), "the shipped profile is clean");
+        let grants = dir.path().join("grants.yaml");
+        let text = std::fs::read_to_string(&grants).unwrap();
+        std::fs::write(
+            &grants,
+            text.replace("      trajecten[*].startdatum: keep\n", ""),
+        )
+        .unwrap();
+        let warnings = load();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let text = warnings[0].to_string();
+        assert!(text.contains("grants.yaml:3:"), "{text}");
+        assert!(
+            text.contains("withholds 'trajecten[*].startdatum'"),
+            "{text}"
+        );
     }
 }

@@ -193,6 +193,45 @@ pub fn leaves(root: &Value) -> Vec<(FieldPath, String)> {
     out
 }
 
+/// Every path a schema requires where its parent is present: each member of an object's
+/// `required` list, below the properties and array items that lead to it.
+pub fn required_paths(root: &Value) -> Vec<FieldPath> {
+    fn walk(
+        root: &Value,
+        schema: &Value,
+        prefix: &mut Vec<Segment>,
+        out: &mut Vec<FieldPath>,
+        depth: usize,
+    ) {
+        let schema = deref(root, schema);
+        if depth > 32 {
+            return; // recursive schemas are not expected; stop rather than loop
+        }
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            for (k, sub) in props {
+                prefix.push(Segment::Key(k.clone()));
+                if required.contains(&k.as_str()) {
+                    out.push(FieldPath(prefix.clone()));
+                }
+                walk(root, sub, prefix, out, depth + 1);
+                prefix.pop();
+            }
+        } else if let Some(items) = schema.get("items") {
+            prefix.push(Segment::Each);
+            walk(root, items, prefix, out, depth + 1);
+            prefix.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut Vec::new(), &mut out, 0);
+    out
+}
+
 /// The data categories released by releasing `path` (the leaf's own, or every leaf beneath).
 pub fn categories_under(root: &Value, path: &FieldPath) -> BTreeSet<String> {
     leaves(root)
@@ -227,6 +266,23 @@ mod tests {
         assert!(resolve(&s, &FieldPath::parse("uitkeringen[*].soort").unwrap()).is_some());
         assert!(resolve(&s, &FieldPath::parse("uitkeringen.soort").unwrap()).is_none());
         assert!(resolve(&s, &FieldPath::parse("nope").unwrap()).is_none());
+    }
+
+    #[test]
+    fn lists_required_paths_below_their_parents() {
+        let s = json!({
+            "type": "object",
+            "required": ["bsn", "trajecten"],
+            "properties": {
+                "bsn": {"type": "string"},
+                "trajecten": {"type": "array", "items": {"type": "object",
+                    "required": ["aanbieder"],
+                    "properties": {"aanbieder": {"type": "string"}, "zorginhoud": {"type": "string"}}}},
+                "extra": {"type": "string"}
+            }
+        });
+        let required: Vec<String> = required_paths(&s).iter().map(|p| p.to_string()).collect();
+        assert_eq!(required, ["bsn", "trajecten", "trajecten[*].aanbieder"]);
     }
 
     #[test]
