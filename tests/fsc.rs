@@ -384,21 +384,6 @@ async fn outway_transaction_log_5() {
 
 // ---- Doelpoort's inway, called as an outway would ------------------------------------------
 
-async fn fsc_ends() -> Ends {
-    Ends::start(EndsSpec {
-        fsc: true,
-        ..Default::default()
-    })
-    .await
-}
-
-/// A token from the inway's token endpoint for the outway's certificate.
-async fn token(ends: &Ends) -> String {
-    let (status, body) = ends.fsc_token("gateway-client", GATEWAY_OIN).await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 /// A request's FSC headers and a valid assertion, with `token` (if any).
 async fn inway_headers(ends: &Ends, tx: &str, token: Option<&str>) -> Vec<(&'static str, String)> {
     let mut headers = vec![
@@ -448,8 +433,8 @@ fn assert_inway_refusal_recorded(ends: &Ends, tx: &str, reason: &str) {
 /// Then the request should be accepted.
 #[tokio::test]
 async fn inway_incoming_request_1() {
-    let ends = fsc_ends().await;
-    let token = token(&ends).await;
+    let ends = Ends::with_fsc().await;
+    let token = ends.outway_token().await;
     let tx = ends::transaction_id();
     let r = ends
         .call_inway(
@@ -471,7 +456,7 @@ async fn inway_incoming_request_1() {
 /// Then the request should be denied.
 #[tokio::test]
 async fn inway_incoming_request_2() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     let tx = ends::transaction_id();
     let r = ends
         .call_inway("gateway-client", &inway_headers(&ends, &tx, None).await)
@@ -484,10 +469,10 @@ async fn inway_incoming_request_2() {
 /// Then the request should be denied.
 #[tokio::test]
 async fn inway_incoming_request_3() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     // A token bound to the outway's certificate, presented on another gateway's connection
     // (`andere-gemeente`, the `consumer` certificate).
-    let token = token(&ends).await;
+    let token = ends.outway_token().await;
     let tx = ends::transaction_id();
     let r = ends
         .call_inway("consumer", &inway_headers(&ends, &tx, Some(&token)).await)
@@ -500,8 +485,8 @@ async fn inway_incoming_request_3() {
 /// Then the request should be denied.
 #[tokio::test]
 async fn inway_incoming_request_4() {
-    let ends = fsc_ends().await;
-    let token = token(&ends).await;
+    let ends = Ends::with_fsc().await;
+    let token = ends.outway_token().await;
     // Same subject and OIN as a known caller, but issued by a CA the group does not trust.
     let refused = try_raw_request(ends.inway_addr, client_tls(&ends.pki, Some("rogue"))).await;
     assert_eq!(
@@ -524,8 +509,8 @@ async fn inway_incoming_request_4() {
 /// Then the access token should be received by the Service.
 #[tokio::test]
 async fn inway_incoming_request_5() {
-    let ends = fsc_ends().await;
-    let token = token(&ends).await;
+    let ends = Ends::with_fsc().await;
+    let token = ends.outway_token().await;
     let tx = ends::transaction_id();
     let r = ends
         .call_inway(
@@ -545,7 +530,7 @@ async fn inway_incoming_request_5() {
 /// Then the request should be denied.
 #[tokio::test]
 async fn inway_incoming_request_6() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     let now = doelpoort::clock::unix_now() as u64;
     // The control: a token minted this way, still valid, is accepted.
     let valid = ends.mint_fsc_token(|_| {});
@@ -604,7 +589,7 @@ async fn inway_transaction_log_1() {
     })
     .await;
     audit.set(ends.pki.path("inway-audit")).unwrap();
-    let token = token(&ends).await;
+    let token = ends.outway_token().await;
     let tx = ends::transaction_id();
     let r = ends
         .call_inway(
@@ -647,8 +632,8 @@ async fn inway_transaction_log_1() {
 /// Then the TransactionLog ID should be present in the request to the Service.
 #[tokio::test]
 async fn inway_transaction_log_2() {
-    let ends = fsc_ends().await;
-    let token = token(&ends).await;
+    let ends = Ends::with_fsc().await;
+    let token = ends.outway_token().await;
     let tx = ends::transaction_id();
     let r = ends
         .call_inway(
@@ -674,8 +659,8 @@ async fn inway_transaction_log_2() {
 /// Then the Inway should reject the request.
 #[tokio::test]
 async fn inway_transaction_log_3() {
-    let ends = fsc_ends().await;
-    let token = token(&ends).await;
+    let ends = Ends::with_fsc().await;
+    let token = ends.outway_token().await;
     let mut headers = inway_headers(&ends, "", Some(&token)).await;
     headers.retain(|(name, _)| *name != "fsc-transaction-id");
     let r = ends.call_inway("gateway-client", &headers).await;
@@ -695,8 +680,8 @@ async fn inway_transaction_log_3() {
 /// the transaction log the Inway must respond with an error and not invoke the Service.
 #[tokio::test]
 async fn inway_transaction_log_6() {
-    let ends = fsc_ends().await;
-    let token = token(&ends).await;
+    let ends = Ends::with_fsc().await;
+    let token = ends.outway_token().await;
     // The control: with a working log the service is called.
     let tx = ends::transaction_id();
     let r = ends
@@ -736,7 +721,7 @@ async fn inway_port_1() {
     })
     .await;
     assert_eq!(ends.inway_addr.port(), 8443);
-    let token = token(&ends).await;
+    let token = ends.outway_token().await;
     let tx = ends::transaction_id();
     let r = ends
         .call_inway(
@@ -755,7 +740,7 @@ async fn inway_port_1() {
 /// Then the Service should return a successful response.
 #[tokio::test]
 async fn integration_consume_service_1() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     let r = ends.call().await;
     assert_eq!(
         r.status,
@@ -804,7 +789,7 @@ async fn integration_consume_service_2() {
 /// Integration-Transaction-1.)
 #[tokio::test]
 async fn integration_transaction_log_1() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     let r = ends.call().await;
     assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
     let tx = transaction_of(&r);

@@ -385,12 +385,12 @@ async fn inway_refuses_context_and_fsc_headers_sent_twice() {
         ..Default::default()
     })
     .await;
-    let token = fsc_token(&ends).await;
+    let token = ends.outway_token().await;
     let two_tokens = [
         ("fsc-transaction-id", transaction_id()),
         ("doelbinding-assertion", ends.assertion(|_| {}, None).await),
         ("fsc-authorization", token.clone()),
-        ("fsc-authorization", fsc_token(&ends).await),
+        ("fsc-authorization", ends.outway_token().await),
     ];
     let r = ends.call_inway("gateway-client", &two_tokens).await;
     assert_problem(&r, 400, "context-invalid", "two FSC tokens");
@@ -405,21 +405,6 @@ async fn inway_refuses_context_and_fsc_headers_sent_twice() {
 }
 
 // ---- 6. FSC tokens name the inway's configured address ------------------------------------
-
-async fn fsc_ends() -> Ends {
-    Ends::start(EndsSpec {
-        fsc: true,
-        ..Default::default()
-    })
-    .await
-}
-
-/// A token from the inway's token endpoint for the outway's certificate.
-async fn fsc_token(ends: &Ends) -> String {
-    let (status, body) = ends.fsc_token("gateway-client", GATEWAY_OIN).await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
-}
 
 /// A POST to the inway's token endpoint with the outway's certificate, a valid form, and
 /// `headers`.
@@ -441,7 +426,7 @@ async fn token_request(ends: &Ends, headers: &[(&str, &str)]) -> TestResponse {
 
 #[tokio::test]
 async fn fsc_token_aud_is_the_configured_inway_address() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     let address = format!("https://localhost:{}", ends.inway_addr.port());
     let form = ("content-type", "application/x-www-form-urlencoded");
 
@@ -459,7 +444,7 @@ async fn fsc_token_aud_is_the_configured_inway_address() {
 
 #[tokio::test]
 async fn inway_refuses_a_token_for_another_inway() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     let call = |token: String| async {
         let headers = [
             ("fsc-transaction-id", transaction_id()),
@@ -575,7 +560,7 @@ async fn inway_refuses_transaction_ids_that_are_not_rfc9562_uuidv7() {
 
 #[tokio::test]
 async fn token_endpoint_takes_forms_only() {
-    let ends = fsc_ends().await;
+    let ends = Ends::with_fsc().await;
     for (what, headers) in [
         ("text/plain", &[("content-type", "text/plain")][..]),
         ("no content type", &[][..]),

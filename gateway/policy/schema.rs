@@ -156,79 +156,65 @@ pub fn resolve<'a>(root: &'a Value, path: &FieldPath) -> Option<&'a Value> {
     Some(current)
 }
 
-/// Every leaf (non-object, non-array) path of a schema with its category (or `uncategorised`).
-pub fn leaves(root: &Value) -> Vec<(FieldPath, String)> {
-    fn walk(
+/// Visits every property and array item of a schema, with its path, its (dereferenced)
+/// schema and whether its object requires it. Depth-bounded: recursive schemas are not
+/// expected, and a walk stops rather than loops.
+fn walk(root: &Value, visit: &mut impl FnMut(&[Segment], &Value, bool)) {
+    fn go(
         root: &Value,
         schema: &Value,
         prefix: &mut Vec<Segment>,
-        out: &mut Vec<(FieldPath, String)>,
+        visit: &mut impl FnMut(&[Segment], &Value, bool),
         depth: usize,
     ) {
         let schema = deref(root, schema);
         if depth > 32 {
-            return; // recursive schemas are not expected; stop rather than loop
+            return;
         }
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            let required = schema.get("required").and_then(Value::as_array);
             for (k, sub) in props {
                 prefix.push(Segment::Key(k.clone()));
-                walk(root, sub, prefix, out, depth + 1);
+                let is_required = required.is_some_and(|r| r.iter().any(|n| n.as_str() == Some(k)));
+                visit(prefix, deref(root, sub), is_required);
+                go(root, sub, prefix, visit, depth + 1);
                 prefix.pop();
             }
         } else if let Some(items) = schema.get("items") {
             prefix.push(Segment::Each);
-            walk(root, items, prefix, out, depth + 1);
+            visit(prefix, deref(root, items), false);
+            go(root, items, prefix, visit, depth + 1);
             prefix.pop();
-        } else if !prefix.is_empty() {
+        }
+    }
+    go(root, root, &mut Vec::new(), visit, 0);
+}
+
+/// Every leaf (non-object, non-array) path of a schema with its category (or `uncategorised`).
+pub fn leaves(root: &Value) -> Vec<(FieldPath, String)> {
+    let mut out = Vec::new();
+    walk(root, &mut |path, schema, _| {
+        if schema.get("properties").is_none() && schema.get("items").is_none() {
             let category = schema
                 .get("x-data-category")
                 .and_then(Value::as_str)
                 .unwrap_or("uncategorised")
                 .to_string();
-            out.push((FieldPath(prefix.clone()), category));
+            out.push((FieldPath(path.to_vec()), category));
         }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut Vec::new(), &mut out, 0);
+    });
     out
 }
 
 /// Every path a schema requires where its parent is present: each member of an object's
 /// `required` list, below the properties and array items that lead to it.
 pub fn required_paths(root: &Value) -> Vec<FieldPath> {
-    fn walk(
-        root: &Value,
-        schema: &Value,
-        prefix: &mut Vec<Segment>,
-        out: &mut Vec<FieldPath>,
-        depth: usize,
-    ) {
-        let schema = deref(root, schema);
-        if depth > 32 {
-            return; // recursive schemas are not expected; stop rather than loop
-        }
-        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-            let required: Vec<&str> = schema
-                .get("required")
-                .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            for (k, sub) in props {
-                prefix.push(Segment::Key(k.clone()));
-                if required.contains(&k.as_str()) {
-                    out.push(FieldPath(prefix.clone()));
-                }
-                walk(root, sub, prefix, out, depth + 1);
-                prefix.pop();
-            }
-        } else if let Some(items) = schema.get("items") {
-            prefix.push(Segment::Each);
-            walk(root, items, prefix, out, depth + 1);
-            prefix.pop();
-        }
-    }
     let mut out = Vec::new();
-    walk(root, root, &mut Vec::new(), &mut out, 0);
+    walk(root, &mut |path, _, required| {
+        if required {
+            out.push(FieldPath(path.to_vec()));
+        }
+    });
     out
 }
 

@@ -389,6 +389,22 @@ partners:
 }
 
 impl Ends {
+    /// Both ends with FSC: the inway issues and requires access tokens.
+    pub async fn with_fsc() -> Ends {
+        Ends::start(EndsSpec {
+            fsc: true,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// An access token from the inway's token endpoint for the outway's certificate.
+    pub async fn outway_token(&self) -> String {
+        let (status, body) = self.fsc_token("gateway-client", GATEWAY_OIN).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
     /// A request straight to the inway as the outway (`gateway-client`) sends it: a new
     /// transaction id and `assertion`. The answer and the transaction id.
     pub async fn to_inway(&self, assertion: String) -> (TestResponse, String) {
