@@ -219,6 +219,7 @@ impl Partner {
                 peer_id.to_string(),
                 client_thumbprint.clone(),
                 origin.clone(),
+                config.oin.as_ref().map(|o| o.as_str().to_string()),
             )),
             (Some(_), None) => {
                 anyhow::bail!("an FSC partner needs gateway_oin (the gateway's peer id)")
@@ -271,11 +272,6 @@ impl Partner {
         if let Some(token) = tokens.cached(crate::clock::unix_now() as u64) {
             return Ok(Some(token));
         }
-        let _one_request = tokens.fetching.lock().await;
-        // Another exchange may have fetched one while this one waited.
-        if let Some(token) = tokens.cached(crate::clock::unix_now() as u64) {
-            return Ok(Some(token));
-        }
         let refused = |reason: &str| {
             tracing::warn!(partner = %self.id, reason, "no FSC access token: the request is not sent");
             UpstreamError::new(
@@ -284,6 +280,33 @@ impl Partner {
                 "no access token could be obtained for this partner (FSC)",
             )
         };
+        // Exchanges wait for the one token request in flight, but never longer than the
+        // partner's response timeout; after a failure they are refused at once for a while.
+        if tokens.backing_off() {
+            return Err(refused("a token request failed moments ago"));
+        }
+        let _one_request = tokio::time::timeout(self.response_timeout, tokens.fetching.lock())
+            .await
+            .map_err(|_| refused("another token request is still waiting for the manager"))?;
+        // Another exchange may have fetched one (or failed) while this one waited.
+        if let Some(token) = tokens.cached(crate::clock::unix_now() as u64) {
+            return Ok(Some(token));
+        }
+        if tokens.backing_off() {
+            return Err(refused("a token request failed moments ago"));
+        }
+        let result = self.request_token(tokens).await;
+        if result.is_err() {
+            tokens.failed();
+        }
+        result.map(Some).map_err(|reason| refused(&reason))
+    }
+
+    /// One token request to the partner's manager, and its answer checked.
+    async fn request_token(
+        &self,
+        tokens: &OutwayTokens,
+    ) -> Result<(String, AccessTokenClaims), String> {
         let request = Request::post(tokens.endpoint())
             .header(
                 http::header::CONTENT_TYPE,
@@ -291,7 +314,7 @@ impl Partner {
             )
             .header(http::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(tokens.request_body())))
-            .map_err(|_| refused("the token request could not be built"))?;
+            .map_err(|_| "the token request could not be built".to_string())?;
         let answer = async {
             let response = self
                 .client
@@ -308,12 +331,9 @@ impl Partner {
         };
         let (status, body) = tokio::time::timeout(self.response_timeout, answer)
             .await
-            .map_err(|_| refused("the manager did not answer in time"))?
-            .map_err(refused)?;
-        tokens
-            .accept(status, &body, crate::clock::unix_now() as u64)
-            .map(Some)
-            .map_err(|reason| refused(&reason))
+            .map_err(|_| "the manager did not answer in time".to_string())?
+            .map_err(str::to_string)?;
+        tokens.accept(status, &body, crate::clock::unix_now() as u64)
     }
 
     /// Sends one request and reads the whole response, within the partner's response timeout

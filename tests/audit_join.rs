@@ -62,6 +62,16 @@ async fn both_logs_join_on_the_transaction_id() {
     assert!(table.contains(&format!("exchange {tx}")), "{table}");
     assert!(table.contains("withheld: /werkgever"), "{table}");
 
+    // One log named for both sides is not a join.
+    let (code, out) = run_doelpoort([
+        "audit".as_ref(),
+        "join".as_ref(),
+        outway.as_os_str(),
+        outway.as_os_str(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is named for both sides"), "{out}");
+
     // A log that does not verify is not joined.
     let segment = harness::audit_segment(&inway).0;
     let text = std::fs::read(&segment).unwrap();

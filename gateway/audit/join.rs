@@ -57,6 +57,15 @@ pub fn join(
     provider_dir: &Path,
     transaction_id: Option<&str>,
 ) -> Result<Vec<Joined>> {
+    let same = std::fs::canonicalize(consumer_dir)
+        .ok()
+        .zip(std::fs::canonicalize(provider_dir).ok())
+        .is_some_and(|(c, p)| c == p);
+    anyhow::ensure!(
+        !same,
+        "{} is named for both sides: give the consumer side's log and the provider's",
+        consumer_dir.display()
+    );
     let mut consumer = outcomes(consumer_dir)?;
     let mut provider = outcomes(provider_dir)?;
     let mut ids: Vec<String> = consumer.keys().chain(provider.keys()).cloned().collect();

@@ -25,6 +25,12 @@ use std::time::Duration;
 /// A token is not used with less validity left than this: it must still be valid when the
 /// inway checks it, after the request has travelled.
 const REUSE_MARGIN_SECS: u64 = 30;
+/// The longest an outway keeps a token, whatever its `exp` says: a token the inway no longer
+/// honours is replaced within this time even if the inway's answer did not say so.
+const MAX_CACHE_SECS: u64 = 3600;
+/// After a failed token request, exchanges for the same partner are refused at once for this
+/// long instead of each asking the manager again (and waiting for it) in turn.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 /// Clock difference tolerated between the peers.
 const LEEWAY_SECS: u64 = 5;
 
@@ -293,21 +299,53 @@ pub struct OutwayTokens {
     thumbprint: String,
     /// `https://host:port` of the partner's inway: a token must name it as `aud`.
     inway: String,
-    cached: Mutex<Option<(String, AccessTokenClaims)>>,
+    /// The partner's OIN, when configured: the token's issuer (`iss`) must be it.
+    provider: Option<String>,
+    /// The token and until when (unix seconds) it may be used.
+    cached: Mutex<Option<(String, AccessTokenClaims, u64)>>,
+    /// Until when a failed token request refuses further exchanges at once.
+    failed_until: Mutex<Option<std::time::Instant>>,
     /// One token request at a time per partner: concurrent exchanges wait for its token.
     pub fetching: tokio::sync::Mutex<()>,
 }
 
 impl OutwayTokens {
-    pub fn new(config: FscOutway, peer_id: String, thumbprint: String, inway: String) -> Self {
+    pub fn new(
+        config: FscOutway,
+        peer_id: String,
+        thumbprint: String,
+        inway: String,
+        provider: Option<String>,
+    ) -> Self {
         Self {
             config,
             peer_id,
             thumbprint,
             inway,
+            provider,
             cached: Mutex::new(None),
+            failed_until: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Forgets the cached token: the inway said it is not (or no longer) valid.
+    pub fn forget(&self) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Whether a token request failed so recently that exchanges are refused at once.
+    pub fn backing_off(&self) -> bool {
+        self.failed_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    /// Notes a failed token request (see [`FAILURE_BACKOFF`]).
+    pub fn failed(&self) {
+        *self.failed_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now() + FAILURE_BACKOFF);
     }
 
     /// The token endpoint (`<manager>/v1/token`).
@@ -332,8 +370,8 @@ impl OutwayTokens {
         let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         cached
             .as_ref()
-            .filter(|(_, claims)| claims.exp > now + REUSE_MARGIN_SECS)
-            .cloned()
+            .filter(|(_, claims, until)| claims.exp > now + REUSE_MARGIN_SECS && now < *until)
+            .map(|(token, claims, _)| (token.clone(), claims.clone()))
     }
 
     /// Takes the manager's answer: a token that is for this gateway, this partner's inway,
@@ -369,6 +407,16 @@ impl OutwayTokens {
         if !response.token_type.eq_ignore_ascii_case("bearer") {
             return Err("the manager's token is not a bearer token".into());
         }
+        // A JWS in compact form (three base64url parts): anything else cannot be sent as a
+        // header value unaltered, and is not a token.
+        let compact = response.access_token.split('.').count() == 3
+            && response
+                .access_token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !compact {
+            return Err("the manager's token is not a JWS in compact form".into());
+        }
         // The outway cannot check the signature (that is the inway's job, with its own key);
         // it checks that the token is the one it asked for before sending it anywhere.
         let claims = response
@@ -378,29 +426,41 @@ impl OutwayTokens {
             .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
             .and_then(|p| serde_json::from_slice::<AccessTokenClaims>(&p).ok())
             .ok_or_else(|| "the manager's token is not a JWT with FSC's claims".to_string())?;
+        let issuer_ok = match &self.provider {
+            Some(oin) => claims.iss == *oin,
+            None => crate::identity::Oin::parse(&claims.iss).is_ok(),
+        };
         let problem = if claims.gid != self.config.group_id {
-            Some("another group")
+            Some("is for another group")
         } else if claims.gth != self.config.grant_hash {
-            Some("another grant")
+            Some("is for another grant")
         } else if claims.svc != self.config.service {
-            Some("another service")
+            Some("is for another service")
         } else if claims.aud.trim_end_matches('/') != self.inway {
             // FSC routes to the token's `aud`; Doelpoort sends only to the configured inway,
             // so a token for another address is refused rather than followed.
-            Some("another inway than the configured partner address")
+            Some("is for another inway than the configured partner address")
         } else if claims.cnf.x5t_s256 != self.thumbprint {
-            Some("another certificate")
+            Some("is bound to another certificate")
+        } else if claims.sub != self.peer_id {
+            // What the token names goes into the audit record: only the peers it should name.
+            Some("is for another peer than this gateway")
+        } else if !issuer_ok {
+            Some("is issued by another peer than the partner")
         } else if claims.exp <= now + REUSE_MARGIN_SECS {
-            Some("a token that expires too soon")
+            Some("expires too soon")
+        } else if claims.nbf > now + LEEWAY_SECS {
+            Some("is not valid yet")
         } else {
             None
         };
         if let Some(problem) = problem {
-            return Err(format!("the manager's token is for {problem}"));
+            return Err(format!("the manager's token {problem}"));
         }
-        let token = (response.access_token, claims);
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
-        Ok(token)
+        let until = claims.exp.min(now + MAX_CACHE_SECS);
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((response.access_token.clone(), claims.clone(), until));
+        Ok((response.access_token, claims))
     }
 }
 

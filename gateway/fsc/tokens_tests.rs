@@ -245,6 +245,7 @@ fn the_outway_uses_only_the_token_it_asked_for() {
         OUTWAY.into(),
         "thumb".into(),
         "https://localhost:8443".into(),
+        Some(PEER.into()),
     );
     assert_eq!(
         tokens.endpoint(),
@@ -293,9 +294,38 @@ fn the_outway_uses_only_the_token_it_asked_for() {
         ("expiry", &|c: &mut serde_json::Value| {
             c["exp"] = (now + 10).into()
         }),
+        ("not yet valid", &|c: &mut serde_json::Value| {
+            c["nbf"] = (now + 600).into()
+        }),
+        ("another peer", &|c: &mut serde_json::Value| {
+            c["sub"] = "00000001999990099000".into()
+        }),
+        ("another issuer", &|c: &mut serde_json::Value| {
+            c["iss"] = "00000001999990012000".into()
+        }),
+        ("an issuer that is no OIN", &|c: &mut serde_json::Value| {
+            c["iss"] = "Zoë\r\n999990019".into()
+        }),
     ] {
         assert!(tokens.accept(ok, &claims(change), now).is_err(), "{what}");
     }
+    // A token that is not a compact JWS (it could not be sent as a header value unaltered).
+    for suffix in ["\r\nX-Evil: 1", "\n", " \u{fc}", ".extra"] {
+        let body = claims(&|_| {});
+        let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let token = json["access_token"].as_str().unwrap().to_string() + suffix;
+        json["access_token"] = token.into();
+        let body = serde_json::to_vec(&json).unwrap();
+        assert!(tokens.accept(ok, &body, now).is_err(), "{suffix:?}");
+    }
+    // A long-lived token is used for an hour at most, and dropped when the inway refuses it.
+    assert!(tokens
+        .accept(ok, &claims(&|c| c["exp"] = (now + 99_999_999).into()), now)
+        .is_ok());
+    assert!(tokens.cached(now + 3_599).is_some());
+    assert!(tokens.cached(now + 3_600).is_none(), "capped at an hour");
+    tokens.forget();
+    assert!(tokens.cached(now).is_none(), "forgotten");
     assert!(tokens
         .accept(
             http::StatusCode::BAD_REQUEST,

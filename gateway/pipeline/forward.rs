@@ -48,8 +48,16 @@ pub(super) fn request(
         Credentials::Outway { fsc_token } => {
             let (assertion, jti) = assertion(state, call, permit, exchange)?;
             headers.insert(DOELBINDING_ASSERTION, assertion);
-            if let Some(token) = fsc_token.and_then(|t| HeaderValue::from_str(t).ok()) {
-                headers.insert(crate::fsc::FSC_AUTHORIZATION, sensitive(token));
+            if let Some(token) = fsc_token {
+                // A token that cannot be sent as it is (the manager's answer was checked
+                // for this) is never dropped silently: without it nothing is sent.
+                let value = HeaderValue::from_str(token).map_err(|_| {
+                    Problem::new(
+                        ProblemCode::UpstreamUnavailable,
+                        "no access token could be obtained for this partner (FSC)",
+                    )
+                })?;
+                headers.insert(crate::fsc::FSC_AUTHORIZATION, sensitive(value));
             }
             Some(jti)
         }

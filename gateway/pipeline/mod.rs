@@ -273,6 +273,11 @@ where
     let answer = answer?;
     exchange.note_upstream(&answer);
     let report = other_end::report(&answer);
+    if other_end::token_refused(&report) {
+        if let Some(tokens) = &call.partner.fsc {
+            tokens.forget();
+        }
+    }
     exchange.fsc_error_code = report.fsc_error_code;
     exchange.provider_fields = report.provider_fields;
     let answer = answer.map_err(|e| e.problem)?;
