@@ -59,7 +59,8 @@ pub struct AssertionClaims<'a> {
     pub cnf: Confirmation<'a>,
 }
 
-/// RFC 8705 §3.1.
+/// RFC 8705 §3.1, borrowed: serialised on every forwarded request, without a copy (the owned
+/// form that tokens are read into is [`crate::token::Confirmation`]).
 #[derive(Debug, Serialize)]
 pub struct Confirmation<'a> {
     #[serde(rename = "x5t#S256")]

@@ -101,17 +101,27 @@ pub struct RequestContext {
     pub case_partners: Vec<String>,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, Problem> {
+/// A header that may be sent at most once: a second copy is refused, never ignored (which
+/// copy would the other side read?).
+pub fn sent_once<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a http::HeaderValue>, Problem> {
     let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
+    let first = values.next();
     if values.next().is_some() {
         return Err(Problem::new(
             ProblemCode::ContextInvalid,
             format!("the {name} header is sent more than once"),
         ));
     }
+    Ok(first)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, Problem> {
+    let Some(first) = sent_once(headers, name)? else {
+        return Ok(None);
+    };
     let text = first.to_str().map_err(|_| {
         Problem::new(
             ProblemCode::ContextInvalid,

@@ -74,7 +74,8 @@ fn load_crls(paths: &[impl AsRef<Path>]) -> Result<Vec<CertificateRevocationList
     Ok(crls)
 }
 
-fn root_store(paths: &[impl AsRef<Path>]) -> Result<RootCertStore> {
+/// The trust anchors in `paths` (PEM files of CA certificates).
+pub fn root_store(paths: &[impl AsRef<Path>]) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for path in paths {
         for cert in load_certificates(path.as_ref())? {

@@ -165,10 +165,19 @@ struct ApprovalClaim {
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Confirmation {
+/// RFC 8705 §3.1: the certificate a token is bound to (`cnf`). Caller tokens, assertions and
+/// FSC access tokens all carry it.
+#[derive(Debug, Clone, serde::Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
     #[serde(rename = "x5t#S256")]
-    x5t_s256: String,
+    pub x5t_s256: String,
+}
+
+impl Confirmation {
+    /// Whether the token is bound to the certificate with `fingerprint`.
+    pub fn binds(&self, fingerprint: &Fingerprint) -> bool {
+        self.x5t_s256 == thumbprint(fingerprint)
+    }
 }
 
 #[derive(Deserialize)]
@@ -305,7 +314,7 @@ impl TokenVerifier {
                 humantime::format_duration(self.max_lifetime)
             )));
         }
-        if claims.cnf.x5t_s256 != thumbprint(fingerprint) {
+        if !claims.cnf.binds(fingerprint) {
             return Err(invalid(
                 "the token is bound to another client certificate (cnf.x5t#S256)",
             ));

@@ -189,7 +189,7 @@ impl Partner {
             .next()
             .context("the client certificate file holds no certificate")?;
         let client_thumbprint =
-            crate::fsc::tokens::thumbprint(&Fingerprint::of_der(client_certificate.as_ref()));
+            crate::token::thumbprint(&Fingerprint::of_der(client_certificate.as_ref()));
         let tls = tls::partner_client_config(config)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);

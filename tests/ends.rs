@@ -161,7 +161,7 @@ async fn assertion_bound_to_another_certificate_is_refused() {
     let consumer_der = doelpoort::tls::load_certificates(&ends.pki.path("consumer.crt"))
         .unwrap()
         .remove(0);
-    let other = doelpoort::fsc::tokens::thumbprint(&doelpoort::identity::Fingerprint::of_der(
+    let other = doelpoort::token::thumbprint(&doelpoort::identity::Fingerprint::of_der(
         consumer_der.as_ref(),
     ));
     let bound_elsewhere = ends

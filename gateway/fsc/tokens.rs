@@ -13,6 +13,7 @@
 use super::{FscError, TransactionLog};
 use crate::config::{FscContract, FscInway, FscOutway};
 use crate::identity::Fingerprint;
+use crate::token::{thumbprint, Confirmation};
 use anyhow::{Context as _, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -50,13 +51,6 @@ pub struct AccessTokenClaims {
     pub add: serde_json::Map<String, serde_json::Value>,
 }
 
-/// RFC 8705 §3.1: the certificate a token is bound to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Confirmation {
-    #[serde(rename = "x5t#S256")]
-    pub x5t_s256: String,
-}
-
 impl AccessTokenClaims {
     /// The FSC logging fields this token fills (logging 1.0: "Data from the access token MUST
     /// be used").
@@ -69,11 +63,6 @@ impl AccessTokenClaims {
             service: self.svc.clone(),
         }
     }
-}
-
-/// RFC 7515 §4.1.8 / RFC 8705: base64url (no padding) of the SHA-256 of a certificate's DER.
-pub fn thumbprint(fingerprint: &Fingerprint) -> String {
-    URL_SAFE_NO_PAD.encode(fingerprint.0)
 }
 
 /// Why the token endpoint refused (RFC 6749 §5.2).
@@ -273,8 +262,7 @@ impl TokenAuthority {
         if claims.aud != self.address {
             return Err(FscError::AccessTokenInvalid);
         }
-        let bound = fingerprint.is_some_and(|fp| thumbprint(fp) == claims.cnf.x5t_s256);
-        if !bound {
+        if !fingerprint.is_some_and(|fp| claims.cnf.binds(fp)) {
             return Err(FscError::AccessTokenInvalid);
         }
         // A contract removed from the configuration ends its tokens at once; and a token
@@ -342,7 +330,7 @@ impl OutwayTokens {
             .is_some_and(|until| std::time::Instant::now() < until)
     }
 
-    /// Notes a failed token request (see [`FAILURE_BACKOFF`]).
+    /// Notes a failed token request: exchanges are refused at once for a few seconds.
     pub fn failed(&self) {
         *self.failed_until.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(std::time::Instant::now() + FAILURE_BACKOFF);

@@ -42,14 +42,7 @@ pub struct PeerKeys {
 
 impl PeerKeys {
     pub fn new(config: &PeerAssertions) -> Result<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        for path in &config.trust {
-            for ca in crate::tls::load_certificates(path)? {
-                roots
-                    .add(ca)
-                    .with_context(|| format!("{}: not a CA certificate", path.display()))?;
-            }
-        }
+        let roots = crate::tls::root_store(&config.trust)?;
         let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

@@ -86,7 +86,7 @@ struct Claims {
     case_id: Option<String>,
     #[serde(default)]
     data_subject: Option<String>,
-    cnf: crate::fsc::tokens::Confirmation,
+    cnf: crate::token::Confirmation,
     iat: u64,
     exp: u64,
     jti: String,
@@ -244,9 +244,7 @@ impl Inway {
                 "the Doelbinding-Assertion lives longer than 5 minutes or is issued in the future",
             ));
         }
-        let bound =
-            fingerprint.is_some_and(|fp| crate::fsc::tokens::thumbprint(fp) == claims.cnf.x5t_s256);
-        if !bound {
+        if !fingerprint.is_some_and(|fp| claims.cnf.binds(fp)) {
             return Err(Problem::new(
                 ProblemCode::TokenMismatch,
                 "the Doelbinding-Assertion is bound to another certificate than this connection's",

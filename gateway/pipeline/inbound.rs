@@ -66,12 +66,7 @@ fn once(headers: &HeaderMap) -> Result<(), Problem> {
         crate::headers::DOELBINDING_PURPOSE,
         fsc::FSC_AUTHORIZATION,
     ] {
-        if headers.get_all(&name).iter().nth(1).is_some() {
-            return Err(Problem::new(
-                ProblemCode::ContextInvalid,
-                format!("{name} is sent more than once"),
-            ));
-        }
+        crate::context::sent_once(headers, name.as_str())?;
     }
     Ok(())
 }

@@ -76,16 +76,12 @@ fn report_fields(concluded: &Concluded, headers: &mut http::HeaderMap) {
 
 /// `/trajecten/0/zorginhoud` → `/trajecten/*/zorginhoud`; nine or more digits → `#`.
 fn field_path(pointer: &str) -> String {
-    pointer
+    // The audit log's own scrub first (runs of nine or more digits become `#`), then every
+    // array position is `*`.
+    crate::audit::record::scrub(pointer)
         .split('/')
         .map(|segment| {
-            let bsn_like = segment
-                .as_bytes()
-                .windows(9)
-                .any(|w| w.iter().all(u8::is_ascii_digit));
-            if bsn_like {
-                "#"
-            } else if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
                 "*"
             } else {
                 segment

@@ -220,6 +220,13 @@ fn suspended_days(periods: &[(Date, Date)]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn approval(by: &str, role: &str) -> Approval {
+        Approval {
+            by: by.into(),
+            role: Some(role.into()),
+        }
+    }
     use crate::policy::fieldpath::FieldPath;
     use crate::policy::RelativeDate;
     use crate::store::cases::CaseStatus;
@@ -335,14 +342,8 @@ mod tests {
         );
         // One colleague for both approvals is not two.
         let alone = [
-            Approval {
-                by: "tl-1".into(),
-                role: Some("teamleider".into()),
-            },
-            Approval {
-                by: "TL-1".into(),
-                role: Some("afdelingshoofd".into()),
-            },
+            approval("tl-1", "teamleider"),
+            approval("TL-1", "afdelingshoofd"),
         ];
         assert_eq!(
             code(decide(
@@ -354,14 +355,8 @@ mod tests {
             "four-eyes-required"
         );
         let approvals = [
-            Approval {
-                by: "tl-1".into(),
-                role: Some("teamleider".into()),
-            },
-            Approval {
-                by: "mw-9".into(),
-                role: Some("afdelingshoofd".into()),
-            },
+            approval("tl-1", "teamleider"),
+            approval("mw-9", "afdelingshoofd"),
         ];
         let entry = decide(
             &c,

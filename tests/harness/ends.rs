@@ -335,9 +335,9 @@ partners:
         let client_der = doelpoort::tls::load_certificates(&self.pki.path("gateway-client.crt"))
             .unwrap()
             .remove(0);
-        let thumbprint = doelpoort::fsc::tokens::thumbprint(
-            &doelpoort::identity::Fingerprint::of_der(client_der.as_ref()),
-        );
+        let thumbprint = doelpoort::token::thumbprint(&doelpoort::identity::Fingerprint::of_der(
+            client_der.as_ref(),
+        ));
         let mut claims = serde_json::json!({
             "iss": GATEWAY_OIN, "sub": CONSUMER_OIN, "aud": PARTNER_OIN,
             "purpose": TEST_PURPOSE, "legal_basis": "AVG art. 6(1)(e); Testwet",
