@@ -23,6 +23,7 @@
 //! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp, the escalation team), their synthetic data, the demo's cases, the inways of youth care and UWV |
 //! | [`server`] | listeners, connection tasks, limits, graceful shutdown |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics`, the JWKS |
+//! | [`console`] | the privacy officers' console: purposes and grants, the matrix, "Mag ik dit zien?", art. 15 reports (themselves recorded), audit health, policy history and impact, the case register; server-rendered, behind mTLS with listed officers |
 //! | [`state`] | [`state::GatewayState`]: everything an exchange needs, built once from the configuration |
 //! | [`pipeline`] | the spine that runs one exchange through its phases, one file per phase: admission (identify, route, context, token, decide, admit), inbound (an inway's admission), forward, other end (FSC token, the provider's report), release, discovery, record, respond |
 //! | [`cases`] | the case register (SPEC §8): its API on the data listener, phase *case* against each replica's copy in memory, the time-out ledger, purge |
@@ -77,6 +78,7 @@ pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod demo;
 pub mod diagnostic;

@@ -56,11 +56,14 @@ fn publish_certificate_expiry(config: &Config, metrics: &Metrics) {
 pub struct RunningGateway {
     pub local_addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
+    /// The privacy officers' console, when configured.
+    pub console_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     pub policies: Arc<PolicyStore>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    console_task: Option<JoinHandle<()>>,
     watcher_task: JoinHandle<()>,
     token_task: Option<JoinHandle<()>>,
     store_task: JoinHandle<()>,
@@ -83,8 +86,8 @@ impl RunningGateway {
             task.abort();
         }
         let _ = self.task.await;
-        if let Some(admin) = self.admin_task {
-            admin.abort();
+        for task in self.admin_task.iter().chain(&self.console_task) {
+            task.abort();
         }
     }
 
@@ -154,17 +157,28 @@ pub async fn start(config: &Config) -> Result<RunningGateway> {
         }
         None => (None, None),
     };
+    let (console_addr, console_task) = match &config.console {
+        Some(settings) => {
+            let console = crate::console::Console::new(config, settings, state.clone());
+            let tls = tls::console_server_config(settings)?;
+            let (addr, task) = crate::console::start(settings.listen, console, tls).await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, acceptor, state, shutdown_rx));
     tracing::info!(%local_addr, admin = ?admin_addr, role = config.role.as_str(), "doelpoort listening");
     Ok(RunningGateway {
         local_addr,
         admin_addr,
+        console_addr,
         metrics,
         policies,
         shutdown,
         task,
         admin_task,
+        console_task,
         watcher_task,
         token_task,
         store_task,

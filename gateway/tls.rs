@@ -101,6 +101,14 @@ pub fn admin_server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>>
         .transpose()
 }
 
+/// The privacy officers' console's TLS context (HTTP/1.1 only): officers' certificates must
+/// chain to its own trust anchors (and be listed by fingerprint, checked per connection).
+pub fn console_server_config(
+    console: &crate::config::ConsoleSettings,
+) -> Result<Arc<ServerConfig>> {
+    listener_config(&console.tls, &[b"http/1.1"])
+}
+
 /// A server context that requires a client certificate chaining to `tls.client_ca`.
 fn listener_config(tls: &ListenerTls, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
     let provider = provider();

@@ -31,6 +31,8 @@ fn the_printed_curl_commands_work() {
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
             "--root",
             root.path().to_str().unwrap(),
             "--data-dir",

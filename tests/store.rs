@@ -94,6 +94,8 @@ impl DemoProcess {
                 "127.0.0.1:0",
                 "--admin-listen",
                 "127.0.0.1:0",
+                "--console-listen",
+                "127.0.0.1:0",
             ])
             .arg("--root")
             .arg(root)

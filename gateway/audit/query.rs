@@ -257,7 +257,7 @@ pub enum Format {
 
 /// Array positions are not interesting to a citizen: `/uitkeringen/0/soort` and
 /// `/uitkeringen/1/soort` are both "uitkeringen[*].soort".
-fn field_names(pointers: &[String]) -> Vec<String> {
+pub fn field_names(pointers: &[String]) -> Vec<String> {
     let mut names: Vec<String> = pointers
         .iter()
         .map(|p| {

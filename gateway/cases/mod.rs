@@ -165,6 +165,17 @@ impl CaseRegister {
             .cloned()
     }
 
+    /// Every case this replica knows, by owner and id (for the console's register view).
+    pub fn all(&self) -> Vec<Arc<Case>> {
+        let cases = self.cases.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<Arc<Case>> = cases
+            .values()
+            .flat_map(|own| own.values().cloned())
+            .collect();
+        all.sort_by(|a, b| (&a.owner, &a.id).cmp(&(&b.owner, &b.id)));
+        all
+    }
+
     /// How many cases are in memory.
     pub fn len(&self) -> usize {
         self.cases

@@ -55,6 +55,9 @@ pub enum Command {
         /// Admin listener (/healthz, /readyz, /metrics).
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin_listen: SocketAddr,
+        /// The privacy officers' console (mTLS with the example officer's certificate).
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        console_listen: SocketAddr,
         /// Where the demo keeps its audit log (DIR/audit).
         #[arg(long, default_value = "./demo-data")]
         data_dir: PathBuf,
@@ -407,6 +410,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Demo {
             listen,
             admin_listen,
+            console_listen,
             data_dir,
             root,
             store,
@@ -421,6 +425,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 root,
                 listen,
                 admin_listen,
+                console_listen: Some(console_listen),
                 data_dir,
                 store,
                 instance: Some(instance),
@@ -493,6 +498,30 @@ async fn run_demo(options: DemoOptions) -> Result<()> {
     );
     if let Some(admin) = demo.gateway.admin_addr {
         println!("  admin listener: http://{admin}  (/healthz /readyz /metrics)");
+    }
+    if let Some(console) = demo.gateway.console_addr {
+        let officer = demo::catalog().officers[0].id.clone();
+        let certs = options.root.join("certs-example");
+        println!(
+            "  console:        https://{console}/  (privacy officers; open it with the example officer's certificate:"
+        );
+        println!(
+            "                  import {} into your browser, password {}, or:",
+            certs
+                .join("officers")
+                .join(format!("{officer}.p12"))
+                .display(),
+            crate::pki::OFFICER_P12_PASSWORD
+        );
+        println!(
+            "                  curl --cacert {ca} --cert {crt} --key {key} https://{console}/ )",
+            ca = certs.join("ca.crt").display(),
+            crt = demo::officer_certificate(&certs, &officer).display(),
+            key = certs
+                .join("officers")
+                .join(format!("{officer}.key"))
+                .display(),
+        );
     }
     for p in &demo.partners {
         println!("  mock partner:   https://{}", p.addr);
@@ -580,6 +609,7 @@ fn generate_certs(dir: &Path, days: u32) -> Result<()> {
             gateway: &cat.gateway,
             consumers: &cat.consumers,
             partners: &cat.partners,
+            officers: &cat.officers,
             days,
         },
     )?;

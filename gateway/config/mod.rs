@@ -11,7 +11,8 @@
 //! `policies/` (who may see what, and why). Keeping them apart lets each change their part
 //! without touching the other's.
 
-pub mod ends;
+pub mod console;
+mod ends;
 mod raw;
 pub mod store;
 mod validate;
@@ -22,6 +23,7 @@ mod tests;
 use crate::diagnostic::{from_yaml_error, Diagnostic, Diagnostics};
 use crate::id::Id;
 use crate::identity::{Fingerprint, Oin};
+pub use console::{ConsoleSettings, Officer};
 pub use ends::{FscContract, FscInway, FscOutway, PeerAssertions, Role};
 use raw::RawConfig;
 use std::net::SocketAddr;
@@ -46,6 +48,8 @@ pub struct Config {
     /// Optional mTLS for the admin listener (scrapers and probes then need a client
     /// certificate from `client_ca`); plain HTTP without it.
     pub admin_tls: Option<ListenerTls>,
+    /// The privacy officers' console (its own mTLS listener), when configured.
+    pub console: Option<ConsoleSettings>,
     pub tls: ListenerTls,
     pub limits: Limits,
     pub problem_base: String,
@@ -155,6 +159,12 @@ impl Config {
             files.push(("admin_listener".into(), &admin.certificate));
             for (i, ca) in admin.client_ca.iter().enumerate() {
                 files.push((format!("admin_client_ca_{i}"), ca));
+            }
+        }
+        if let Some(console) = &self.console {
+            files.push(("console_listener".into(), &console.tls.certificate));
+            for (i, ca) in console.tls.client_ca.iter().enumerate() {
+                files.push((format!("console_client_ca_{i}"), ca));
             }
         }
         for p in &self.partners {

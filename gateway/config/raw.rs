@@ -46,6 +46,27 @@ pub(super) struct RawConfig {
     /// At an inway: accept FSC access tokens, and issue them for configured contracts.
     #[serde(default)]
     pub(super) fsc: Option<Spanned<RawFscInway>>,
+    /// The privacy officers' console: its own mTLS listener and who may open it.
+    #[serde(default)]
+    pub(super) console: Option<RawConsole>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConsole {
+    pub(super) listen: Spanned<String>,
+    pub(super) tls: RawListenerTls,
+    pub(super) officers: Vec<RawOfficer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOfficer {
+    pub(super) id: Spanned<String>,
+    pub(super) name: Spanned<String>,
+    /// SHA-256 fingerprints of the officer's certificates (as for consumers).
+    #[serde(default)]
+    pub(super) fingerprints: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

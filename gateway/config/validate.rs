@@ -35,6 +35,7 @@ impl Validator<'_> {
         let admin_listen = raw.admin_listen.as_ref().and_then(|a| self.socket_addr(a));
         let tls = self.listener_tls(&raw.tls);
         let admin_tls = raw.admin_tls.as_ref().map(|t| self.listener_tls(t));
+        let console = raw.console.as_ref().map(|c| self.console(c));
         let l = &raw.limits;
         let limits = Limits {
             max_connections: self.count(&l.max_connections, defaults.max_connections, 1, 1_000_000),
@@ -235,6 +236,7 @@ impl Validator<'_> {
             listen,
             admin_listen,
             admin_tls,
+            console,
             tls,
             limits,
             problem_base,
@@ -527,7 +529,7 @@ impl Validator<'_> {
         AssertionConfig { keys, lifetime }
     }
 
-    fn listener_tls(&mut self, raw: &RawListenerTls) -> ListenerTls {
+    pub(super) fn listener_tls(&mut self, raw: &RawListenerTls) -> ListenerTls {
         ListenerTls {
             certificate: self.existing_file(&raw.certificate),
             key: self.existing_file(&raw.key),
@@ -578,7 +580,7 @@ impl Validator<'_> {
         list.iter().map(|p| self.existing_file(p)).collect()
     }
 
-    fn socket_addr(&mut self, s: &Spanned<String>) -> Option<SocketAddr> {
+    pub(super) fn socket_addr(&mut self, s: &Spanned<String>) -> Option<SocketAddr> {
         match s.value.parse() {
             Ok(addr) => Some(addr),
             Err(_) => {

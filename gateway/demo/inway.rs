@@ -81,6 +81,7 @@ pub async fn start(
         listen: ([127, 0, 0, 1], port).into(),
         admin_listen: None,
         admin_tls: None,
+        console: None,
         tokens: None,
         assertions: None,
         tls: ListenerTls {

@@ -43,6 +43,8 @@ pub struct Catalog {
     /// Every consumer that gets a client certificate, including `onbekend`.
     pub consumers: Vec<ExampleParty>,
     pub partners: Vec<ExampleParty>,
+    /// Privacy officers with a console certificate.
+    pub officers: Vec<ExampleParty>,
 }
 
 /// Consumers that get a certificate but are deliberately not configured.
@@ -95,6 +97,12 @@ pub fn catalog() -> Catalog {
                 "00000001999990015000",
             ),
         ],
+        // The municipality's data protection officer (FG), under the gateway's organisation.
+        officers: vec![party(
+            "fg-voorbeeldstad",
+            "Gemeente Voorbeeldstad (functionaris gegevensbescherming)",
+            "00000001999990000000",
+        )],
     }
 }
 
@@ -220,6 +228,8 @@ pub struct DemoOptions {
     pub instance: Option<String>,
     /// Where the audit log goes: files in `data_dir` (default), or the store's PostgreSQL.
     pub audit_sink: crate::config::AuditSink,
+    /// The privacy officers' console, opened with the example officer's certificate.
+    pub console_listen: Option<SocketAddr>,
 }
 
 /// A running demo: the gateway and its mock partners.
@@ -259,6 +269,12 @@ fn check_example_certificates(certs: &Path) -> Result<()> {
             .consumers
             .iter()
             .map(|c| certs.join("clients").join(format!("{}.crt", c.id))),
+    );
+    files.extend(
+        catalog()
+            .officers
+            .iter()
+            .map(|o| officer_certificate(certs, &o.id)),
     );
     for file in files {
         for v in tls::certificate_validity(&file)? {
@@ -336,6 +352,10 @@ pub fn demo_config(
         listen: options.listen,
         admin_listen: Some(options.admin_listen),
         admin_tls: None,
+        console: options
+            .console_listen
+            .map(|listen| demo_console(&certs, listen))
+            .transpose()?,
         tokens: Some(crate::config::TokenConfig {
             audience: tokens::DEMO_AUDIENCE.into(),
             leeway: Duration::from_secs(30),
@@ -380,6 +400,49 @@ pub fn demo_config(
             crate::store::StoreLocation::Sqlite(options.data_dir.join("store.sqlite"))
         })),
     })
+}
+
+/// The console of the demo: the gateway's certificate, and the example officers, recognised
+/// by their certificates in `certs-example/officers/`.
+fn demo_console(certs: &Path, listen: SocketAddr) -> Result<crate::config::ConsoleSettings> {
+    let officers = catalog()
+        .officers
+        .iter()
+        .map(|o| {
+            let file = officer_certificate(certs, &o.id);
+            let der = tls::load_certificates(&file)
+                .with_context(|| {
+                    format!(
+                        "the example officer certificate {} is missing; regenerate the example PKI with `doelpoort certs generate {}`",
+                        file.display(),
+                        certs.display()
+                    )
+                })?
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("{} holds no certificate", file.display()))?;
+            Ok(crate::config::Officer {
+                id: crate::id::Id::parse(&o.id)?,
+                name: o.organisation.clone(),
+                fingerprints: vec![crate::identity::Fingerprint::of_der(der.as_ref())],
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(crate::config::ConsoleSettings {
+        listen,
+        tls: ListenerTls {
+            certificate: certs.join("gateway.crt"),
+            key: certs.join("gateway.key"),
+            client_ca: vec![certs.join("ca.crt")],
+            crls: vec![],
+        },
+        officers,
+    })
+}
+
+/// Where the example PKI keeps an officer's console certificate (`.crt`, `.key`, `.p12`).
+pub fn officer_certificate(certs: &Path, officer: &str) -> PathBuf {
+    certs.join("officers").join(format!("{officer}.crt"))
 }
 
 /// Starts the mock partners and the gateway.
@@ -527,6 +590,7 @@ mod tests {
                 gateway: &cat.gateway,
                 consumers: &cat.consumers,
                 partners: &cat.partners,
+                officers: &cat.officers,
                 days: 30,
             },
         )

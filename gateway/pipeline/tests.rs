@@ -24,6 +24,7 @@ async fn demo_state(data: &Path) -> GatewayState {
         store: None,
         instance: None,
         audit_sink: Default::default(),
+        console_listen: None,
     };
     std::fs::create_dir_all(data.join("audit")).unwrap();
     crate::secrets::write_new_secret(&data.join("pseudonym.secret")).unwrap();

@@ -2,7 +2,10 @@
 //! partners' certificates, signing keys for tokens and assertions, and a README that says
 //! what each file is. Example and test use only, never production.
 
-use super::{signing_key_pair, unix_now, write_private, CertificateAuthority, LeafSpec, Usage};
+use super::{
+    signing_key_pair, unix_now, write_private, write_private_bytes, CertificateAuthority, LeafSpec,
+    Usage,
+};
 use anyhow::{ensure, Context};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,6 +36,9 @@ pub struct ExamplePki<'a> {
     pub consumers: &'a [ExampleParty],
     /// Partners (upstream services): one server certificate each.
     pub partners: &'a [ExampleParty],
+    /// Privacy officers: one client certificate each for the console, also as PKCS#12 for a
+    /// browser (password [`OFFICER_P12_PASSWORD`]).
+    pub officers: &'a [ExampleParty],
     /// Leaf validity in days; the root is valid twice as long.
     pub days: u32,
 }
@@ -45,6 +51,7 @@ pub struct ExamplePki<'a> {
 /// - `clients/<consumer.id>.crt/.key`: one client certificate per consumer (clientAuth)
 /// - `partners/<partner.id>.crt/.key`: one server certificate per partner (SAN localhost,
 ///   127.0.0.1, ::1; serverAuth)
+/// - `officers/<officer.id>.crt/.key/.p12`: one console client certificate per officer
 /// - `README.md`: what the files are, when they were made and expire, how to regenerate
 ///
 /// Every leaf has subject C=NL, O=organisation, CN=id, serialNumber=OIN.
@@ -54,6 +61,7 @@ pub fn generate_example(dir: &Path, pki: &ExamplePki<'_>) -> anyhow::Result<i64>
     for party in std::iter::once(pki.gateway)
         .chain(pki.consumers)
         .chain(pki.partners)
+        .chain(pki.officers)
     {
         check_file_stem(&party.id)?;
     }
@@ -94,6 +102,11 @@ pub fn generate_example(dir: &Path, pki: &ExamplePki<'_>) -> anyhow::Result<i64>
     let partners_dir = dir.join("partners");
     for partner in pki.partners {
         issue(partner, Usage::Server, &partners_dir, &partner.id)?;
+    }
+    let officers_dir = dir.join("officers");
+    for officer in pki.officers {
+        issue(officer, Usage::Client, &officers_dir, &officer.id)?;
+        write_pkcs12(&officers_dir, &officer.id)?;
     }
     if pki.consumers.is_empty() {
         fs::create_dir_all(&clients_dir)
@@ -175,6 +188,13 @@ fn readme(pki: &ExamplePki<'_>, generated: i64, expires: i64) -> String {
             oin = p.oin
         ));
     }
+    for o in pki.officers {
+        s.push_str(&format!(
+            "| `officers/{id}.crt`, `officers/{id}.key`, `officers/{id}.p12` | Console client certificate for officer {org}; the `.p12` (password `{OFFICER_P12_PASSWORD}`) imports into a browser |\n",
+            id = o.id,
+            org = o.organisation,
+        ));
+    }
     s.push_str(
         "| `tokens/demo-idp.key`, `tokens/demo-idp.pub.pem` | ES256 key pair of the demo identity \
          provider that signs caller tokens (`doelpoort token`) |\n",
@@ -191,6 +211,24 @@ fn readme(pki: &ExamplePki<'_>, generated: i64, expires: i64) -> String {
     s.push_str("```sh\ndoelpoort certs generate <dir>\n```\n");
     s
 }
+/// The password of the example officers' PKCS#12 files (example only, like everything here).
+pub const OFFICER_P12_PASSWORD: &str = "doelpoort-voorbeeld";
+
+/// `<dir>/<stem>.p12` from `<stem>.crt` and `<stem>.key`: what a browser imports.
+fn write_pkcs12(dir: &Path, stem: &str) -> anyhow::Result<()> {
+    use openssl::{pkcs12::Pkcs12, pkey::PKey, x509::X509};
+    let cert = X509::from_pem(&fs::read(dir.join(format!("{stem}.crt")))?)?;
+    let key = PKey::private_key_from_pem(&fs::read(dir.join(format!("{stem}.key")))?)?;
+    let der = Pkcs12::builder()
+        .name(stem)
+        .pkey(&key)
+        .cert(&cert)
+        .build2(OFFICER_P12_PASSWORD)
+        .context("building the officer's PKCS#12 file")?
+        .to_der()?;
+    write_private_bytes(&dir.join(format!("{stem}.p12")), &der)
+}
+
 /// Ids are used as file names; allow only a conservative character set.
 fn check_file_stem(id: &str) -> anyhow::Result<()> {
     let ok = !id.is_empty()

@@ -22,7 +22,7 @@ mod example;
 #[cfg(test)]
 mod tests;
 
-pub use example::{generate_example, ExampleParty, ExamplePki};
+pub use example::{generate_example, ExampleParty, ExamplePki, OFFICER_P12_PASSWORD};
 
 use std::fmt;
 use std::fs;
@@ -383,6 +383,11 @@ impl CertificateAuthority {
 
 /// Writes a private key file; mode 0600 on unix, also when the file already existed.
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    write_private_bytes(path, contents.as_bytes())
+}
+
+/// Writes a file only its owner may read (mode 0600 on unix).
+fn write_private_bytes(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -400,7 +405,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .with_context(|| format!("setting permissions on {}", path.display()))?;
     }
-    file.write_all(contents.as_bytes())
+    file.write_all(contents)
         .with_context(|| format!("writing key file {}", path.display()))
 }
 

@@ -210,10 +210,16 @@ fn generate_example_writes_everything() {
         organisation: "Partner B".into(),
         oin: "00000001111111110000".into(),
     }];
+    let officers = [ExampleParty {
+        id: "fg-a".into(),
+        organisation: "Gemeente Voorbeeld, FG".into(),
+        oin: OIN.into(),
+    }];
     let pki = ExamplePki {
         gateway: &gateway,
         consumers: &consumers,
         partners: &partners,
+        officers: &officers,
         days: 5,
     };
     let expiry = generate_example(&out, &pki).unwrap();
@@ -231,6 +237,9 @@ fn generate_example_writes_everything() {
         "clients/consumer-a.key",
         "partners/partner-b.crt",
         "partners/partner-b.key",
+        "officers/fg-a.crt",
+        "officers/fg-a.key",
+        "officers/fg-a.p12",
         "README.md",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
@@ -277,6 +286,20 @@ fn generate_example_writes_everything() {
         true,
     );
 
+    check("officers/fg-a.crt", "fg-a", OIN, false);
+    // The browser's file holds the same certificate, under the documented password.
+    let p12 = openssl::pkcs12::Pkcs12::from_der(&fs::read(out.join("officers/fg-a.p12")).unwrap())
+        .unwrap()
+        .parse2(super::OFFICER_P12_PASSWORD)
+        .unwrap();
+    assert_eq!(
+        p12.cert.unwrap().to_pem().unwrap(),
+        X509::from_pem(&fs::read(out.join("officers/fg-a.crt")).unwrap())
+            .unwrap()
+            .to_pem()
+            .unwrap()
+    );
+
     let readme = fs::read_to_string(out.join("README.md")).unwrap();
     assert!(readme.contains("never use"));
     assert!(readme.contains("doelpoort certs generate"));
@@ -298,6 +321,7 @@ fn generate_example_rejects_path_like_ids() {
         gateway: &gateway,
         consumers: &[],
         partners: &[],
+        officers: &[],
         days: 1,
     };
     assert!(generate_example(dir.path(), &pki).is_err());

@@ -16,6 +16,7 @@ pub mod compile;
 pub mod decide;
 pub mod fieldpath;
 pub mod four_eyes;
+pub mod impact;
 pub mod model;
 pub mod permit;
 pub mod schema;

@@ -31,6 +31,19 @@ pub struct PolicyStore {
     reloading: Mutex<()>,
     /// The diagnostics of the last failed load (for /readyz and logs); empty after success.
     last_errors: Mutex<Vec<String>>,
+    /// The versions this process has run, oldest first (at most [`HISTORY`]): the console
+    /// compares two of them (who gains or loses access to which fields).
+    history: Mutex<Vec<LoadedVersion>>,
+}
+
+/// How many loaded versions the store keeps for comparison.
+pub const HISTORY: usize = 32;
+
+/// A policy version this process has run, and when it was loaded.
+#[derive(Clone)]
+pub struct LoadedVersion {
+    pub set: Arc<PolicySet>,
+    pub loaded_at: std::time::SystemTime,
 }
 
 impl PolicyStore {
@@ -43,6 +56,7 @@ impl PolicyStore {
             metrics,
             reloading: Mutex::new(()),
             last_errors: Mutex::new(Vec::new()),
+            history: Mutex::new(Vec::new()),
         });
         let _ = store.reload();
         store
@@ -51,6 +65,11 @@ impl PolicyStore {
     /// The set to decide with (None: no valid set was ever loaded).
     pub fn current(&self) -> Option<Arc<PolicySet>> {
         self.current.load_full()
+    }
+
+    /// The versions loaded since the process started, oldest first.
+    pub fn history(&self) -> Vec<LoadedVersion> {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// Why the store has no set, if it has none.
@@ -73,7 +92,9 @@ impl PolicyStore {
         match set {
             Some(set) => {
                 let version = set.version.clone();
-                let previous = self.current.swap(Some(Arc::new(set)));
+                let set = Arc::new(set);
+                self.remember(&set);
+                let previous = self.current.swap(Some(set));
                 if let Some(previous) = previous {
                     let _ = self
                         .metrics
@@ -115,6 +136,22 @@ impl PolicyStore {
                 Err(errors)
             }
         }
+    }
+
+    /// Adds a loaded set to the history, unless it is the version already running (a reload
+    /// that changed nothing the version covers).
+    fn remember(&self, set: &Arc<PolicySet>) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.last().is_some_and(|l| l.set.version == set.version) {
+            return;
+        }
+        if history.len() == HISTORY {
+            history.remove(0);
+        }
+        history.push(LoadedVersion {
+            set: set.clone(),
+            loaded_at: std::time::SystemTime::now(),
+        });
     }
 
     /// Reloads on SIGHUP and on changes in the policy and schema directories, until the task

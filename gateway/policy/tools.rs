@@ -5,12 +5,13 @@
 
 use super::decide::{self, Approval, DecisionRequest, Denial, Permit};
 use super::fieldpath::FieldPath;
-use super::{schema, Grant, PolicySet};
+use super::{schema, Grant, Operation, PolicySet, Purpose};
 use crate::context::RequestContext;
 use crate::minimise::RequestBody;
 use crate::problem::Problem;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use time::Date;
 
 /// A request as a tool describes it.
@@ -110,36 +111,154 @@ pub fn field_plan(
         .collect()
 }
 
-/// `policy explain`: a report a privacy officer can read. With a sample partner `response`,
-/// it also shows exactly what would be released from it.
-pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u8]>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "policy version: {}", set.version);
-    let _ = writeln!(
-        out,
-        "request:        {} {} as {}",
-        request.method, request.path, request.consumer
-    );
-    let (operation, purpose, grant, verdict) = match simulate(set, request) {
+/// What deciding a simulated request found: the verdict and why, the grant, the lawful basis
+/// that would be logged, and every response field released or withheld. `policy explain`
+/// prints it; the console's "Mag ik dit zien?" page shows it. One value, so the two cannot
+/// give different answers.
+pub struct Explanation {
+    pub policy_version: String,
+    pub method: String,
+    pub path: String,
+    pub consumer: String,
+    pub operation: Option<Arc<Operation>>,
+    pub purpose: Option<Arc<Purpose>>,
+    pub grant: Option<Arc<Grant>>,
+    /// `None` when allowed; the refusal (its problem) otherwise.
+    pub denial: Option<Problem>,
+    /// With a sample partner response: what the consumer would receive.
+    pub sample: Option<Result<SampleRelease, Problem>>,
+    /// The operation's response fields: path, data category, and the transform when released.
+    pub fields: Vec<(FieldPath, String, Option<String>)>,
+}
+
+/// A sample response as the consumer would receive it.
+pub struct SampleRelease {
+    pub body: String,
+    pub released: usize,
+    pub withheld: Vec<String>,
+}
+
+impl Explanation {
+    pub fn allowed(&self) -> bool {
+        self.denial.is_none()
+    }
+
+    /// `ALLOW`, or `DENY <code> (<status>): <detail>`.
+    pub fn verdict(&self) -> String {
+        match &self.denial {
+            None => "ALLOW".to_string(),
+            Some(p) => format!("DENY {} ({}): {}", p.code, p.status().as_u16(), p.detail),
+        }
+    }
+
+    /// The data categories the grant releases that are special (art. 9/10 GDPR), each with the
+    /// exception the purpose names for it.
+    pub fn special_categories(&self) -> Vec<(&str, String)> {
+        let (Some(p), Some(g)) = (&self.purpose, &self.grant) else {
+            return Vec::new();
+        };
+        g.categories
+            .iter()
+            .filter_map(|c| {
+                p.special_categories
+                    .get(c)
+                    .map(|e| (c.as_str(), e.summary()))
+            })
+            .collect()
+    }
+}
+
+/// Decides a simulated request and describes the outcome (see [`Explanation`]).
+pub fn explanation(
+    set: &PolicySet,
+    request: &SimulatedRequest,
+    response: Option<&[u8]>,
+) -> Explanation {
+    let (operation, purpose, grant, denial) = match simulate(set, request) {
         Outcome::Allow(p) => (
             Some(p.operation().clone()),
             Some(p.purpose().clone()),
             Some(p.grant().clone()),
-            "ALLOW".to_string(),
+            None,
         ),
-        Outcome::Deny(d) => (
-            d.operation,
-            d.purpose,
-            d.grant,
-            format!(
-                "DENY {} ({}): {}",
-                d.problem.code,
-                d.problem.status().as_u16(),
-                d.problem.detail
-            ),
-        ),
+        Outcome::Deny(d) => (d.operation, d.purpose, d.grant, Some(d.problem)),
     };
-    if let Some(op) = &operation {
+    let allowed = denial.is_none();
+    let sample = match (response, &grant, &operation, allowed) {
+        (Some(sample), Some(g), Some(op), true) => {
+            Some(release_sample(set, request, op, g, sample))
+        }
+        _ => None,
+    };
+    let fields = operation
+        .as_ref()
+        .map(|op| {
+            field_plan(
+                set,
+                if allowed { grant.as_deref() } else { None },
+                op.response_schema.as_deref(),
+            )
+        })
+        .unwrap_or_default();
+    Explanation {
+        policy_version: set.version.clone(),
+        method: request.method.to_string(),
+        path: request.path.clone(),
+        consumer: request.consumer.clone(),
+        operation,
+        purpose,
+        grant,
+        denial,
+        sample,
+        fields,
+    }
+}
+
+fn release_sample(
+    set: &PolicySet,
+    request: &SimulatedRequest,
+    op: &Operation,
+    g: &Grant,
+    sample: &[u8],
+) -> Result<SampleRelease, Problem> {
+    let schema = op
+        .response_schema
+        .as_deref()
+        .and_then(|n| set.strict_schema(n));
+    let context = crate::minimise::transform::Context {
+        pseudonym_key: Some(&[0u8; 32]),
+        today: request.today,
+    };
+    let json = http::HeaderValue::from_static("application/json");
+    crate::minimise::minimise_response(
+        sample,
+        Some(&json),
+        &g.release,
+        schema,
+        &context,
+        &crate::minimise::Limits::default(),
+    )
+    .map(|m| SampleRelease {
+        body: serde_json::from_slice::<Value>(&m.body)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or_default(),
+        released: m.released.len(),
+        withheld: m.withheld.iter().map(str::to_string).collect(),
+    })
+}
+
+/// `policy explain`: a report a privacy officer can read. With a sample partner `response`,
+/// it also shows exactly what would be released from it.
+pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u8]>) -> String {
+    let e = explanation(set, request, response);
+    let mut out = String::new();
+    let _ = writeln!(out, "policy version: {}", e.policy_version);
+    let _ = writeln!(
+        out,
+        "request:        {} {} as {}",
+        e.method, e.path, e.consumer
+    );
+    if let Some(op) = &e.operation {
         let _ = writeln!(
             out,
             "operation:      {} — {} {}{}",
@@ -152,11 +271,11 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
                 .unwrap_or_default()
         );
     }
-    if let Some(p) = &purpose {
+    if let Some(p) = &e.purpose {
         let _ = writeln!(out, "purpose:        {} — {}", p.id, p.title);
     }
-    let _ = writeln!(out, "decision:       {verdict}");
-    if let Some(g) = &grant {
+    let _ = writeln!(out, "decision:       {}", e.verdict());
+    if let Some(g) = &e.grant {
         let _ = writeln!(
             out,
             "grant:          {} ({}:{})",
@@ -166,59 +285,32 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
         );
         let _ = writeln!(out, "rationale:      {}", g.rationale.replace('\n', " "));
     }
-    if verdict == "ALLOW" {
-        if let Some(p) = &purpose {
-            let basis = p.legal_basis_text.clone().unwrap_or_else(|| "-".into());
-            let _ = writeln!(out, "lawful basis that would be logged:");
-            let _ = writeln!(out, "  legal basis:         {basis}");
-            let _ = writeln!(
-                out,
-                "  processing activity: {}",
-                p.processing_activity.as_deref().unwrap_or("-")
-            );
-            for (category, exception) in grant
-                .iter()
-                .flat_map(|g| g.categories.iter())
-                .filter_map(|c| p.special_categories.get(c).map(|e| (c, e)))
-            {
-                let _ = writeln!(out, "  {category} data under: {}", exception.summary());
-            }
+    if let (Some(p), true) = (&e.purpose, e.allowed()) {
+        let basis = p.legal_basis_text.clone().unwrap_or_else(|| "-".into());
+        let _ = writeln!(out, "lawful basis that would be logged:");
+        let _ = writeln!(out, "  legal basis:         {basis}");
+        let _ = writeln!(
+            out,
+            "  processing activity: {}",
+            p.processing_activity.as_deref().unwrap_or("-")
+        );
+        for (category, exception) in e.special_categories() {
+            let _ = writeln!(out, "  {category} data under: {exception}");
         }
     }
-    if let (Some(sample), Some(g), Some(op), true) =
-        (response, &grant, &operation, verdict == "ALLOW")
-    {
-        let schema = op
-            .response_schema
-            .as_deref()
-            .and_then(|n| set.strict_schema(n));
-        let context = crate::minimise::transform::Context {
-            pseudonym_key: Some(&[0u8; 32]),
-            today: request.today,
-        };
-        let json = http::HeaderValue::from_static("application/json");
+    if let Some(sample) = &e.sample {
         let _ = writeln!(out, "sample response, as the consumer would receive it:");
-        match crate::minimise::minimise_response(
-            sample,
-            Some(&json),
-            &g.release,
-            schema,
-            &context,
-            &crate::minimise::Limits::default(),
-        ) {
+        match sample {
             Ok(m) => {
-                let pretty = serde_json::from_slice::<Value>(&m.body)
-                    .and_then(|v| serde_json::to_string_pretty(&v))
-                    .unwrap_or_default();
-                for line in pretty.lines() {
+                for line in m.body.lines() {
                     let _ = writeln!(out, "  {line}");
                 }
                 let _ = writeln!(
                     out,
                     "  ({} value(s) released, {} withheld: {})",
-                    m.released.len(),
+                    m.released,
                     m.withheld.len(),
-                    m.withheld.iter().collect::<Vec<_>>().join(", ")
+                    m.withheld.join(", ")
                 );
             }
             Err(p) => {
@@ -226,32 +318,24 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
             }
         }
     }
-    if let Some(op) = &operation {
-        let allowed = verdict == "ALLOW";
-        let plan = field_plan(
-            set,
-            if allowed { grant.as_deref() } else { None },
-            op.response_schema.as_deref(),
+    if let (Some(op), false) = (&e.operation, e.fields.is_empty()) {
+        let _ = writeln!(
+            out,
+            "response fields ({}):",
+            op.response_schema.as_deref().unwrap_or_default()
         );
-        if !plan.is_empty() {
-            let _ = writeln!(
-                out,
-                "response fields ({}):",
-                op.response_schema.as_deref().unwrap_or_default()
-            );
-            for (path, category, transform) in plan {
-                match transform {
-                    Some(t) => {
-                        let _ = writeln!(
-                            out,
-                            "  released  {:<44} {:<15} {t}",
-                            path.to_string(),
-                            category
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(out, "  withheld  {:<44} {category}", path.to_string());
-                    }
+        for (path, category, transform) in &e.fields {
+            match transform {
+                Some(t) => {
+                    let _ = writeln!(
+                        out,
+                        "  released  {:<44} {:<15} {t}",
+                        path.to_string(),
+                        category
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  withheld  {:<44} {category}", path.to_string());
                 }
             }
         }
@@ -261,23 +345,70 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
 
 // ---- matrix ----------------------------------------------------------------------------------
 
-/// One row of the matrix: a consumer's grant on one operation for one purpose.
-struct Row<'a> {
-    consumer: &'a str,
-    grant: &'a Grant,
+/// One row of the matrix: a consumer's grant on one operation for one purpose, as readers see
+/// it (`policy matrix` in every format, and the console's matrix page).
+pub struct MatrixRow {
+    pub consumer: String,
+    pub partner: String,
+    pub operation: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    /// Released field paths, each with its transform.
+    pub released: Vec<(String, String)>,
+    /// Withheld field paths of the response schema, each with its data category.
+    pub withheld: Vec<(String, String)>,
+    pub categories: String,
+    pub conditions: Vec<String>,
+    pub validity: String,
+    pub grant: String,
 }
 
-fn rows(set: &PolicySet) -> Vec<Row<'_>> {
+/// Every grant of every consumer, in the matrix's order.
+pub fn matrix_rows(set: &PolicySet) -> Vec<MatrixRow> {
     let mut rows = Vec::new();
     for consumer in set.consumers.keys() {
-        for grant in set.grants_of(consumer) {
-            rows.push(Row { consumer, grant });
+        for g in set.grants_of(consumer) {
+            let schema_name = set
+                .operations
+                .get(&g.operation)
+                .and_then(|o| o.response_schema.clone());
+            rows.push(MatrixRow {
+                consumer: consumer.clone(),
+                partner: g
+                    .operation
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                operation: g.operation.clone(),
+                purpose: g.purpose.clone(),
+                legal_basis: set
+                    .purposes
+                    .get(&g.purpose)
+                    .and_then(|p| p.legal_basis_text.clone())
+                    .unwrap_or_default(),
+                released: g
+                    .fields
+                    .iter()
+                    .map(|f| (f.path.to_string(), f.transform.describe()))
+                    .collect(),
+                withheld: field_plan(set, Some(g), schema_name.as_deref())
+                    .into_iter()
+                    .filter(|(_, _, t)| t.is_none())
+                    .map(|(p, c, _)| (p.to_string(), c))
+                    .collect(),
+                categories: g.categories.iter().cloned().collect::<Vec<_>>().join(", "),
+                conditions: conditions(g),
+                validity: validity(g),
+                grant: g.id.clone(),
+            });
         }
     }
     rows
 }
 
-fn validity(grant: &Grant) -> String {
+/// When a grant is valid, in words.
+pub fn validity(grant: &Grant) -> String {
     match (grant.valid_from, grant.valid_until) {
         (None, None) => "always".into(),
         (Some(f), None) => format!("from {f}"),
@@ -286,7 +417,8 @@ fn validity(grant: &Grant) -> String {
     }
 }
 
-fn conditions(grant: &Grant) -> Vec<String> {
+/// What a grant requires besides its purpose, in words.
+pub fn conditions(grant: &Grant) -> Vec<String> {
     let mut out: Vec<String> = grant.conditions.iter().map(|c| c.message.clone()).collect();
     if grant.requires.case_id {
         out.push("case id required".into());
@@ -314,57 +446,46 @@ pub fn matrix_markdown(set: &PolicySet) -> String {
     let _ = writeln!(out, "| consumer | partner operation | purpose | legal basis | fields released (transform) | data categories | conditions | valid | grant |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    for row in rows(set) {
-        let g = row.grant;
-        let purpose = set.purposes.get(&g.purpose);
-        let basis = purpose
-            .and_then(|p| p.legal_basis_text.clone())
-            .unwrap_or_default();
-        let fields: Vec<String> = g
-            .fields
+    let rows = matrix_rows(set);
+    for row in &rows {
+        let fields: Vec<String> = row
+            .released
             .iter()
-            .map(|f| format!("`{}` ({})", f.path, f.transform.describe()))
+            .map(|(p, t)| format!("`{p}` ({t})"))
             .collect();
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            cell(row.consumer),
-            cell(&g.operation),
-            cell(&g.purpose),
-            cell(&basis),
+            cell(&row.consumer),
+            cell(&row.operation),
+            cell(&row.purpose),
+            cell(&row.legal_basis),
             if fields.is_empty() {
                 "—".into()
             } else {
                 fields.join("<br>")
             },
-            g.categories.iter().cloned().collect::<Vec<_>>().join(", "),
-            cell(&conditions(g).join("; ")),
-            validity(g),
-            cell(&g.id),
+            row.categories,
+            cell(&row.conditions.join("; ")),
+            row.validity,
+            cell(&row.grant),
         );
     }
     let _ = writeln!(out, "\n## Withheld per grant\n");
-    for row in rows(set) {
-        let g = row.grant;
-        let schema_name = set
-            .operations
-            .get(&g.operation)
-            .and_then(|o| o.response_schema.clone());
-        let withheld: Vec<String> = field_plan(set, Some(g), schema_name.as_deref())
-            .into_iter()
-            .filter(|(_, _, t)| t.is_none())
-            .map(|(p, c, _)| format!("`{p}` ({c})"))
+    for row in rows.iter().filter(|r| !r.withheld.is_empty()) {
+        let withheld: Vec<String> = row
+            .withheld
+            .iter()
+            .map(|(p, c)| format!("`{p}` ({c})"))
             .collect();
-        if !withheld.is_empty() {
-            let _ = writeln!(
-                out,
-                "- **{}** → {} for {}: {}",
-                row.consumer,
-                g.operation,
-                g.purpose,
-                withheld.join(", ")
-            );
-        }
+        let _ = writeln!(
+            out,
+            "- **{}** → {} for {}: {}",
+            row.consumer,
+            row.operation,
+            row.purpose,
+            withheld.join(", ")
+        );
     }
     out
 }
@@ -384,53 +505,26 @@ pub fn matrix_html(set: &PolicySet) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Doelpoort — who may see what</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px;vertical-align:top;text-align:left}}th{{background:#eee}}code{{font-size:90%}}</style></head><body>\n<h1>Who may see what</h1>\n<p>Policy version <code>{}</code>.</p>\n<table>\n<tr><th>consumer</th><th>partner operation</th><th>purpose</th><th>legal basis</th><th>fields released (transform)</th><th>withheld</th><th>data categories</th><th>conditions</th><th>valid</th><th>grant</th></tr>\n",
         html_escape(&set.version)
     );
-    for row in rows(set) {
-        let g = row.grant;
-        let basis = set
-            .purposes
-            .get(&g.purpose)
-            .and_then(|p| p.legal_basis_text.clone())
-            .unwrap_or_default();
-        let schema_name = set
-            .operations
-            .get(&g.operation)
-            .and_then(|o| o.response_schema.clone());
-        let plan = field_plan(set, Some(g), schema_name.as_deref());
-        let released: Vec<String> = g
-            .fields
-            .iter()
-            .map(|f| {
-                format!(
-                    "<code>{}</code> ({})",
-                    html_escape(&f.path.to_string()),
-                    html_escape(&f.transform.describe())
-                )
-            })
-            .collect();
-        let withheld: Vec<String> = plan
-            .iter()
-            .filter(|(_, _, t)| t.is_none())
-            .map(|(p, c, _)| {
-                format!(
-                    "<code>{}</code> ({})",
-                    html_escape(&p.to_string()),
-                    html_escape(c)
-                )
-            })
-            .collect();
+    let code_list = |list: &[(String, String)]| {
+        list.iter()
+            .map(|(p, note)| format!("<code>{}</code> ({})", html_escape(p), html_escape(note)))
+            .collect::<Vec<_>>()
+            .join("<br>")
+    };
+    for row in matrix_rows(set) {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(row.consumer),
-            html_escape(&g.operation),
-            html_escape(&g.purpose),
-            html_escape(&basis),
-            released.join("<br>"),
-            withheld.join("<br>"),
-            html_escape(&g.categories.iter().cloned().collect::<Vec<_>>().join(", ")),
-            html_escape(&conditions(g).join("; ")),
-            html_escape(&validity(g)),
-            html_escape(&g.id),
+            html_escape(&row.consumer),
+            html_escape(&row.operation),
+            html_escape(&row.purpose),
+            html_escape(&row.legal_basis),
+            code_list(&row.released),
+            code_list(&row.withheld),
+            html_escape(&row.categories),
+            html_escape(&row.conditions.join("; ")),
+            html_escape(&row.validity),
+            html_escape(&row.grant),
         );
     }
     out.push_str("</table>\n</body></html>\n");

@@ -21,6 +21,7 @@ pub async fn start_demo() -> DemoRun {
             gateway: &cat.gateway,
             consumers: &cat.consumers,
             partners: &cat.partners,
+            officers: &cat.officers,
             days: 30,
         },
     )
@@ -33,6 +34,7 @@ pub async fn start_demo() -> DemoRun {
         store: None,
         instance: None,
         audit_sink: Default::default(),
+        console_listen: Some("127.0.0.1:0".parse().unwrap()),
     })
     .await
     .expect("demo starts");

@@ -1,0 +1,220 @@
+//! The privacy officers' console in a real browser, against a running demo.
+//!
+//! Starts `doelpoort demo` as a child process (a fresh PKI and a copy of the policies in a
+//! temporary root), makes the exchanges the demo prints, then runs
+//! `tests/console/console.test.mjs` in Node.js: Debian's Chromium, driven by Playwright,
+//! clicks through every page and checks it against the command-line tools (see that file).
+//! Afterwards this test checks what the browser cannot see: a BSN typed into the console is in
+//! no log line, no metric and no file of the demo's data directory.
+//!
+//! Node.js, npm and Chromium are installed by `tests/run` when missing (`.ci/run` calls it);
+//! the npm packages (`tests/console/package-lock.json`) are installed here when missing.
+//! Set `DOELPOORT_CONSOLE_SCREENSHOTS=docs/console` to refresh the documentation's screenshots.
+
+mod harness;
+
+use harness::{copy_dir, repo_root};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Has exchanges in the demo's log (the demo's household member).
+const SUBJECT_BSN: &str = "999990019";
+/// Typed into the console only (passes the elfproef; nowhere in the demo's data).
+const QUIET_BSN: &str = "999900274";
+
+fn tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+#[test]
+fn officers_click_through_the_console_in_chromium() {
+    for needed in ["node", "npm", "curl"] {
+        assert!(
+            tool(needed),
+            "{needed} is required for the console's browser tests (tests/run installs it)"
+        );
+    }
+    assert!(
+        Path::new(&chromium()).is_file(),
+        "Chromium is required at {} (tests/run installs Debian's chromium)",
+        chromium()
+    );
+    let tests_dir = repo_root().join("tests").join("console");
+    if !tests_dir.join("node_modules").join("playwright-core").is_dir() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&tests_dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "npm ci in tests/console failed");
+    }
+
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["policies", "schemas"] {
+        copy_dir(&repo_root().join(dir), &root.path().join(dir));
+    }
+    let bin = env!("CARGO_BIN_EXE_doelpoort");
+    let certs = root.path().join("certs-example");
+    assert!(Command::new(bin)
+        .args(["certs", "generate", certs.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let data = root.path().join("data");
+    let log = root.path().join("demo.log");
+    let mut child = Command::new(bin)
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--console-listen", "127.0.0.1:0", "--root"])
+        .arg(root.path())
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _stop = KillOnDrop(child.id());
+
+    // The addresses and the example calls the demo prints.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut console, mut admin, mut calls, mut printed) = (None, None, Vec::new(), String::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(Instant::now() < deadline, "the demo did not start");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the demo exited early"
+        );
+        printed.push_str(&line);
+        if let Some(rest) = line.trim().strip_prefix("console:") {
+            console = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(rest) = line.trim().strip_prefix("admin listener:") {
+            admin = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.starts_with("curl ") {
+            calls.push(line.trim().to_string());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let console = console.expect("the demo prints the console's URL");
+    let admin = admin.expect("the demo prints the admin listener");
+    assert!(
+        printed.contains("officers/fg-voorbeeldstad.p12") && printed.contains("password"),
+        "the demo says how to open the console:\n{printed}"
+    );
+    assert!(calls.len() >= 4);
+    for call in &calls {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{call} -s -o /dev/null --max-time 10"))
+            .current_dir(root.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{call}");
+    }
+
+    let node = Command::new("node")
+        .arg(tests_dir.join("console.test.mjs"))
+        .current_dir(&tests_dir)
+        .env("CONSOLE_URL", &console)
+        .env("DOELPOORT_BIN", bin)
+        .env("POLICIES_DIR", root.path().join("policies"))
+        .env("AUDIT_DIR", data.join("audit"))
+        .env("SUBJECT_BSN", SUBJECT_BSN)
+        .env("QUIET_BSN", QUIET_BSN)
+        .env("CHROMIUM", chromium())
+        .env(
+            "OFFICER_CERT",
+            certs.join("officers").join("fg-voorbeeldstad.crt"),
+        )
+        .env("OFFICER_KEY", certs.join("officers").join("fg-voorbeeldstad.key"))
+        .env(
+            "STRANGER_CERT",
+            certs.join("clients").join("wijkteam-rotterdam.crt"),
+        )
+        .env(
+            "STRANGER_KEY",
+            certs.join("clients").join("wijkteam-rotterdam.key"),
+        )
+        // Playwright's client-certificate proxy checks the console's certificate with Node's
+        // trust store: add the example CA rather than turning the check off.
+        .env("NODE_EXTRA_CA_CERTS", certs.join("ca.crt"))
+        .env(
+            "SCREENSHOT_DIR",
+            std::env::var("DOELPOORT_CONSOLE_SCREENSHOTS")
+                .map(|d| repo_root().join(d))
+                .unwrap_or_else(|_| root.path().join("screenshots")),
+        )
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+    println!("{report}");
+    assert!(node.status.success(), "browser tests failed:\n{report}");
+
+    // What the browser cannot see: the BSN typed into the console is nowhere else.
+    let metrics = Command::new("curl")
+        .args(["-s", "--max-time", "10", &format!("{admin}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(metrics.contains("doelpoort_"), "metrics were read");
+    for bsn in [SUBJECT_BSN, QUIET_BSN] {
+        assert!(!metrics.contains(bsn), "a BSN in the metrics");
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("console request"),
+        "the console's requests are logged (by path)"
+    );
+    for bsn in [SUBJECT_BSN, QUIET_BSN] {
+        assert!(!logged.contains(bsn), "a BSN in the demo's log:\n{logged}");
+    }
+    assert!(!printed.contains(QUIET_BSN));
+    assert_no_bsn_in_files(&data, QUIET_BSN);
+}
+
+fn assert_no_bsn_in_files(dir: &Path, bsn: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_no_bsn_in_files(&path, bsn);
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(bsn.len()).any(|w| w == bsn.as_bytes()),
+                "{} holds the BSN typed into the console",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Stops the demo however the test ends.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.to_string()).status();
+    }
+}
