@@ -51,7 +51,11 @@ fn officers_click_through_the_console_in_chromium() {
         chromium()
     );
     let tests_dir = repo_root().join("tests").join("console");
-    if !tests_dir.join("node_modules").join("playwright-core").is_dir() {
+    if !tests_dir
+        .join("node_modules")
+        .join("playwright-core")
+        .is_dir()
+    {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&tests_dir)
@@ -75,7 +79,13 @@ fn officers_click_through_the_console_in_chromium() {
     let data = root.path().join("data");
     let log = root.path().join("demo.log");
     let mut child = Command::new(bin)
-        .args(["demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--console-listen", "127.0.0.1:0", "--root"])
         .arg(root.path())
         .arg("--data-dir")
@@ -144,7 +154,10 @@ fn officers_click_through_the_console_in_chromium() {
             "OFFICER_CERT",
             certs.join("officers").join("fg-voorbeeldstad.crt"),
         )
-        .env("OFFICER_KEY", certs.join("officers").join("fg-voorbeeldstad.key"))
+        .env(
+            "OFFICER_KEY",
+            certs.join("officers").join("fg-voorbeeldstad.key"),
+        )
         .env(
             "STRANGER_CERT",
             certs.join("clients").join("wijkteam-rotterdam.crt"),

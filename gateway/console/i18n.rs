@@ -147,7 +147,10 @@ texts! {
     query_failed: "Het auditlog kon niet worden gelezen.", "The audit log could not be read.";
     letter_title: "Overzicht van uitwisselingen van uw gegevens", "Overview of exchanges of your data";
     letter_intro: "U heeft gevraagd welke gegevens over u zijn uitgewisseld via Doelpoort, de gateway van de gemeente. Hieronder staat elke uitwisseling: wanneer, welke organisatie, voor welk doel en op welke grondslag, met welke partner, en welke gegevens zijn verstrekt.", "You asked which data about you was exchanged through Doelpoort, the municipality's gateway. Below is every exchange: when, which organisation, for which purpose and on which legal basis, with which partner, and which data was released.";
+    letter_date: "Datum", "Date";
     letter_period: "Periode", "Period";
+    exchanged: "uitgewisseld", "exchanged";
+    refused_word: "geweigerd", "refused";
     letter_whole_log: "het hele bewaarde auditlog", "the whole retained audit log";
     letter_count: "Aantal uitwisselingen", "Number of exchanges";
     time: "Tijd", "Time";

@@ -85,7 +85,19 @@ struct Report {
     rows: Vec<(Row, String)>,
     warnings: Vec<String>,
     period: String,
+    /// The day the report was made.
+    date: String,
     transaction_id: String,
+}
+
+impl Inzage {
+    /// `2026-12-05T13:42:11.502542Z` as a citizen reads it: `2026-12-05 13:42:11 UTC`.
+    fn human_time(&self, rfc3339: &str) -> String {
+        match rfc3339.get(..19) {
+            Some(t) => format!("{} UTC", t.replacen('T', " ", 1)),
+            None => rfc3339.to_string(),
+        }
+    }
 }
 
 pub async fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
@@ -148,6 +160,10 @@ pub async fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
                     .collect(),
                 warnings: answer.warnings,
                 period,
+                date: crate::audit::writer::rfc3339(std::time::SystemTime::now())
+                    .get(..10)
+                    .unwrap_or_default()
+                    .to_string(),
                 transaction_id,
             });
             html(StatusCode::OK, &form)

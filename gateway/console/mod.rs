@@ -284,6 +284,13 @@ async fn read_form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Stat
         (Some(_), None) => false,
     };
     if !same_site || !same_origin {
+        tracing::warn!(
+            target: "doelpoort::console",
+            origin = ?headers.get(header::ORIGIN),
+            host = ?host,
+            sec_fetch_site = ?headers.get("sec-fetch-site"),
+            "console form refused: not sent from the console's own pages"
+        );
         return Err(StatusCode::FORBIDDEN);
     }
     let is_form = headers
@@ -306,8 +313,8 @@ async fn read_form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Stat
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 
-/// Headers on every answer: no scripts, no framing, no sniffing, no referrer, no caching (the
-/// art. 15 report must not linger in a shared browser cache).
+/// Headers on every answer: no scripts, no framing, no sniffing, no referrer to other sites,
+/// no caching (the art. 15 report must not linger in a shared browser cache).
 fn secure(response: &mut Response<Full<Bytes>>) {
     let h = response.headers_mut();
     h.insert(
@@ -321,9 +328,11 @@ fn secure(response: &mut Response<Full<Bytes>>) {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: with the latter a browser posts forms with
+    // `Origin: null`, and the console's own forms could not be told from a forged one.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(

@@ -85,8 +85,11 @@ async function askConsole(page, q) {
   await page.fill('#case_id', q.caseId || '');
   await page.fill('#actor', q.actor || '');
   await page.fill('#bsn', q.bsn);
-  await Promise.all([page.waitForNavigation(), page.click('form.ask button[type=submit]')]);
+  const [response] = await Promise.all([page.waitForNavigation(), page.click('form.ask button[type=submit]')]);
   const answer = page.locator('#answer');
+  if ((await answer.count()) === 0) {
+    throw new Error(`no answer for ${JSON.stringify({ ...q, bsn: '…' })}: ${response.status()} ${(await page.locator('main').textContent()).slice(0, 400)}`);
+  }
   const verdict = await answer.getAttribute('data-verdict');
   const text = async (sel) => ((await page.locator(sel).count()) ? (await page.locator(sel).first().textContent()).trim() : '');
   const rows = await page.locator('#fields tr[data-field]').evaluateAll((trs) =>
@@ -183,7 +186,8 @@ async function art15(page, context) {
   const own = rows.find((r) => r.transaction_id === lookup);
   check(own && own.purpose === 'art-15-verzoek' && own.operation === 'console/art-15-report', `the look-up itself is recorded: ${JSON.stringify(own)}`);
   // Each row shows what audit query says.
-  const cells = await page.locator('#report-rows tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+  const cells = await page.locator('#report-rows tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.querySelector('time').getAttribute('datetime'), ...[...tr.cells].slice(1).map((c) => c.textContent.trim())]));
   rows.forEach((r, i) => {
     const c = cells[i] || [];
     check(c[0] === r.time && c[1] === r.consumer && c[2] === r.purpose && c[3] === r.legal_basis && c[7] === r.case_id,
