@@ -78,7 +78,7 @@ fn officers_click_through_the_console_in_chromium() {
         .success());
     let data = root.path().join("data");
     let log = root.path().join("demo.log");
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .args([
             "demo",
             "--listen",
@@ -95,10 +95,10 @@ fn officers_click_through_the_console_in_chromium() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let _stop = KillOnDrop(child.id());
+    let mut demo = StopOnDrop(child);
 
     // The addresses and the example calls the demo prints.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(demo.0.stdout.take().unwrap());
     let (mut console, mut admin, mut calls, mut printed) = (None, None, Vec::new(), String::new());
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut line = String::new();
@@ -224,10 +224,11 @@ fn assert_no_bsn_in_files(dir: &Path, bsn: &str) {
 }
 
 /// Stops the demo however the test ends.
-struct KillOnDrop(u32);
+struct StopOnDrop(std::process::Child);
 
-impl Drop for KillOnDrop {
+impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
