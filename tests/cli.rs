@@ -105,6 +105,35 @@ fn an_inways_configuration_errors_are_located() {
 }
 
 #[test]
+fn the_consoles_configuration_errors_are_located() {
+    let pki = TestPki::new();
+    let spec = PartnerSpec::new("uwv", "127.0.0.1:9".parse().unwrap());
+    let fp = "ab".repeat(32);
+    let console = format!(
+        "console:\n  listen: 127.0.0.1:0\n  tls:\n    certificate: {dir}/gateway.crt\n    key: {dir}/gateway.key\n    client_ca: [{dir}/ca.crt]\n  officers:\n    - id: fg-a\n      name: A\n      fingerprints: [\"{fp}\"]\n    - id: fg-b\n      name: B\n      fingerprints: [\"{fp}\", \"abc\"]\n    - id: fg-c\n      name: C\n    - id: \"fg c\"\n      name: D\n      fingerprints: []\n",
+        dir = pki.path("").display()
+    );
+    let path = write_config(&pki, &(config_yaml(&pki, &[spec], "") + &console));
+    let (code, out) = doelpoort(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "this fingerprint is already listed for another officer",
+        "a fingerprint is 64 hexadecimal digits (SHA-256)",
+        "officer 'fg-c' needs at least one certificate fingerprint",
+        "an officer id is",
+    ] {
+        assert!(out.contains(expected), "{expected}: {out}");
+    }
+    let file = path.display().to_string();
+    assert!(
+        out.lines()
+            .filter(|l| l.contains(": error: "))
+            .all(|l| l.starts_with(&format!("{file}:"))),
+        "every error is located: {out}"
+    );
+}
+
+#[test]
 fn check_also_checks_the_policies_and_that_both_name_the_same_parties() {
     let pki = TestPki::new();
     let spec = PartnerSpec::new("uwv", "127.0.0.1:9".parse().unwrap());

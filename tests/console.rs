@@ -90,7 +90,7 @@ fn officers_click_through_the_console_in_chromium() {
         .arg(root.path())
         .arg("--data-dir")
         .arg(&data)
-        .env("RUST_LOG", "debug")
+        .env("DOELPOORT_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -175,3 +175,137 @@ impl AccessChange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// The shipped policies, with `edit` applied to one grant file's text.
+    fn shipped_with(edit: impl Fn(String) -> String) -> PolicySet {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let policies: PathBuf = dir.path().join("policies");
+        copy(&root.join("policies"), &policies);
+        let grants = policies.join("grants").join("wijkteam-rotterdam.yaml");
+        let text = std::fs::read_to_string(&grants).unwrap();
+        let edited = edit(text.clone());
+        std::fs::write(&grants, edited).unwrap();
+        let (set, diagnostics) = crate::policy::compile::load(
+            &policies,
+            &root.join("schemas"),
+            time::macros::date!(2026 - 12 - 05),
+        );
+        set.unwrap_or_else(|| panic!("{diagnostics:?}"))
+    }
+
+    fn replace(from: &'static str, to: &'static str) -> impl Fn(String) -> String {
+        move |text| {
+            assert!(text.contains(from), "{from}");
+            text.replacen(from, to, 1)
+        }
+    }
+
+    const INGANGSDATUM: &str =
+        "      uitkeringen[*].ingangsdatum: year        # since when, to the year\n";
+
+    #[test]
+    fn the_same_policies_change_nothing() {
+        let set = shipped_with(|t| t);
+        assert_eq!(compare(&set, &shipped_with(|t| t)), Vec::new());
+    }
+
+    #[test]
+    fn a_field_removed_is_lost_and_put_back_is_gained() {
+        let before = shipped_with(|t| t);
+        let after = shipped_with(replace(INGANGSDATUM, ""));
+        let changes = compare(&before, &after);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let c = &changes[0];
+        assert_eq!(
+            (
+                c.consumer.as_str(),
+                c.operation.as_str(),
+                c.purpose.as_str(),
+                c.kind
+            ),
+            (
+                "wijkteam-rotterdam",
+                "uwv/inkomen",
+                "wams-onderzoek",
+                ChangeKind::Changed
+            )
+        );
+        assert_eq!(
+            c.lost,
+            [(
+                "uitkeringen[*].ingangsdatum".to_string(),
+                "year".to_string()
+            )]
+        );
+        assert!(c.gained.is_empty() && c.transformed.is_empty() && c.terms.is_empty());
+        let back = compare(&after, &before);
+        assert_eq!(back[0].gained, c.lost);
+        assert!(back[0].lost.is_empty());
+    }
+
+    #[test]
+    fn a_finer_transform_is_a_change_of_its_own() {
+        let before = shipped_with(|t| t);
+        let after = shipped_with(replace(
+            INGANGSDATUM,
+            "      uitkeringen[*].ingangsdatum: keep\n",
+        ));
+        let changes = compare(&before, &after);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].transformed.len(), 1);
+        let (_, was, now) = &changes[0].transformed[0];
+        assert_eq!((was.as_str(), now.as_str()), ("year", "keep"));
+        assert!(changes[0].gained.is_empty() && changes[0].lost.is_empty());
+    }
+
+    #[test]
+    fn a_grant_withdrawn_revokes_all_its_fields_and_its_terms_show() {
+        let before = shipped_with(|t| t);
+        let after = shipped_with(replace(
+            "valid_until: 2027-12-31",
+            "valid_until: 2026-12-31",
+        ));
+        let changes = compare(&before, &after);
+        assert!(
+            changes.iter().all(|c| c.kind == ChangeKind::Changed
+                && c.terms.iter().any(|t| t.starts_with("validity:"))),
+            "{changes:?}"
+        );
+        // A grant that is no longer there at all.
+        let without = shipped_with(|t| {
+            let start = t.find("  - id: wijkteam-uwv-inkomen-onderzoek").unwrap();
+            let end = t[start + 4..].find("  - id: ").unwrap() + start + 4;
+            format!("{}{}", &t[..start], &t[end..])
+        });
+        let changes = compare(&before, &without);
+        let revoked: Vec<_> = changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Revoked)
+            .collect();
+        assert_eq!(revoked.len(), 1, "{changes:?}");
+        assert_eq!(revoked[0].operation, "uwv/inkomen");
+        assert_eq!(revoked[0].lost.len(), 4);
+        let granted = compare(&without, &before);
+        assert_eq!(granted[0].kind, ChangeKind::Granted);
+        assert_eq!(granted[0].gained, revoked[0].lost);
+    }
+}
