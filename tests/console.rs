@@ -185,6 +185,110 @@ fn officers_click_through_the_console_in_chromium() {
     println!("{report}");
     assert!(node.status.success(), "browser tests failed:\n{report}");
 
+    // What an outside attack on the console found, with curl: each is a check here.
+    let officer = Officer {
+        console: console.trim_end_matches('/').to_string(),
+        ca: certs.join("ca.crt"),
+        cert: certs.join("officers").join("fg-voorbeeldstad.crt"),
+        key: certs.join("officers").join("fg-voorbeeldstad.key"),
+    };
+    let form = "-HContent-Type: application/x-www-form-urlencoded";
+    let quiet = format!("bsn={QUIET_BSN}");
+    // A BSN in a path is answered 404 and not logged (the log names pages, not paths).
+    assert_eq!(officer.curl(&[&format!("/inzage/{QUIET_BSN}")]).0, 404);
+    assert_eq!(officer.curl(&[&format!("/schema/{QUIET_BSN}")]).0, 404);
+    // Forged forms: a foreign Origin, and duplicated Origin or Sec-Fetch-Site headers.
+    let own = format!("-HOrigin: {}", officer.console);
+    for headers in [
+        vec!["-HOrigin: https://elders.example".to_string()],
+        vec![own.clone(), "-HOrigin: https://elders.example".into()],
+        vec![
+            "-HSec-Fetch-Site: same-origin".into(),
+            "-HSec-Fetch-Site: cross-site".into(),
+        ],
+    ] {
+        let mut args: Vec<&str> = headers.iter().map(String::as_str).collect();
+        args.extend(["-d", &quiet, "/inzage"]);
+        assert_eq!(officer.curl(&args).0, 403, "{headers:?}");
+    }
+    // Methods: 405 with Allow, for every page; a page without a form takes no POST.
+    let (status, body) = officer.curl(&["-X", "PUT", "/inzage"]);
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(officer.curl(&["-X", "POST", "-d", "x=1", "/doelen"]).0, 405);
+    assert_eq!(officer.curl(&["-X", "DELETE", "/console.css"]).0, 405);
+    // Wrong bodies say what is wrong.
+    let (status, body) = officer.curl(&["-HContent-Type: text/plain", "-d", &quiet, "/inzage"]);
+    assert!(
+        status == 415 && body.contains("geen formulier"),
+        "{status} {body}"
+    );
+    // A period that ends before it starts, or a date in another form, is refused (no letter
+    // saying "nothing was exchanged"); so is an unknown format, and a consumer not in the list.
+    for bad in [
+        format!("{quiet}&from=2027-01-01&to=2026-01-01"),
+        format!("{quiet}&from=2026-12-05T13:46:07Z"),
+        format!("{quiet}&format=xml"),
+    ] {
+        let (status, body) = officer.curl(&[form, "-d", &bad, "/inzage"]);
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    let (status, body) = officer.curl(&[
+        form,
+        "-d",
+        &format!("consumer=nobody&purpose=wams-onderzoek&operation=uwv/inkomen&{quiet}"),
+        "/mag-ik-dit-zien",
+    ]);
+    assert!(
+        status == 422 && body.contains("uit de lijsten"),
+        "{status} {body}"
+    );
+    // Control characters are dropped, never echoed into a form.
+    let (_, body) = officer.curl(&[
+        form,
+        "-d",
+        &format!("{quiet}&from=2026-12-05%00"),
+        "/inzage",
+    ]);
+    assert!(!body.contains('\0'));
+    // The command to paste is quoted: what was typed cannot run in the shell.
+    let (_, body) = officer.curl(&[
+        form,
+        "--data-urlencode",
+        "case_id=c1$(touch pwned)",
+        "-d",
+        &format!(
+            "consumer=wijkteam-rotterdam&purpose=wams-onderzoek&operation=uwv/inkomen&{quiet}"
+        ),
+        "/mag-ik-dit-zien",
+    ]);
+    assert!(
+        body.contains("&#39;Doelbinding-Case-Id: c1$(touch pwned)&#39;"),
+        "single-quoted: {body}"
+    );
+
+    // A damaged log: the letter says so (in the reader's language, without server paths),
+    // and a download, which could not say so, is refused.
+    let segment = std::fs::read_dir(data.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&segment).unwrap();
+    std::fs::write(&segment, text.replacen("not-granted", "not-grantex", 1)).unwrap();
+    let subject = format!("bsn={SUBJECT_BSN}");
+    let (status, body) = officer.curl(&[form, "-d", &subject, "/inzage"]);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("id=\"report-warning\"") && body.contains("beschadigd"),
+        "{body}"
+    );
+    for format in ["csv", "json"] {
+        let (status, body) =
+            officer.curl(&[form, "-d", &format!("{subject}&format={format}"), "/inzage"]);
+        assert_eq!(status, 409, "{format}: {body}");
+        assert!(!body.contains("not-grantex"));
+    }
+
     // What the browser cannot see: the BSN typed into the console is nowhere else.
     let metrics = Command::new("curl")
         .args(["-s", "--max-time", "10", &format!("{admin}/metrics")])
@@ -205,6 +309,35 @@ fn officers_click_through_the_console_in_chromium() {
     }
     assert!(!printed.contains(QUIET_BSN));
     assert_no_bsn_in_files(&data, QUIET_BSN);
+}
+
+/// curl with the officer's certificate.
+struct Officer {
+    console: String,
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl Officer {
+    /// `args` ending in a path; the status and the body.
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let (path, rest) = args.split_last().unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "-w", "\n%{http_code}", "--cacert"])
+            .arg(&self.ca)
+            .arg("--cert")
+            .arg(&self.cert)
+            .arg("--key")
+            .arg(&self.key)
+            .args(rest)
+            .arg(format!("{}{path}", self.console))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.trim().parse().unwrap(), body.to_string())
+    }
 }
 
 fn assert_no_bsn_in_files(dir: &Path, bsn: &str) {

@@ -48,12 +48,12 @@ struct Decision {
 pub fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
     let set = console.state.policies.current();
     let asked = Asked {
-        consumer: ask.get("consumer").unwrap_or_default().to_string(),
-        purpose: ask.get("purpose").unwrap_or_default().to_string(),
-        operation: ask.get("operation").unwrap_or_default().to_string(),
-        bsn: ask.get("bsn").unwrap_or_default().to_string(),
-        case_id: ask.get("case_id").unwrap_or_default().to_string(),
-        actor: ask.get("actor").unwrap_or_default().to_string(),
+        consumer: ask.posted("consumer").unwrap_or_default().to_string(),
+        purpose: ask.posted("purpose").unwrap_or_default().to_string(),
+        operation: ask.posted("operation").unwrap_or_default().to_string(),
+        bsn: ask.posted("bsn").unwrap_or_default().to_string(),
+        case_id: ask.posted("case_id").unwrap_or_default().to_string(),
+        actor: ask.posted("actor").unwrap_or_default().to_string(),
     };
     let (mut answer, mut command, mut error) = (None, String::new(), None);
     if let (Some(set), true) = (&set, ask.method == Method::POST) {
@@ -129,11 +129,15 @@ type Refusal = fn(&'static super::i18n::Texts) -> &'static str;
 /// The request the gateway would see for this question: the operation's path with the person
 /// in it (or in the body), and the context headers a caller would send.
 fn question(set: &PolicySet, asked: &Asked) -> Result<SimulatedRequest, Refusal> {
+    // The lists offer only what the policy set knows; anything else was not chosen from them.
+    let (Some(op), true, true) = (
+        set.operations.get(&asked.operation),
+        set.consumers.contains_key(&asked.consumer),
+        set.purposes.contains_key(&asked.purpose),
+    ) else {
+        return Err(|t| t.choose_from_list);
+    };
     let bsn = Bsn::parse(&asked.bsn).map_err(|_| (|t| t.bsn_invalid) as Refusal)?;
-    let op = set
-        .operations
-        .get(&asked.operation)
-        .ok_or((|t| t.not_found) as Refusal)?;
     let (path, body) = target(op, &bsn);
     let mut headers = vec![
         (PURPOSE.to_string(), asked.purpose.clone()),
@@ -182,25 +186,36 @@ fn target(op: &Operation, bsn: &Bsn) -> (String, Vec<u8>) {
     (path, body)
 }
 
-/// The same question for `doelpoort policy explain`, to paste into a terminal.
+/// The same question for `doelpoort policy explain`, to paste into a terminal: every value
+/// single-quoted, so nothing typed into the form can run in the shell it is pasted into.
 fn cli_command(console: &Console, request: &SimulatedRequest) -> String {
-    let mut command = format!(
-        "doelpoort policy explain {} --consumer {} --request \"{} {}\"",
-        console.policies_dir.display(),
-        request.consumer,
-        request.method,
-        request.path
-    );
+    let mut words = vec![
+        "doelpoort".to_string(),
+        "policy".into(),
+        "explain".into(),
+        quote(&console.policies_dir.display().to_string()),
+        "--consumer".into(),
+        quote(&request.consumer),
+        "--request".into(),
+        quote(&format!("{} {}", request.method, request.path)),
+    ];
     for (name, value) in &request.headers {
-        command.push_str(&format!(" -H \"{}: {value}\"", header_case(name)));
+        words.push("-H".into());
+        words.push(quote(&format!("{}: {value}", header_case(name))));
     }
     if !request.body.is_empty() {
-        command.push_str(&format!(
-            " --body <(echo '{}')",
-            String::from_utf8_lossy(&request.body)
+        words.push("--body".into());
+        words.push(format!(
+            "<(printf '%s' {})",
+            quote(&String::from_utf8_lossy(&request.body))
         ));
     }
-    command
+    words.join(" ")
+}
+
+/// A POSIX shell word for `text`: single quotes, each `'` written as `'\''`.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// `doelbinding-case-id` → `Doelbinding-Case-Id`, as callers write it.
@@ -221,6 +236,30 @@ impl Decision {
         match &self.answer {
             Some(a) if a.allowed() => "allow",
             _ => "deny",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn a_quoted_word_is_one_word_whatever_it_holds() {
+        for text in [
+            "plain",
+            "it's",
+            "$(touch x)",
+            "a\"b",
+            "`id`",
+            "'; rm -rf /; '",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {}", quote(text)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), text);
         }
     }
 }

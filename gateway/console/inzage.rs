@@ -104,8 +104,8 @@ pub async fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
     let t = ask.lang.texts();
     let mut form = Inzage {
         f: Frame::new(console, ask, "/inzage"),
-        from: ask.get("from").unwrap_or_default().to_string(),
-        to: ask.get("to").unwrap_or_default().to_string(),
+        from: ask.posted("from").unwrap_or_default().to_string(),
+        to: ask.posted("to").unwrap_or_default().to_string(),
         error: None,
         report: None,
     };
@@ -116,14 +116,28 @@ pub async fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
         form.error = Some(message);
         html(status, &form)
     };
-    let Ok(bsn) = Bsn::parse(ask.get("bsn").unwrap_or_default()) else {
+    let Ok(bsn) = Bsn::parse(ask.posted("bsn").unwrap_or_default()) else {
         return refuse(form, StatusCode::UNPROCESSABLE_ENTITY, t.bsn_invalid);
     };
-    let bounds = (
-        ask.get("from").map(|f| query::bound(f, false)).transpose(),
-        ask.get("to").map(|t| query::bound(t, true)).transpose(),
-    );
-    let (Ok(from), Ok(to)) = bounds else {
+    let format = match ask.posted("format") {
+        None | Some("html") => None,
+        Some("csv") => Some((Format::Csv, "text/csv; charset=utf-8", "csv")),
+        Some("json") => Some((Format::Json, "application/json", "json")),
+        Some(_) => return refuse(form, StatusCode::UNPROCESSABLE_ENTITY, t.unknown_format),
+    };
+    let (Ok(from), Ok(to)) = (day(ask.posted("from")), day(ask.posted("to"))) else {
+        return refuse(form, StatusCode::UNPROCESSABLE_ENTITY, t.bound_invalid);
+    };
+    if let (Some(f), Some(t_)) = (from, to) {
+        if f > t_ {
+            return refuse(form, StatusCode::UNPROCESSABLE_ENTITY, t.bound_order);
+        }
+    }
+    let (Ok(from), Ok(to)) = (
+        from.map(|d| query::bound(&d.to_string(), false))
+            .transpose(),
+        to.map(|d| query::bound(&d.to_string(), true)).transpose(),
+    ) else {
         return refuse(form, StatusCode::UNPROCESSABLE_ENTITY, t.bound_invalid);
     };
     if matches!(console.audit, AuditSource::Off) {
@@ -141,10 +155,15 @@ pub async fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
         }
         return refuse(form, StatusCode::SERVICE_UNAVAILABLE, t.query_failed);
     };
-    match ask.get("format") {
-        Some("csv") => download(&answer.rows, Format::Csv, "text/csv; charset=utf-8", "csv"),
-        Some("json") => download(&answer.rows, Format::Json, "application/json", "json"),
-        _ => {
+    match format {
+        // A file would not carry the warning that the log is damaged: only the page does.
+        Some(_) if !answer.warnings.is_empty() => {
+            refuse(form, StatusCode::CONFLICT, t.chain_broken_download)
+        }
+        Some((format, content_type, extension)) => {
+            download(&answer.rows, format, content_type, extension)
+        }
+        None => {
             let period = match (&form.from.is_empty(), &form.to.is_empty()) {
                 (true, true) => t.letter_whole_log.to_string(),
                 _ => format!("{} – {}", form.from, form.to),
@@ -169,6 +188,15 @@ pub async fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
             html(StatusCode::OK, &form)
         }
     }
+}
+
+/// A date as the form asks for it (`YYYY-MM-DD`), or nothing.
+fn day(text: Option<&str>) -> Result<Option<time::Date>, ()> {
+    text.map(|d| {
+        time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+            .map_err(|_| ())
+    })
+    .transpose()
 }
 
 /// Writes the record of this look-up and waits until it is durable; its transaction id, or

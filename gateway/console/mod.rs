@@ -136,13 +136,21 @@ pub async fn start(
                     return;
                 };
                 // The officer, once per connection: the certificate cannot change within it.
-                let officer = tls
+                let peer = tls
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|chain| chain.first())
-                    .map(|leaf| Fingerprint::of_der(leaf.as_ref()))
-                    .and_then(|fp| console.officers.get(&fp).cloned());
+                    .map(|leaf| Fingerprint::of_der(leaf.as_ref()));
+                let officer = peer.and_then(|fp| console.officers.get(&fp).cloned());
+                if officer.is_none() {
+                    // Who tried, for the operator: a certificate's fingerprint, not a person.
+                    tracing::warn!(
+                        target: "doelpoort::console",
+                        certificate = peer.map(|fp| fp.to_hex()).unwrap_or_default(),
+                        "console refused a certificate that is not listed for an officer"
+                    );
+                }
                 let service = service_fn(move |req| {
                     let console = console.clone();
                     let officer = officer.clone();
@@ -171,19 +179,55 @@ pub(crate) struct Ask {
 }
 
 impl Ask {
-    /// The first value of `name`, from the form for a POST, from the query otherwise.
+    /// The first value of `name` in the query (a page's filters), when not empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        let pairs = if self.method == Method::POST {
-            &self.form
-        } else {
-            &self.query
-        };
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+        first(&self.query, name)
     }
+
+    /// The first value of `name` in a posted form. The pages that take a BSN read their
+    /// fields only from here: a link cannot fill in a person.
+    pub fn posted(&self, name: &str) -> Option<&str> {
+        first(&self.form, name)
+    }
+}
+
+fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Query or form pairs, without any whose name or value holds a control character: such a
+/// value is never valid input, and is not echoed back into a page.
+fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(bytes)
+        .into_owned()
+        .filter(|(k, v)| !k.chars().chain(v.chars()).any(char::is_control))
+        .collect()
+}
+
+/// The console's pages: path (a prefix when it ends in `/`) and whether it takes a form.
+const PAGES: [(&str, bool); 10] = [
+    ("/", false),
+    ("/console.css", false),
+    ("/doelen", false),
+    ("/schema/", false),
+    ("/matrix", false),
+    ("/mag-ik-dit-zien", true),
+    ("/inzage", true),
+    ("/audit", false),
+    ("/beleid", false),
+    ("/zaken", false),
+];
+
+/// The page a path is, as logged: never the path itself, which could hold anything.
+fn page_of(path: &str) -> Option<(&'static str, bool)> {
+    PAGES
+        .iter()
+        .find(|(p, _)| *p == path || (p.len() > 1 && p.ends_with('/') && path.starts_with(p)))
+        .copied()
 }
 
 async fn serve(
@@ -192,15 +236,15 @@ async fn serve(
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let page = page_of(req.uri().path()).map_or("(unknown)", |(p, _)| p);
     let mut response = route(console, officer.clone(), req).await;
     secure(&mut response);
-    // By path only: a query or a form may hold what a log must not.
+    // By page only: a path, a query or a form may hold what a log must not (a BSN).
     tracing::info!(
         target: "doelpoort::console",
         officer = officer.as_ref().map_or("-", |o| o.id.as_str()),
         %method,
-        path,
+        page,
         status = response.status().as_u16(),
         "console request"
     );
@@ -212,32 +256,52 @@ async fn route(
     officer: Option<Arc<Officer>>,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let query: Vec<(String, String)> = req
+    let query = req
         .uri()
         .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| pairs(q.as_bytes()))
         .unwrap_or_default();
     let lang = Lang::from_pairs(&query);
-    if req.uri().path() == "/console.css" {
+    let t = lang.texts();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let Some((_, takes_form)) = page_of(&path) else {
+        return page::refusal(lang, StatusCode::NOT_FOUND, t.not_found);
+    };
+    let allowed = matches!(
+        (&method, takes_form),
+        (&Method::GET | &Method::HEAD, _) | (&Method::POST, true)
+    );
+    if !allowed {
+        let mut r = page::refusal(lang, StatusCode::METHOD_NOT_ALLOWED, t.method_not_allowed);
+        let allow = if takes_form {
+            "GET, HEAD, POST"
+        } else {
+            "GET, HEAD"
+        };
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        return r;
+    }
+    if path == "/console.css" {
         return page::stylesheet();
     }
     let Some(officer) = officer else {
-        return page::refusal(lang, StatusCode::FORBIDDEN, lang.texts().not_an_officer);
+        return page::refusal(lang, StatusCode::FORBIDDEN, t.not_an_officer);
     };
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
     let form = match method {
-        Method::GET | Method::HEAD => Vec::new(),
         Method::POST => match read_form(req).await {
             Ok(form) => form,
-            Err(status) => return page::refusal(lang, status, lang.texts().bad_form),
+            Err(status) => {
+                let message = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => t.form_too_large,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => t.not_a_form,
+                    _ => t.bad_form,
+                };
+                return page::refusal(lang, status, message);
+            }
         },
-        _ => {
-            let mut r = page::refusal(lang, StatusCode::METHOD_NOT_ALLOWED, lang.texts().not_found);
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-            return r;
-        }
+        _ => Vec::new(),
     };
     let lang = if method == Method::POST {
         Lang::from_pairs(&form)
@@ -263,7 +327,7 @@ async fn route(
         (Method::GET | Method::HEAD, "/audit") => health::page(console, &ask).await,
         (Method::GET | Method::HEAD, "/beleid") => history::page(console, &ask),
         (Method::GET | Method::HEAD, "/zaken") => cases::page(console, &ask),
-        _ => page::refusal(lang, StatusCode::NOT_FOUND, lang.texts().not_found),
+        _ => page::refusal(lang, StatusCode::NOT_FOUND, t.not_found),
     }
 }
 
@@ -272,9 +336,14 @@ async fn route(
 /// certificate: the browser presents it to any site that asks).
 async fn read_form(req: Request<Incoming>) -> Result<Vec<(String, String)>, StatusCode> {
     let headers = req.headers();
-    let same_site = headers
-        .get("sec-fetch-site")
-        .is_none_or(|v| v == "same-origin" || v == "none");
+    // One of each at most: with two, which one a check reads is a guess.
+    let once = ["sec-fetch-site", "origin", "host"]
+        .iter()
+        .all(|name| headers.get_all(*name).iter().count() <= 1);
+    let same_site = once
+        && headers
+            .get("sec-fetch-site")
+            .is_none_or(|v| v == "same-origin" || v == "none");
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let same_origin = match (headers.get(header::ORIGIN), host) {
         (None, _) => true,
@@ -310,7 +379,7 @@ async fn read_form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Stat
         .await
         .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
         .to_bytes();
-    Ok(form_urlencoded::parse(&body).into_owned().collect())
+    Ok(pairs(&body))
 }
 
 /// Headers on every answer: no scripts, no framing, no sniffing, no referrer to other sites,
