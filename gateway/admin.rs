@@ -58,10 +58,15 @@ pub async fn start(addr: SocketAddr, admin: Admin) -> Result<(SocketAddr, JoinHa
             };
             let state = state.clone();
             let acceptor = acceptor.clone();
+            let over_tls = acceptor.is_some();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(respond(&state, &req)) }
+                    async move {
+                        let mut response = respond(&state, &req);
+                        crate::headers::secure(response.headers_mut(), over_tls);
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let http = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -138,6 +143,7 @@ fn version(state: &Admin) -> Response<Full<Bytes>> {
     let body = serde_json::json!({
         "name": env!("CARGO_PKG_NAME"),
         "version": env!("CARGO_PKG_VERSION"),
+        "revision": env!("DOELPOORT_REVISION"),
         "instance": state.instance,
         "policy_version": policy.as_ref().map(|p| p.version.as_str()),
     });

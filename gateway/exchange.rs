@@ -37,6 +37,8 @@ pub struct Exchange {
     pub trace: TraceContext,
     /// `trace` as a header value, formatted once: it goes to the partner and to the caller.
     pub traceparent: HeaderValue,
+    /// The caller's `tracestate`, passed on to the partner when the trace is continued.
+    pub tracestate: Option<HeaderValue>,
     pub started: Instant,
     /// Wall-clock start, for the audit record.
     pub start_time: SystemTime,
@@ -101,6 +103,10 @@ impl Exchange {
         Self {
             transaction_id: new_transaction_id(),
             traceparent: trace.header_value(),
+            // Only with the trace it belongs to: a restarted trace starts without state.
+            tracestate: trace
+                .parent_span_id
+                .and_then(|_| crate::trace::tracestate(headers)),
             trace,
             started: Instant::now(),
             start_time: SystemTime::now(),

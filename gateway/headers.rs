@@ -38,8 +38,14 @@ pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// `ETag` is dropped too: it names the partner's full representation, not the minimised one
 /// the caller gets. `Cache-Control` and `Expires` are not relayed: the gateway says
 /// `Cache-Control: no-store` itself on every released answer (personal data is not cached).
-pub const RELEASED_RESPONSE_HEADERS: &[HeaderName] =
-    &[header::LAST_MODIFIED, header::CONTENT_LANGUAGE];
+///
+/// `API-Version` (NL API Design Rules, /core/version-header) tells the caller which version of
+/// the partner's API answered: a semantic version, nothing else.
+pub static RELEASED_RESPONSE_HEADERS: [HeaderName; 3] =
+    [header::LAST_MODIFIED, header::CONTENT_LANGUAGE, API_VERSION];
+
+/// The partner API's version (NL API Design Rules), relayed when it is a semantic version.
+pub const API_VERSION: HeaderName = HeaderName::from_static("api-version");
 
 /// The gateway's own caching rule for a released answer.
 pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -69,8 +75,59 @@ pub fn is_releasable(name: &HeaderName, value: &HeaderValue) -> bool {
                     (1..=8).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_alphanumeric())
                 })
             })
+    } else if name == API_VERSION {
+        is_semantic_version(text)
     } else {
         false
+    }
+}
+
+/// `1.0.2`, `2.1.0-rc.1`: MAJOR.MINOR.PATCH with an optional pre-release, at most 32
+/// characters, and no run of digits that could be a BSN.
+fn is_semantic_version(text: &str) -> bool {
+    let (core, pre) = match text.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (text, None),
+    };
+    let numbers: Vec<&str> = core.split('.').collect();
+    text.len() <= 32
+        && numbers.len() == 3
+        && numbers
+            .iter()
+            .all(|n| !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()))
+        && pre.is_none_or(|p| {
+            !p.is_empty()
+                && p.split('.').all(|id| {
+                    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        })
+        && !crate::context::holds_bsn(text)
+}
+
+/// The security headers of every answer the gateway gives, on the data and the admin listener
+/// (NL API Design Rules, /core/transport/security-headers): nothing it answers may be cached,
+/// framed, sniffed into another type, or run as a page. `Strict-Transport-Security` only
+/// where the answer travels over TLS.
+pub fn secure(headers: &mut http::HeaderMap, over_tls: bool) {
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if over_tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
 }
 
@@ -118,5 +175,19 @@ mod tests {
         assert!(!ok(&cl, "persoon-999990019"));
         assert!(!ok(&cl, ""));
         assert!(!ok(&header::CACHE_CONTROL, "no-store"));
+        let av = API_VERSION;
+        assert!(ok(&av, "1.0.2"));
+        assert!(ok(&av, "2.1.0-rc.1"));
+        for bad in [
+            "1.0",
+            "v1.0.0",
+            "1.0.0 ",
+            "1.0.0; x",
+            "999990019.0.0",
+            "1.0.0-",
+            "1..0",
+        ] {
+            assert!(!ok(&av, bad), "{bad}");
+        }
     }
 }

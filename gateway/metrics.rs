@@ -6,7 +6,7 @@
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets for a sub-millisecond proxy: 25 µs … 10 s (the gateway's own work per exchange is
@@ -53,6 +53,29 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registr
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
+        // What is running (for dashboards and alerts across a version change), and the process
+        // metrics every exporter offers: CPU seconds, resident memory, open and maximum file
+        // descriptors, threads, start time.
+        let build_info = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "doelpoort_build_info",
+                    "The running build: its version and source revision (always 1).",
+                ),
+                &["version", "revision"],
+            )
+            .expect("static metric definition"),
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DOELPOORT_REVISION")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        if let Err(e) = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::error!(error = %e, "cannot register the process metrics");
+        }
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             register(
                 &registry,

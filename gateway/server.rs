@@ -394,11 +394,11 @@ async fn serve_http(
                     drop(permit);
                     response
                 });
-                Ok::<_, Infallible>(
-                    exchange
-                        .await
-                        .unwrap_or_else(|_| pipeline::internal_error(&state)),
-                )
+                let mut response = exchange
+                    .await
+                    .unwrap_or_else(|_| pipeline::internal_error(&state));
+                crate::headers::secure(response.headers_mut(), true);
+                Ok::<_, Infallible>(response)
             }
         })
     };

@@ -84,15 +84,26 @@ impl TraceContext {
     }
 }
 
+/// A `traceparent`: `<version>-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`.
+///
+/// Version `00` is exactly that (55 bytes). A higher version is read as far as version `00`
+/// defines it (W3C Trace Context §3.2.4, forward compatibility): at least 55 bytes, and
+/// whatever a later version appends must start with a dash. Version `ff` is invalid.
 fn parse(v: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
-    // version "00" has exactly 55 bytes: 00-<32 hex>-<16 hex>-<2 hex>
-    if v.len() != 55 || &v[0..3] != b"00-" || v[35] != b'-' || v[52] != b'-' {
-        return None;
-    }
     let lower_hex = |s: &[u8]| {
         s.iter()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
     };
+    if v.len() < 55 || !lower_hex(&v[0..2]) || &v[0..2] == b"ff" {
+        return None;
+    }
+    let fits = match &v[0..2] {
+        b"00" => v.len() == 55,
+        _ => v.len() == 55 || v[55] == b'-',
+    };
+    if !fits || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
     if !lower_hex(&v[3..35]) || !lower_hex(&v[36..52]) || !lower_hex(&v[53..55]) {
         return None;
     }
@@ -107,6 +118,52 @@ fn parse(v: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
         return None;
     }
     Some((trace, span, flags[0]))
+}
+
+/// The `tracestate` header name (W3C Trace Context).
+pub const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+
+/// The caller's `tracestate`, to pass on with a continued trace (W3C Trace Context §3.3: a
+/// vendor that continues a trace MUST propagate it). Several header lines are one list. It is
+/// passed on only when every member is well formed (`key=value`, keys unique, at most 32
+/// members and 512 bytes) and nothing in it could be a BSN; otherwise it is dropped whole, as
+/// the specification asks of a list that cannot be parsed.
+pub fn tracestate(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let mut parts = Vec::new();
+    for value in headers.get_all(TRACESTATE) {
+        parts.push(value.to_str().ok()?);
+    }
+    let joined = parts.join(",");
+    if joined.trim().is_empty() || joined.len() > 512 || crate::context::holds_bsn(&joined) {
+        return None;
+    }
+    let mut keys = Vec::new();
+    for member in joined.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let (key, value) = member.split_once('=')?;
+        let key_ok = !key.is_empty()
+            && key.len() <= 256
+            && key
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-*/@".contains(&b));
+        let value_ok = !value.is_empty()
+            && value.len() <= 256
+            && value
+                .bytes()
+                .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+            && !value.ends_with(' ');
+        if !key_ok || !value_ok || keys.contains(&key) {
+            return None;
+        }
+        keys.push(key);
+    }
+    if keys.is_empty() || keys.len() > 32 {
+        return None;
+    }
+    HeaderValue::from_str(&joined).ok()
 }
 
 /// A new FSC transaction id (UUIDv7, time-ordered).
@@ -157,13 +214,78 @@ mod tests {
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "garbage",
         ] {
             let ctx = TraceContext::continue_or_start(Some(&HeaderValue::from_static(bad)));
             assert_eq!(ctx.parent_span_id, None, "{bad}");
             assert_ne!(ctx.trace_id, [0; 16]);
         }
+    }
+
+    #[test]
+    fn later_versions_are_read_as_far_as_version_00_goes() {
+        for later in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-adds",
+        ] {
+            let ctx = TraceContext::continue_or_start(Some(&HeaderValue::from_static(later)));
+            assert_eq!(
+                ctx.trace_id_hex(),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "{later}"
+            );
+            assert!(ctx.sampled && ctx.parent_span_id.is_some(), "{later}");
+            // The gateway speaks the version it knows.
+            assert!(ctx.header_value().to_str().unwrap().starts_with("00-"));
+        }
+        for bad in [
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            let ctx = TraceContext::continue_or_start(Some(&HeaderValue::from_static(bad)));
+            assert_eq!(ctx.parent_span_id, None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tracestate_is_kept_only_when_well_formed_and_free_of_bsns() {
+        let keep = |values: &[&'static str]| {
+            let mut headers = http::HeaderMap::new();
+            for v in values {
+                headers.append(TRACESTATE, HeaderValue::from_static(v));
+            }
+            tracestate(&headers).map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            keep(&["congo=t61rcWkgMzE"]).as_deref(),
+            Some("congo=t61rcWkgMzE")
+        );
+        assert_eq!(
+            keep(&[
+                "rojo=00f067aa0ba902b7",
+                "congo=t61rcWkgMzE, fw529a3039@dt=abc"
+            ])
+            .as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE, fw529a3039@dt=abc")
+        );
+        assert_eq!(keep(&[]), None);
+        for bad in [
+            "Rojo=1",
+            "rojo",
+            "rojo=a=b",
+            "rojo=999990019",
+            "rojo=1,rojo=2",
+            "rojo=",
+        ] {
+            assert_eq!(keep(&[bad]), None, "{bad}");
+        }
+        let long = format!("a={}", "x".repeat(600));
+        let mut headers = http::HeaderMap::new();
+        headers.insert(TRACESTATE, HeaderValue::from_str(&long).unwrap());
+        assert_eq!(tracestate(&headers), None, "over 512 bytes");
     }
 
     #[test]

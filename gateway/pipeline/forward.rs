@@ -130,6 +130,9 @@ pub(super) fn forwarded_request_headers(
         headers::transaction_id(exchange.transaction_id),
     );
     out.insert(TRACEPARENT, exchange.traceparent.clone());
+    if let Some(state) = &exchange.tracestate {
+        out.insert(crate::trace::TRACESTATE, state.clone());
+    }
     if let Some(v) = requester.and_then(|r| HeaderValue::from_str(r).ok()) {
         out.insert(DOELBINDING_REQUESTER, v);
     }

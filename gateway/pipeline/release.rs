@@ -110,7 +110,7 @@ fn respond_with(answer: &UpstreamResponse, released: Released) -> Response<Full<
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = answer.status;
     let headers = response.headers_mut();
-    for name in RELEASED_RESPONSE_HEADERS {
+    for name in &RELEASED_RESPONSE_HEADERS {
         for value in answer.headers.get_all(name) {
             if is_releasable(name, value) {
                 headers.append(name.clone(), value.clone());
