@@ -170,14 +170,22 @@ impl Exported {
     }
 }
 
-/// `doelpoort_…` names (at a word boundary) in a text.
+/// `doelpoort_…` and `process_…` names (at a word boundary) in a text.
 fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for prefix in ["doelpoort_", "process_"] {
+        names.extend(names_with(text, prefix));
+    }
+    names
+}
+
+fn names_with(text: &str, prefix: &str) -> BTreeSet<String> {
     let bytes = text.as_bytes();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b':';
     let mut names = BTreeSet::new();
     let mut from = 0;
-    while let Some(i) = text[from..].find("doelpoort_").map(|i| i + from) {
-        let mut end = i + "doelpoort_".len();
+    while let Some(i) = text[from..].find(prefix).map(|i| i + from) {
+        let mut end = i + prefix.len();
         while end < bytes.len()
             && (bytes[end].is_ascii_lowercase()
                 || bytes[end].is_ascii_digit()
@@ -186,7 +194,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
             end += 1;
         }
         let at_boundary = i == 0 || !word(bytes[i - 1]);
-        if at_boundary && end > i + "doelpoort_".len() {
+        if at_boundary && end > i + prefix.len() {
             names.insert(text[i..end].to_string());
         }
         from = end;
