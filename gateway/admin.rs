@@ -65,6 +65,9 @@ pub async fn start(addr: SocketAddr, admin: Admin) -> Result<(SocketAddr, JoinHa
                     async move {
                         let mut response = respond(&state, &req);
                         crate::headers::secure(response.headers_mut(), over_tls);
+                        response
+                            .headers_mut()
+                            .insert(crate::headers::API_VERSION, crate::openapi::api_version());
                         Ok::<_, Infallible>(response)
                     }
                 });
@@ -105,9 +108,12 @@ fn text(
 
 fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let (metrics, policies) = (&state.metrics, &state.policies);
-    if req.method() != Method::GET {
-        return Problem::method_not_allowed("the admin listener answers GET only", "GET")
-            .into_response(&state.problem_base, "");
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Problem::method_not_allowed(
+            "the admin listener answers GET (and HEAD) only",
+            "GET, HEAD",
+        )
+        .into_response(&state.problem_base, "");
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
@@ -129,9 +135,15 @@ fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "application/jwk-set+json",
             state.jwks.clone(),
         ),
+        path if crate::openapi::ADMIN_PATHS.contains(&path) => {
+            match crate::openapi::answer(req.method(), path) {
+                Ok(response) => response,
+                Err(problem) => problem.into_response(&state.problem_base, ""),
+            }
+        }
         _ => Problem::new(
             ProblemCode::UnknownRoute,
-            "the admin listener serves /healthz, /readyz, /metrics, /version and /.well-known/jwks.json",
+            "the admin listener serves /healthz, /readyz, /metrics, /version, /.well-known/jwks.json and /openapi.json",
         )
         .into_response(&state.problem_base, ""),
     }

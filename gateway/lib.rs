@@ -37,6 +37,7 @@
 //! | [`assertion`] | the signed `Doelbinding-Assertion` to partners and the gateway's JWKS |
 //! | [`inway`] | the provider's end (`role: inway`, SPEC §10): the calling gateways' assertions, verified against their JWKS |
 //! | [`fsc`] | FSC: access tokens (issued and checked at an inway, fetched and cached at an outway), error codes, logging fields |
+//! | [`openapi`] | the gateway's own API in OpenAPI 3.1 (`docs/openapi.yaml`), published on both listeners |
 //! | [`metrics`] | Prometheus metrics with bounded labels |
 //! | [`tls`] | TLS contexts (inbound mTLS, outbound per partner), peer identity, handshake failures |
 //! | [`identity`] | certificate → [`identity::Consumer`]; `Oin`, fingerprints |
@@ -90,6 +91,7 @@ pub mod identity;
 pub mod inway;
 pub mod metrics;
 pub mod minimise;
+pub mod openapi;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;

@@ -196,18 +196,8 @@ async fn build_info_and_process_metrics_are_exported() {
     }
 }
 
-/// A plain-HTTP GET on the admin listener: its headers and body.
+/// A GET on the admin listener: its headers and body.
 async fn admin_get(addr: std::net::SocketAddr, path: &str) -> (http::HeaderMap, String) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let response = client
-        .get(format!("http://{addr}{path}").parse().unwrap())
-        .await
-        .unwrap();
-    let headers = response.headers().clone();
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (headers, String::from_utf8_lossy(&body).to_string())
+    let (_, headers, body) = admin_request(addr, http::Method::GET, path).await;
+    (headers, body)
 }

@@ -141,6 +141,11 @@ where
     let (partner, path) =
         match admission::route(state, policy.as_deref(), &parts.method, parts.uri.path())? {
             Route::Partner { partner, path } => (partner, path),
+            Route::CaseRegister { .. } if crate::openapi::is_document(parts.uri.path()) => {
+                // The gateway's own API description: about no one, not audited.
+                exchange.audited = false;
+                return crate::openapi::answer(&parts.method, parts.uri.path());
+            }
             Route::CaseRegister { path } if state.inway.is_some() => {
                 // An inway keeps no case register; its manager's token endpoint lives here.
                 exchange.audited = false;

@@ -33,6 +33,13 @@ pub(super) fn respond(
         Err(problem) => problem.into_response(&state.problem_base, tx.to_str().unwrap_or_default()),
     };
     response.headers_mut().insert(FSC_TRANSACTION_ID, tx);
+    // An answer of the gateway's own API (no partner behind it) names that API's version; a
+    // partner's answer carries the partner's, when it sent a well-formed one.
+    if concluded.partner.is_none() {
+        response
+            .headers_mut()
+            .insert(headers::API_VERSION, crate::openapi::api_version());
+    }
     response
         .headers_mut()
         .insert(TRACEPARENT, concluded.traceparent.clone());

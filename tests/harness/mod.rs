@@ -806,6 +806,32 @@ pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> b
     }
 }
 
+/// A plain-HTTP request on an admin listener: status, headers and body.
+pub async fn admin_request(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+) -> (StatusCode, HeaderMap, String) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = http_body_util::BodyExt::collect(body)
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).to_string(),
+    )
+}
+
 /// A plain HTTP/1.1 GET on an admin listener: (status, body).
 pub async fn admin_get(addr: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
