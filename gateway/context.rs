@@ -155,7 +155,17 @@ fn invalid(detail: String) -> Problem {
 /// (`0999990019`, `999990019000`, a 32-digit trace id ending in one). Whole groups count, and
 /// only zeros may pad them: `casus-2026-000123` (4 + 6 digits) or `1999990019` (a ten-digit
 /// number) is not BSN-shaped.
+///
+/// Free text is read as a person would read it: any white space (a no-break or thin space, a
+/// line break), an invisible format character (zero-width space or joiner, soft hyphen, word
+/// joiner, byte-order mark) and any dash counts as a separator, and full-width digits as
+/// digits, so `999 99\u{200b}0019` is caught like `999990019`.
 pub fn holds_bsn(s: &str) -> bool {
+    if s.bytes()
+        .any(|b| !b.is_ascii() || (b.is_ascii_whitespace() && b != b' '))
+    {
+        return holds_bsn(&as_read(s));
+    }
     let is_separator = |c: char| matches!(c, '.' | '-' | '_' | ':' | '/' | ' ');
     // Stretches of digits and separators; within each, the digit groups in order.
     s.split(|c: char| !(c.is_ascii_digit() || is_separator(c)))
@@ -172,6 +182,22 @@ pub fn holds_bsn(s: &str) -> bool {
                 })
             })
         })
+}
+
+/// `s` as a reader sees it, in ASCII where it matters: full-width digits as digits, white
+/// space, invisible format characters and dashes as separators; anything else non-ASCII as a
+/// letter (which ends a stretch of digits).
+fn as_read(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{ff10}'..='\u{ff19}' => char::from(b'0' + (c as u32 - 0xff10) as u8),
+            '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' => ' ',
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{fe58}' | '\u{fe63}' | '\u{ff0d}' => '-',
+            c if c.is_whitespace() => ' ',
+            c if c.is_ascii() => c,
+            _ => 'x',
+        })
+        .collect()
 }
 
 /// `digits` is a valid BSN with nothing but zeros before or after it.
@@ -352,6 +378,14 @@ mod tests {
             "999990019000",
             "00000000000000000000000999990019",
             "999990019000000000000000000000ab",
+            // Free text as a reader reads it (an override's reason).
+            "zorgen 99999\u{200b}0019",
+            "999\u{a0}990\u{a0}019",
+            "999\u{2009}990\u{2009}019",
+            "999\u{ad}990\u{ad}019",
+            "999\u{2011}990\u{2011}019",
+            "999\n990\n019",
+            "bsn \u{ff19}\u{ff19}\u{ff19}\u{ff19}\u{ff19}\u{ff10}\u{ff10}\u{ff11}\u{ff19}",
         ] {
             assert!(holds_bsn(holds), "{holds}");
         }
@@ -362,6 +396,8 @@ mod tests {
             "1999990019",
             "medewerker-0042",
             "shv-2026-0042",
+            "zorgen om 999\u{e9}990019",
+            "Grote zorgen — zie overleg van 2026-12-05",
         ] {
             assert!(!holds_bsn(clean), "{clean}");
         }

@@ -22,6 +22,7 @@ struct Cases {
     case_id: String,
     cases: Vec<Arc<Case>>,
     total: usize,
+    bsn_in_filter: bool,
 }
 
 pub fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
@@ -33,7 +34,14 @@ pub fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
         .filter(|o| owners.iter().any(|x| x == o))
         .unwrap_or_default()
         .to_string();
-    let case_id = ask.get("case").unwrap_or_default().to_string();
+    // A case id never holds a BSN (the register refuses one); nor does a filter echo one.
+    let asked = ask.get("case").unwrap_or_default();
+    let bsn_in_filter = crate::context::holds_bsn(asked);
+    let case_id = if bsn_in_filter {
+        String::new()
+    } else {
+        asked.to_string()
+    };
     let total = all.len();
     let cases = all
         .into_iter()
@@ -49,11 +57,17 @@ pub fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
             case_id,
             cases,
             total,
+            bsn_in_filter,
         },
     )
 }
 
 impl Cases {
+    /// Free text a case system wrote (an override's reason), without control characters.
+    fn clean(&self, text: &str) -> String {
+        text.chars().filter(|c| !c.is_control()).collect()
+    }
+
     /// Unix seconds as RFC 3339 (UTC).
     fn at(&self, secs: &i64) -> String {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(*secs).unwrap_or(0));

@@ -10,7 +10,7 @@
 
 use super::page::{html, Frame};
 use super::{Ask, Console};
-use crate::context::{Bsn, ACTOR, CASE_ID, DATA_SUBJECT, PURPOSE};
+use crate::context::{Bsn, ACTOR, CASE_ID, CASE_PARTNERS, DATA_SUBJECT, PURPOSE};
 use crate::policy::tools::{self, Explanation, SimulatedRequest};
 use crate::policy::{Operation, PolicySet, SubjectSource};
 use askama::Template;
@@ -27,6 +27,8 @@ pub struct Asked {
     pub bsn: String,
     pub case_id: String,
     pub actor: String,
+    /// `Doelbinding-Case-Partners`: the partners already involved in the case.
+    pub case_partners: String,
 }
 
 #[derive(Template)]
@@ -54,6 +56,7 @@ pub fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
         bsn: ask.posted("bsn").unwrap_or_default().to_string(),
         case_id: ask.posted("case_id").unwrap_or_default().to_string(),
         actor: ask.posted("actor").unwrap_or_default().to_string(),
+        case_partners: ask.posted("case_partners").unwrap_or_default().to_string(),
     };
     let (mut answer, mut command, mut error) = (None, String::new(), None);
     if let (Some(set), true) = (&set, ask.method == Method::POST) {
@@ -148,6 +151,9 @@ fn question(set: &PolicySet, asked: &Asked) -> Result<SimulatedRequest, Refusal>
     }
     if !asked.actor.is_empty() {
         headers.push((ACTOR.to_string(), asked.actor.clone()));
+    }
+    if !asked.case_partners.is_empty() {
+        headers.push((CASE_PARTNERS.to_string(), asked.case_partners.clone()));
     }
     Ok(SimulatedRequest {
         consumer: asked.consumer.clone(),

@@ -71,11 +71,16 @@ texts! {
     not_found: "Deze pagina bestaat niet.", "This page does not exist.";
     method_not_allowed: "Deze pagina kan niet op deze manier worden opgevraagd.", "This page cannot be requested this way.";
     form_too_large: "Dit formulier is te groot.", "This form is too large.";
-    not_a_form: "Dit is geen formulier (verwacht: application/x-www-form-urlencoded).", "This is not a form (expected: application/x-www-form-urlencoded).";
+    control_characters: "Dit formulier bevat een stuurteken (zoals een tab of regeleinde); dat is nooit geldige invoer.", "This form holds a control character (such as a tab or line break); that is never valid input.";
+    case_partners: "Betrokken partners (kommagescheiden)", "Partners involved (comma-separated)";
+    no_matching_cases: "Geen zaken die aan het filter voldoen.", "No cases match the filter.";
+    case_filter_bsn: "Een zaaknummer bevat nooit een BSN; het filter is niet toegepast.", "A case id never holds a BSN; the filter was not applied.";
+    back_to_console: "Terug naar de console", "Back to the console";
+        not_a_form: "Dit is geen formulier (verwacht: application/x-www-form-urlencoded).", "This is not a form (expected: application/x-www-form-urlencoded).";
     choose_from_list: "Kies de afnemer, het doel en de operatie uit de lijsten.", "Choose the consumer, the purpose and the operation from the lists.";
     bound_order: "De begindatum ligt na de einddatum.", "The start date is after the end date.";
     unknown_format: "Onbekende vorm; kies pagina, CSV of JSON.", "Unknown format; choose page, CSV or JSON.";
-    chain_broken_letter: "Het auditlog is beschadigd: dit overzicht kan onvolledig zijn. De beheerder is gewaarschuwd via de auditlogpagina; maak dit overzicht opnieuw als het log is hersteld.", "The audit log is damaged: this overview may be incomplete. Make it again once the log is repaired (see the audit log page).";
+    chain_broken_letter: "Het auditlog is beschadigd: dit overzicht kan onvolledig of gewijzigd zijn. Maak het opnieuw als het log is hersteld (zie de auditlogpagina).", "The audit log is damaged: this overview may be incomplete or altered. Make it again once the log is repaired (see the audit log page).";
     chain_broken_download: "Het auditlog is beschadigd; een download zou dat niet vermelden. Gebruik de pagina, die de waarschuwing toont, of herstel eerst het log.", "The audit log is damaged; a download would not say so. Use the page, which shows the warning, or repair the log first.";
     no_policy: "Er is geen geldige beleidsset geladen; de gateway weigert elke uitwisseling.", "No valid policy set is loaded; the gateway refuses every exchange.";
     error: "Fout", "Error";

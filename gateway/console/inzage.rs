@@ -192,6 +192,20 @@ pub async fn page(console: &Console, ask: &Ask) -> Response<Full<Bytes>> {
 
 /// A date as the form asks for it (`YYYY-MM-DD`), or nothing.
 fn day(text: Option<&str>) -> Result<Option<time::Date>, ()> {
+    // Exactly `YYYY-MM-DD`: no sign, no wider year (the parser would take `+2026-12-05`).
+    let shaped = |d: &str| {
+        d.len() == 10
+            && d.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
+    if text.is_some_and(|d| !shaped(d)) {
+        return Err(());
+    }
     text.map(|d| {
         time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
             .map_err(|_| ())

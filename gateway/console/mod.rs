@@ -235,15 +235,21 @@ async fn serve(
     officer: Option<Arc<Officer>>,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
+    // Only what the console knows is logged: a page from its list, a method it serves. A
+    // path, a query, a form or an invented method may hold what a log must not (a BSN).
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        _ => "(other)",
+    };
     let page = page_of(req.uri().path()).map_or("(unknown)", |(p, _)| p);
     let mut response = route(console, officer.clone(), req).await;
     secure(&mut response);
-    // By page only: a path, a query or a form may hold what a log must not (a BSN).
     tracing::info!(
         target: "doelpoort::console",
         officer = officer.as_ref().map_or("-", |o| o.id.as_str()),
-        %method,
+        method,
         page,
         status = response.status().as_u16(),
         "console request"
@@ -268,6 +274,11 @@ async fn route(
     let Some((_, takes_form)) = page_of(&path) else {
         return page::refusal(lang, StatusCode::NOT_FOUND, t.not_found);
     };
+    // Who asks comes first: a stranger learns nothing about methods or pages but the
+    // stylesheet (which the refusal page itself uses).
+    if officer.is_none() && path != "/console.css" {
+        return page::refusal(lang, StatusCode::FORBIDDEN, t.not_an_officer);
+    }
     let allowed = matches!(
         (&method, takes_form),
         (&Method::GET | &Method::HEAD, _) | (&Method::POST, true)
@@ -296,6 +307,7 @@ async fn route(
                 let message = match status {
                     StatusCode::PAYLOAD_TOO_LARGE => t.form_too_large,
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => t.not_a_form,
+                    StatusCode::UNPROCESSABLE_ENTITY => t.control_characters,
                     _ => t.bad_form,
                 };
                 return page::refusal(lang, status, message);
@@ -353,11 +365,12 @@ async fn read_form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Stat
         (Some(_), None) => false,
     };
     if !same_site || !same_origin {
+        // Whether each check held, not the values sent: those are the sender's text.
         tracing::warn!(
             target: "doelpoort::console",
-            origin = ?headers.get(header::ORIGIN),
-            host = ?host,
-            sec_fetch_site = ?headers.get("sec-fetch-site"),
+            one_of_each = once,
+            same_site,
+            same_origin,
             "console form refused: not sent from the console's own pages"
         );
         return Err(StatusCode::FORBIDDEN);
@@ -379,7 +392,16 @@ async fn read_form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Stat
         .await
         .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
         .to_bytes();
-    Ok(pairs(&body))
+    // A control character is never valid input: the form is refused whole rather than
+    // answered without the value (the gateway would refuse such a header too).
+    let all: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    if all
+        .iter()
+        .any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control))
+    {
+        return Err(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    Ok(all)
 }
 
 /// Headers on every answer: no scripts, no framing, no sniffing, no referrer to other sites,
