@@ -242,14 +242,30 @@ fn officers_click_through_the_console_in_chromium() {
         status == 422 && body.contains("uit de lijsten"),
         "{status} {body}"
     );
-    // Control characters are dropped, never echoed into a form.
-    let (_, body) = officer.curl(&[
-        form,
-        "-d",
-        &format!("{quiet}&from=2026-12-05%00"),
-        "/inzage",
-    ]);
-    assert!(!body.contains('\0'));
+    // A control character refuses the form whole (the gateway refuses such a header too);
+    // nothing is echoed. So does a date in another shape than YYYY-MM-DD.
+    for bad in [
+        format!("{quiet}&from=2026-12-05%00"),
+        "consumer=wijkteam-rotterdam&purpose=wams-onderzoek&operation=uwv/inkomen&actor=m%091&bsn=999990019".to_string(),
+        format!("{quiet}&from=%2B2026-12-05"),
+    ] {
+        let (status, body) = officer.curl(&[form, "-d", &bad, "/inzage"]);
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(!body.contains('\0') && !body.contains('\t'));
+    }
+    // A stranger's certificate is refused before anything else, whatever it sends; an
+    // invented method is not logged as sent.
+    let stranger = Officer {
+        cert: certs.join("clients").join("wijkteam-rotterdam.crt"),
+        key: certs.join("clients").join("wijkteam-rotterdam.key"),
+        ..officer.clone()
+    };
+    let method = format!("Q{QUIET_BSN}");
+    assert_eq!(stranger.curl(&["-X", &method, "/"]).0, 403);
+    assert_eq!(stranger.curl(&["-X", "PUT", "/inzage"]).0, 403);
+    // A case filter that holds a BSN is not applied (and not echoed).
+    let (status, body) = officer.curl(&[&format!("/zaken?case={QUIET_BSN}")]);
+    assert!(status == 200 && !body.contains(QUIET_BSN), "{body}");
     // The command to paste is quoted: what was typed cannot run in the shell.
     let (_, body) = officer.curl(&[
         form,
@@ -312,6 +328,7 @@ fn officers_click_through_the_console_in_chromium() {
 }
 
 /// curl with the officer's certificate.
+#[derive(Clone)]
 struct Officer {
     console: String,
     ca: std::path::PathBuf,

@@ -45,6 +45,7 @@ async fn a_partners_api_version_reaches_the_caller_when_it_is_a_version() {
         ("2.0.0-rc.1", Some("2.0.0-rc.1")),
         ("1.4", None),
         ("1.4.2; build=999990019", None),
+        ("999.990.019", None),
     ] {
         let pki = TestPki::new();
         let partner = start_partner(&pki, versioned(sent)).await;

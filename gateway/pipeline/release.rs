@@ -112,7 +112,12 @@ fn respond_with(answer: &UpstreamResponse, released: Released) -> Response<Full<
     let headers = response.headers_mut();
     for name in &RELEASED_RESPONSE_HEADERS {
         for value in answer.headers.get_all(name) {
-            if is_releasable(name, value) {
+            // Of the well-formed shape, and nothing in it that could be a BSN (a version
+            // `999.990.019` is one).
+            let bsn_free = value
+                .to_str()
+                .is_ok_and(|text| !crate::context::holds_bsn(text));
+            if is_releasable(name, value) && bsn_free {
                 headers.append(name.clone(), value.clone());
             }
         }
