@@ -11,7 +11,7 @@ use crate::policy::store::PolicyStore;
 use crate::problem::{Problem, ProblemCode};
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -93,19 +93,6 @@ pub async fn start(addr: SocketAddr, admin: Admin) -> Result<(SocketAddr, JoinHa
     Ok((local, task))
 }
 
-fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
 fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let (metrics, policies) = (&state.metrics, &state.policies);
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -116,7 +103,7 @@ fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         .into_response(&state.problem_base, "");
     }
     match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
+        "/healthz" => crate::headers::answer(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => readiness(
             metrics,
             policies,
@@ -124,13 +111,13 @@ fn respond(state: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             &state.store,
             state.store_records_every_exchange,
         ),
-        "/metrics" => text(
+        "/metrics" => crate::headers::answer(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             metrics.render(),
         ),
         "/version" => version(state),
-        "/.well-known/jwks.json" => text(
+        "/.well-known/jwks.json" => crate::headers::answer(
             StatusCode::OK,
             "application/jwk-set+json",
             state.jwks.clone(),
@@ -159,7 +146,7 @@ fn version(state: &Admin) -> Response<Full<Bytes>> {
         "instance": state.instance,
         "policy_version": policy.as_ref().map(|p| p.version.as_str()),
     });
-    text(
+    crate::headers::answer(
         StatusCode::OK,
         "application/json",
         serde_json::to_vec(&body).unwrap_or_default(),
@@ -182,14 +169,14 @@ fn readiness(
     // then no exchange can be recorded.
     let degraded = !store.load(std::sync::atomic::Ordering::Relaxed);
     if degraded && store_records_every_exchange {
-        return text(
+        return crate::headers::answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "not ready: the store, which holds the audit log, cannot be reached; exchanges are refused with audit-unavailable\n",
         );
     }
     if let Some(Err(reason)) = audit.map(AuditHealth::check) {
-        return text(
+        return crate::headers::answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             format!("not ready: {reason}; exchanges are refused with audit-unavailable\n"),
@@ -197,7 +184,7 @@ fn readiness(
     }
     if policies.current().is_none() {
         let errors = policies.last_errors();
-        return text(
+        return crate::headers::answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             format!(
@@ -216,15 +203,15 @@ fn readiness(
         .filter_map(|m| m.get_label().first().map(|l| l.value().to_string()))
         .collect();
     if expired.is_empty() && degraded {
-        text(
+        crate::headers::answer(
             StatusCode::OK,
             "text/plain",
             "ready, degraded: the store cannot be reached; exchanges that spend a four-eyes approval are refused\n",
         )
     } else if expired.is_empty() {
-        text(StatusCode::OK, "text/plain", "ready\n")
+        crate::headers::answer(StatusCode::OK, "text/plain", "ready\n")
     } else {
-        text(
+        crate::headers::answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             format!(

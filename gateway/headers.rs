@@ -138,6 +138,20 @@ pub fn transaction_id(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// An answer of the gateway's own with this status, content type and body.
+pub fn answer(
+    status: http::StatusCode,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let mut response = http::Response::new(http_body_util::Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// A JSON answer the gateway makes itself (never cached: it may describe people or cases).
 pub fn json_answer(
     status: http::StatusCode,

@@ -404,30 +404,22 @@ async fn read_form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Stat
     Ok(all)
 }
 
-/// Headers on every answer: no scripts, no framing, no sniffing, no referrer to other sites,
-/// no caching (the art. 15 report must not linger in a shared browser cache).
+/// Headers on every answer: the gateway's own (no caching — the art. 15 report must not
+/// linger in a shared browser cache —, no framing, no sniffing, HSTS), with a page's content
+/// policy: its own stylesheet and forms, and nothing else, no scripts at all.
 fn secure(response: &mut Response<Full<Bytes>>) {
     let h = response.headers_mut();
+    crate::headers::secure(h, true);
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // `same-origin`, not `no-referrer`: with the latter a browser posts forms with
     // `Origin: null`, and the console's own forms could not be told from a forged one.
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=31536000"),
     );
 }

@@ -5,7 +5,7 @@ use super::i18n::{Lang, Texts};
 use super::{Ask, Console};
 use askama::Template;
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::Full;
 
 /// The frame around every page.
@@ -77,18 +77,7 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response<Full<Bytes>> {
     }
 }
 
-pub fn with_type(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
+pub use crate::headers::answer as with_type;
 
 #[derive(Template)]
 #[template(path = "home.html")]
