@@ -15,8 +15,13 @@
 //! Without configured keys the gateway makes an ephemeral key at start (and warns): partners
 //! that fetch the JWKS keep working, pinned keys do not survive a restart.
 //!
-//! Signing uses ring (the same library as the TLS stack; its P-256 is constant-time and fast):
-//! it runs on every forwarded request.
+//! Signing uses ring (the same library as the TLS stack; its P-256 is constant-time), ~20 µs of
+//! CPU. So an assertion is signed per exchange *context* (SPEC §2), not per exchange: a bounded
+//! cache keyed by everything the assertion states (consumer, partner, purpose, legal basis,
+//! processing activity, case, data subject, certificate) hands the same assertion to further
+//! exchanges in that context while at least half its life remains, and never past the end of
+//! the grant it was decided under. Another context, even one differing only in the person or
+//! the case, gets its own assertion; `assertions.cache_size: 0` signs every exchange.
 
 use crate::config::AssertionConfig;
 use anyhow::{Context as _, Result};
@@ -26,6 +31,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The gateway's assertion keys and its published JWKS.
@@ -37,6 +44,26 @@ pub struct AssertionSigner {
     /// `{"keys":[…]}` with every configured key, rendered once.
     jwks: Vec<u8>,
     rng: SystemRandom,
+    /// Assertions by the claims they state (serialised), for reuse within their context.
+    cache: Mutex<Contexts>,
+    cache_size: usize,
+}
+
+#[derive(Default)]
+struct Contexts {
+    by_claims: HashMap<Vec<u8>, Cached>,
+    /// The soonest `reuse_until` among them: while it lies ahead, a full cache has nothing to
+    /// evict, and is not scanned.
+    soonest: u64,
+}
+
+/// A signed assertion kept for its context.
+#[derive(Clone)]
+struct Cached {
+    token: String,
+    jti: String,
+    /// Reused until then: half its life (which ends with the grant, if that is sooner).
+    reuse_until: u64,
 }
 
 /// What one assertion states (`iat`, `exp` and `jti` are added by [`AssertionSigner::sign`]).
@@ -126,6 +153,7 @@ fn load_key(path: &std::path::Path, rng: &SystemRandom) -> Result<EcdsaKeyPair> 
 impl AssertionSigner {
     pub fn load(config: Option<&AssertionConfig>) -> Result<Self> {
         let rng = SystemRandom::new();
+        let cache_size = config.map_or(AssertionConfig::DEFAULT_CACHE_SIZE, |c| c.cache_size);
         let (keys, lifetime) = match config {
             Some(c) if !c.keys.is_empty() => (
                 c.keys
@@ -162,6 +190,8 @@ impl AssertionSigner {
             lifetime,
             jwks,
             rng,
+            cache: Mutex::new(Contexts::default()),
+            cache_size,
         })
     }
 
@@ -172,15 +202,81 @@ impl AssertionSigner {
 
     /// A signed assertion (compact JWS) valid from now for the configured lifetime.
     pub fn sign(&self, claims: &AssertionClaims<'_>) -> Result<SignedAssertion> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = unix_now();
+        self.sign_until(claims, now, now + self.lifetime.as_secs())
+    }
+
+    /// The assertion for this exchange's context: the one already signed for it while at least
+    /// half its life remains, else a new one. `not_after` (unix seconds) is when the grant the
+    /// exchange was decided under ends: no assertion is valid past it.
+    pub fn for_context(
+        &self,
+        claims: &AssertionClaims<'_>,
+        not_after: Option<u64>,
+    ) -> Result<SignedAssertion> {
+        let now = unix_now();
+        let exp = (now + self.lifetime.as_secs()).min(not_after.unwrap_or(u64::MAX));
+        if self.cache_size == 0 || exp <= now {
+            return self.sign_until(claims, now, exp.max(now + 1));
+        }
+        let key = serde_json::to_vec(claims)?;
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cache.by_claims.get(&key).filter(|c| now < c.reuse_until) {
+                return Ok(SignedAssertion {
+                    token: c.token.clone(),
+                    jti: c.jti.clone(),
+                });
+            }
+        }
+        let signed = self.sign_until(claims, now, exp)?;
+        let reuse_until = now + (exp - now).div_ceil(2);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.by_claims.len() >= self.cache_size && cache.soonest <= now {
+            // Bounded: expired contexts make room. While every slot holds a live context, a
+            // new one is signed per exchange rather than evicting one in use.
+            cache.by_claims.retain(|_, c| now < c.reuse_until);
+            cache.soonest = cache
+                .by_claims
+                .values()
+                .map(|c| c.reuse_until)
+                .min()
+                .unwrap_or(u64::MAX);
+        }
+        if cache.by_claims.len() < self.cache_size {
+            cache.soonest = if cache.by_claims.is_empty() {
+                reuse_until
+            } else {
+                cache.soonest.min(reuse_until)
+            };
+            cache.by_claims.insert(
+                key,
+                Cached {
+                    token: signed.token.clone(),
+                    jti: signed.jti.clone(),
+                    reuse_until,
+                },
+            );
+        }
+        Ok(signed)
+    }
+
+    /// How many contexts hold an assertion now (for tests and the benchmark).
+    pub fn cached_contexts(&self) -> usize {
+        self.cache.lock().map(|c| c.by_claims.len()).unwrap_or(0)
+    }
+
+    fn sign_until(
+        &self,
+        claims: &AssertionClaims<'_>,
+        now: u64,
+        exp: u64,
+    ) -> Result<SignedAssertion> {
         let jti = uuid::Uuid::new_v4().hyphenated().to_string();
         let payload = serde_json::to_vec(&Timed {
             claims,
             iat: now,
-            exp: now + self.lifetime.as_secs(),
+            exp,
             jti: &jti,
         })?;
         let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
@@ -195,6 +291,13 @@ impl AssertionSigner {
         URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
         Ok(SignedAssertion { token, jti })
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 #[cfg(test)]
@@ -230,6 +333,7 @@ mod tests {
         let signer = AssertionSigner::load(Some(&AssertionConfig {
             keys: paths,
             lifetime: Duration::from_secs(30),
+            cache_size: 0,
         }))
         .unwrap();
         let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(signer.jwks()).unwrap();
@@ -282,5 +386,86 @@ mod tests {
         let signer = AssertionSigner::load(None).unwrap();
         let token = signer.sign(&claims()).unwrap().token;
         assert_eq!(token.split('.').count(), 3);
+    }
+
+    fn exp_of(token: &str) -> u64 {
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["exp"].as_u64().unwrap()
+    }
+
+    #[test]
+    fn one_context_reuses_its_assertion_and_another_context_never_does() {
+        let signer = AssertionSigner::load(None).unwrap();
+        let first = signer.for_context(&claims(), None).unwrap();
+        let again = signer.for_context(&claims(), None).unwrap();
+        assert_eq!(
+            (first.token.as_str(), first.jti.as_str()),
+            (again.token.as_str(), again.jti.as_str())
+        );
+        // Any difference in what the assertion states is another context.
+        let mut other_person = claims();
+        other_person.data_subject = Some("bsn=999990020");
+        let mut other_case = claims();
+        other_case.case_id = Some("casus-2");
+        let mut other_purpose = claims();
+        other_purpose.purpose = "wams-coordinatie";
+        let mut other_partner = claims();
+        other_partner.aud = "00000001999990012000";
+        for other in [other_person, other_case, other_purpose, other_partner] {
+            let signed = signer.for_context(&other, None).unwrap();
+            assert_ne!(signed.jti, first.jti);
+        }
+        assert_eq!(signer.cached_contexts(), 5);
+    }
+
+    #[test]
+    fn an_assertion_never_outlives_its_grant_and_the_cache_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, _) = crate::pki::signing_key_pair().unwrap();
+        std::fs::write(dir.path().join("k.pem"), private).unwrap();
+        let signer = AssertionSigner::load(Some(&AssertionConfig {
+            keys: vec![dir.path().join("k.pem")],
+            lifetime: Duration::from_secs(60),
+            cache_size: 2,
+        }))
+        .unwrap();
+        let now = unix_now();
+        let ending = signer.for_context(&claims(), Some(now + 10)).unwrap();
+        assert!(
+            exp_of(&ending.token) <= now + 11,
+            "not past the grant's end"
+        );
+        let mut c2 = claims();
+        c2.case_id = Some("casus-2");
+        let mut c3 = claims();
+        c3.case_id = Some("casus-3");
+        signer.for_context(&c2, None).unwrap();
+        // Full with live contexts: a third context is signed, not cached.
+        let third = signer.for_context(&c3, None).unwrap();
+        assert_eq!(signer.cached_contexts(), 2);
+        assert_ne!(signer.for_context(&c3, None).unwrap().jti, third.jti);
+        // A grant that has ended gets a one-second assertion, never a cached one.
+        let ended = signer.for_context(&claims(), Some(now - 1)).unwrap();
+        assert_ne!(ended.jti, ending.jti);
+        assert!(exp_of(&ended.token) <= now + 2);
+    }
+
+    #[test]
+    fn without_a_cache_every_exchange_is_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, _) = crate::pki::signing_key_pair().unwrap();
+        std::fs::write(dir.path().join("k.pem"), private).unwrap();
+        let signer = AssertionSigner::load(Some(&AssertionConfig {
+            keys: vec![dir.path().join("k.pem")],
+            lifetime: Duration::from_secs(60),
+            cache_size: 0,
+        }))
+        .unwrap();
+        let a = signer.for_context(&claims(), None).unwrap();
+        let b = signer.for_context(&claims(), None).unwrap();
+        assert_ne!(a.jti, b.jti);
+        assert_eq!(signer.cached_contexts(), 0);
     }
 }

@@ -446,6 +446,7 @@ async fn demo_partners_refuse_requests_without_a_valid_assertion() {
         doelpoort::assertion::AssertionSigner::load(Some(&doelpoort::config::AssertionConfig {
             keys: vec![dir.path().join("rogue.key")],
             lifetime: std::time::Duration::from_secs(60),
+            cache_size: 0,
         }))
         .unwrap();
     let forged = rogue

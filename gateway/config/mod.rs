@@ -285,6 +285,13 @@ pub struct AssertionConfig {
     pub keys: Vec<PathBuf>,
     /// Lifetime of one assertion (at most 60 s).
     pub lifetime: Duration,
+    /// How many exchange contexts keep their signed assertion for reuse while it is valid
+    /// (SPEC §2); 0 signs every exchange.
+    pub cache_size: usize,
+}
+
+impl AssertionConfig {
+    pub const DEFAULT_CACHE_SIZE: usize = 10_000;
 }
 
 #[derive(Debug, Clone)]

@@ -157,6 +157,9 @@ pub(super) struct RawAssertions {
     pub(super) keys: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) lifetime: Option<Spanned<String>>,
+    /// How many exchange contexts keep their assertion for reuse (0: sign every exchange).
+    #[serde(default)]
+    pub(super) cache_size: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

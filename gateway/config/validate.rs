@@ -526,7 +526,17 @@ impl Validator<'_> {
                 )
             })
             .unwrap_or(Duration::from_secs(60));
-        AssertionConfig { keys, lifetime }
+        let cache_size = self.count(
+            &raw.cache_size,
+            AssertionConfig::DEFAULT_CACHE_SIZE,
+            0,
+            1_000_000,
+        );
+        AssertionConfig {
+            keys,
+            lifetime,
+            cache_size,
+        }
     }
 
     pub(super) fn listener_tls(&mut self, raw: &RawListenerTls) -> ListenerTls {

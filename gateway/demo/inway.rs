@@ -31,10 +31,19 @@ const CALLER: &str = "gemeente-voorbeeldstad";
 
 /// A free loopback port (the inway must be known before the outway's configuration is made,
 /// and the outway's admin address before the inway's).
+///
+/// Chosen from 20000–31999, below the kernel's ephemeral range (32768–60999 on Linux): a port
+/// found free there can be taken by an outgoing connection before the listener binds it (seen
+/// with several demos starting at once).
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    for _ in 0..256 {
+        let random = uuid::Uuid::new_v4().as_u128();
+        let port = 20_000 + (random % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(anyhow!("no free loopback port in 20000–31999"))
 }
 
 /// Starts `partner`'s inway in front of its mock service at `service`; it fetches the

@@ -371,6 +371,7 @@ pub fn demo_config(
         assertions: Some(crate::config::AssertionConfig {
             keys: vec![tokens::assertion_key(&certs)],
             lifetime: Duration::from_secs(60),
+            cache_size: crate::config::AssertionConfig::DEFAULT_CACHE_SIZE,
         }),
         tls: ListenerTls {
             certificate: certs.join("gateway.crt"),
@@ -469,6 +470,7 @@ pub async fn start(options: &DemoOptions) -> Result<Demo> {
     let signer = crate::assertion::AssertionSigner::load(Some(&crate::config::AssertionConfig {
         keys: vec![tokens::assertion_key(&certs)],
         lifetime: Duration::from_secs(60),
+        cache_size: 0,
     }))
     .context("the example assertion key (certs-example/assertion/)")?;
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(signer.jwks())?;

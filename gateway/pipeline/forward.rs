@@ -174,9 +174,14 @@ fn assertion(
             x5t_s256: &call.partner.client_thumbprint,
         },
     };
+    // Valid through the last day of the grant (UTC), and not a second longer.
+    let grant_ends = permit
+        .grant()
+        .valid_until
+        .map(|day| (day.midnight().assume_utc().unix_timestamp() + 86_400).max(0) as u64);
     state
         .assertions
-        .sign(&claims)
+        .for_context(&claims, grant_ends)
         .ok()
         .and_then(|signed| {
             HeaderValue::from_str(&signed.token)
