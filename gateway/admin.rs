@@ -1,4 +1,6 @@
-//! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics`, `/version`.
+//! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics`, `/version`,
+//! the assertion keys (`/.well-known/jwks.json`) and the OpenAPI description (`/openapi.json`,
+//! `/openapi.yaml`); GET and HEAD, every answer with the gateway's security headers.
 //!
 //! It is separate from the data listener so that operators' scrapers and probes can never
 //! reach a partner, and so that it can be firewalled on its own. Plain HTTP by default (keep
