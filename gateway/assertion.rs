@@ -388,6 +388,19 @@ mod tests {
         assert_eq!(token.split('.').count(), 3);
     }
 
+    /// A signer with a key of its own, a 60 s lifetime and this cache size.
+    fn keyed_signer(cache_size: usize) -> AssertionSigner {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, _) = crate::pki::signing_key_pair().unwrap();
+        std::fs::write(dir.path().join("k.pem"), private).unwrap();
+        AssertionSigner::load(Some(&AssertionConfig {
+            keys: vec![dir.path().join("k.pem")],
+            lifetime: Duration::from_secs(60),
+            cache_size,
+        }))
+        .unwrap()
+    }
+
     fn exp_of(token: &str) -> u64 {
         let payload = token.split('.').nth(1).unwrap();
         let claims: serde_json::Value =
@@ -422,15 +435,7 @@ mod tests {
 
     #[test]
     fn an_assertion_never_outlives_its_grant_and_the_cache_is_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let (private, _) = crate::pki::signing_key_pair().unwrap();
-        std::fs::write(dir.path().join("k.pem"), private).unwrap();
-        let signer = AssertionSigner::load(Some(&AssertionConfig {
-            keys: vec![dir.path().join("k.pem")],
-            lifetime: Duration::from_secs(60),
-            cache_size: 2,
-        }))
-        .unwrap();
+        let signer = keyed_signer(2);
         let now = unix_now();
         let ending = signer.for_context(&claims(), Some(now + 10)).unwrap();
         assert!(
@@ -454,15 +459,7 @@ mod tests {
 
     #[test]
     fn without_a_cache_every_exchange_is_signed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (private, _) = crate::pki::signing_key_pair().unwrap();
-        std::fs::write(dir.path().join("k.pem"), private).unwrap();
-        let signer = AssertionSigner::load(Some(&AssertionConfig {
-            keys: vec![dir.path().join("k.pem")],
-            lifetime: Duration::from_secs(60),
-            cache_size: 0,
-        }))
-        .unwrap();
+        let signer = keyed_signer(0);
         let a = signer.for_context(&claims(), None).unwrap();
         let b = signer.for_context(&claims(), None).unwrap();
         assert_ne!(a.jti, b.jti);

@@ -13,7 +13,7 @@
 
 mod harness;
 
-use harness::{copy_dir, repo_root};
+use harness::{demo_command, demo_root, repo_root};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -64,32 +64,12 @@ fn officers_click_through_the_console_in_chromium() {
         assert!(status.success(), "npm ci in tests/console failed");
     }
 
-    let root = tempfile::tempdir().unwrap();
-    for dir in ["policies", "schemas"] {
-        copy_dir(&repo_root().join(dir), &root.path().join(dir));
-    }
+    let root = demo_root();
     let bin = env!("CARGO_BIN_EXE_doelpoort");
     let certs = root.path().join("certs-example");
-    assert!(Command::new(bin)
-        .args(["certs", "generate", certs.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success());
     let data = root.path().join("data");
     let log = root.path().join("demo.log");
-    let child = Command::new(bin)
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--console-listen", "127.0.0.1:0", "--root"])
-        .arg(root.path())
-        .arg("--data-dir")
-        .arg(&data)
+    let child = demo_command(root.path(), &data)
         .env("DOELPOORT_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())

@@ -3,7 +3,7 @@
 
 mod harness;
 
-use harness::{copy_dir, repo_root, signal};
+use harness::{demo_command, demo_root, signal};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,31 +13,9 @@ fn the_printed_curl_commands_work() {
     if Command::new("curl").arg("--version").output().is_err() {
         panic!("curl is required for this test (.ci/run installs it)");
     }
-    let root = tempfile::tempdir().unwrap();
-    for dir in ["policies", "schemas"] {
-        copy_dir(&repo_root().join(dir), &root.path().join(dir));
-    }
+    let root = demo_root();
     let bin = env!("CARGO_BIN_EXE_doelpoort");
-    let certs = root.path().join("certs-example");
-    assert!(Command::new(bin)
-        .args(["certs", "generate", certs.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success());
-    let mut child = Command::new(bin)
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--console-listen",
-            "127.0.0.1:0",
-            "--root",
-            root.path().to_str().unwrap(),
-            "--data-dir",
-            root.path().join("data").to_str().unwrap(),
-        ])
+    let mut child = demo_command(root.path(), &root.path().join("data"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -87,20 +87,7 @@ impl DemoProcess {
     fn start(run: &DemoRun, instance: &str, store: &str) -> Self {
         use std::io::{BufRead, BufReader};
         let root = run.root.path();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
-            .args([
-                "demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--console-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--root")
-            .arg(root)
-            .arg("--data-dir")
-            .arg(root.join(instance))
+        let child = demo_command(root, &root.join(instance))
             .args(["--store", store, "--instance", instance])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -108,21 +108,7 @@ fn choices(set: &PolicySet) -> Choices {
             .collect(),
         set.operations
             .values()
-            .map(|o| {
-                (
-                    o.key.clone(),
-                    format!(
-                        "{} — {} {}{}",
-                        o.key,
-                        o.method,
-                        o.template.as_str(),
-                        o.title
-                            .as_ref()
-                            .map(|t| format!(" ({t})"))
-                            .unwrap_or_default()
-                    ),
-                )
-            })
+            .map(|o| (o.key.clone(), o.label()))
             .collect(),
     )
 }

@@ -459,6 +459,23 @@ pub struct Grant {
     pub request_allow: Option<crate::minimise::FieldTree>,
 }
 
+impl Operation {
+    /// `uwv/inkomen — GET /v1/personen/{bsn}/inkomen (title)`, as the tools and the console
+    /// name an operation to a reader.
+    pub fn label(&self) -> String {
+        format!(
+            "{} — {} {}{}",
+            self.key,
+            self.method,
+            self.template.as_str(),
+            self.title
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 impl Grant {
     pub fn is_valid_on(&self, day: Date) -> bool {
         self.valid_from.is_none_or(|from| from <= day)

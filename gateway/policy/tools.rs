@@ -259,17 +259,7 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
         e.method, e.path, e.consumer
     );
     if let Some(op) = &e.operation {
-        let _ = writeln!(
-            out,
-            "operation:      {} — {} {}{}",
-            op.key,
-            op.method,
-            op.template.as_str(),
-            op.title
-                .as_ref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default()
-        );
+        let _ = writeln!(out, "operation:      {}", op.label());
     }
     if let Some(p) = &e.purpose {
         let _ = writeln!(out, "purpose:        {} — {}", p.id, p.title);

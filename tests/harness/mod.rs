@@ -806,6 +806,36 @@ pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> b
     }
 }
 
+/// A root for a `doelpoort demo` child: the shipped policies and schemas, and a fresh example
+/// PKI made by the binary (so a test never depends on the committed one expiring).
+pub fn demo_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["policies", "schemas"] {
+        copy_dir(&repo_root().join(dir), &root.path().join(dir));
+    }
+    let certs = root.path().join("certs-example");
+    assert!(std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"))
+        .args(["certs", "generate", certs.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    root
+}
+
+/// `doelpoort demo` with every listener on a loopback port of the system's choosing.
+pub fn demo_command(root: &Path, data: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_doelpoort"));
+    command
+        .arg("demo")
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--console-listen", "127.0.0.1:0", "--root"])
+        .arg(root)
+        .arg("--data-dir")
+        .arg(data);
+    command
+}
+
 /// A plain-HTTP request on an admin listener: status, headers and body.
 pub async fn admin_request(
     addr: SocketAddr,
