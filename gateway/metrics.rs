@@ -27,10 +27,14 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     pub tls_handshake_failures: IntCounterVec,
     pub connections_active: IntGauge,
+    /// Open HTTP/1.1 connections parked while idle (only their TLS state kept).
+    pub connections_parked: IntGauge,
     pub certificate_expiry: GaugeVec,
     pub audit_failures: IntCounter,
     pub audit_queue_depth: IntGauge,
     pub audit_write_duration: Histogram,
+    /// Records per group commit: grows with load (the adaptive commit delay), 1 when idle.
+    pub audit_batch_records: Histogram,
     /// Round trips to the store (SPEC §9) by operation (`spend_approval`, `ping`, `prune`).
     /// Commits of the PostgreSQL audit sink are `audit_write_duration`, like file commits.
     pub store_duration: HistogramVec,
@@ -129,6 +133,14 @@ impl Metrics {
                 IntGauge::new("doelpoort_connections_active", "Open client connections.")
                     .expect("static metric definition"),
             ),
+            connections_parked: register(
+                &registry,
+                IntGauge::new(
+                    "doelpoort_connections_parked",
+                    "Open HTTP/1.1 connections idling without HTTP state (only their TLS state).",
+                )
+                .expect("static metric definition"),
+            ),
             certificate_expiry: register(
                 &registry,
                 GaugeVec::new(
@@ -164,6 +176,19 @@ impl Metrics {
                         "Duration of one audit group commit (write + fsync).",
                     )
                     .buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .expect("static metric definition"),
+            ),
+            audit_batch_records: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "doelpoort_audit_batch_records",
+                        "Records written by one audit group commit (one fsync).",
+                    )
+                    .buckets(vec![
+                        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
+                    ]),
                 )
                 .expect("static metric definition"),
             ),
@@ -245,10 +270,12 @@ impl Metrics {
         m.upstream_errors.with_label_values(&["p", "connect"]).inc();
         m.tls_handshake_failures.with_label_values(&["x"]).inc();
         m.connections_active.inc();
+        m.connections_parked.inc();
         m.set_certificate_expiry("listener", 1);
         m.audit_failures.inc();
         m.audit_queue_depth.set(1);
         m.audit_write_duration.observe(0.001);
+        m.audit_batch_records.observe(1.0);
         m.store_duration
             .with_label_values(&["spend_approval"])
             .observe(0.001);
@@ -307,11 +334,13 @@ mod tests {
             "doelpoort_audit_write_duration_seconds",
             "doelpoort_audit_queue_depth",
             "doelpoort_audit_failures_total",
+            "doelpoort_audit_batch_records",
             "doelpoort_store_duration_seconds",
             "doelpoort_store_errors_total",
             "doelpoort_tls_handshake_failures_total",
             "doelpoort_certificate_expiry_timestamp_seconds",
             "doelpoort_connections_active",
+            "doelpoort_connections_parked",
             "doelpoort_problems_total",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");

@@ -13,25 +13,25 @@
 //! to `shutdown_grace` for them before dropping what is left.
 
 use crate::admin;
-use crate::config::{Config, Limits};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::policy::store::PolicyStore;
 use crate::state::GatewayState;
 use crate::tls;
 use anyhow::{Context, Result};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+
+mod connection;
+
+pub use connection::PARK_AFTER;
 
 /// How often the store is probed for `/readyz` when no exchange needs it.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -240,39 +240,6 @@ async fn accept_loop(
     }
 }
 
-/// Request activity on one connection, for the idle timeout.
-struct Activity {
-    opened: Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds since `opened` when the last request started or ended.
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn touch(&self) {
-        self.last_ms
-            .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-}
-
-/// Counts a request as in flight for as long as it lives (also when the future is dropped).
-struct InFlight<'a>(&'a Activity);
-
-impl<'a> InFlight<'a> {
-    fn start(activity: &'a Activity) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        activity.touch();
-        Self(activity)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 async fn serve_connection(
     tcp: TcpStream,
     remote: SocketAddr,
@@ -335,13 +302,16 @@ async fn serve_connection(
         // Nothing was asked on it: a shutdown simply closes it.
         _ = shutdown.wait_for(|stopping| *stopping) => return,
     }
-    Box::pin(serve_http(tls, remote, connection, state, watcher)).await;
+    Box::pin(serve_http(
+        tls, remote, connection, state, watcher, shutdown,
+    ))
+    .await;
 }
 
 /// Waits until the client has sent something on `tls` (or closed it): plaintext rustls already
 /// holds (sent with the handshake's last flight), or bytes on the socket. `false` when the
 /// connection is broken.
-async fn first_bytes(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> bool {
+pub(crate) async fn first_bytes(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> bool {
     let (tcp, session) = tls.get_mut();
     match session.process_new_packets() {
         Ok(io) if io.plaintext_bytes_to_read() > 0 || io.peer_has_closed() => return true,
@@ -352,35 +322,36 @@ async fn first_bytes(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> bo
     tcp.readable().await.is_ok()
 }
 
-/// Serves HTTP/1.1 or HTTP/2 on an identified TLS connection until it ends or stays idle.
+/// The response body of every exchange.
+pub(crate) type Exchanges = http_body_util::Full<bytes::Bytes>;
+
+/// Serves HTTP/1.1 or HTTP/2 on an identified TLS connection until it ends or stays idle
+/// (see [`connection`]); holds the graceful-shutdown watcher until then.
 async fn serve_http(
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    tls: connection::Tls,
     remote: SocketAddr,
-    connection: Arc<crate::identity::Connection>,
+    identity: Arc<crate::identity::Connection>,
     state: &Arc<GatewayState>,
     watcher: hyper_util::server::graceful::Watcher,
+    shutdown: watch::Receiver<bool>,
 ) {
     let limits = &state.limits;
-    let activity = Arc::new(Activity {
-        opened: Instant::now(),
-        in_flight: AtomicUsize::new(0),
-        last_ms: AtomicU64::new(0),
-    });
+    let activity = Arc::new(connection::Activity::new());
     // Exchanges of this connection, including those that outlive a reset stream (below): at
     // most `max_concurrent_streams`. Without this bound, an HTTP/2 client that resets every
     // stream once it is accepted keeps the stream limit but not the work: each reset exchange
     // runs on, and one connection could keep any number of partner requests in flight.
     let exchanges = Arc::new(Semaphore::new(limits.max_concurrent_streams as usize));
-    let service = {
+    let handler: connection::Handler = {
         let state = state.clone();
         let activity = activity.clone();
-        service_fn(move |request| {
+        Arc::new(move |request| {
             let state = state.clone();
-            let activity = activity.clone();
-            let connection = connection.clone();
+            let in_flight = connection::InFlight::start(&activity);
+            let identity = identity.clone();
             let exchanges = exchanges.clone();
-            async move {
-                let _in_flight = InFlight::start(&activity);
+            Box::pin(async move {
+                let _in_flight = in_flight;
                 // Waiting here costs nothing: a stream reset while waiting is simply dropped.
                 let Ok(permit) = exchanges.acquire_owned().await else {
                     return Ok(pipeline::internal_error(&state));
@@ -390,7 +361,7 @@ async fn serve_http(
                 // have reached the partner still ends with its audit record.
                 let task_state = state.clone();
                 let exchange = tokio::spawn(async move {
-                    let response = pipeline::serve(&task_state, &connection, request).await;
+                    let response = pipeline::serve(&task_state, &identity, request).await;
                     drop(permit);
                     response
                 });
@@ -399,58 +370,19 @@ async fn serve_http(
                     .unwrap_or_else(|_| pipeline::internal_error(&state));
                 crate::headers::secure(response.headers_mut(), true);
                 Ok::<_, Infallible>(response)
-            }
+            })
         })
     };
-    let builder = http_builder(limits);
-    let connection = builder.serve_connection(TokioIo::new(tls), service);
-    let connection = watcher.watch(connection.into_owned());
-    tokio::pin!(connection);
-
-    let idle = limits.idle_timeout;
-    let mut deadline = tokio::time::Instant::now() + idle;
-    loop {
-        tokio::select! {
-            result = &mut connection => {
-                if let Err(e) = result {
-                    tracing::debug!(%remote, error = %e, "connection ended with an error");
-                }
-                return;
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                if activity.in_flight.load(Ordering::Relaxed) > 0 {
-                    deadline = tokio::time::Instant::now() + idle;
-                    continue;
-                }
-                let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
-                let quiet_for = activity.opened.elapsed().saturating_sub(last);
-                if quiet_for >= idle {
-                    tracing::debug!(%remote, "closing idle connection");
-                    return;
-                }
-                deadline = tokio::time::Instant::now() + (idle - quiet_for);
-            }
-        }
-    }
-}
-
-fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(limits.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(limits.max_header_bytes as u32)
-        // Rapid-reset (CVE-2023-44487) bound: a client that keeps resetting streams is cut off.
-        .max_pending_accept_reset_streams(Some(64))
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(10));
-    builder
+    connection::serve(
+        tls,
+        remote,
+        handler,
+        activity,
+        limits,
+        &state.metrics,
+        shutdown,
+    )
+    .await;
+    // The graceful shutdown waits for every watcher: this connection is done.
+    drop(watcher);
 }

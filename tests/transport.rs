@@ -609,3 +609,130 @@ async fn a_described_path_with_another_method_is_405_with_allow() {
         "GET, HEAD, POST, PUT, PATCH, DELETE"
     );
 }
+
+/// Reads one HTTP/1.1 answer with a `content-length` body; returns its head. Bytes past it
+/// (a pipelined next answer) stay in `pending`.
+async fn read_answer(
+    tls: &mut (impl tokio::io::AsyncRead + Unpin),
+    pending: &mut Vec<u8>,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if pending.len() >= end + 4 + length {
+                pending.drain(..end + 4 + length);
+                return head;
+            }
+        }
+        let mut buf = [0u8; 8192];
+        let n = tokio::time::timeout_at(deadline, tls.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "the gateway closed the connection");
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn an_idle_http1_connection_is_parked_and_serves_its_next_requests() {
+    use tokio::io::AsyncWriteExt;
+    let (pki, _partner, gateway, recorded) = echo_setup().await;
+    let request =
+        b"GET /uwv/v1/ping HTTP/1.1\r\nhost: localhost\r\ndoelbinding-purpose: test-doel\r\n\r\n";
+    // Without ALPN (the protocol is sniffed) and with ALPN http/1.1.
+    for alpn in [None, Some(b"http/1.1".to_vec())] {
+        let mut config = client_tls(&pki, Some("consumer"));
+        config.alpn_protocols = alpn.into_iter().collect();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(gateway.local_addr)
+            .await
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let mut pending = Vec::new();
+        tls.write_all(request).await.unwrap();
+        let head = read_answer(&mut tls, &mut pending).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let before = recorded.count();
+
+        // Idle past PARK_AFTER: parked. Two pipelined requests in one write wake it; both are
+        // answered, in order, and the connection stays open.
+        tokio::time::sleep(doelpoort::server::PARK_AFTER * 3).await;
+        assert_eq!(gateway.metrics.connections_parked.get(), 1, "parked");
+        let mut two = request.to_vec();
+        two.extend_from_slice(request);
+        tls.write_all(&two).await.unwrap();
+        for _ in 0..2 {
+            let head = read_answer(&mut tls, &mut pending).await;
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(!head.contains("connection: close"), "{head}");
+        }
+        assert_eq!(recorded.count(), before + 2);
+
+        // Parked again; now a request whose head arrives in two parts, the pause longer than
+        // PARK_AFTER: it is a request under way, not an idle connection.
+        tokio::time::sleep(doelpoort::server::PARK_AFTER * 3).await;
+        let (first, rest) = request.split_at(20);
+        tls.write_all(first).await.unwrap();
+        tokio::time::sleep(doelpoort::server::PARK_AFTER * 3).await;
+        assert_eq!(
+            gateway.metrics.connections_parked.get(),
+            0,
+            "a request under way"
+        );
+        tls.write_all(rest).await.unwrap();
+        let head = read_answer(&mut tls, &mut pending).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        tls.write_all(request).await.unwrap();
+        let head = read_answer(&mut tls, &mut pending).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(pending.is_empty());
+        // Closed by the client while parked: no longer counted.
+        tokio::time::sleep(doelpoort::server::PARK_AFTER * 3).await;
+        assert_eq!(gateway.metrics.connections_parked.get(), 1, "parked");
+        drop(tls);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while gateway.metrics.connections_parked.get() != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still counted as parked"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served_without_alpn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (pki, _partner, gateway, _recorded) = echo_setup().await;
+    let connector =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&pki, Some("consumer"))));
+    let tcp = tokio::net::TcpStream::connect(gateway.local_addr)
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    // The preface in two writes (the gateway reads until it can tell), then an empty SETTINGS.
+    tls.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tls.write_all(b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut frame = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut frame))
+        .await
+        .expect("the server's first frame")
+        .unwrap();
+    assert_eq!(frame[3], 0x4, "the server answers with SETTINGS: {frame:?}");
+}

@@ -34,7 +34,7 @@ pub use crate::config::AuditSettings;
 use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use subject::{Manifest, SubjectKey};
@@ -66,10 +66,24 @@ impl AuditHealth {
     }
 }
 
+/// An exchange on its way to the writer, from its start until it hands over its record (drop
+/// it then, or when the exchange ends without one). The writer's adaptive commit delay
+/// (`commit_delay`, `commit_siblings`) waits for these, never for an empty gateway.
+#[must_use = "the exchange counts as upcoming only while the guard lives"]
+pub struct Upcoming(Arc<AtomicUsize>);
+
+impl Drop for Upcoming {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The handle exchanges record through; cheap to share.
 pub struct AuditLog {
     /// `None` only while dropping.
     queue: Option<SyncSender<writer::Pending>>,
+    /// Exchanges under way that will hand the writer a record (see [`Upcoming`]).
+    upcoming: Arc<AtomicUsize>,
     writer: Option<std::thread::JoinHandle<()>>,
     writable: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -130,6 +144,7 @@ impl AuditLog {
             );
         }
         let writable = Arc::new(AtomicBool::new(true));
+        let upcoming = Arc::new(AtomicUsize::new(0));
         // Receipts of a group commit travel to the runtime as one message; a task there
         // answers each exchange (waking tasks from a foreign thread costs a syscall each).
         let dispatcher = tokio::runtime::Handle::try_current().ok().map(|runtime| {
@@ -152,6 +167,7 @@ impl AuditLog {
                 retention: settings.retention,
                 batch_max: writer::BATCH_MAX,
                 commit_delay: settings.commit_delay,
+                commit_siblings: settings.commit_siblings,
                 postgres: postgres.clone(),
                 subject_key_file: settings.subject_key.clone(),
                 // Exchanges wait this long at most for a commit to an unreachable store
@@ -162,6 +178,7 @@ impl AuditLog {
             metrics.clone(),
             writable.clone(),
             dispatcher,
+            upcoming.clone(),
         )?;
         if postgres.is_none() {
             Manifest {
@@ -179,12 +196,20 @@ impl AuditLog {
             .context("cannot start the audit writer thread")?;
         Ok(Self {
             queue: Some(queue),
+            upcoming,
             writer: Some(writer),
             writable,
             metrics,
             dir: settings.dir.clone(),
             to_postgres: postgres.is_some(),
         })
+    }
+
+    /// Announces an exchange that will hand over a record: the writer's commit delay waits
+    /// only while such exchanges exist (see [`Upcoming`]).
+    pub fn upcoming(&self) -> Upcoming {
+        self.upcoming.fetch_add(1, Ordering::Relaxed);
+        Upcoming(self.upcoming.clone())
     }
 
     /// Queues the record and waits until it is durably written; returns its `seq`.

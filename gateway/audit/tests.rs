@@ -98,24 +98,29 @@ async fn records_are_chained_and_numbered_without_gaps() {
 }
 
 #[tokio::test]
-async fn a_commit_delay_gathers_records_and_loses_none() {
+async fn a_commit_delay_gathers_records_on_their_way_and_loses_none() {
     let root = tempfile::tempdir().unwrap();
     let s = AuditSettings {
-        commit_delay: Duration::from_millis(2),
+        commit_delay: Duration::from_millis(5),
+        commit_siblings: 5,
         ..settings(root.path())
     };
-    // Several rounds of concurrent exchanges: from the second group commit on, the writer
-    // waits for company; every record still lands once, in order, and verifies.
+    // Rounds of 40 concurrent exchanges, each announced while it runs (as the pipeline does)
+    // and handing its record over a little later: the writer waits for them, every record
+    // still lands once, in order, and verifies.
     let metrics = Arc::new(Metrics::new());
     let log = Arc::new(AuditLog::open(&s, "test", metrics.clone()).unwrap());
     let mut seqs = Vec::new();
     for _ in 0..5 {
-        let tasks: Vec<_> = (0..40)
-            .map(|_| {
+        let tasks: Vec<_> = (0..40u64)
+            .map(|i| {
                 let log = log.clone();
-                tokio::spawn(
-                    async move { log.record(event(Decision::Allow, SystemTime::now())).await },
-                )
+                let upcoming = log.upcoming();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_micros(50 * i)).await;
+                    drop(upcoming);
+                    log.record(event(Decision::Allow, SystemTime::now())).await
+                })
             })
             .collect();
         for t in tasks {
@@ -124,13 +129,53 @@ async fn a_commit_delay_gathers_records_and_loses_none() {
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
-    let fsyncs = metrics.audit_write_duration.get_sample_count();
+    let commits = metrics.audit_batch_records.get_sample_count();
+    assert_eq!(metrics.audit_batch_records.get_sample_sum(), 200.0);
     assert!(
-        fsyncs < 200,
-        "records share group commits ({fsyncs} for 200)"
+        commits <= 50,
+        "records on their way share group commits ({commits} commits for 200)"
     );
     drop(log);
     assert_eq!(verify(&s.dir).unwrap().records, 200);
+}
+
+#[tokio::test]
+async fn a_lone_request_never_waits_for_the_commit_delay() {
+    let root = tempfile::tempdir().unwrap();
+    // A delay far longer than the test may take: a record that waited for it would time out.
+    let s = AuditSettings {
+        commit_delay: Duration::from_secs(60),
+        commit_siblings: 1,
+        ..settings(root.path())
+    };
+    let log = AuditLog::open(&s, "test", Arc::new(Metrics::new())).unwrap();
+    for expected in 1..=3 {
+        let upcoming = log.upcoming();
+        drop(upcoming);
+        let seq = tokio::time::timeout(
+            Duration::from_secs(20),
+            log.record(event(Decision::Allow, SystemTime::now())),
+        )
+        .await
+        .expect("no exchange on its way: the commit does not wait")
+        .unwrap();
+        assert_eq!(seq, expected);
+    }
+    // Below commit_siblings (here 2, one exchange on its way) the commit does not wait either.
+    drop(log);
+    let s = AuditSettings {
+        commit_siblings: 2,
+        ..s
+    };
+    let log = AuditLog::open(&s, "test", Arc::new(Metrics::new())).unwrap();
+    let _other = log.upcoming();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        log.record(event(Decision::Allow, SystemTime::now())),
+    )
+    .await
+    .expect("fewer exchanges on their way than commit_siblings: no wait")
+    .unwrap();
 }
 
 #[tokio::test]

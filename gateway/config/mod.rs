@@ -99,9 +99,12 @@ pub struct AuditSettings {
     pub retention: Option<Duration>,
     /// Records that may wait for the writer; beyond it exchanges are refused.
     pub queue_capacity: usize,
-    /// Under concurrent load, how long a group commit waits for more records before its
-    /// fsync (PostgreSQL's `commit_delay`); zero, the default, never waits.
+    /// Under concurrent load, how long a group commit waits at most for more records before
+    /// its fsync (PostgreSQL's `commit_delay`); zero never waits.
     pub commit_delay: Duration,
+    /// The wait applies only while at least this many exchanges are on their way to the writer
+    /// (PostgreSQL's `commit_siblings`), so a lone request is never delayed.
+    pub commit_siblings: usize,
 }
 
 /// Where the audit log is written (`audit.sink`).
@@ -118,6 +121,8 @@ impl AuditSettings {
     pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
     pub const DEFAULT_SEGMENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
     pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+    pub const DEFAULT_COMMIT_DELAY: Duration = Duration::ZERO;
+    pub const DEFAULT_COMMIT_SIBLINGS: usize = 5;
 
     /// A durable log in `dir` with the default rotation and queue, no retention.
     pub fn durable(dir: PathBuf, subject_key: PathBuf) -> Self {
@@ -130,7 +135,8 @@ impl AuditSettings {
             segment_max_age: Self::DEFAULT_SEGMENT_MAX_AGE,
             retention: None,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
-            commit_delay: Duration::ZERO,
+            commit_delay: Self::DEFAULT_COMMIT_DELAY,
+            commit_siblings: Self::DEFAULT_COMMIT_SIBLINGS,
         }
     }
 }

@@ -207,6 +207,8 @@ pub(super) struct RawAudit {
     pub(super) queue_capacity: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) commit_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) commit_siblings: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

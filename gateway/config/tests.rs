@@ -71,7 +71,11 @@ fn the_commit_delay_is_bounded() {
     let err = Config::from_yaml(&with("20ms"), Path::new("gw.yaml"), dir.path()).unwrap_err();
     assert!(err.to_string().contains("commit delay"), "{err}");
     let default = Config::from_yaml(&sample(dir.path()), Path::new("gw.yaml"), dir.path()).unwrap();
-    assert_eq!(default.audit.commit_delay, Duration::ZERO);
+    assert_eq!(
+        default.audit.commit_delay,
+        crate::config::AuditSettings::DEFAULT_COMMIT_DELAY
+    );
+    assert_eq!(default.audit.commit_siblings, 5);
 }
 
 #[test]
@@ -234,4 +238,24 @@ fn missing_file_and_duplicate_consumer() {
     let text = err.to_string();
     assert!(text.contains("gw.yaml:6:8: error: file"), "{text}");
     assert!(text.contains("defined twice"), "{text}");
+}
+
+#[test]
+fn the_household_key_defaults_to_the_data_directory_never_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::from_yaml(&sample(dir.path()), Path::new("gw.yaml"), dir.path()).unwrap();
+    let data_dir = cfg.audit.dir.parent().unwrap().to_path_buf();
+    assert_eq!(cfg.household_key, Some(data_dir.join("household.key")));
+    // With the audit log off: beside the default store, in the configuration's directory.
+    let off = sample(dir.path()).replace(
+        "  dir: audit\n  subject_key: keys/audit-subject.key\n",
+        "  mode: off\n",
+    );
+    let cfg = Config::from_yaml(&off, Path::new("gw.yaml"), dir.path()).unwrap();
+    assert!(!cfg.audit.enabled);
+    assert_eq!(cfg.household_key, Some(dir.path().join("household.key")));
+    assert_eq!(
+        cfg.store.location,
+        crate::store::StoreLocation::Sqlite(dir.path().join("store.sqlite"))
+    );
 }

@@ -206,6 +206,10 @@ impl Validator<'_> {
 
         let audit = self.audit(&raw.audit);
         let store = self.store(raw.store.as_ref(), &audit);
+        let household_key = match &raw.household_key {
+            Some(p) => self.existing_file(p),
+            None => self.data_dir(&audit).join("household.key"),
+        };
         if audit.enabled && audit.sink == super::AuditSink::Postgres {
             if let (super::store::StoreLocation::Sqlite(_), Some(sink)) =
                 (&store.location, &raw.audit.value.sink)
@@ -249,7 +253,9 @@ impl Validator<'_> {
             tokens,
             assertions: raw.assertions.as_ref().map(|a| self.assertions(a)),
             pseudonym_secret: raw.pseudonym_secret.as_ref().map(|p| self.existing_file(p)),
-            household_key: raw.household_key.as_ref().map(|p| self.existing_file(p)),
+            // By default beside the default store, in the data directory: never in the
+            // process's working directory (where it once landed with the audit log off).
+            household_key: Some(household_key),
             #[cfg(feature = "benchmark-switches")]
             benchmark: super::BenchmarkSwitches::default(),
         }
@@ -350,7 +356,7 @@ impl Validator<'_> {
                     "a commit delay of at most 10ms; expected e.g. 0s, 200us, 1ms",
                 )
             })
-            .unwrap_or(Duration::ZERO);
+            .unwrap_or(A::DEFAULT_COMMIT_DELAY);
         A {
             enabled,
             sink,
@@ -366,28 +372,32 @@ impl Validator<'_> {
             retention,
             queue_capacity: self.count(&a.queue_capacity, A::DEFAULT_QUEUE_CAPACITY, 1, 1_000_000),
             commit_delay,
+            commit_siblings: self.count(&a.commit_siblings, A::DEFAULT_COMMIT_SIBLINGS, 0, 100_000),
         }
     }
 
     /// The store: the URL as written, or by default `store.sqlite` in the data directory (the
     /// audit directory's parent, or the configuration's own directory without an audit log).
+    /// Where the gateway keeps its own state by default (the store, the household key): the
+    /// audit directory's parent, or the configuration's own directory without an audit log.
+    fn data_dir(&self, audit: &super::AuditSettings) -> std::path::PathBuf {
+        match audit.dir.parent() {
+            Some(parent) if audit.enabled && !audit.dir.as_os_str().is_empty() => {
+                parent.to_path_buf()
+            }
+            _ => self.base_dir.to_path_buf(),
+        }
+    }
+
     fn store(
         &mut self,
         raw: Option<&Spanned<String>>,
         audit: &super::AuditSettings,
     ) -> super::store::StoreSettings {
         use super::store::{StoreLocation, StoreSettings};
-        let default = || {
-            let data_dir = match audit.dir.parent() {
-                Some(parent) if audit.enabled && !audit.dir.as_os_str().is_empty() => {
-                    parent.to_path_buf()
-                }
-                _ => self.base_dir.to_path_buf(),
-            };
-            StoreLocation::Sqlite(data_dir.join("store.sqlite"))
-        };
+        let default = StoreLocation::Sqlite(self.data_dir(audit).join("store.sqlite"));
         let location = match raw {
-            None => default(),
+            None => default,
             Some(v) => match StoreLocation::parse(&v.value) {
                 Ok(StoreLocation::Sqlite(path)) => {
                     StoreLocation::Sqlite(self.resolve(&path.to_string_lossy()))
@@ -395,7 +405,7 @@ impl Validator<'_> {
                 Ok(location) => location,
                 Err(e) => {
                     self.error(&v.referenced, e);
-                    default()
+                    default
                 }
             },
         };

@@ -85,6 +85,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut exchange = Exchange::begin(request.headers());
+    // Announced to the audit writer until the record is handed over: under load its group
+    // commit waits for records that are on their way (the adaptive commit delay).
+    let upcoming = state.audit.as_ref().map(|audit| audit.upcoming());
     let head = request.method() == http::Method::HEAD;
     // A phase that panics (a defect) still ends in a record and a metric, as an error.
     let outcome = AssertUnwindSafe(run_phases(state, connection, &mut exchange, request))
@@ -98,6 +101,7 @@ where
             ))
         });
     let concluded = Arc::new(exchange.conclude(outcome.as_ref().map(|_| ())));
+    drop(upcoming);
     let outcome = record::record(state, &concluded, outcome).await;
     // Within FSC's scope a refusal also carries FSC's code: at an inway that speaks FSC, and
     // at an outway for an exchange with an FSC partner whose transaction log failed. Mapped

@@ -5,6 +5,8 @@ Run from the repository root:
 
     python3 tests/bench/sidebyside.py            # the full run (about 12 minutes)
     python3 tests/bench/sidebyside.py --smoke    # a few seconds per scenario: does it run?
+    python3 tests/bench/sidebyside.py --binary /tmp/doelpoort-before   # an earlier build
+    python3 tests/bench/sidebyside.py --commit-delay 200us   # audit.commit_delay for the run
 
 What it does (docs/performance.md, "Side by side with nginx", explains the method):
 - builds `doelpoort` (release) and installs what is missing: nginx from Debian's packages,
@@ -19,12 +21,16 @@ What it does (docs/performance.md, "Side by side with nginx", explains the metho
 - measures each scenario for each proxy: req/s, latency percentiles from oha, the proxy
   process's own CPU time from /proc/PID/stat, RSS from /proc/PID/status; a 1 s warm-up run
   precedes every measured run and is not counted;
-- prints one Markdown table with Doelpoort/nginx ratios.
+- measures this disk's fdatasync in the same run (1 KB appends into preallocated space in
+  target/sidebyside/, as the audit writer does), because one target allows one fsync;
+- prints one Markdown table with Doelpoort/nginx ratios, then the targets of issue 22 as a
+  pass/fail table (`--strict` exits 1 when one is not met).
 
 Only 127.0.0.1 is used. Every load run is bounded by its duration; every wait has a deadline.
 """
 
 import argparse
+import http.client
 import json
 import os
 import resource
@@ -68,7 +74,7 @@ def run(cmd, **kw):
 
 # ---- setup ----------------------------------------------------------------------------------
 
-def ensure_tools():
+def ensure_tools(binary=None):
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         log("installing nginx from Debian's packages")
         run(["apt-get", "update", "-qq"])
@@ -77,9 +83,11 @@ def ensure_tools():
     if not oha.exists():
         log(f"installing oha {OHA_VERSION} from crates.io (a few minutes, once)")
         run(["cargo", "install", "--locked", "--root", str(TOOLS), "oha", "--version", OHA_VERSION])
-    log("building doelpoort (release)")
-    run(["cargo", "build", "--release", "--locked", "--bin", "doelpoort"], cwd=REPO)
-    return str(oha), shutil.which("nginx") or "/usr/sbin/nginx", str(REPO / "target" / "release" / "doelpoort")
+    if binary is None:
+        log("building doelpoort (release)")
+        run(["cargo", "build", "--release", "--locked", "--bin", "doelpoort"], cwd=REPO)
+        binary = REPO / "target" / "release" / "doelpoort"
+    return str(oha), shutil.which("nginx") or "/usr/sbin/nginx", str(binary)
 
 
 def uwv_body():
@@ -97,7 +105,7 @@ def uwv_body():
     return json.dumps(doc, separators=(",", ":"))
 
 
-def write_configs(audit_mode):
+def write_configs(audit_mode, commit_delay=None):
     pki = WORK / "pki"
     nginx_dir = WORK / "nginx"
     for d in (nginx_dir / "upstream", nginx_dir / "proxy", WORK / "www"):
@@ -157,8 +165,13 @@ http {{
   }}
 }}
 """)
-    audit = (f"  dir: {WORK}/audit-{audit_mode}\n  subject_key: {WORK}/audit-subject.key"
+    # Each mode in a directory of its own: its own store (the case register) and keys.
+    home = WORK / audit_mode
+    home.mkdir(parents=True, exist_ok=True)
+    audit = (f"  dir: {home}/audit\n  subject_key: {home}/audit-subject.key"
              if audit_mode == "durable" else "  mode: off")
+    if commit_delay is not None and audit_mode == "durable":
+        audit += f"\n  commit_delay: {commit_delay}"
     partners = "".join(f"""  - id: {pid}
     oin: "{oin}"
     url: https://localhost:{UPSTREAM_PORT}
@@ -168,7 +181,7 @@ http {{
     max_idle_connections: 256
 """ for pid, oin in [("uwv", "00000001999990011000"), ("svb", "00000001999990012000"),
                      ("cjib", "00000001999990013000"), ("jeugdhulp", "00000001999990014000")])
-    config = WORK / f"doelpoort-{audit_mode}.yaml"
+    config = home / "doelpoort.yaml"
     config.write_text(f"""instance: sidebyside
 gateway_oin: "00000001999990000000"
 listen: 127.0.0.1:{DOELPOORT_PORT}
@@ -189,6 +202,7 @@ audit:
 consumers:
   - id: wijkteam-rotterdam
     oin: "00000001999990001000"
+    case_admin: true
   - id: schuldhulp-utrecht
     oin: "00000001999990002000"
 partners:
@@ -278,7 +292,38 @@ def start_doelpoort(doelpoort, config):
     # Warnings only: no access-log line per request, as nginx runs with `access_log off`.
     proc = Proc("doelpoort", [doelpoort, "run", "--config", str(config)], env={"DOELPOORT_LOG": "warn"})
     wait_port(DOELPOORT_PORT, proc)
+    register_case()
     return proc
+
+
+def client_context():
+    pki = WORK / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "clients" / "wijkteam-rotterdam.crt"), str(pki / "clients" / "wijkteam-rotterdam.key"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def register_case():
+    """Registers the measured request's case (SPEC §8: the `wams-onderzoek` grant requires a
+    registered case), then checks that the measured request is allowed: a run that measures
+    refusals measures nothing."""
+    body = json.dumps({"purposes": ["wams-onderzoek"], "household": ["999990019"],
+                       "agreed_partners": ["uwv"], "objections": [], "status": "open"})
+    conn = http.client.HTTPSConnection("localhost", DOELPOORT_PORT, context=client_context(), timeout=10)
+    conn.request("PUT", "/doelpoort/v1/cases/casus-2026-0001", body=body,
+                 headers={"Content-Type": "application/json", "Doelbinding-Actor": "medewerker-0042"})
+    answer = conn.getresponse()
+    text = answer.read()
+    if answer.status not in (200, 201, 204):
+        raise RuntimeError(f"registering the case: {answer.status} {text[:300]!r}")
+    headers = dict(h.split(": ", 1) for h in CONTEXT_HEADERS)
+    conn.request("GET", PATH_NGINX, headers=headers)
+    answer = conn.getresponse()
+    text = answer.read()
+    conn.close()
+    if answer.status != 200:
+        raise RuntimeError(f"the measured request is not allowed: {answer.status} {text[:300]!r}")
 
 
 # ---- load -----------------------------------------------------------------------------------
@@ -387,11 +432,71 @@ def established(port):
                    if line.split()[1] == local and line.split()[3] == "01")
 
 
+def fsync_latency(count, deadline_s=60):
+    """This disk's fdatasync: `count` 1 KB appends into a preallocated, synced file under
+    target/sidebyside/ (the audit writer's pattern: it zero-fills ahead, so a commit syncs data
+    only). Returns (p50, p99) in µs."""
+    path = WORK / "fsync-probe.bin"
+    record = b"x" * 1023 + b"\n"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.pwrite(fd, bytes(len(record) * count), 0)
+        os.fsync(fd)
+        times = []
+        end = time.time() + deadline_s
+        for i in range(count):
+            if time.time() > end:
+                break
+            os.pwrite(fd, record, i * len(record))
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - t0) * 1e6)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+# The targets of issue 22, side by side in one run: (label, measured, target, met).
+def targets(n, d, o, base, fsync_p99, held_max):
+    rows = []
+    def add(label, measured, target, met):
+        rows.append((label, measured, target, "**pass**" if met else "fail"))
+    tp_ratio = d["tp"]["rps"] / n["tp"]["rps"] if n["tp"]["rps"] else 0.0
+    cpu_ratio = d["tp"]["cpu_us_per_req"] / n["tp"]["cpu_us_per_req"]
+    add("full pipeline, 64 conns: req/s", f"{tp_ratio:.2f}× nginx ({d['tp']['rps']:.0f} vs {n['tp']['rps']:.0f})",
+        "≥ 0.80×", tp_ratio >= 0.8)
+    add("full pipeline, 64 conns: CPU µs/req", f"{cpu_ratio:.2f}× nginx ({d['tp']['cpu_us_per_req']:.1f} vs {n['tp']['cpu_us_per_req']:.1f})",
+        "≤ 1.30×", cpu_ratio <= 1.3)
+    off_ratio = o["tp"]["rps"] / n["tp"]["rps"] if n["tp"]["rps"] else 0.0
+    off_cpu = o["tp"]["cpu_us_per_req"] / n["tp"]["cpu_us_per_req"]
+    add("audit off, 64 conns: req/s", f"{off_ratio:.2f}× nginx ({o['tp']['rps']:.0f})", "≥ 1.00×", off_ratio >= 1.0)
+    add("audit off, 64 conns: CPU µs/req", f"{off_cpu:.2f}× nginx ({o['tp']['cpu_us_per_req']:.1f})", "≤ 1.00×", off_cpu <= 1.0)
+    added_d = d["seq"]["p99_us"] - base["p99_us"]
+    added_n = n["seq"]["p99_us"] - base["p99_us"]
+    add("1 conn, sequential: added p99", f"{added_d:.0f} µs (nginx {added_n:.0f} + fsync p99 {fsync_p99:.0f} = {added_n + fsync_p99:.0f})",
+        "≤ nginx's + one fsync", added_d <= added_n + fsync_p99)
+    fixed = d["fixed"]
+    sustained = fixed["rps"] >= 0.99 * 10000
+    add("fixed 10k req/s, full pipeline", f"{fixed['rps']:.0f} req/s reached, p99 {fixed['p99_us'] / 1000:.1f} ms",
+        "≥ 9,900 req/s, p99 ≤ 5 ms", sustained and fixed["p99_us"] <= 5000)
+    (rn, _, _), (rd, _, okd) = n[f"rss_served_{held_max}"], d[f"rss_served_{held_max}"]
+    add(f"{held_max:,} idle conns that each served a request: RSS",
+        f"{rd:.1f} MB vs nginx {rn:.1f} MB ({okd} answered 200)", "≤ nginx's", rd <= rn and okd == held_max)
+    new_ratio = d["new"]["rps"] / n["new"]["rps"] if n["new"]["rps"] else 0.0
+    add("new mTLS conn per request: req/s (issue 8)", f"{new_ratio:.2f}× nginx", "≥ 1.50×", new_ratio >= 1.5)
+    return rows
+
+
 # ---- scenarios ------------------------------------------------------------------------------
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="a few seconds per scenario; only checks that it runs")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
+    ap.add_argument("--binary", type=Path, help="measure this doelpoort binary instead of building one")
+    ap.add_argument("--commit-delay", help="audit.commit_delay for the durable run (default: the gateway's)")
     args = ap.parse_args()
     seconds = 2 if args.smoke else 10
     held = [10, 50] if args.smoke else [1000, 10000]
@@ -401,15 +506,17 @@ def main():
         sys.exit(f"ports already in use on 127.0.0.1 (a previous run still going?): {taken}")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    oha_bin, nginx, doelpoort = ensure_tools()
+    oha_bin, nginx, doelpoort = ensure_tools(args.binary)
     if WORK.exists():
         shutil.rmtree(WORK)
     WORK.mkdir(parents=True)
     run([doelpoort, "certs", "generate", str(WORK / "pki")], stdout=subprocess.DEVNULL)
     (WORK / "pseudonym.secret").write_text(os.urandom(32).hex())
     os.chmod(WORK / "pseudonym.secret", 0o600)
-    configs = {mode: write_configs(mode) for mode in ("durable", "off")}
+    configs = {mode: write_configs(mode, args.commit_delay) for mode in ("durable", "off")}
 
+    log("this disk's fdatasync")
+    fsync_p50, fsync_p99 = fsync_latency(200 if args.smoke else 2000)
     upstream = start_nginx(nginx, "upstream")
     try:
         direct = f"https://localhost:{UPSTREAM_PORT}{PATH_DIRECT}"
@@ -511,8 +618,10 @@ def main():
     errors = {k: sum(v[s]["errors"] for s in ("tp", "seq", "fixed", "new", "h2")) for k, v in results.items()}
     print(f"# Doelpoort vs nginx {subprocess.run([nginx, '-v'], capture_output=True, text=True).stderr.strip().split('/')[-1]}, "
           f"{time.strftime('%Y-%m-%d')}, {seconds} s per run after 1 s warm-up, 2 KB JSON, TLS 1.3, ECDSA P-256, "
-          f"proxy on core {PROXY_CORE}, oha and upstream on core {LOAD_CORE}")
+          f"proxy on core {PROXY_CORE}, oha and upstream on core {LOAD_CORE}; "
+          f"binary {doelpoort}" + (f", commit_delay {args.commit_delay}" if args.commit_delay else ""))
     print(f"direct to the upstream, 1 connection: p50 {base['p50_us']:.0f} µs, p99 {base['p99_us']:.0f} µs")
+    print(f"this disk's fdatasync (1 KB append, preallocated): p50 {fsync_p50:.0f} µs, p99 {fsync_p99:.0f} µs")
     print(f"non-200 answers or errors: nginx {errors['nginx']}, Doelpoort full {errors['durable']}, audit off {errors['off']}")
     print()
     print("| scenario | metric | nginx | Doelpoort (full pipeline, durable audit) | Doelpoort (audit off) | full/nginx |")
@@ -522,8 +631,26 @@ def main():
     print()
     print("7. scaling: `cargo bench --bench decision` (10 / 1,000 / 10,000 grants) and "
           "`cargo bench --bench minimise` (1 KB – 1 MB); see docs/performance.md")
+    print()
+    goals = targets(n, d, o, base, fsync_p99, held[-1])
+    print("## Targets (issue 22)" + (" — smoke run: too short to judge" if args.smoke else ""))
+    print()
+    print("| target | this run | goal | |")
+    print("|---|---|---|---|")
+    for g in goals:
+        print("| " + " | ".join(g) + " |")
+    print()
+    print(f"{sum(1 for g in goals if g[3] != 'fail')} of {len(goals)} targets met")
     if base["ok"] == 0 or not all(v[k]["ok"] > 0 for v in results.values() for k in ("tp", "seq", "new", "h2")):
         sys.exit("a scenario got no 200 answer at all: the numbers above mean nothing (see target/sidebyside/*.log)")
+    # Refusals are cheaper than exchanges: a run where more than 1 % were not 200 measured
+    # something else (as happened when the case register began to refuse unregistered cases).
+    bad = [f"{name} {k}" for name, v in results.items() for k in ("tp", "seq", "fixed", "new", "h2")
+           if v[k]["errors"] > 0.01 * (v[k]["ok"] + v[k]["errors"])]
+    if bad:
+        sys.exit(f"more than 1 % of the answers were not 200 in: {', '.join(bad)}; the numbers above mean nothing")
+    if args.strict and any(g[3] == "fail" for g in goals):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
