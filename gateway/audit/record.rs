@@ -373,10 +373,13 @@ impl StoredRecord {
 /// and a partner keying a map by BSN would put one in a pointer: every run of nine or more
 /// digits is replaced by `#` (array positions are far shorter).
 pub fn scrub(pointer: &str) -> Cow<'_, str> {
-    let bytes = pointer.as_bytes();
-    let long_run = bytes
-        .chunk_by(|a, b| a.is_ascii_digit() == b.is_ascii_digit())
-        .any(|run| run.len() >= 9 && run[0].is_ascii_digit());
+    // The common case (no such run) in one pass over the bytes, borrowing: this runs for every
+    // released and withheld pointer of every record (2 % of the gateway's CPU as a chunked scan).
+    let mut digits = 0usize;
+    let long_run = pointer.bytes().any(|b| {
+        digits = if b.is_ascii_digit() { digits + 1 } else { 0 };
+        digits >= 9
+    });
     if !long_run {
         return Cow::Borrowed(pointer);
     }

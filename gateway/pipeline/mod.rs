@@ -164,8 +164,13 @@ where
                 return inbound::token_endpoint(inway, connection, consumer, &parts, &body);
             }
             Route::CaseRegister { path } => {
-                return register::serve(state, connection, exchange, consumer, &parts, path, body)
-                    .await;
+                // Boxed, like every phase below that awaits a store or a partner: their futures
+                // are large, and inline they would make every exchange's future (moved at each
+                // spawn) as large as the largest (13.7 KB before; docs/performance.md).
+                return Box::pin(register::serve(
+                    state, connection, exchange, consumer, &parts, path, body,
+                ))
+                .await;
             }
             Route::Discovery => {
                 // Metadata about the caller's own grants, not an exchange about anyone.
@@ -195,14 +200,14 @@ where
     let (context, token, vouched) = match state.inway.as_deref() {
         // At an inway, the context is what the calling gateway's assertion states.
         Some(inway) => {
-            let verified = provider_context(
+            let verified = Box::pin(provider_context(
                 inway,
                 connection,
                 consumer,
                 partner,
                 &parts.headers,
                 exchange,
-            )
+            ))
             .await?;
             (verified.context.clone(), None, Some(verified))
         }
@@ -235,8 +240,8 @@ where
         // The approval is spent in the store (shared by replicas) once the body has passed,
         // and before the case's ledger is asked: a replayed approval is answered as a replay
         // on every replica, whatever the ledger would say.
-        state.approvals.spend(&permit, token.as_ref()).await?;
-        case::record(
+        Box::pin(state.approvals.spend(&permit, token.as_ref())).await?;
+        Box::pin(case::record(
             state,
             &policy,
             &call,
@@ -246,13 +251,13 @@ where
             &forwarded,
             exchange,
             token.as_ref(),
-        )
+        ))
         .await?
     } else {
         None
     };
     checkpoint(state, "forward");
-    let answer = async {
+    let answer = Box::pin(async {
         let fsc_token = match vouched {
             Some(_) => None,
             None => fsc_token(&call, exchange).await?,
@@ -275,10 +280,10 @@ where
             record::intent(state, exchange).await?;
         }
         Ok::<_, Problem>(forward::send(state, &call, request).await)
-    }
+    })
     .await;
     // A time-out reserved in the case's ledger is granted only on the partner's confirmation.
-    case::settle(state, reservation.as_ref(), &answer).await;
+    Box::pin(case::settle(state, reservation.as_ref(), &answer)).await;
     let answer = answer?;
     exchange.note_upstream(&answer);
     let report = other_end::report(&answer);
