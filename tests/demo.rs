@@ -84,8 +84,61 @@ fn the_printed_curl_commands_work() {
         withheld_at_source.contains("zorginhoud") && withheld_at_source.contains("behandelaar"),
         "the care content is withheld by youth care's inway: {withheld_at_source}"
     );
+    // The README's case-register example (an objection to youth care for the household of the
+    // demo's own casus-2026-0001, which agreed to it), then a restart on the same data
+    // directory: the demo must start again (an outsider found it stopped at registering its
+    // own cases).
+    let example = &calls
+        .iter()
+        .find(|(_, c)| c.contains("/clients/wijkteam-rotterdam.crt"))
+        .expect("a call as the district team")
+        .1;
+    let words: Vec<&str> = example.split_whitespace().collect();
+    let option = |name: &str| {
+        let at = words.iter().position(|w| *w == name).expect(name);
+        format!("{name} {}", words[at + 1])
+    };
+    let base = example
+        .split_whitespace()
+        .find_map(|w| w.trim_matches('\'').strip_prefix("https://localhost:"))
+        .and_then(|rest| rest.split('/').next())
+        .expect("the gateway's port");
+    let put = format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 {} {} {} -X PUT \
+         -H 'Content-Type: application/json' -H 'Doelbinding-Actor: medewerker-0042' \
+         -d '{{\"purposes\": [\"wams-onderzoek\"], \"household\": [\"999990019\"], \"agreed_partners\": [\"uwv\"], \"objections\": [\"jeugdhulp\"]}}' \
+         https://localhost:{base}/doelpoort/v1/cases/casus-2026-0007",
+        option("--cacert"),
+        option("--cert"),
+        option("--key"),
+    );
+    let out = Command::new("sh").arg("-c").arg(&put).output().unwrap();
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(status == "201" || status == "200", "{status}: {put}");
     signal(&child, rustix::process::Signal::INT);
     let _ = child.wait();
     let expected: Vec<&str> = calls.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(statuses, expected, "{calls:#?}");
+
+    let mut again = demo_command(root.path(), &root.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(again.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        line.clear();
+        assert!(Instant::now() < deadline, "the demo did not start again");
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut again.stderr.take().unwrap(), &mut err);
+            panic!("the demo did not start again on its data directory: {err}");
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    signal(&again, rustix::process::Signal::INT);
+    let _ = again.wait();
 }

@@ -102,3 +102,58 @@ async fn sigterm_closes_connections_that_never_sent_a_request() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn sigterm_closes_parked_connections_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = TestPki::new();
+    let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::ZERO)).await;
+    let path = write_config(
+        &pki,
+        &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
+    );
+    let mut gateway = GatewayProcess::start(&path);
+    let addr = gateway.wait_until_listening();
+    // Connections that have served a request and then idle (parked, holding only TLS).
+    let mut parked = Vec::new();
+    for _ in 0..3 {
+        let mut tls = raw_tls(addr, client_tls(&pki, Some("consumer"))).await;
+        tls.write_all(
+            b"GET /uwv/v1/ping HTTP/1.1\r\nhost: localhost\r\ndoelbinding-purpose: test-doel\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // The whole answer (a JSON body), so that nothing of it is left to read later.
+        let mut answer = Vec::new();
+        while !(answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}")) {
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+                .await
+                .expect("an answer")
+                .unwrap();
+            assert!(n > 0, "closed before the answer ended");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
+        parked.push(tls);
+    }
+    tokio::time::sleep(doelpoort::server::PARK_AFTER * 3).await;
+
+    let started = Instant::now();
+    gateway.signal(rustix::process::Signal::TERM);
+    for tls in &mut parked {
+        let (answered, closed) = read_until_closed(tls, Duration::from_secs(5)).await;
+        assert!(
+            closed && answered.is_empty(),
+            "a parked connection was not closed ({} bytes came back)",
+            answered.len()
+        );
+    }
+    exits_cleanly_within(
+        &mut gateway,
+        started,
+        Duration::from_secs(5),
+        "the gateway waited for parked connections",
+    )
+    .await;
+}
