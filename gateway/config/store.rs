@@ -113,6 +113,43 @@ pub fn carries_password(url: &str) -> bool {
         || url.to_ascii_lowercase().contains("password=")
 }
 
+/// Reading the `store` key, and where state lives when it is not given.
+impl super::validate::Validator<'_> {
+    /// Where the gateway keeps its own state by default (the store, the household key): the
+    /// audit directory's parent, or the configuration's own directory without an audit log.
+    pub(super) fn data_dir(&self, audit: &super::AuditSettings) -> std::path::PathBuf {
+        match audit.dir.parent() {
+            Some(parent) if audit.enabled && !audit.dir.as_os_str().is_empty() => {
+                parent.to_path_buf()
+            }
+            _ => self.base_dir.to_path_buf(),
+        }
+    }
+
+    pub(super) fn store(
+        &mut self,
+        raw: Option<&serde_saphyr::Spanned<String>>,
+        audit: &super::AuditSettings,
+    ) -> super::store::StoreSettings {
+        use super::store::{StoreLocation, StoreSettings};
+        let default = StoreLocation::Sqlite(self.data_dir(audit).join("store.sqlite"));
+        let location = match raw {
+            None => default,
+            Some(v) => match StoreLocation::parse(&v.value) {
+                Ok(StoreLocation::Sqlite(path)) => {
+                    StoreLocation::Sqlite(self.resolve(&path.to_string_lossy()))
+                }
+                Ok(location) => location,
+                Err(e) => {
+                    self.error(&v.referenced, e);
+                    default
+                }
+            },
+        };
+        StoreSettings::new(location)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::carries_password;

@@ -378,40 +378,6 @@ impl Validator<'_> {
 
     /// The store: the URL as written, or by default `store.sqlite` in the data directory (the
     /// audit directory's parent, or the configuration's own directory without an audit log).
-    /// Where the gateway keeps its own state by default (the store, the household key): the
-    /// audit directory's parent, or the configuration's own directory without an audit log.
-    fn data_dir(&self, audit: &super::AuditSettings) -> std::path::PathBuf {
-        match audit.dir.parent() {
-            Some(parent) if audit.enabled && !audit.dir.as_os_str().is_empty() => {
-                parent.to_path_buf()
-            }
-            _ => self.base_dir.to_path_buf(),
-        }
-    }
-
-    fn store(
-        &mut self,
-        raw: Option<&Spanned<String>>,
-        audit: &super::AuditSettings,
-    ) -> super::store::StoreSettings {
-        use super::store::{StoreLocation, StoreSettings};
-        let default = StoreLocation::Sqlite(self.data_dir(audit).join("store.sqlite"));
-        let location = match raw {
-            None => default,
-            Some(v) => match StoreLocation::parse(&v.value) {
-                Ok(StoreLocation::Sqlite(path)) => {
-                    StoreLocation::Sqlite(self.resolve(&path.to_string_lossy()))
-                }
-                Ok(location) => location,
-                Err(e) => {
-                    self.error(&v.referenced, e);
-                    default
-                }
-            },
-        };
-        StoreSettings::new(location)
-    }
-
     fn tokens(&mut self, raw: &RawTokens) -> TokenConfig {
         let mut ids = HashSet::new();
         let mut iss_values = HashSet::new();
@@ -558,7 +524,7 @@ impl Validator<'_> {
         }
     }
 
-    fn resolve(&self, p: &str) -> PathBuf {
+    pub(super) fn resolve(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
         if path.is_absolute() {
             path.to_path_buf()

@@ -53,6 +53,8 @@ pub struct Activity {
     /// next request's head. Such a connection is not idle, however long the client pauses
     /// (hyper's `header_timeout` bounds that pause).
     partial: AtomicBool,
+    /// Requests started on this connection.
+    started: AtomicU64,
 }
 
 impl Activity {
@@ -62,6 +64,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
             partial: AtomicBool::new(false),
+            started: AtomicU64::new(0),
         }
     }
 
@@ -93,6 +96,7 @@ pub struct InFlight(Arc<Activity>);
 impl InFlight {
     pub fn start(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.started.fetch_add(1, Ordering::Relaxed);
         activity.partial.store(false, Ordering::Relaxed);
         activity.touch();
         Self(activity.clone())
@@ -317,13 +321,16 @@ async fn serve_h1_until_idle(
     let service = hyper::service::service_fn(move |request| handler(request));
     // Boxed: hyper's connection state is freed when it parks, and does not size this task.
     let mut connection = Box::new(builder.serve_connection(TokioIo::new(io), service));
-    // Set once hyper has been asked to end the connection: to park it, or to stop.
-    let mut parking = false;
+    // Set once hyper has been asked to end the connection: to park it (with the number of
+    // requests started by then), or to stop.
+    let mut parking = None;
     let mut stopping = false;
     loop {
         let wake = match activity.quiet_for() {
             None => PARK_AFTER,
-            Some(quiet) if parking || stopping => limits.idle_timeout.saturating_sub(quiet),
+            Some(quiet) if parking.is_some() || stopping => {
+                limits.idle_timeout.saturating_sub(quiet)
+            }
             Some(quiet) => PARK_AFTER.saturating_sub(quiet),
         };
         tokio::select! {
@@ -334,7 +341,10 @@ async fn serve_h1_until_idle(
                 }
                 let parts = connection.into_parts();
                 let mut io = parts.io.into_inner();
-                if parking && !stopping {
+                // A request that slipped in after hyper was asked to end was answered with
+                // `Connection: close`: the client expects the connection to close, so it does.
+                let parked = parking == Some(activity.started.load(Ordering::Relaxed));
+                if parked && !stopping {
                     // hyper may have read ahead: those bytes come first next time.
                     if !parts.read_buf.is_empty() {
                         let mut replay = BytesMut::from(parts.read_buf);
@@ -354,11 +364,11 @@ async fn serve_h1_until_idle(
                         tracing::debug!(%remote, "closing idle connection");
                         return None;
                     }
-                    Some(quiet) if quiet >= PARK_AFTER && !parking && !stopping => {
+                    Some(quiet) if quiet >= PARK_AFTER && parking.is_none() && !stopping => {
                         // On an idle connection this writes nothing; if a request slipped in
                         // meanwhile, it is answered with `Connection: close` and then closed.
                         Pin::new(&mut *connection).graceful_shutdown();
-                        parking = true;
+                        parking = Some(activity.started.load(Ordering::Relaxed));
                     }
                     _ => {}
                 }
