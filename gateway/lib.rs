@@ -21,7 +21,7 @@
 //! |---|---|
 //! | [`cli`] | subcommands (`run`, `demo`, `check`, `policy …`, `audit …`, `case …`, `certs …`) |
 //! | [`demo`] | `doelpoort demo`: the mock partners (UWV, SVB, CJIB, jeugdhulp, the escalation team), their synthetic data, the demo's cases, the inways of youth care and UWV |
-//! | [`server`] | listeners, connection tasks, limits, graceful shutdown |
+//! | [`server`] | listeners, connection tasks (idle HTTP/1.1 connections parked), limits, graceful shutdown |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics`, `/version`, the JWKS, the OpenAPI description |
 //! | [`console`] | the privacy officers' console: purposes and grants, the matrix, "Mag ik dit zien?", art. 15 reports (themselves recorded), audit health, policy history and impact, the case register; server-rendered, behind mTLS with listed officers |
 //! | [`state`] | [`state::GatewayState`]: everything an exchange needs, built once from the configuration |

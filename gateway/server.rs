@@ -6,7 +6,9 @@
 //! in the kernel backlog instead of exhausting file descriptors. Each connection task runs the
 //! TLS handshake (bounded by `handshake_timeout`), identifies the consumer once from the client
 //! certificate, then — once the client sends its first bytes, so that an idle connection holds
-//! no HTTP state — serves HTTP/1.1 or HTTP/2 with [`pipeline::serve`] per request.
+//! no HTTP state — serves HTTP/1.1 or HTTP/2 with [`pipeline::serve`] per request. An
+//! HTTP/1.1 connection that then idles is parked, holding only its TLS state again
+//! (`server/connection.rs`).
 //!
 //! Shutdown: the accept loop stops, every open connection is told to finish its in-flight
 //! requests and close (HTTP/1 stops keep-alive, HTTP/2 sends GOAWAY), and the server waits up

@@ -70,18 +70,29 @@ async fn exits_cleanly_within(
     }
 }
 
-/// A connection that finished its handshake but never sent a request (the gateway has not
-/// started HTTP on it yet) is closed by a shutdown at once, not after the grace period.
-#[tokio::test]
-async fn sigterm_closes_connections_that_never_sent_a_request() {
+/// A `doelpoort run` child in front of a partner that answers `{}` at once.
+async fn gateway_child() -> (
+    TestPki,
+    doelpoort::demo::MockPartner,
+    GatewayProcess,
+    std::net::SocketAddr,
+) {
     let pki = TestPki::new();
     let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::ZERO)).await;
     let path = write_config(
         &pki,
         &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
     );
-    let mut gateway = GatewayProcess::start(&path);
+    let gateway = GatewayProcess::start(&path);
     let addr = gateway.wait_until_listening();
+    (pki, partner, gateway, addr)
+}
+
+/// A connection that finished its handshake but never sent a request (the gateway has not
+/// started HTTP on it yet) is closed by a shutdown at once, not after the grace period.
+#[tokio::test]
+async fn sigterm_closes_connections_that_never_sent_a_request() {
+    let (pki, _partner, mut gateway, addr) = gateway_child().await;
     let mut idle = raw_tls(addr, client_tls(&pki, Some("consumer"))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -106,14 +117,7 @@ async fn sigterm_closes_connections_that_never_sent_a_request() {
 #[tokio::test]
 async fn sigterm_closes_parked_connections_at_once() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let pki = TestPki::new();
-    let partner = start_partner(&pki, fixed(StatusCode::OK, "{}", Duration::ZERO)).await;
-    let path = write_config(
-        &pki,
-        &config_yaml(&pki, &[PartnerSpec::new("uwv", partner.addr)], ""),
-    );
-    let mut gateway = GatewayProcess::start(&path);
-    let addr = gateway.wait_until_listening();
+    let (pki, _partner, mut gateway, addr) = gateway_child().await;
     // Connections that have served a request and then idle (parked, holding only TLS).
     let mut parked = Vec::new();
     for _ in 0..3 {

@@ -650,12 +650,7 @@ async fn an_idle_http1_connection_is_parked_and_serves_its_next_requests() {
     for alpn in [None, Some(b"http/1.1".to_vec())] {
         let mut config = client_tls(&pki, Some("consumer"));
         config.alpn_protocols = alpn.into_iter().collect();
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(gateway.local_addr)
-            .await
-            .unwrap();
-        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let mut tls = raw_tls(gateway.local_addr, config).await;
         let mut pending = Vec::new();
         tls.write_all(request).await.unwrap();
         let head = read_answer(&mut tls, &mut pending).await;
@@ -714,13 +709,7 @@ async fn an_idle_http1_connection_is_parked_and_serves_its_next_requests() {
 async fn http2_with_prior_knowledge_is_served_without_alpn() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (pki, _partner, gateway, _recorded) = echo_setup().await;
-    let connector =
-        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&pki, Some("consumer"))));
-    let tcp = tokio::net::TcpStream::connect(gateway.local_addr)
-        .await
-        .unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut tls = raw_tls(gateway.local_addr, client_tls(&pki, Some("consumer"))).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), None);
     // The preface in two writes (the gateway reads until it can tell), then an empty SETTINGS.
     tls.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();

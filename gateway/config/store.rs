@@ -17,6 +17,11 @@ pub enum StoreLocation {
 }
 
 impl StoreLocation {
+    /// Whether the store is a PostgreSQL database (shared by replicas).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
     /// Reads the `store` value: a `postgres://` / `postgresql://` URL, or `sqlite:PATH`.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         let text = text.trim();

@@ -211,9 +211,7 @@ impl Validator<'_> {
             None => self.data_dir(&audit).join("household.key"),
         };
         if audit.enabled && audit.sink == super::AuditSink::Postgres {
-            if let (super::store::StoreLocation::Sqlite(_), Some(sink)) =
-                (&store.location, &raw.audit.value.sink)
-            {
+            if let (false, Some(sink)) = (store.location.is_postgres(), &raw.audit.value.sink) {
                 self.error(
                     &sink.referenced,
                     "the audit sink postgres writes to the store's database: set store: postgres://…",

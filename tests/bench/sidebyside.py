@@ -458,6 +458,16 @@ def fsync_latency(count, deadline_s=60):
     return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
+def markdown_table(header, rows, numeric_from=None):
+    """Prints a Markdown table; columns from `numeric_from` on are right-aligned."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" if numeric_from is not None and i >= numeric_from else "---"
+                         for i in range(len(header))) + "|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
+
+
 # The targets of issue 22, side by side in one run: (label, measured, target, met).
 def targets(n, d, o, base, fsync_p99, held_max):
     rows = []
@@ -624,22 +634,15 @@ def main():
     print(f"this disk's fdatasync (1 KB append, preallocated): p50 {fsync_p50:.0f} µs, p99 {fsync_p99:.0f} µs")
     print(f"non-200 answers or errors: nginx {errors['nginx']}, Doelpoort full {errors['durable']}, audit off {errors['off']}")
     print()
-    print("| scenario | metric | nginx | Doelpoort (full pipeline, durable audit) | Doelpoort (audit off) | full/nginx |")
-    print("|---|---|---:|---:|---:|---:|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
-    print()
+    markdown_table(["scenario", "metric", "nginx", "Doelpoort (full pipeline, durable audit)",
+                    "Doelpoort (audit off)", "full/nginx"], rows, numeric_from=2)
     print("7. scaling: `cargo bench --bench decision` (10 / 1,000 / 10,000 grants) and "
           "`cargo bench --bench minimise` (1 KB – 1 MB); see docs/performance.md")
     print()
     goals = targets(n, d, o, base, fsync_p99, held[-1])
     print("## Targets (issue 22)" + (" — smoke run: too short to judge" if args.smoke else ""))
     print()
-    print("| target | this run | goal | |")
-    print("|---|---|---|---|")
-    for g in goals:
-        print("| " + " | ".join(g) + " |")
-    print()
+    markdown_table(["target", "this run", "goal", ""], goals)
     print(f"{sum(1 for g in goals if g[3] != 'fail')} of {len(goals)} targets met")
     if base["ok"] == 0 or not all(v[k]["ok"] > 0 for v in results.values() for k in ("tp", "seq", "new", "h2")):
         sys.exit("a scenario got no 200 answer at all: the numbers above mean nothing (see target/sidebyside/*.log)")
