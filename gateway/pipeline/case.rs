@@ -66,6 +66,12 @@ pub(super) fn admit(
     .map(Some)
 }
 
+/// Whether [`record`] has anything to write for this admission: the first exchange of a
+/// purpose in the case, or a time-out.
+pub(super) fn writes(admitted: &CaseAdmission, permit: &Permit) -> bool {
+    admitted.first_of_purpose || permit.grant().time_out.is_some()
+}
+
 /// What the register must hold before the partner is called: the purpose as served, and a
 /// time-out's reservation in the ledger.
 #[allow(clippy::too_many_arguments)]

@@ -240,19 +240,27 @@ where
         // The approval is spent in the store (shared by replicas) once the body has passed,
         // and before the case's ledger is asked: a replayed approval is answered as a replay
         // on every replica, whatever the ledger would say.
-        Box::pin(state.approvals.spend(&permit, token.as_ref())).await?;
-        Box::pin(case::record(
-            state,
-            &policy,
-            &call,
-            &context,
-            &permit,
-            case,
-            &forwarded,
-            exchange,
-            token.as_ref(),
-        ))
-        .await?
+        // The store's futures are large: built (and boxed) only for the exchanges that write.
+        if permit.grant().four_eyes.is_some() && token.is_some() {
+            Box::pin(state.approvals.spend(&permit, token.as_ref())).await?;
+        }
+        match case {
+            Some(admitted) if case::writes(&admitted, &permit) => {
+                Box::pin(case::record(
+                    state,
+                    &policy,
+                    &call,
+                    &context,
+                    &permit,
+                    Some(admitted),
+                    &forwarded,
+                    exchange,
+                    token.as_ref(),
+                ))
+                .await?
+            }
+            _ => None,
+        }
     } else {
         None
     };
@@ -283,7 +291,9 @@ where
     })
     .await;
     // A time-out reserved in the case's ledger is granted only on the partner's confirmation.
-    Box::pin(case::settle(state, reservation.as_ref(), &answer)).await;
+    if reservation.is_some() {
+        Box::pin(case::settle(state, reservation.as_ref(), &answer)).await;
+    }
     let answer = answer?;
     exchange.note_upstream(&answer);
     let report = other_end::report(&answer);
