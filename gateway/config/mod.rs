@@ -103,7 +103,8 @@ pub struct AuditSettings {
     /// its fsync (PostgreSQL's `commit_delay`); zero never waits.
     pub commit_delay: Duration,
     /// The wait applies only while at least this many exchanges are on their way to the writer
-    /// (PostgreSQL's `commit_siblings`), so a lone request is never delayed.
+    /// (PostgreSQL's `commit_siblings`), so a lone request is never delayed; `0` turns the
+    /// wait off, as `commit_delay: 0s` does.
     pub commit_siblings: usize,
 }
 

@@ -72,8 +72,8 @@ pub(super) fn writes(admitted: &CaseAdmission, permit: &Permit) -> bool {
     admitted.first_of_purpose || permit.grant().time_out.is_some()
 }
 
-/// What the register must hold before the partner is called: the purpose as served, and a
-/// time-out's reservation in the ledger.
+/// What the register must hold before the partner is called (when [`writes`] says there is
+/// something): the purpose as served, and a time-out's reservation in the ledger.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn record(
     state: &GatewayState,
@@ -81,14 +81,11 @@ pub(super) async fn record(
     call: &Call<'_>,
     context: &RequestContext,
     permit: &Permit,
-    admitted: Option<CaseAdmission>,
+    admitted: CaseAdmission,
     forwarded: &Bytes,
     exchange: &Exchange,
     token: Option<&CallerToken>,
 ) -> Result<Option<Reservation>, Problem> {
-    let Some(admitted) = admitted else {
-        return Ok(None);
-    };
     let case = &admitted.case;
     if admitted.first_of_purpose {
         admission::record_served(&state.cases, policy, case, permit.purpose()).await?;
@@ -165,12 +162,9 @@ pub(super) async fn record(
 /// Grants a reserved time-out when the partner confirmed it (2xx), drops it otherwise.
 pub(super) async fn settle(
     state: &GatewayState,
-    reservation: Option<&Reservation>,
+    reservation: &Reservation,
     answer: &Result<Result<UpstreamResponse, UpstreamError>, Problem>,
 ) {
-    let Some(reservation) = reservation else {
-        return;
-    };
     let confirmed = matches!(answer, Ok(Ok(response)) if response.status.is_success());
     state.cases.settle_time_out(reservation, confirmed).await;
 }

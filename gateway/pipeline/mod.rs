@@ -241,7 +241,7 @@ where
         // and before the case's ledger is asked: a replayed approval is answered as a replay
         // on every replica, whatever the ledger would say.
         // The store's futures are large: built (and boxed) only for the exchanges that write.
-        if permit.grant().four_eyes.is_some() && token.is_some() {
+        if crate::policy::four_eyes::ApprovalLedger::spends(&permit, token.as_ref()) {
             Box::pin(state.approvals.spend(&permit, token.as_ref())).await?;
         }
         match case {
@@ -252,7 +252,7 @@ where
                     &call,
                     &context,
                     &permit,
-                    Some(admitted),
+                    admitted,
                     &forwarded,
                     exchange,
                     token.as_ref(),
@@ -291,8 +291,8 @@ where
     })
     .await;
     // A time-out reserved in the case's ledger is granted only on the partner's confirmation.
-    if reservation.is_some() {
-        Box::pin(case::settle(state, reservation.as_ref(), &answer)).await;
+    if let Some(reservation) = &reservation {
+        Box::pin(case::settle(state, reservation, &answer)).await;
     }
     let answer = answer?;
     exchange.note_upstream(&answer);

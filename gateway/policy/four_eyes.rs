@@ -160,15 +160,26 @@ impl ApprovalLedger {
         Ok(())
     }
 
+    /// The approval `token` carries for this exchange, when its grant asks for four eyes.
+    fn approval<'t>(
+        permit: &Permit,
+        token: Option<&'t CallerToken>,
+    ) -> Option<(&'t CallerToken, &'t (String, u64))> {
+        let token = token.filter(|_| permit.grant().four_eyes.is_some())?;
+        Some((token, token.approval_use.as_ref()?))
+    }
+
+    /// Whether [`Self::spend`] has an approval to spend (and so a store to ask).
+    pub fn spends(permit: &Permit, token: Option<&CallerToken>) -> bool {
+        Self::approval(permit, token).is_some()
+    }
+
     /// Spends the approval `token` carries, after [`Self::admit`] passed: an approval is for
     /// one exchange. A second use
     /// (a replay, or a retry) needs a new approval. A store that cannot be reached refuses the
     /// exchange: an approval that cannot be marked spent could be used again elsewhere.
     pub async fn spend(&self, permit: &Permit, token: Option<&CallerToken>) -> Result<(), Problem> {
-        let Some(token) = token.filter(|_| permit.grant().four_eyes.is_some()) else {
-            return Ok(());
-        };
-        let Some((jti, exp)) = &token.approval_use else {
+        let Some((token, (jti, exp))) = Self::approval(permit, token) else {
             return Ok(());
         };
         // Stored under the token's own `iss` (not this replica's name for the issuer), and
