@@ -34,12 +34,18 @@ const CALLER: &str = "gemeente-voorbeeldstad";
 ///
 /// Chosen from 20000–31999, below the kernel's ephemeral range (32768–60999 on Linux): a port
 /// found free there can be taken by an outgoing connection before the listener binds it (seen
-/// with several demos starting at once).
+/// with several demos starting at once). A port is handed out once per process: demos
+/// started side by side in one process (the tests) could otherwise both be given a port that
+/// is free until the first of them binds it (seen once in CI).
 pub fn free_port() -> Result<u16> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     for _ in 0..256 {
         let random = uuid::Uuid::new_v4().as_u128();
         let port = 20_000 + (random % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
             return Ok(port);
         }
     }
