@@ -252,5 +252,5 @@ fn policy_explain_shows_what_a_sample_response_becomes() {
         assert!(!released.contains(withheld), "{withheld} in {sample}");
     }
     // …and says what it withheld.
-    assert!(sample.contains("/uitkeringen/0/medische_reden"), "{sample}");
+    assert!(sample.contains("/uitkeringen/*/medische_reden"), "{sample}");
 }

@@ -304,8 +304,20 @@ async fn shipped_policies_before_uwv() -> (
     doelpoort::server::RunningGateway,
     Recorded,
 ) {
+    shipped_policies_before(demo::demo_handler("uwv")).await
+}
+
+/// The shipped policies in front of a UWV answering with `handler`.
+async fn shipped_policies_before(
+    handler: doelpoort::demo::MockHandler,
+) -> (
+    TestPki,
+    doelpoort::demo::MockPartner,
+    doelpoort::server::RunningGateway,
+    Recorded,
+) {
     let pki = TestPki::new();
-    let (handler, recorded) = recording(demo::demo_handler("uwv"));
+    let (handler, recorded) = recording(handler);
     let partner = start_partner(&pki, handler).await;
     copy_dir(&repo_root().join("policies"), &pki.path("policies"));
     copy_dir(&repo_root().join("schemas"), &pki.path("schemas"));
@@ -406,6 +418,97 @@ async fn only_the_fields_the_purpose_needs_arrive() {
         .with_label_values(&["uwv", "inkomen", "wams-onderzoek"])
         .get();
     assert!(withheld >= 6, "withheld {withheld}");
+}
+
+/// A UWV answer with two jobs and three benefits (synthetic, valid against the shipped schema).
+const THREE_BENEFITS: &str = r#"{"bsn":"999990019",
+ "inkomsten":[
+  {"soort":"loon","werkgever":"Voorbeeld Schoonmaak BV","werkgever_adres":"Teststraat 12, 9999 XX Voorbeeldstad","bedrag_per_maand":1245.5,"sinds":"2023-03-01"},
+  {"soort":"loon","werkgever":"Voorbeeld Catering BV","werkgever_adres":"Teststraat 14, 9999 XX Voorbeeldstad","bedrag_per_maand":300.0,"sinds":"2024-01-01"}],
+ "uitkeringen":[
+  {"soort":"WIA","bedrag_per_maand":987.25,"ingangsdatum":"2024-06-01","arbeidsongeschiktheidspercentage":55,"medische_reden":"Fictieve testdiagnose (synthetisch)"},
+  {"soort":"WW","bedrag_per_maand":400.0,"ingangsdatum":"2023-01-01","arbeidsongeschiktheidspercentage":0,"medische_reden":"Fictief (synthetisch)"},
+  {"soort":"WGA","bedrag_per_maand":120.0,"ingangsdatum":"2022-02-01","arbeidsongeschiktheidspercentage":35,"medische_reden":"Fictief (synthetisch)"}]}"#;
+
+/// SPEC §5 (2026-12): the record names the *fields* released and withheld, each once with
+/// array positions as `*`, not every element: how many benefits or jobs a person has is not
+/// the log's business, and a long answer must not make a long record. The withheld-values
+/// metric still counts every value.
+#[tokio::test]
+async fn the_record_names_fields_not_elements() {
+    let handler = fixed(StatusCode::OK, THREE_BENEFITS, std::time::Duration::ZERO);
+    let (pki, _partner, gateway, _recorded) = shipped_policies_before(handler).await;
+    let client = client(&pki, "consumer", Http::One);
+    let response = send(
+        &client,
+        request(
+            &url(&gateway, "/uwv/v1/personen/999990019/inkomen"),
+            ONDERZOEK,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    // The caller still gets every element.
+    assert_eq!(response.json()["uitkeringen"].as_array().unwrap().len(), 3);
+    let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
+    let record = audit_record_of(&pki.path("audit"), tx);
+    let attributes = &record["attributes"];
+    assert_eq!(
+        attributes["doelpoort.fields_released"],
+        serde_json::json!([
+            "/inkomsten/*/soort",
+            "/inkomsten/*/bedrag_per_maand",
+            "/uitkeringen/*/soort",
+            "/uitkeringen/*/ingangsdatum"
+        ]),
+        "{record}"
+    );
+    let withheld: Vec<&str> = attributes["doelpoort.fields_withheld"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        withheld,
+        [
+            "/bsn",
+            "/inkomsten/*/werkgever",
+            "/inkomsten/*/werkgever_adres",
+            "/inkomsten/*/sinds",
+            "/uitkeringen/*/bedrag_per_maand",
+            "/uitkeringen/*/arbeidsongeschiktheidspercentage",
+            "/uitkeringen/*/medische_reden"
+        ],
+        "{record}"
+    );
+    // 1 BSN, 3 fields of 2 jobs, 3 fields of 3 benefits.
+    let values = gateway
+        .metrics
+        .fields_withheld
+        .with_label_values(&["uwv", "inkomen", "wams-onderzoek"])
+        .get();
+    assert_eq!(values, 1 + 3 * 2 + 3 * 3);
+    // And a citizen's report names them as a reader would.
+    let answer = doelpoort::audit::query::query(
+        &pki.path("audit"),
+        &doelpoort::audit::query::Filter::default(),
+    )
+    .unwrap();
+    let row = answer
+        .rows
+        .iter()
+        .find(|r| r.transaction_id == tx)
+        .expect("the exchange in the report");
+    assert_eq!(
+        doelpoort::audit::query::field_names(&row.fields_released),
+        [
+            "inkomsten[*].bedrag_per_maand",
+            "inkomsten[*].soort",
+            "uitkeringen[*].ingangsdatum",
+            "uitkeringen[*].soort"
+        ]
+    );
 }
 
 /// The partner side of the assertion contract in the demo: a mock partner asked directly (with

@@ -255,15 +255,18 @@ pub enum Format {
     Csv,
 }
 
-/// Array positions are not interesting to a citizen: `/uitkeringen/0/soort` and
-/// `/uitkeringen/1/soort` are both "uitkeringen[*].soort".
+/// Array positions are not interesting to a citizen: `/uitkeringen/*/soort` (how records state
+/// fields since 2026-12), `/uitkeringen/0/soort` and `/uitkeringen/1/soort` (older records) are
+/// all "uitkeringen[*].soort".
 pub fn field_names(pointers: &[String]) -> Vec<String> {
     let mut names: Vec<String> = pointers
         .iter()
         .map(|p| {
             let mut name = String::new();
             for segment in p.split('/').skip(1) {
-                if segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty() {
+                if segment == "*"
+                    || (segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty())
+                {
                     name.push_str("[*]");
                 } else {
                     if !name.is_empty() {
@@ -397,6 +400,7 @@ mod tests {
         let pointers = [
             "/uitkeringen/0/soort".to_string(),
             "/uitkeringen/1/soort".to_string(),
+            "/uitkeringen/*/soort".to_string(),
             "/heeft_inkomen".to_string(),
             "/a~1b".to_string(),
         ];

@@ -22,13 +22,12 @@ mod recovery;
 
 pub use recovery::{prune_before, recover};
 
-use super::record::{self, scrub, Attributes, ConsumerRef, Record};
+use super::record::{self, Attributes, ConsumerRef, Record};
 use super::segment::{self, ChainPoint};
 use super::subject::{SubjectKey, BSN_TYPE};
 use crate::exchange::{Concluded, RecordKind};
 use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
-use std::borrow::Cow;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -465,8 +464,9 @@ impl Writer {
             .requested_subject
             .as_ref()
             .map(|b| self.key.subject_id(b.as_str()));
-        let released: Vec<Cow<'_, str>> = event.fields_released.iter().map(scrub).collect();
-        let withheld: Vec<Cow<'_, str>> = event.fields_withheld.iter().map(scrub).collect();
+        // Fields, not elements (SPEC §5): each array position is `*`, each field named once.
+        let released = record::field_paths(event.fields_released.iter());
+        let withheld = record::field_paths(event.fields_withheld.iter());
         let categories: Vec<&str> = match (&event.grant, released.is_empty()) {
             (Some(grant), false) => grant.categories.iter().map(String::as_str).collect(),
             _ => Vec::new(),

@@ -28,7 +28,7 @@ use scalar::{check_leaf, Scalar};
 use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::collections::HashSet;
-use text::{push_index, skip_plain, text_of, write_str};
+use text::{skip_plain, text_of, write_str};
 
 /// The pass stopped: the body is not released (the caller asks the reference path why).
 #[derive(Debug, PartialEq, Eq)]
@@ -285,7 +285,8 @@ impl<'a> Pass<'a, '_> {
                     }
                     Some(child) => {
                         let len = self.log.pointer.len();
-                        push_index(&mut self.log.pointer, count);
+                        // Every element is the same field (see [`super::PointerList`]).
+                        self.log.pointer.push_str("/*");
                         let mark = self.out.len();
                         if !empty {
                             self.out.push(b',');

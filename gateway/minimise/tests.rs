@@ -64,18 +64,18 @@ fn releases_only_granted_fields_with_their_transforms() {
     }
     let released: BTreeSet<&str> = out.released.iter().collect();
     let expected: BTreeSet<&str> = [
-        "/inkomsten/0/soort",
-        "/inkomsten/0/bedrag_per_maand",
-        "/uitkeringen/0/soort",
-        "/uitkeringen/0/ingangsdatum",
+        "/inkomsten/*/soort",
+        "/inkomsten/*/bedrag_per_maand",
+        "/uitkeringen/*/soort",
+        "/uitkeringen/*/ingangsdatum",
     ]
     .into();
     assert_eq!(released, expected);
     for p in [
         "/bsn",
-        "/inkomsten/0/werkgever",
-        "/uitkeringen/0/medische_reden",
-        "/uitkeringen/0/bedrag_per_maand",
+        "/inkomsten/*/werkgever",
+        "/uitkeringen/*/medische_reden",
+        "/uitkeringen/*/bedrag_per_maand",
     ] {
         assert!(
             out.withheld.contains(p),
@@ -195,6 +195,33 @@ fn pointers_escape_special_characters() {
 }
 
 #[test]
+fn fields_are_listed_once_however_many_elements_hold_them() {
+    // Ten benefits: each released and withheld field is listed once, every value counted.
+    let t = tree(&[("u[*].soort", "keep")]);
+    let items: Vec<Value> = (0..10)
+        .map(|i| json!({"soort": "WIA", "bedrag": i, "reden": "x"}))
+        .collect();
+    let out = apply(&json!({"bsn": "999990019", "u": items}), &t, &ctx());
+    assert_eq!(out.released.to_vec(), ["/u/*/soort"]);
+    assert_eq!(out.released.values(), 10);
+    assert_eq!(out.withheld.to_vec(), ["/bsn", "/u/*/bedrag", "/u/*/reden"]);
+    assert_eq!(out.withheld.values(), 21);
+    // Past the scan's few fields the list keeps an index: an object of many distinct keys,
+    // in every element, is still one entry per key.
+    let wide: serde_json::Map<String, Value> =
+        (0..100).map(|k| (format!("k{k}"), json!(k))).collect();
+    let items = vec![Value::Object(wide.clone()), Value::Object(wide)];
+    let out = apply(&json!({"u": items}), &t, &ctx());
+    let expected: Vec<String> = (0..100).map(|k| format!("/u/*/k{k}")).collect();
+    let mut got = out.withheld.to_vec();
+    got.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(out.withheld.values(), 200);
+}
+
+#[test]
 fn nulls_and_empty_elements_where_structure_is_granted_are_withheld() {
     // Found by the property below: a null (or an element with nothing granted) must not
     // appear in the output, because even that tells the element exists.
@@ -204,7 +231,9 @@ fn nulls_and_empty_elements_where_structure_is_granted_are_withheld() {
         serde_json::from_slice::<Value>(&out.body).unwrap(),
         json!({"a": [{"b": 2}]})
     );
-    assert_eq!(out.withheld.to_vec(), ["/a/0", "/a/1/c"]);
+    // Fields, not elements: the list says which fields were withheld, and how many values.
+    assert_eq!(out.withheld.to_vec(), ["/a/*", "/a/*/c"]);
+    assert_eq!(out.withheld.values(), 2);
 }
 
 #[test]

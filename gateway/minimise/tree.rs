@@ -7,7 +7,6 @@ use super::transform::{self, Context};
 use crate::minimise::transform::Transform;
 use crate::policy::fieldpath::{FieldPath, Segment};
 use serde_json::Value;
-use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Node {
@@ -67,28 +66,99 @@ impl FieldTree {
     }
 }
 
-/// JSON pointers of released and withheld values, kept in two flat buffers rather than one
-/// allocation per pointer (a 100 KB answer has thousands).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// The *fields* released or withheld, as JSON pointers with every array position written `*`
+/// (`/uitkeringen/*/soort`, the form of the grants' field paths), each field once in the order
+/// first met, and how many values they stood for.
+///
+/// Fields, not elements (SPEC §5, 2026-12): the audit record says which fields of the answer
+/// left the gateway, not how many benefits or children the person has, and its size no longer
+/// grows with the answer. Kept in one flat buffer rather than one allocation per field.
+#[derive(Debug, Default, Clone)]
 pub struct PointerList {
     text: String,
     ends: Vec<usize>,
+    /// Every value pushed, duplicates of a field included (the withheld-values metric).
+    values: usize,
+    /// Past [`SCAN_MAX`] fields: a field's hash → its index, so that an answer with thousands
+    /// of distinct keys does not cost a quadratic scan.
+    index: Option<std::collections::HashMap<u64, usize>>,
 }
 
+/// Up to this many fields a new pointer is checked by a scan (the rule: a handful).
+const SCAN_MAX: usize = 16;
+
+impl PartialEq for PointerList {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.ends == other.ends && self.values == other.values
+    }
+}
+
+impl Eq for PointerList {}
+
 impl PointerList {
-    /// Adds a pointer; the whole document is the empty pointer `""` (RFC 6901), not `/`,
-    /// which would name a member with an empty key.
+    /// Adds the value at `pointer`: a field not met before is listed, any value is counted.
+    /// The whole document is the empty pointer `""` (RFC 6901), not `/`, which would name a
+    /// member with an empty key.
     pub(super) fn push(&mut self, pointer: &str) {
+        self.values += 1;
+        if self.ends.len() < SCAN_MAX {
+            if self.contains(pointer) {
+                return;
+            }
+        } else {
+            if self.index.is_none() {
+                // First time past the scan: index the fields listed so far.
+                let index = (0..self.ends.len())
+                    .rev()
+                    .map(|i| (Self::hash(self.field(i)), i))
+                    .collect();
+                self.index = Some(index);
+            }
+            let hash = Self::hash(pointer);
+            let index = self
+                .index
+                .as_ref()
+                .and_then(|index| index.get(&hash).copied());
+            match index {
+                Some(i) if self.field(i) == pointer => return,
+                // A hash shared with another field (rare): settled by a scan.
+                Some(_) if self.contains(pointer) => return,
+                Some(_) => {}
+                None => {
+                    let at = self.ends.len();
+                    self.index.as_mut().map(|index| index.insert(hash, at));
+                }
+            }
+        }
         self.text.push_str(pointer);
         self.ends.push(self.text.len());
     }
 
+    fn hash(pointer: &str) -> u64 {
+        use std::hash::BuildHasher as _;
+        // Fixed keys: the index lives for one answer and never leaves the process.
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(pointer)
+    }
+
+    fn field(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// How many fields.
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+
+    /// How many values the fields stood for (a field in every element of a list of ten
+    /// counts ten).
+    pub fn values(&self) -> usize {
+        self.values
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
@@ -120,9 +190,11 @@ pub(super) struct Log {
 impl Log {
     /// A log with room for the pointers of a body of `bytes` bytes.
     pub(super) fn with_capacity(bytes: usize) -> Self {
+        // Fields, not values: a few dozen at most for all but odd answers.
         let list = || PointerList {
-            text: String::with_capacity(bytes / 2),
-            ends: Vec::with_capacity(bytes / 48),
+            text: String::with_capacity((bytes / 8).min(1024)),
+            ends: Vec::with_capacity((bytes / 256).min(32)),
+            ..PointerList::default()
         };
         Self {
             pointer: String::with_capacity(64),
@@ -258,9 +330,10 @@ fn write(
             };
             out.push(b'[');
             let mut empty = true;
-            for (i, item) in items.iter().enumerate() {
+            for item in items {
                 let len = log.pointer.len();
-                let _ = write!(log.pointer, "/{i}");
+                // Every element is the same field (see [`PointerList`]).
+                log.pointer.push_str("/*");
                 let mark = out.len();
                 if !empty {
                     out.push(b',');

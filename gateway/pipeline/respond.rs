@@ -68,9 +68,9 @@ fn report_fields(concluded: &Concluded, headers: &mut http::HeaderMap) {
             &concluded.fields_withheld,
         ),
     ] {
-        let mut paths: Vec<String> = pointers.iter().map(field_path).collect();
+        // The same field paths as the audit record's (one function states what a field is).
+        let mut paths = crate::audit::record::field_paths(pointers.iter());
         paths.sort();
-        paths.dedup();
         // Paths that are not plain visible ASCII (or would make the list ambiguous) are not
         // reported; the inway's own record holds them all.
         paths.retain(|p| !p.contains(',') && p.bytes().all(|b| b.is_ascii_graphic()));
@@ -79,23 +79,6 @@ fn report_fields(concluded: &Concluded, headers: &mut http::HeaderMap) {
             headers.insert(name, value);
         }
     }
-}
-
-/// `/trajecten/0/zorginhoud` → `/trajecten/*/zorginhoud`; nine or more digits → `#`.
-fn field_path(pointer: &str) -> String {
-    // The audit log's own scrub first (runs of nine or more digits become `#`), then every
-    // array position is `*`.
-    crate::audit::record::scrub(pointer)
-        .split('/')
-        .map(|segment| {
-            if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
-                "*"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// The metrics' projection of an exchange.
@@ -139,7 +122,7 @@ fn count(
         metrics
             .fields_withheld
             .with_label_values(&[partner, operation, purpose])
-            .inc_by(concluded.fields_withheld.len() as u64);
+            .inc_by(concluded.fields_withheld.values() as u64);
     }
 }
 
@@ -167,20 +150,4 @@ fn log_access(
         upstream_status = concluded.upstream_status.map_or(0, |s| s.as_u16()),
         duration_us = elapsed.as_micros() as u64,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn field_paths_hide_positions_and_bsns() {
-        assert_eq!(
-            super::field_path("/trajecten/12/zorginhoud"),
-            "/trajecten/*/zorginhoud"
-        );
-        assert_eq!(
-            super::field_path("/kinderen/999990019/naam"),
-            "/kinderen/#/naam"
-        );
-        assert_eq!(super::field_path(""), "");
-    }
 }

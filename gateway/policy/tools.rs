@@ -134,7 +134,10 @@ pub struct Explanation {
 /// A sample response as the consumer would receive it.
 pub struct SampleRelease {
     pub body: String,
+    /// Values released.
     pub released: usize,
+    /// Values withheld, and the fields they were in (array positions as `*`).
+    pub withheld_values: usize,
     pub withheld: Vec<String>,
 }
 
@@ -242,7 +245,8 @@ fn release_sample(
         body: serde_json::from_slice::<Value>(&m.body)
             .and_then(|v| serde_json::to_string_pretty(&v))
             .unwrap_or_default(),
-        released: m.released.len(),
+        released: m.released.values(),
+        withheld_values: m.withheld.values(),
         withheld: m.withheld.iter().map(str::to_string).collect(),
     })
 }
@@ -297,9 +301,9 @@ pub fn explain(set: &PolicySet, request: &SimulatedRequest, response: Option<&[u
                 }
                 let _ = writeln!(
                     out,
-                    "  ({} value(s) released, {} withheld: {})",
+                    "  ({} value(s) released, {} withheld, in: {})",
                     m.released,
-                    m.withheld.len(),
+                    m.withheld_values,
                     m.withheld.join(", ")
                 );
             }

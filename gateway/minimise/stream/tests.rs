@@ -68,11 +68,3 @@ fn numbers_are_serde_json_numbers() {
         assert_eq!(got, Value::Number(expected), "{raw}");
     }
 }
-
-#[test]
-fn list_indices_are_decimal() {
-    let mut p = String::from("/a");
-    push_index(&mut p, 0);
-    push_index(&mut p, 1_234_567);
-    assert_eq!(p, "/a/0/1234567");
-}

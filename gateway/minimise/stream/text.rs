@@ -91,25 +91,6 @@ fn hex_unit(chars: &mut std::str::Chars<'_>) -> u32 {
         .fold(0, |acc, c| acc * 16 + c.to_digit(16).unwrap_or(0))
 }
 
-/// Appends `/index` to a pointer without the formatting machinery (one per list element).
-pub(super) fn push_index(pointer: &mut String, index: u64) {
-    let mut digits = [0u8; 20];
-    let mut n = index;
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    pointer.push('/');
-    for &d in &digits[at..] {
-        pointer.push(char::from(d));
-    }
-}
-
 /// Writes a checked string: without escapes its bytes are already its serialisation.
 pub(super) fn write_str(out: &mut Vec<u8>, raw: &str, escaped: bool, text: &str) {
     if escaped {

@@ -128,6 +128,13 @@ fn pointer_of(tokens: &[String]) -> String {
     p
 }
 
+/// Lists a field once, in the order first met.
+fn note(list: &mut Vec<String>, pointer: String) {
+    if !list.contains(&pointer) {
+        list.push(pointer);
+    }
+}
+
 struct RefLog {
     tokens: Vec<String>,
     released: Vec<String>,
@@ -143,7 +150,7 @@ fn ref_walk(
     match node {
         RefNode::Fresh => unreachable!("every path ends in a release"),
         RefNode::Release(t) => {
-            log.released.push(pointer_of(&log.tokens));
+            note(&mut log.released, pointer_of(&log.tokens));
             Some(match t {
                 Transform::Keep => value.clone(),
                 t => transform::apply(t, value, ctx),
@@ -151,7 +158,7 @@ fn ref_walk(
         }
         RefNode::Object(children) => {
             let Value::Object(map) = value else {
-                log.withheld.push(pointer_of(&log.tokens));
+                note(&mut log.withheld, pointer_of(&log.tokens));
                 return None;
             };
             let mut out = Map::new();
@@ -163,7 +170,7 @@ fn ref_walk(
                             out.insert(k.clone(), x);
                         }
                     }
-                    None => log.withheld.push(pointer_of(&log.tokens)),
+                    None => note(&mut log.withheld, pointer_of(&log.tokens)),
                 }
                 log.tokens.pop();
             }
@@ -171,12 +178,13 @@ fn ref_walk(
         }
         RefNode::Each(child) => {
             let Value::Array(items) = value else {
-                log.withheld.push(pointer_of(&log.tokens));
+                note(&mut log.withheld, pointer_of(&log.tokens));
                 return None;
             };
             let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                log.tokens.push(i.to_string());
+            for item in items {
+                // Records name fields, not elements: every position is `*` (SPEC §5).
+                log.tokens.push("*".to_string());
                 if let Some(x) = ref_walk(child, item, ctx, log) {
                     out.push(x);
                 }
@@ -211,13 +219,20 @@ fn decode_pointer(p: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the field `p` is in the input: a `*` is any element of a list.
 fn resolves(root: &Value, p: &str) -> bool {
-    // serde_json follows RFC 6901: "" is the whole document, "/" the member with key "".
-    root.pointer(p).is_some()
-}
-
-fn is_index(token: &str) -> bool {
-    token.parse::<usize>().is_ok_and(|i| i.to_string() == token)
+    // RFC 6901: "" is the whole document, "/" the member with key "".
+    fn walk(value: &Value, tokens: &[String]) -> bool {
+        let Some((first, rest)) = tokens.split_first() else {
+            return true;
+        };
+        match value {
+            Value::Array(items) if first == "*" => items.iter().any(|v| walk(v, rest)),
+            Value::Object(map) => map.get(first).is_some_and(|v| walk(v, rest)),
+            _ => false,
+        }
+    }
+    walk(root, &decode_pointer(p))
 }
 
 /// Whether `tokens` lies at or beneath `path`.
@@ -225,7 +240,7 @@ fn under(tokens: &[String], path: &[Segment]) -> bool {
     tokens.len() >= path.len()
         && path.iter().zip(tokens).all(|(s, t)| match s {
             Segment::Key(k) => k == t,
-            Segment::Each => is_index(t),
+            Segment::Each => t == "*",
         })
 }
 
