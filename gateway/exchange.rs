@@ -258,6 +258,13 @@ impl Concluded {
     pub fn purpose_id(&self) -> &str {
         self.purpose.as_ref().map_or("unknown", |p| p.id.as_str())
     }
+
+    /// The response schema of the operation, in the policy version the exchange ran under:
+    /// what names the fields of `fields_released` and `fields_withheld`.
+    pub fn response_schema(&self) -> Option<&serde_json::Value> {
+        let name = self.operation.as_ref()?.response_schema.as_deref()?;
+        self.policy.as_ref()?.schemas.get(name)
+    }
 }
 
 /// How an exchange ended, as the audit record, metrics and logs name it.

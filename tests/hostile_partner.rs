@@ -716,3 +716,58 @@ async fn odd_partner_answers_are_refused_and_never_followed() {
     assert_eq!(s.ping("uwv").await.status, StatusCode::OK);
     s.assert_still_serving().await;
 }
+
+/// A partner behind a schema that leaves an object open keys members by a diagnosis, by a BSN
+/// written with spaces or in full-width digits, by a control character, and sends thousands
+/// of distinct keys besides: the record names the declared fields and one `*` for everything
+/// undeclared — none of the partner's text, and a record that does not grow with the answer
+/// (found by an outside attack on the field lists, 2026-12-05).
+#[tokio::test]
+async fn an_open_object_s_keys_never_reach_the_record() {
+    let pki = TestPki::new();
+    let mut answer = serde_json::Map::new();
+    answer.insert("ok".into(), serde_json::json!(true));
+    answer.insert("geheim".into(), serde_json::json!(LEAK_MARKER));
+    for hostile in [
+        "Fictieve diagnose depressie",
+        "999 990 019",
+        "９９９９９００１９",
+        "\u{0}",
+        "a\u{202e}b",
+    ] {
+        answer.insert(hostile.into(), serde_json::json!(1));
+    }
+    for k in 0..2_000 {
+        answer.insert(format!("k{k}"), serde_json::json!(k));
+    }
+    let body: &'static str = Box::leak(serde_json::to_string(&answer).unwrap().into_boxed_str());
+    let partner = start_partner(&pki, fixed(StatusCode::OK, body, Duration::ZERO)).await;
+    let s = Setup::new(pki, partner.addr, "5s").await;
+    let response = s.ping("uwv").await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.json(), serde_json::json!({"ok": true}));
+    let tx = response.headers["fsc-transaction-id"].to_str().unwrap();
+    let record = audit_record_of(&s.pki.path("audit"), tx);
+    let mut withheld: Vec<String> =
+        serde_json::from_value(record["attributes"]["doelpoort.fields_withheld"].clone()).unwrap();
+    withheld.sort();
+    assert_eq!(withheld, ["/*", "/geheim"], "{record}");
+    assert_eq!(
+        record["attributes"]["doelpoort.fields_released"],
+        serde_json::json!(["/ok"])
+    );
+    let line = record.to_string();
+    assert!(line.len() < 3_000, "a record of {} bytes", line.len());
+    for text in ["diagnose", "999 990", "９", "\\u0000", "\u{202e}", "k1999"] {
+        assert!(!line.contains(text), "{text} in {line}");
+    }
+    // Every value withheld is still counted (the geheim member and the 2,005 others).
+    let values = s
+        .gateway
+        .metrics
+        .fields_withheld
+        .with_label_values(&["uwv", "ping", "test-doel"])
+        .get();
+    assert_eq!(values, 2_006);
+    s.assert_still_serving().await;
+}

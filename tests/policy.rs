@@ -373,19 +373,29 @@ async fn forwarded_requests_carry_the_lawful_basis_and_only_granted_query_parame
     assert!(!headers.contains_key("doelbinding-data-subject"));
 }
 
-#[tokio::test]
-async fn only_the_fields_the_purpose_needs_arrive() {
-    let (pki, _partner, gateway, _recorded) = shipped_policies_before_uwv().await;
-    let client = client(&pki, "consumer", Http::One);
+/// The district team asks UWV for test person 999990019's income under `wams-onderzoek`; the
+/// answer must be 200.
+async fn ask_income_for_investigation(
+    pki: &TestPki,
+    gateway: &doelpoort::server::RunningGateway,
+) -> TestResponse {
+    let client = client(pki, "consumer", Http::One);
     let response = send(
         &client,
         request(
-            &url(&gateway, "/uwv/v1/personen/999990019/inkomen"),
+            &url(gateway, "/uwv/v1/personen/999990019/inkomen"),
             ONDERZOEK,
         ),
     )
     .await;
-    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    response
+}
+
+#[tokio::test]
+async fn only_the_fields_the_purpose_needs_arrive() {
+    let (pki, _partner, gateway, _recorded) = shipped_policies_before_uwv().await;
+    let response = ask_income_for_investigation(&pki, &gateway).await;
     assert_eq!(response.headers["content-type"], "application/json");
     // The mock answer holds the BSN, the employer, amounts and a medical reason; the
     // investigation may see the kinds of income and benefit, whether there is income, and the
@@ -438,16 +448,7 @@ const THREE_BENEFITS: &str = r#"{"bsn":"999990019",
 async fn the_record_names_fields_not_elements() {
     let handler = fixed(StatusCode::OK, THREE_BENEFITS, std::time::Duration::ZERO);
     let (pki, _partner, gateway, _recorded) = shipped_policies_before(handler).await;
-    let client = client(&pki, "consumer", Http::One);
-    let response = send(
-        &client,
-        request(
-            &url(&gateway, "/uwv/v1/personen/999990019/inkomen"),
-            ONDERZOEK,
-        ),
-    )
-    .await;
-    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    let response = ask_income_for_investigation(&pki, &gateway).await;
     // The caller still gets every element.
     assert_eq!(response.json()["uitkeringen"].as_array().unwrap().len(), 3);
     let tx = response.headers["fsc-transaction-id"].to_str().unwrap();

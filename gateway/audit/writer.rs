@@ -22,12 +22,14 @@ mod recovery;
 
 pub use recovery::{prune_before, recover};
 
+use super::fields;
 use super::record::{self, Attributes, ConsumerRef, Record};
 use super::segment::{self, ChainPoint};
 use super::subject::{SubjectKey, BSN_TYPE};
 use crate::exchange::{Concluded, RecordKind};
 use crate::metrics::Metrics;
 use anyhow::{Context as _, Result};
+use std::borrow::Cow;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -464,9 +466,16 @@ impl Writer {
             .requested_subject
             .as_ref()
             .map(|b| self.key.subject_id(b.as_str()));
-        // Fields, not elements (SPEC §5): each array position is `*`, each field named once.
-        let released = record::field_paths(event.fields_released.iter());
-        let withheld = record::field_paths(event.fields_withheld.iter());
+        // Fields, not elements or the answer's own keys (SPEC §5; see `fields`).
+        let schema = event.response_schema();
+        let released = fields::stated(event.fields_released.iter(), schema);
+        let withheld = fields::stated(event.fields_withheld.iter(), schema);
+        let provider = event.provider_fields.as_ref().map(|p| {
+            (
+                fields::stated(p.released.iter().map(String::as_str), schema),
+                fields::stated(p.withheld.iter().map(String::as_str), schema),
+            )
+        });
         let categories: Vec<&str> = match (&event.grant, released.is_empty()) {
             (Some(grant), false) => grant.categories.iter().map(String::as_str).collect(),
             _ => Vec::new(),
@@ -493,8 +502,8 @@ impl Writer {
                 assertion_jti: event.assertion_jti.as_deref(),
                 fsc: event.fsc.as_ref().map(record::FscRef::of),
                 fsc_error_code: event.fsc_error_code.as_deref(),
-                provider_fields_released: event.provider_fields.as_ref().map(|p| strs(&p.released)),
-                provider_fields_withheld: event.provider_fields.as_ref().map(|p| strs(&p.withheld)),
+                provider_fields_released: provider.as_ref().map(|(r, _)| strs(r)),
+                provider_fields_withheld: provider.as_ref().map(|(_, w)| strs(w)),
                 requester: event.requester.as_deref(),
                 role: event.role,
                 case_id: event.case_id.as_deref(),
@@ -653,8 +662,8 @@ impl Writer {
     }
 }
 
-fn strs(list: &[String]) -> Vec<&str> {
-    list.iter().map(String::as_str).collect()
+fn strs<'a>(list: &'a [Cow<'_, str>]) -> Vec<&'a str> {
+    list.iter().map(|s| s.as_ref()).collect()
 }
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T10:15:00.123456Z`: fixed width, so records

@@ -56,7 +56,8 @@ pub(super) fn respond(
 }
 
 /// At an inway: which fields the provider released and withheld, for the outway's record (as
-/// field paths, array positions as `*`, deduplicated; a BSN-like run of digits as `#`).
+/// the audit record states them: array positions and undeclared members `*`, each field once;
+/// a BSN-like run of digits as `#`).
 fn report_fields(concluded: &Concluded, headers: &mut http::HeaderMap) {
     for (name, pointers) in [
         (
@@ -68,8 +69,8 @@ fn report_fields(concluded: &Concluded, headers: &mut http::HeaderMap) {
             &concluded.fields_withheld,
         ),
     ] {
-        // The same field paths as the audit record's (one function states what a field is).
-        let mut paths = crate::audit::record::field_paths(pointers.iter());
+        // The fields as the audit record states them (one function says what a field is).
+        let mut paths = crate::audit::fields::stated(pointers.iter(), concluded.response_schema());
         paths.sort();
         // Paths that are not plain visible ASCII (or would make the list ambiguous) are not
         // reported; the inway's own record holds them all.

@@ -156,6 +156,58 @@ pub fn resolve<'a>(root: &'a Value, path: &FieldPath) -> Option<&'a Value> {
     Some(current)
 }
 
+/// The part of `pointer` (into an answer described by `root`; array positions already `*`)
+/// that the schema declares: the first member it does not name is written `*`, and nothing
+/// beneath it is kept. Borrowed when every member is declared.
+///
+/// Why: a record names fields, and an undeclared member's key is the partner's text, not a
+/// field anyone declared (an open object may key members by a diagnosis, or by a BSN written
+/// with spaces); and a partner must not make a record grow with thousands of distinct keys.
+/// Without a schema no member is declared.
+pub fn declared_field<'a>(root: Option<&Value>, pointer: &'a str) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    let undeclared = |end: usize| -> Cow<'a, str> {
+        if pointer.len() == end + 2 && pointer.ends_with("/*") {
+            Cow::Borrowed(pointer)
+        } else {
+            Cow::Owned(format!("{}/*", &pointer[..end]))
+        }
+    };
+    let Some(root) = root else {
+        return if pointer.is_empty() {
+            Cow::Borrowed(pointer)
+        } else {
+            undeclared(0)
+        };
+    };
+    let mut schema = deref(root, root);
+    // Bytes of `pointer` declared so far.
+    let mut end = 0usize;
+    for token in pointer.split('/').skip(1) {
+        let sub = if token == "*" {
+            schema.get("items").filter(|items| items.is_object())
+        } else {
+            let name: Cow<'_, str> = if token.contains('~') {
+                Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+            } else {
+                Cow::Borrowed(token)
+            };
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .and_then(|properties| properties.get(name.as_ref()))
+        };
+        match sub {
+            Some(sub) => {
+                schema = deref(root, sub);
+                end += 1 + token.len();
+            }
+            None => return undeclared(end),
+        }
+    }
+    Cow::Borrowed(pointer)
+}
+
 /// Visits every property and array item of a schema, with its path, its (dereferenced)
 /// schema and whether its object requires it. Depth-bounded: recursive schemas are not
 /// expected, and a walk stops rather than loops.

@@ -232,6 +232,10 @@ fn release_sample(
         pseudonym_key: Some(&[0u8; 32]),
         today: request.today,
     };
+    let json_schema = op
+        .response_schema
+        .as_deref()
+        .and_then(|n| set.schemas.get(n));
     let json = http::HeaderValue::from_static("application/json");
     crate::minimise::minimise_response(
         sample,
@@ -247,7 +251,11 @@ fn release_sample(
             .unwrap_or_default(),
         released: m.released.values(),
         withheld_values: m.withheld.values(),
-        withheld: m.withheld.iter().map(str::to_string).collect(),
+        // As the audit record states them: never the answer's own keys (see audit::fields).
+        withheld: crate::audit::fields::stated(m.withheld.iter(), json_schema)
+            .into_iter()
+            .map(|f| f.into_owned())
+            .collect(),
     })
 }
 

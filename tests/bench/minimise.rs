@@ -12,6 +12,8 @@
 
 #[path = "data.rs"]
 mod data;
+#[path = "inprocess.rs"]
+mod inprocess;
 
 use doelpoort::minimise::{self, strict, transform};
 
@@ -21,46 +23,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Nanoseconds per call of `f`: median of 5 runs of at most `max_iters` calls or 400 ms.
-fn measure(max_iters: u64, mut f: impl FnMut()) -> f64 {
-    for _ in 0..max_iters.min(50) {
-        f(); // warm-up
-    }
-    let mut runs = Vec::new();
-    for _ in 0..5 {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while n < max_iters && start.elapsed() < Duration::from_millis(400) {
-            f();
-            n += 1;
-        }
-        runs.push(start.elapsed().as_nanos() as f64 / n as f64);
-    }
-    runs.sort_by(|a, b| a.total_cmp(b));
-    runs[2]
-}
-
 fn main() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (set, diagnostics) = doelpoort::policy::compile::load(
-        &repo.join("policies"),
-        &repo.join("schemas"),
-        doelpoort::policy::today(),
-    );
-    let Some(set) = set else {
-        for d in diagnostics {
-            eprintln!("{d}");
-        }
-        std::process::exit(1);
-    };
-    let grant = set
-        .grants
-        .iter()
-        .find(|g| g.id == "wijkteam-uwv-inkomen-onderzoek")
-        .expect("shipped grant");
-    let schema = set
-        .strict_schema("uwv-inkomen.response.schema.json")
-        .expect("shipped schema");
+    let set = inprocess::shipped_policies();
+    let (grant, schema) = inprocess::investigation_grant(&set);
     let limits = minimise::Limits::default();
     let key = [7u8; 32];
     let context = transform::Context {
@@ -102,8 +67,8 @@ fn main() {
     for size in [1_000usize, 10_000, 100_000, 1_000_000] {
         let body = data::uwv_body(size);
         let iters = (20_000_000 / body.len() as u64).max(20);
-        let total = measure(iters, || streaming(&body, &grant.release, Some(schema)));
-        let reference = measure(iters, || {
+        let total = inprocess::measure(iters, || streaming(&body, &grant.release, Some(schema)));
+        let reference = inprocess::measure(iters, || {
             black_box(
                 minimise::reference(
                     black_box(&body),
@@ -115,19 +80,19 @@ fn main() {
                 .expect("valid answer"),
             );
         });
-        let parse = measure(iters, || {
+        let parse = inprocess::measure(iters, || {
             black_box(strict::parse(black_box(&body), limits.max_depth).expect("valid JSON"));
         });
-        let plain = measure(iters, || {
+        let plain = inprocess::measure(iters, || {
             black_box(
                 serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("valid JSON"),
             );
         });
         let value = strict::parse(&body, limits.max_depth).expect("valid JSON");
-        let validate = measure(iters, || {
+        let validate = inprocess::measure(iters, || {
             black_box(schema.is_valid(black_box(&value)));
         });
-        let rebuild = measure(iters, || {
+        let rebuild = inprocess::measure(iters, || {
             black_box(minimise::apply(black_box(&value), &grant.release, &context));
         });
         // Diagnostic: the same walk with every field kept, to separate transform cost.
@@ -136,15 +101,15 @@ fn main() {
             let keep = doelpoort::policy::Transform::Keep;
             minimise::FieldTree::build(paths.iter().map(|p| (p, &keep))).expect("valid tree")
         };
-        let rebuild_keep = measure(iters, || {
+        let rebuild_keep = inprocess::measure(iters, || {
             black_box(minimise::apply(black_box(&value), &keep_all, &context));
         });
         if std::env::var_os("MINIMISE_DIAG").is_some() {
-            let nothing = measure(iters, || {
+            let nothing = inprocess::measure(iters, || {
                 streaming(&body, &minimise::FieldTree::default(), Some(schema))
             });
-            let keep = measure(iters, || streaming(&body, &keep_all, Some(schema)));
-            let no_schema = measure(iters, || streaming(&body, &grant.release, None));
+            let keep = inprocess::measure(iters, || streaming(&body, &keep_all, Some(schema)));
+            let no_schema = inprocess::measure(iters, || streaming(&body, &grant.release, None));
             eprintln!(
                 "{} B: reference rebuild with keep-only transforms {:.1} µs; streaming: nothing granted {:.1} µs, keep-only {:.1} µs, without schema {:.1} µs",
                 body.len(),

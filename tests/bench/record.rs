@@ -17,39 +17,22 @@
 
 #[path = "data.rs"]
 mod data;
+#[path = "inprocess.rs"]
+mod inprocess;
 
+use doelpoort::audit::fields;
 use doelpoort::audit::record::{self, Attributes, ConsumerRef, Record};
 use doelpoort::minimise::{self, transform, PointerList};
 use sha2::Digest as _;
 use std::borrow::Cow;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Nanoseconds per call of `f`: median of 5 runs of at most `max_iters` calls or 400 ms.
-fn measure(max_iters: u64, mut f: impl FnMut()) -> f64 {
-    for _ in 0..max_iters.min(50) {
-        f(); // warm-up
-    }
-    let mut runs = Vec::new();
-    for _ in 0..5 {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while n < max_iters && start.elapsed() < Duration::from_millis(400) {
-            f();
-            n += 1;
-        }
-        runs.push(start.elapsed().as_nanos() as f64 / n as f64);
-    }
-    runs.sort_by(|a, b| a.total_cmp(b));
-    runs[2]
-}
-
 /// The field lists as the writer states them.
-fn lists(pointers: &PointerList) -> Vec<Cow<'_, str>> {
-    record::field_paths(pointers.iter())
+fn lists<'a>(pointers: &'a PointerList, schema: &serde_json::Value) -> Vec<Cow<'a, str>> {
+    fields::stated(pointers.iter(), Some(schema))
 }
 
 /// An allowed UWV income exchange's record (the side-by-side harness's, member for member).
@@ -113,25 +96,11 @@ fn record_of<'a>(released: &'a [Cow<'a, str>], withheld: &'a [Cow<'a, str>]) -> 
 }
 
 fn main() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (set, diagnostics) = doelpoort::policy::compile::load(
-        &repo.join("policies"),
-        &repo.join("schemas"),
-        doelpoort::policy::today(),
-    );
-    let Some(set) = set else {
-        for d in diagnostics {
-            eprintln!("{d}");
-        }
-        std::process::exit(1);
-    };
-    let grant = set
-        .grants
-        .iter()
-        .find(|g| g.id == "wijkteam-uwv-inkomen-onderzoek")
-        .expect("shipped grant");
-    let schema = set
-        .strict_schema("uwv-inkomen.response.schema.json")
+    let set = inprocess::shipped_policies();
+    let (grant, schema) = inprocess::investigation_grant(&set);
+    let json_schema = set
+        .schemas
+        .get("uwv-inkomen.response.schema.json")
         .expect("shipped schema");
     let key = [7u8; 32];
     let context = transform::Context {
@@ -157,23 +126,23 @@ fn main() {
         .expect("valid answer");
         let (released, withheld) = (minimised.released, minimised.withheld);
         let iters = 200_000;
-        let (r, w) = (lists(&released), lists(&withheld));
+        let (r, w) = (lists(&released, json_schema), lists(&withheld, json_schema));
         let mut line = Vec::new();
         record::write_line(&record_of(&r, &w), &mut line);
         let list_bytes: usize = r.iter().chain(&w).map(|p| p.len() + 3).sum();
         let mut buf = Vec::with_capacity(line.len());
         // What the writer does per record: the lists, the canonical line, its hash.
-        let total = measure(iters, || {
+        let total = inprocess::measure(iters, || {
             buf.clear();
-            let r = lists(black_box(&released));
-            let w = lists(black_box(&withheld));
+            let r = lists(black_box(&released), json_schema);
+            let w = lists(black_box(&withheld), json_schema);
             black_box(record::write_line(&record_of(&r, &w), &mut buf));
         });
-        let build = measure(iters, || {
-            black_box(lists(black_box(&released)));
-            black_box(lists(black_box(&withheld)));
+        let build = inprocess::measure(iters, || {
+            black_box(lists(black_box(&released), json_schema));
+            black_box(lists(black_box(&withheld), json_schema));
         });
-        let hash = measure(iters, || {
+        let hash = inprocess::measure(iters, || {
             black_box(sha2::Sha256::digest(black_box(&line[..])));
         });
         println!(

@@ -1,0 +1,131 @@
+//! The fields a record states as released and withheld (SPEC §5): which *fields* of the
+//! partner's answer left the gateway or were held back, never the answer's own text.
+//!
+//! The minimiser lists them already as fields (array positions `*`, each once: see
+//! [`crate::minimise::PointerList`]). Here each is held against the operation's response
+//! schema ([`declared_field`]: a member the schema does not declare is `*`, with nothing
+//! beneath it), runs of nine or more digits are scrubbed ([`scrub`]), and what became the same
+//! field is listed once. The inway's `Doelbinding-Fields-*` report and `policy explain` state
+//! fields the same way.
+
+use super::record::scrub;
+use crate::policy::schema::declared_field;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Each pointer as the record states it, each field once, in the order first met. `schema` is
+/// the operation's response schema (none: no member is declared).
+pub fn stated<'a>(
+    pointers: impl Iterator<Item = &'a str>,
+    schema: Option<&Value>,
+) -> Vec<Cow<'a, str>> {
+    let mut kept: Vec<Cow<'a, str>> = Vec::new();
+    // A handful of fields is the rule and a scan finds them fastest; past that a set keeps a
+    // list of thousands (an open object's keys, before they become `*`) from a quadratic scan.
+    let mut seen: Option<std::collections::HashSet<String>> = None;
+    for pointer in pointers {
+        let field = match declared_field(schema, pointer) {
+            Cow::Borrowed(declared) => scrub(declared),
+            Cow::Owned(declared) => Cow::Owned(scrub(&declared).into_owned()),
+        };
+        let new = match &mut seen {
+            Some(set) => set.insert(field.to_string()),
+            None => !kept.contains(&field),
+        };
+        if !new {
+            continue;
+        }
+        kept.push(field);
+        if seen.is_none() && kept.len() > 16 {
+            seen = Some(kept.iter().map(|k| k.to_string()).collect());
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "bsn": {"type": "string"},
+                "a/b": {"type": "string"},
+                "cijfers": {"type": "object", "properties": {"0": {}, "2024": {}}},
+                "open": {"type": "object", "properties": {"soort": {"type": "string"}}},
+                "u": {"type": "array", "items": {"$ref": "#/$defs/u"}}
+            },
+            "$defs": {"u": {"type": "object", "properties": {"soort": {}, "bedrag": {}}}}
+        })
+    }
+
+    fn stated_list(pointers: &[&str], schema: Option<&Value>) -> Vec<String> {
+        stated(pointers.iter().copied(), schema)
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect()
+    }
+
+    #[test]
+    fn declared_fields_are_stated_as_they_are() {
+        let schema = schema();
+        let pointers = [
+            "/bsn",
+            "/u/*/soort",
+            "/u/*/bedrag",
+            "/a~1b",
+            "/cijfers/0",
+            "/cijfers/2024",
+            "",
+        ];
+        assert_eq!(stated_list(&pointers, Some(&schema)), pointers);
+        assert!(matches!(
+            declared_field(Some(&schema), "/u/*/soort"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn an_undeclared_member_is_a_star_with_nothing_beneath() {
+        let schema = schema();
+        // An open object's members keyed by a diagnosis, a BSN with spaces or in full-width
+        // digits, a control character: none of the partner's text reaches the record.
+        let hostile = [
+            "/open/Fictieve diagnose depressie",
+            "/open/999 990 019",
+            "/open/９９９９９００１９",
+            "/open/\u{0}",
+            "/open/x/y/z",
+            "/u/*/diag-depressie",
+            "/onbekend",
+            "/cijfers/1",
+        ];
+        assert_eq!(
+            stated_list(&hostile, Some(&schema)),
+            ["/open/*", "/u/*/*", "/*", "/cijfers/*"]
+        );
+        // Without a schema nothing is declared.
+        assert_eq!(stated_list(&["/a", "/b/c", ""], None), ["/*", ""]);
+    }
+
+    #[test]
+    fn thousands_of_keys_make_one_field() {
+        let schema = schema();
+        let keys: Vec<String> = (0..5000).map(|k| format!("/open/k{k}")).collect();
+        let mut pointers: Vec<&str> = keys.iter().map(String::as_str).collect();
+        pointers.push("/open/soort");
+        assert_eq!(
+            stated_list(&pointers, Some(&schema)),
+            ["/open/*", "/open/soort"]
+        );
+    }
+
+    #[test]
+    fn long_digit_runs_in_declared_names_are_scrubbed() {
+        let schema = json!({"type": "object", "properties": {"p999990019": {}}});
+        assert_eq!(stated_list(&["/p999990019"], Some(&schema)), ["/p#"]);
+    }
+}
