@@ -13,14 +13,13 @@
 //!     └────────── receipt (seq) or error ◄───┘  one fsync per batch (group commit)
 //! ```
 //!
-//! Modules: [`record`] (shape, canonical form, hash), [`fields`] (the fields a record
-//! states as released and withheld), [`writer`] (group commit, rotation,
+//! Modules: [`record`] (shape, canonical form, hash; the fields it states as released and
+//! withheld are [`crate::policy::fields`]), [`writer`] (group commit, rotation,
 //! recovery, retention), [`segment`] (files on disk), [`subject`] (the HMAC key), [`verify`]
 //! and [`query`] (the `doelpoort audit` commands), [`central`] (the same commands on the
 //! central log in PostgreSQL, and `audit import`).
 
 pub mod central;
-pub mod fields;
 pub mod join;
 pub mod query;
 pub mod record;

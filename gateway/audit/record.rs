@@ -15,7 +15,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 
 /// `prev_hash` of the very first record of a log.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -369,45 +368,9 @@ impl StoredRecord {
     }
 }
 
-/// A JSON pointer as the log may hold it. Pointers name member keys of the partner's answer,
-/// and a partner keying a map by BSN would put one in a pointer: every run of nine or more
-/// digits is replaced by `#` (array positions are far shorter).
-pub fn scrub(pointer: &str) -> Cow<'_, str> {
-    // The common case (no such run) in one pass over the bytes, borrowing: this runs for every
-    // released and withheld pointer of every record (2 % of the gateway's CPU as a chunked scan).
-    let mut digits = 0usize;
-    let long_run = pointer.bytes().any(|b| {
-        digits = if b.is_ascii_digit() { digits + 1 } else { 0 };
-        digits >= 9
-    });
-    if !long_run {
-        return Cow::Borrowed(pointer);
-    }
-    let mut out = String::with_capacity(pointer.len());
-    for run in pointer
-        .as_bytes()
-        .chunk_by(|a, b| a.is_ascii_digit() == b.is_ascii_digit())
-    {
-        if run.len() >= 9 && run[0].is_ascii_digit() {
-            out.push('#');
-        } else {
-            // Runs split only between ASCII digits and other bytes: always on a char boundary.
-            out.push_str(std::str::from_utf8(run).unwrap_or("?"));
-        }
-    }
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pointers_lose_long_digit_runs() {
-        assert_eq!(scrub("/uitkeringen/12/soort"), "/uitkeringen/12/soort");
-        assert_eq!(scrub("/personen/999990019/naam"), "/personen/#/naam");
-        assert_eq!(scrub("/x999990019y/é/1234567890"), "/x#y/é/#");
-    }
 
     fn sample<'a>(prev: &'a str, seq: u64) -> Record<'a> {
         Record {

@@ -22,12 +22,12 @@ mod recovery;
 
 pub use recovery::{prune_before, recover};
 
-use super::fields;
 use super::record::{self, Attributes, ConsumerRef, Record};
 use super::segment::{self, ChainPoint};
 use super::subject::{SubjectKey, BSN_TYPE};
 use crate::exchange::{Concluded, RecordKind};
 use crate::metrics::Metrics;
+use crate::policy::fields;
 use anyhow::{Context as _, Result};
 use std::borrow::Cow;
 use std::fs::File;

@@ -70,7 +70,7 @@ fn report_fields(concluded: &Concluded, headers: &mut http::HeaderMap) {
         ),
     ] {
         // The fields as the audit record states them (one function says what a field is).
-        let mut paths = crate::audit::fields::stated(pointers.iter(), concluded.response_schema());
+        let mut paths = crate::policy::fields::stated(pointers.iter(), concluded.response_schema());
         paths.sort();
         // Paths that are not plain visible ASCII (or would make the list ambiguous) are not
         // reported; the inway's own record holds them all.

@@ -6,6 +6,8 @@
 //! - [`decide`]: phase *decide*: request → [`decide::Permit`] or a denial. Deny by default.
 //! - [`store`]: the live set behind an atomic pointer, hot reload on SIGHUP and file change.
 //! - [`tools`]: `policy explain`, `policy test`, `policy matrix`.
+//! - [`schema`] and [`fields`]: what the response schemas declare, and so which fields an
+//!   audit record states as released and withheld.
 //!
 //! A `PolicySet` is immutable. A decision is a few hash lookups (consumer → operation →
 //! purpose), so it costs the same with 10 or 10,000 grants.
@@ -15,6 +17,7 @@ pub mod cases;
 pub mod compile;
 pub mod decide;
 pub mod fieldpath;
+pub mod fields;
 pub mod four_eyes;
 pub mod impact;
 pub mod model;

@@ -251,8 +251,8 @@ fn release_sample(
             .unwrap_or_default(),
         released: m.released.values(),
         withheld_values: m.withheld.values(),
-        // As the audit record states them: never the answer's own keys (see audit::fields).
-        withheld: crate::audit::fields::stated(m.withheld.iter(), json_schema)
+        // As the audit record states them: never the answer's own keys (see policy::fields).
+        withheld: super::fields::stated(m.withheld.iter(), json_schema)
             .into_iter()
             .map(|f| f.into_owned())
             .collect(),

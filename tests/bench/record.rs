@@ -20,9 +20,9 @@ mod data;
 #[path = "inprocess.rs"]
 mod inprocess;
 
-use doelpoort::audit::fields;
 use doelpoort::audit::record::{self, Attributes, ConsumerRef, Record};
 use doelpoort::minimise::{self, transform, PointerList};
+use doelpoort::policy::fields;
 use sha2::Digest as _;
 use std::borrow::Cow;
 use std::hint::black_box;
