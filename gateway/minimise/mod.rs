@@ -30,7 +30,7 @@ pub mod transform;
 pub mod tree;
 
 pub use shape::StrictSchema;
-pub use tree::{FieldTree, PointerList};
+pub use tree::{Distinct, FieldTree, PointerList};
 
 use crate::problem::{Problem, ProblemCode};
 use serde_json::Value;

@@ -79,16 +79,12 @@ pub struct PointerList {
     ends: Vec<usize>,
     /// Every value pushed, duplicates of a field included (the withheld-values metric).
     values: usize,
-    /// Past [`SCAN_MAX`] fields: a field's hash → its index, so that an answer with thousands
-    /// of distinct keys does not cost a quadratic scan.
-    index: Option<std::collections::HashMap<u64, usize>>,
+    distinct: Distinct,
 }
-
-/// Up to this many fields a new pointer is checked by a scan (the rule: a handful).
-const SCAN_MAX: usize = 16;
 
 impl PartialEq for PointerList {
     fn eq(&self, other: &Self) -> bool {
+        // `distinct` only speeds up `push`: derived from the fields.
         self.text == other.text && self.ends == other.ends && self.values == other.values
     }
 }
@@ -101,49 +97,13 @@ impl PointerList {
     /// member with an empty key.
     pub(super) fn push(&mut self, pointer: &str) {
         self.values += 1;
-        if self.ends.len() < SCAN_MAX {
-            if self.contains(pointer) {
-                return;
-            }
-        } else {
-            if self.index.is_none() {
-                // First time past the scan: index the fields listed so far.
-                let index = (0..self.ends.len())
-                    .rev()
-                    .map(|i| (Self::hash(self.field(i)), i))
-                    .collect();
-                self.index = Some(index);
-            }
-            let hash = Self::hash(pointer);
-            let index = self
-                .index
-                .as_ref()
-                .and_then(|index| index.get(&hash).copied());
-            match index {
-                Some(i) if self.field(i) == pointer => return,
-                // A hash shared with another field (rare): settled by a scan.
-                Some(_) if self.contains(pointer) => return,
-                Some(_) => {}
-                None => {
-                    let at = self.ends.len();
-                    self.index.as_mut().map(|index| index.insert(hash, at));
-                }
-            }
+        if self
+            .distinct
+            .is_new(pointer, fields(&self.text, &self.ends))
+        {
+            self.text.push_str(pointer);
+            self.ends.push(self.text.len());
         }
-        self.text.push_str(pointer);
-        self.ends.push(self.text.len());
-    }
-
-    fn hash(pointer: &str) -> u64 {
-        use std::hash::BuildHasher as _;
-        // Fixed keys: the index lives for one answer and never leaves the process.
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .hash_one(pointer)
-    }
-
-    fn field(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
     }
 
     /// How many fields.
@@ -162,12 +122,7 @@ impl PointerList {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let s = &self.text[start..end];
-            start = end;
-            s
-        })
+        fields(&self.text, &self.ends)
     }
 
     pub fn to_vec(&self) -> Vec<String> {
@@ -176,6 +131,49 @@ impl PointerList {
 
     pub fn contains(&self, pointer: &str) -> bool {
         self.iter().any(|p| p == pointer)
+    }
+}
+
+/// The fields of a flat buffer, in order.
+fn fields<'a>(text: &'a str, ends: &'a [usize]) -> impl ExactSizeIterator<Item = &'a str> + 'a {
+    let mut start = 0;
+    ends.iter().map(move |&end| {
+        let field = &text[start..end];
+        start = end;
+        field
+    })
+}
+
+/// Tells whether a field is new to a list that keeps each field once. A handful of fields is
+/// the rule, and a scan of the list finds them fastest; past 16 fields a set takes
+/// over, so that an answer with thousands of distinct keys does not cost a quadratic scan.
+/// Shared by the minimiser's [`PointerList`] and the audit record's field lists
+/// (`policy::fields`).
+#[derive(Debug, Default, Clone)]
+pub struct Distinct {
+    set: Option<std::collections::HashSet<String>>,
+}
+
+impl Distinct {
+    const SCAN_MAX: usize = 16;
+
+    /// Whether `field` is not among `listed` (every field listed so far); a new field is
+    /// remembered, so the caller must then list it.
+    pub fn is_new<'s>(
+        &mut self,
+        field: &str,
+        mut listed: impl ExactSizeIterator<Item = &'s str>,
+    ) -> bool {
+        if let Some(set) = &mut self.set {
+            return !set.contains(field) && set.insert(field.to_owned());
+        }
+        if listed.len() < Self::SCAN_MAX {
+            return !listed.any(|l| l == field);
+        }
+        let mut set: std::collections::HashSet<String> = listed.map(str::to_owned).collect();
+        let new = set.insert(field.to_owned());
+        self.set = Some(set);
+        new
     }
 }
 

@@ -49,24 +49,15 @@ pub fn stated<'a>(
     schema: Option<&Value>,
 ) -> Vec<Cow<'a, str>> {
     let mut kept: Vec<Cow<'a, str>> = Vec::new();
-    // A handful of fields is the rule and a scan finds them fastest; past that a set keeps a
-    // list of thousands (an open object's keys, before they become `*`) from a quadratic scan.
-    let mut seen: Option<std::collections::HashSet<String>> = None;
+    // Undeclared keys become the same `*` field here, so the list is made distinct again.
+    let mut distinct = crate::minimise::Distinct::default();
     for pointer in pointers {
         let field = match declared_field(schema, pointer) {
             Cow::Borrowed(declared) => scrub(declared),
             Cow::Owned(declared) => Cow::Owned(scrub(&declared).into_owned()),
         };
-        let new = match &mut seen {
-            Some(set) => set.insert(field.to_string()),
-            None => !kept.contains(&field),
-        };
-        if !new {
-            continue;
-        }
-        kept.push(field);
-        if seen.is_none() && kept.len() > 16 {
-            seen = Some(kept.iter().map(|k| k.to_string()).collect());
+        if distinct.is_new(&field, kept.iter().map(|k| k.as_ref())) {
+            kept.push(field);
         }
     }
     kept
